@@ -1,0 +1,133 @@
+# shellcheck shell=bash
+# Shared helpers for the hack/ scripts. Source it, do not run it:
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#
+# Everything the test environment downloads, builds or runs lives OUTSIDE the
+# checkout, under $FO_CACHE, so a fresh clone (CI) reuses a machine's warm
+# cache and `git status` stays clean.
+
+if [[ -n "${FO_LIB_SOURCED:-}" ]]; then
+  return 0
+fi
+FO_LIB_SOURCED=1
+
+FO_HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+FO_CACHE="${FARGATE_OPERATOR_CACHE:-$HOME/.cache/fargate-operator}"
+FO_BIN="$FO_CACHE/bin"
+FO_VENV="$FO_CACHE/venv"
+FO_ENV_DIR="$FO_CACHE/env"
+FO_LOG_DIR="$FO_CACHE/logs"
+
+# Fixed, unusual loopback ports so the env never collides with a developer's
+# real etcd (2379/2380), a kind/k3d cluster (6443) or a stray moto (5000).
+FO_HOST=127.0.0.1
+FO_ETCD_PORT="${FARGATE_OPERATOR_ETCD_PORT:-23790}"
+FO_ETCD_PEER_PORT="${FARGATE_OPERATOR_ETCD_PEER_PORT:-23800}"
+FO_APISERVER_PORT="${FARGATE_OPERATOR_APISERVER_PORT:-16443}"
+FO_MOTO_PORT="${FARGATE_OPERATOR_MOTO_PORT:-15000}"
+
+# Versions we pin. moto's ECS/state-manager behaviour is what the tests rely
+# on, so upgrade it deliberately (and rerun the integration tests).
+FO_MOTO_VERSION="${FARGATE_OPERATOR_MOTO_VERSION:-5.2.5}"
+FO_K8S_VERSION="v1.20.2" # what Debian bookworm's `kubernetes` source really is
+
+FO_SCRIPT_NAME="$(basename "$0")"
+
+log() {
+  printf '[%s %s] %s\n' "$(date +%H:%M:%S)" "$FO_SCRIPT_NAME" "$*" >&2
+}
+
+warn() {
+  printf '[%s %s] WARNING: %s\n' "$(date +%H:%M:%S)" "$FO_SCRIPT_NAME" "$*" >&2
+}
+
+die() {
+  printf '[%s %s] ERROR: %s\n' "$(date +%H:%M:%S)" "$FO_SCRIPT_NAME" "$*" >&2
+  exit 1
+}
+
+# `as_root CMD...`: run directly as root (CI, dev containers), via sudo otherwise.
+as_root() {
+  if [[ "$(id -u)" -eq 0 ]]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "need root for: $* (no sudo found)"
+  fi
+}
+
+# `wait_for TIMEOUT_S WHAT LOGFILE CMD...`: poll CMD every 0.5 s until it
+# succeeds. On timeout, print the tail of LOGFILE and fail, so the reason a
+# server did not come up is right there in the CI output.
+# If FO_WAIT_PID is set and that process dies, fail at once instead of
+# waiting out the timeout.
+wait_for() {
+  local timeout="$1" what="$2" logfile="$3"
+  shift 3
+  local deadline=$((SECONDS + timeout))
+  while ! "$@" >/dev/null 2>&1; do
+    if [[ -n "${FO_WAIT_PID:-}" ]] && ! kill -0 "$FO_WAIT_PID" 2>/dev/null; then
+      dump_log "$logfile"
+      die "$what: process $FO_WAIT_PID exited before becoming ready; see $logfile"
+    fi
+    if ((SECONDS >= deadline)); then
+      dump_log "$logfile"
+      die "$what: not ready after ${timeout}s; see $logfile"
+    fi
+    sleep 0.5
+  done
+}
+
+dump_log() {
+  local logfile="$1"
+  if [[ -f "$logfile" ]]; then
+    printf -- '----- last 30 lines of %s -----\n' "$logfile" >&2
+    tail -n 30 "$logfile" >&2 || true
+    printf -- '-----\n' >&2
+  fi
+}
+
+# `pid_alive PIDFILE`: true if the pid file names a live process.
+pid_alive() {
+  local pidfile="$1" pid
+  [[ -s "$pidfile" ]] || return 1
+  pid="$(cat "$pidfile")"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null
+}
+
+# `port_in_use PORT`: true if something listens on 127.0.0.1:PORT.
+# Uses bash's /dev/tcp so it needs neither ss nor netstat.
+port_in_use() {
+  (exec 3<>"/dev/tcp/$FO_HOST/$1") 2>/dev/null
+}
+
+# `stop_pidfile NAME PIDFILE`: TERM, wait up to 20 s, then KILL; remove the
+# pid file. Only ever signals the pid we recorded ourselves, never by name.
+stop_pidfile() {
+  local name="$1" pidfile="$2" pid i
+  if ! pid_alive "$pidfile"; then
+    [[ -e "$pidfile" ]] && log "$name: not running (stale pid file removed)"
+    rm -f "$pidfile"
+    return 0
+  fi
+  pid="$(cat "$pidfile")"
+  log "$name: stopping pid $pid (TERM)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 40; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    warn "$name: pid $pid ignored TERM for 20s, sending KILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.5
+  fi
+  rm -f "$pidfile"
+}
+
+# Human-readable duration for the "took Ns" messages.
+fmt_secs() {
+  printf '%dm%02ds' $(($1 / 60)) $(($1 % 60))
+}

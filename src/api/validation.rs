@@ -1,0 +1,323 @@
+//! Spec validation in Rust, one function per kind.
+//!
+//! The CRD schema and its CEL rules reject bad input at `kubectl apply` time, but clusters older than
+//! 1.25 ignore CEL, and some rules need AWS facts (the zone's name). Controllers call these functions
+//! before touching AWS and report failures as `Degraded` with reason `InvalidSpec`. Each message
+//! names the field and the fix.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use super::dns_failover::{DnsFailoverSpec, HealthCheckSpec, HealthCheckType};
+use super::fargate_app::{FARGATE_SIZES, FargateAppSpec};
+use super::hot_pool::{HotPoolClaimSpec, HotPoolSpec};
+
+/// One problem with one field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    /// Path of the field, e.g. `spec.memory`.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// Every problem found in a spec.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl ValidationErrors {
+    fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError { field: field.into(), message: message.into() });
+    }
+
+    fn into_result(self) -> Result<(), ValidationErrors> {
+        if self.0.is_empty() { Ok(()) } else { Err(self) }
+    }
+
+    /// True when some error is about `field` (exact path).
+    pub fn mentions(&self, field: &str) -> bool {
+        self.0.iter().any(|e| e.field == field)
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", e.field, e.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+/// The memory sizes (MiB) Fargate accepts for `cpu`, or `None` when `cpu` is not a Fargate size.
+pub fn fargate_memory_sizes(cpu: i32) -> Option<Vec<i32>> {
+    FARGATE_SIZES
+        .iter()
+        .find(|(c, ..)| *c == cpu)
+        .map(|&(_, min, max, step)| (min..=max).step_by(step as usize).collect())
+}
+
+/// Validate a FargateApp spec.
+pub fn validate_fargate_app(spec: &FargateAppSpec) -> Result<(), ValidationErrors> {
+    let mut errs = ValidationErrors::default();
+    match fargate_memory_sizes(spec.cpu) {
+        None => errs.push(
+            "spec.cpu",
+            format!("{} is not a Fargate CPU size; use 256, 512, 1024, 2048, 4096, 8192 or 16384", spec.cpu),
+        ),
+        Some(sizes) if !sizes.contains(&spec.memory) => {
+            let (min, max) = (sizes[0], sizes[sizes.len() - 1]);
+            let step = if sizes.len() > 1 { sizes[1] - sizes[0] } else { 0 };
+            errs.push(
+                "spec.memory",
+                format!("{} MiB is not valid with cpu {}; use {min}..{max} in steps of {step}", spec.memory, spec.cpu),
+            );
+        }
+        Some(_) => {}
+    }
+    if spec.containers.is_empty() || spec.containers.len() > 10 {
+        errs.push("spec.containers", "list 1 to 10 containers");
+    }
+    let mut names = BTreeSet::new();
+    let mut container_memory = 0;
+    for (i, c) in spec.containers.iter().enumerate() {
+        if !names.insert(c.name.as_str()) {
+            errs.push(
+                format!("spec.containers[{i}].name"),
+                format!("{:?} is used twice; container names must be unique", c.name),
+            );
+        }
+        if c.image.trim().is_empty() {
+            errs.push(format!("spec.containers[{i}].image"), "set an image reference");
+        }
+        if let Some(hc) = &c.health_check
+            && !matches!(hc.command.first().map(String::as_str), Some("CMD" | "CMD-SHELL" | "NONE"))
+        {
+            errs.push(
+                format!("spec.containers[{i}].healthCheck.command"),
+                "start the command with CMD, CMD-SHELL or NONE",
+            );
+        }
+        if let Some(dup) = c.env.keys().find(|k| c.secrets.contains_key(*k)) {
+            errs.push(
+                format!("spec.containers[{i}].secrets"),
+                format!("{dup:?} is also in env; a variable is either plain or secret"),
+            );
+        }
+        container_memory += c.memory.unwrap_or(0);
+    }
+    if container_memory > spec.memory {
+        errs.push(
+            "spec.containers[].memory",
+            format!("containers reserve {container_memory} MiB but the task has spec.memory {} MiB", spec.memory),
+        );
+    }
+    let d = &spec.deployment;
+    if !(d.maximum_percent > d.minimum_healthy_percent
+        || (d.minimum_healthy_percent == 100 && d.maximum_percent == 100))
+    {
+        errs.push(
+            "spec.deployment.maximumPercent",
+            "must exceed minimumHealthyPercent, or a rollout cannot start a new task",
+        );
+    }
+    if let Some(lb) = &spec.load_balancer {
+        let target = match &lb.container_name {
+            Some(name) => {
+                let found = spec.containers.iter().find(|c| &c.name == name);
+                if found.is_none() {
+                    errs.push("spec.loadBalancer.containerName", format!("{name:?} is not one of spec.containers"));
+                }
+                found
+            }
+            None => {
+                let found = spec.containers.iter().find(|c| c.port.is_some());
+                if found.is_none() {
+                    errs.push("spec.loadBalancer.containerName", "no container has a port: set spec.containers[].port or loadBalancer.containerName and containerPort");
+                }
+                found
+            }
+        };
+        if let Some(c) = target
+            && lb.container_port.is_none()
+            && c.port.is_none()
+        {
+            errs.push(
+                "spec.loadBalancer.containerPort",
+                format!("container {:?} has no port: set spec.loadBalancer.containerPort", c.name),
+            );
+        }
+        let hc = &lb.target_group.health_check;
+        if hc.timeout_seconds >= hc.interval_seconds {
+            errs.push("spec.loadBalancer.targetGroup.healthCheck.timeoutSeconds", "must be less than intervalSeconds");
+        }
+        if lb.additional_target_group_arns.len() > 4 {
+            errs.push(
+                "spec.loadBalancer.additionalTargetGroupArns",
+                "at most 4: ECS allows 5 target groups per service including ours",
+            );
+        }
+        match &lb.listener_rule {
+            Some(rule) => {
+                if rule.path_patterns.is_empty() && rule.host_headers.is_empty() {
+                    errs.push("spec.loadBalancer.listenerRule", "set at least one of pathPatterns or hostHeaders");
+                }
+                if rule.path_patterns.len() + rule.host_headers.len() > 5 {
+                    errs.push(
+                        "spec.loadBalancer.listenerRule",
+                        "at most 5 pathPatterns and hostHeaders together (ALB condition value limit)",
+                    );
+                }
+                let range = &rule.priority_range;
+                if range.min > range.max {
+                    errs.push(
+                        "spec.loadBalancer.listenerRule.priorityRange",
+                        format!("min {} exceeds max {}", range.min, range.max),
+                    );
+                }
+                if let Some(p) = rule.priority
+                    && (p < range.min || p > range.max)
+                {
+                    errs.push(
+                        "spec.loadBalancer.listenerRule.priority",
+                        format!("{p} lies outside priorityRange {}..{}", range.min, range.max),
+                    );
+                }
+            }
+            None if lb.target_group.vpc_id.is_none() => {
+                errs.push(
+                    "spec.loadBalancer.targetGroup.vpcId",
+                    "required when there is no spec.loadBalancer.listenerRule",
+                );
+            }
+            None => {}
+        }
+    }
+    if spec.dns.is_some() && spec.load_balancer.as_ref().and_then(|lb| lb.listener_rule.as_ref()).is_none() {
+        errs.push(
+            "spec.dns",
+            "needs spec.loadBalancer.listenerRule: the record points at that listener's load balancer",
+        );
+    }
+    errs.into_result()
+}
+
+/// Lower-cased DNS name without its trailing dot.
+pub fn normalize_dns_name(name: &str) -> String {
+    name.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// True when `name` lies strictly below `zone` (not the apex).
+pub fn is_inside_zone(name: &str, zone: &str) -> bool {
+    let (name, zone) = (normalize_dns_name(name), normalize_dns_name(zone));
+    name.len() > zone.len() && name.ends_with(&zone) && name.as_bytes()[name.len() - zone.len() - 1] == b'.'
+}
+
+/// Validate a DnsFailover spec. `zone_name` is the hosted zone's name once the controller has read it;
+/// without it the zone-membership rule is skipped.
+pub fn validate_dns_failover(spec: &DnsFailoverSpec, zone_name: Option<&str>) -> Result<(), ValidationErrors> {
+    let mut errs = ValidationErrors::default();
+    let name = normalize_dns_name(&spec.name);
+    if let Some(zone) = zone_name {
+        let zone_n = normalize_dns_name(zone);
+        if name == zone_n {
+            errs.push(
+                "spec.name",
+                format!("{name:?} is the zone apex; a CNAME cannot sit there: use a name below {zone_n:?}"),
+            );
+        } else if !is_inside_zone(&name, &zone_n) {
+            errs.push("spec.name", format!("{name:?} is not inside the zone {zone_n:?} of spec.hostedZoneId"));
+        }
+    }
+    let (primary, secondary) = (normalize_dns_name(&spec.primary.target), normalize_dns_name(&spec.secondary.target));
+    if primary == secondary {
+        errs.push("spec.secondary.target", "must differ from spec.primary.target");
+    }
+    if primary == name {
+        errs.push("spec.primary.target", "must not be spec.name itself (a CNAME loop)");
+    }
+    if secondary == name {
+        errs.push("spec.secondary.target", "must not be spec.name itself (a CNAME loop)");
+    }
+    check_health_check(&mut errs, "spec.primary.healthCheck", &spec.primary.health_check);
+    if let Some(hc) = &spec.secondary.health_check {
+        check_health_check(&mut errs, "spec.secondary.healthCheck", hc);
+    }
+    if !(0..=86400).contains(&spec.ttl) {
+        errs.push("spec.ttl", "use 0..86400 seconds");
+    }
+    if let Some(d) = &spec.delegation
+        && normalize_zone_id(&d.parent_hosted_zone_id) == normalize_zone_id(&spec.hosted_zone_id)
+    {
+        errs.push("spec.delegation.parentHostedZoneId", "must be the parent zone, not spec.hostedZoneId itself");
+    }
+    errs.into_result()
+}
+
+/// Zone ID without the `/hostedzone/` prefix Route 53 returns in some responses.
+pub fn normalize_zone_id(id: &str) -> &str {
+    id.trim_start_matches("/hostedzone/")
+}
+
+fn check_health_check(errs: &mut ValidationErrors, at: &str, hc: &HealthCheckSpec) {
+    if !matches!(hc.request_interval_seconds, 10 | 30) {
+        errs.push(format!("{at}.requestIntervalSeconds"), "use 10 or 30");
+    }
+    if !(1..=10).contains(&hc.failure_threshold) {
+        errs.push(format!("{at}.failureThreshold"), "use 1..10");
+    }
+    if hc.check_type == HealthCheckType::TCP {
+        if hc.path.is_some() {
+            errs.push(format!("{at}.path"), "TCP checks have no path: remove it or use type HTTP/HTTPS");
+        }
+        if hc.search_string.as_deref().is_some_and(|s| !s.is_empty()) {
+            errs.push(
+                format!("{at}.searchString"),
+                "TCP checks cannot match a string: remove it or use type HTTP/HTTPS",
+            );
+        }
+    }
+}
+
+/// Validate a HotPool spec.
+pub fn validate_hot_pool(spec: &HotPoolSpec) -> Result<(), ValidationErrors> {
+    let mut errs = ValidationErrors::default();
+    if spec.versions.is_empty() {
+        errs.push("spec.versions", "list at least one worker version");
+    }
+    let mut seen = BTreeSet::new();
+    for (i, v) in spec.versions.iter().enumerate() {
+        if !seen.insert(v.version.as_str()) {
+            errs.push(format!("spec.versions[{i}].version"), format!("{:?} is listed twice", v.version));
+        }
+        if v.task_definition.trim().is_empty() {
+            errs.push(format!("spec.versions[{i}].taskDefinition"), "set family:revision or a task definition ARN");
+        }
+        if !(0..=500).contains(&v.scale_to) {
+            errs.push(format!("spec.versions[{i}].scaleTo"), "use 0..500");
+        }
+        if !(1..=65535).contains(&v.port) {
+            errs.push(format!("spec.versions[{i}].port"), "use 1..65535");
+        }
+    }
+    if spec.network.subnets.is_empty() {
+        errs.push("spec.network.subnets", "list at least one subnet");
+    }
+    errs.into_result()
+}
+
+/// Validate a HotPoolClaim spec.
+pub fn validate_hot_pool_claim(spec: &HotPoolClaimSpec) -> Result<(), ValidationErrors> {
+    let mut errs = ValidationErrors::default();
+    for (field, value) in [("spec.pool", &spec.pool), ("spec.version", &spec.version), ("spec.client", &spec.client)] {
+        if value.trim().is_empty() {
+            errs.push(field, "must not be empty");
+        }
+    }
+    errs.into_result()
+}
