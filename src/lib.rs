@@ -3,3 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod aws;
+pub mod config;
+pub mod controller;
+pub mod operator;
+pub mod runtime;

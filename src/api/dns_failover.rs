@@ -1,5 +1,9 @@
 //! `DnsFailover`: a Route 53 PRIMARY/SECONDARY failover CNAME pair with health checks.
 
+
+// kube-derive takes one `printcolumn(...)` per column; clippy mistakes the repeated `type_ = ...` for
+// a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};

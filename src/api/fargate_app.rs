@@ -1,5 +1,9 @@
 //! `FargateApp`: one ECS service on Fargate with its task definition, target group, listener rule and DNS.
 
+
+// kube-derive takes one `printcolumn(...)` per column; clippy mistakes the repeated `type_ = ...` for
+// a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};

@@ -1,6 +1,10 @@
 //! `HotPool` (the plan table), `HotPoolWorker` (one row per ECS task) and `HotPoolClaim` (a client
 //! taking a worker).
 
+// kube-derive takes one `printcolumn(...)` per column; clippy mistakes the repeated `type_ = ...` for
+// a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};

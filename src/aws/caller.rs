@@ -1,0 +1,179 @@
+//! The one path every AWS call takes: budget, metrics, classification and retry.
+//!
+//! The SDK's own retries are disabled (see `sdk.rs`) so that retries happen in exactly one layer,
+//! each attempt is counted in the metrics and draws from the client-side budget.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::budget::{Budgets, Service};
+use super::errors::{AwsError, Classify};
+use crate::runtime::backoff::{exponential_delay, unit_random};
+use crate::runtime::metrics::Metrics;
+
+/// Retry settings for retryable (throttling, transient) errors.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, including the first.
+    pub max_attempts: u32,
+    /// First delay after a transient error.
+    pub transient_base: Duration,
+    /// First delay after throttling.
+    pub throttling_base: Duration,
+    /// Longest delay between attempts.
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            transient_base: Duration::from_millis(200),
+            throttling_base: Duration::from_secs(1),
+            cap: Duration::from_secs(20),
+        }
+    }
+}
+
+/// Makes AWS calls on behalf of the controllers.
+#[derive(Clone, Debug)]
+pub struct AwsCaller {
+    budgets: Budgets,
+    metrics: Arc<Metrics>,
+    retry: RetryPolicy,
+}
+
+impl AwsCaller {
+    /// A caller drawing from `budgets` and counting into `metrics`.
+    pub fn new(budgets: Budgets, metrics: Arc<Metrics>, retry: RetryPolicy) -> Self {
+        Self { budgets, metrics, retry }
+    }
+
+    /// The shared budgets (HotPool also draws launch tokens).
+    pub fn budgets(&self) -> &Budgets {
+        &self.budgets
+    }
+
+    /// Run `call` (which builds and sends one request) under the `service` budget, retrying
+    /// throttling and transient failures with growing, jittered delays. Other errors return at once.
+    pub async fn call<T, E, F, Fut>(
+        &self,
+        service: Service,
+        operation: &'static str,
+        mut call: F,
+    ) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Classify,
+    {
+        let mut attempt = 0u32;
+        loop {
+            let waited = self.budgets.for_service(service).acquire().await;
+            if !waited.is_zero() {
+                self.metrics.budget_waited(service.as_str(), waited);
+            }
+            match call().await {
+                Ok(v) => {
+                    self.metrics.aws_call(service.as_str(), operation, "success");
+                    return Ok(v);
+                }
+                Err(err) => {
+                    let c = err.classify();
+                    self.metrics.aws_call(service.as_str(), operation, c.category.as_str());
+                    attempt += 1;
+                    if !c.category.is_retryable() || attempt >= self.retry.max_attempts {
+                        return Err(AwsError::new(service.as_str(), operation, c));
+                    }
+                    let base = if c.category == super::ErrorCategory::Throttling {
+                        self.retry.throttling_base
+                    } else {
+                        self.retry.transient_base
+                    };
+                    let delay = exponential_delay(attempt - 1, base, self.retry.cap, unit_random());
+                    tracing::debug!(service = service.as_str(), operation, code = %c.code, attempt, ?delay, "retrying AWS call");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::aws::budget::BudgetSettings;
+    use crate::aws::errors::{Classified, ErrorCategory};
+
+    struct Fake(ErrorCategory);
+    impl Classify for Fake {
+        fn classify(&self) -> Classified {
+            Classified { category: self.0, code: format!("{:?}", self.0), message: "injected".into() }
+        }
+    }
+
+    fn caller() -> (AwsCaller, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::new());
+        let budgets = Budgets::new(BudgetSettings { ecs_rps: 1000.0, ..BudgetSettings::default() });
+        (AwsCaller::new(budgets, metrics.clone(), RetryPolicy::default()), metrics)
+    }
+
+    /// Fails with `category` `failures` times, then succeeds; records when each attempt started.
+    async fn run(category: ErrorCategory, failures: usize) -> (Result<u32, AwsError>, Vec<Duration>, Arc<Metrics>) {
+        let (caller, metrics) = caller();
+        let start = Instant::now();
+        let times = Mutex::new(Vec::new());
+        let result = caller
+            .call(Service::Ecs, "CreateService", || {
+                let n = {
+                    let mut t = times.lock().unwrap();
+                    t.push(start.elapsed());
+                    t.len()
+                };
+                async move { if n <= failures { Err(Fake(category)) } else { Ok(7) } }
+            })
+            .await;
+        let times = times.into_inner().unwrap();
+        (result, times, metrics)
+    }
+
+    fn gaps(times: &[Duration]) -> Vec<Duration> {
+        times.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_is_retried_with_growing_delays() {
+        let (result, times, metrics) = run(ErrorCategory::Throttling, 3).await;
+        assert_eq!(result, Ok(7));
+        let gaps = gaps(&times);
+        assert_eq!(gaps.len(), 3);
+        assert!(gaps[0] >= Duration::from_millis(500), "{gaps:?}");
+        assert!(gaps[1] >= gaps[0] && gaps[2] >= gaps[1], "{gaps:?}");
+        assert_eq!(metrics.aws_call_count("ecs", "CreateService", "throttling"), 3);
+        assert_eq!(metrics.aws_call_count("ecs", "CreateService", "success"), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_errors_are_retried_then_given_up() {
+        let (result, times, _) = run(ErrorCategory::Transient, 10).await;
+        let err = result.unwrap_err();
+        assert_eq!(err.category, ErrorCategory::Transient);
+        assert_eq!(times.len(), 4, "max_attempts bounds the retries");
+        let gaps = gaps(&times);
+        assert!(gaps.windows(2).all(|w| w[1] >= w[0]), "{gaps:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn terminal_conflict_and_not_found_are_not_retried() {
+        for category in [ErrorCategory::Terminal, ErrorCategory::Conflict, ErrorCategory::NotFound] {
+            let (result, times, _) = run(category, 1).await;
+            assert_eq!(result.unwrap_err().category, category);
+            assert_eq!(times.len(), 1, "{category:?} must not be retried");
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! AWS access shared by every controller: SDK configuration, request budgets, error
+//! classification, retries, naming and tags.
+
+pub mod budget;
+pub mod caller;
+pub mod errors;
+pub mod naming;
+pub mod sdk;
+
+pub use budget::{BudgetSettings, Budgets, Service, TokenBucket};
+pub use caller::{AwsCaller, RetryPolicy};
+pub use errors::{AwsError, Classified, Classify, ErrorCategory};
+pub use naming::Owner;
+pub use sdk::AwsProvider;

@@ -1,0 +1,84 @@
+//! AWS SDK configuration: region, endpoint override and per-object role assumption.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use tokio::sync::Mutex;
+
+use crate::api::AwsOverride;
+
+/// What an object's AWS calls need, beyond the controller defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ConfigKey {
+    region: Option<String>,
+    role_arn: Option<String>,
+    external_id: Option<String>,
+}
+
+/// Builds `SdkConfig`s: the controller's default, and one per (region, role) that objects ask for,
+/// cached so each role is assumed once and its credentials are refreshed by the SDK.
+#[derive(Clone, Debug)]
+pub struct AwsProvider {
+    base: SdkConfig,
+    session_name: String,
+    cache: Arc<Mutex<HashMap<ConfigKey, SdkConfig>>>,
+}
+
+impl AwsProvider {
+    /// Load the default credential chain (IRSA web identity, EKS Pod Identity, env, profile) with
+    /// `region` and `endpoint_url` overrides. The SDK's own retries are off: `AwsCaller` retries.
+    pub async fn new(region: Option<String>, endpoint_url: Option<String>) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(RetryConfig::disabled());
+        if let Some(region) = region {
+            loader = loader.region(Region::new(region));
+        }
+        if let Some(url) = endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let base = loader.load().await;
+        Self { base, session_name: "fargate-operator".into(), cache: Arc::default() }
+    }
+
+    /// The controller's default configuration.
+    pub fn base(&self) -> &SdkConfig {
+        &self.base
+    }
+
+    /// The configuration for an object's `spec.aws` (the default when it has none).
+    pub async fn config_for(&self, aws: Option<&AwsOverride>) -> SdkConfig {
+        let Some(aws) = aws.filter(|a| a.region.is_some() || a.role_arn.is_some()) else {
+            return self.base.clone();
+        };
+        let key = ConfigKey {
+            region: aws.region.clone(),
+            role_arn: aws.role_arn.clone(),
+            external_id: aws.external_id.clone(),
+        };
+        let mut cache = self.cache.lock().await;
+        if let Some(cfg) = cache.get(&key) {
+            return cfg.clone();
+        }
+        let mut builder = self.base.to_builder();
+        let region = key.region.clone().map(Region::new).or_else(|| self.base.region().cloned());
+        builder.set_region(region.clone());
+        if let Some(role) = &key.role_arn {
+            // STS is called lazily on first use and again before expiry; the provider caches.
+            let mut assume = AssumeRoleProvider::builder(role).session_name(&self.session_name);
+            if let Some(id) = &key.external_id {
+                assume = assume.external_id(id);
+            }
+            if let Some(region) = region {
+                assume = assume.region(region);
+            }
+            let provider = assume.configure(&self.base).build().await;
+            builder.set_credentials_provider(Some(SharedCredentialsProvider::new(provider)));
+        }
+        let cfg = builder.build();
+        cache.insert(key, cfg.clone());
+        cfg
+    }
+}

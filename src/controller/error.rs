@@ -1,0 +1,36 @@
+//! Errors of a reconcile, with the category that decides backoff, metrics labels and reasons.
+
+use crate::api::validation::ValidationErrors;
+use crate::aws::{AwsError, ErrorCategory};
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The Kubernetes API failed.
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// An AWS call failed (after its retries).
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// The spec is invalid (reported in status; retried only on a spec change or after minutes).
+    #[error("invalid spec: {0}")]
+    Invalid(#[from] ValidationErrors),
+    /// The object lacks something the apiserver always sets (namespace, uid).
+    #[error("object is missing {0}")]
+    MissingMetadata(&'static str),
+}
+
+impl ReconcileError {
+    /// Category for backoff and the `category` metric label.
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            Self::Kube(kube::Error::Api(resp)) if resp.code == 409 => ErrorCategory::Conflict,
+            Self::Kube(kube::Error::Api(resp)) if resp.code == 429 => ErrorCategory::Throttling,
+            Self::Kube(kube::Error::Api(resp)) if resp.code == 404 => ErrorCategory::NotFound,
+            Self::Kube(kube::Error::Api(resp)) if (400..500).contains(&resp.code) => ErrorCategory::Terminal,
+            Self::Kube(_) => ErrorCategory::Transient,
+            Self::Aws(e) => e.category,
+            Self::Invalid(_) | Self::MissingMetadata(_) => ErrorCategory::Terminal,
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Controllers, one per kind, on a shared driver.
+//!
+//! The driver owns what every kind does the same way: watching, per-object backoff, metrics,
+//! validation into `Degraded`, and status writes only on change. The AWS reconcilers of each kind
+//! plug in here as they land (FargateApp, DnsFailover, HotPool issues); until then a kind is
+//! validated and its status says plainly that AWS is not reconciled yet.
+
+pub mod error;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use error::ReconcileError;
+
+use crate::api::validation::{
+    ValidationErrors, validate_dns_failover, validate_fargate_app, validate_hot_pool, validate_hot_pool_claim,
+};
+use crate::api::{DnsFailover, FargateApp, HotPool, HotPoolClaim, HotPoolWorker};
+use crate::runtime::conditions::{self, DEGRADED, READY, REASON_AS_EXPECTED, REASON_INVALID_SPEC};
+use crate::runtime::context::Context;
+use crate::runtime::status::{ObjectStatus, apply_status, set_last_error};
+
+/// A kind the operator manages.
+pub trait Managed:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// Its status type.
+    type Status: ObjectStatus;
+    /// Kind name for metrics and logs.
+    const KIND: &'static str;
+    /// Current status, if any.
+    fn status_ref(&self) -> Option<&Self::Status>;
+    /// Spec validation that needs no AWS facts.
+    fn validate(&self) -> Result<(), ValidationErrors>;
+}
+
+macro_rules! managed {
+    ($t:ty, $status:ty, $kind:literal, |$o:ident| $validate:expr) => {
+        impl Managed for $t {
+            type Status = $status;
+            const KIND: &'static str = $kind;
+            fn status_ref(&self) -> Option<&Self::Status> {
+                self.status.as_ref()
+            }
+            fn validate(&self) -> Result<(), ValidationErrors> {
+                let $o = self;
+                $validate
+            }
+        }
+    };
+}
+
+managed!(FargateApp, crate::api::FargateAppStatus, "FargateApp", |o| validate_fargate_app(&o.spec));
+managed!(DnsFailover, crate::api::DnsFailoverStatus, "DnsFailover", |o| validate_dns_failover(&o.spec, None));
+managed!(HotPool, crate::api::HotPoolStatus, "HotPool", |o| validate_hot_pool(&o.spec));
+managed!(HotPoolWorker, crate::api::HotPoolWorkerStatus, "HotPoolWorker", |_o| Ok(()));
+managed!(HotPoolClaim, crate::api::HotPoolClaimStatus, "HotPoolClaim", |o| validate_hot_pool_claim(&o.spec));
+
+/// Reason on `Ready` while a kind's AWS reconciler is not part of this build.
+pub const REASON_NOT_RECONCILED: &str = "AwsNotReconciled";
+
+/// The resync period with up to 10% jitter, so objects created together do not resync together.
+pub fn jittered(period: Duration) -> Duration {
+    period.mul_f64(1.0 - 0.1 * crate::runtime::backoff::unit_random())
+}
+
+/// The status a validation-only pass wants: `Degraded`/`InvalidSpec` with the field errors, or
+/// valid and honest that AWS is not reconciled. Pure, so it is unit-tested.
+pub fn validation_status<K: Managed>(obj: &K) -> K::Status {
+    let mut status = obj.status_ref().cloned().unwrap_or_default();
+    let generation = obj.meta().generation;
+    match obj.validate() {
+        Err(errs) => {
+            let msg = errs.to_string();
+            conditions::set_condition(status.conditions_mut(), DEGRADED, true, REASON_INVALID_SPEC, &msg, generation);
+            conditions::set_condition(status.conditions_mut(), READY, false, REASON_INVALID_SPEC, &msg, generation);
+            set_last_error(status.last_error_mut(), "validate", REASON_INVALID_SPEC, &msg);
+        }
+        Ok(()) => {
+            conditions::set_condition(status.conditions_mut(), DEGRADED, false, REASON_AS_EXPECTED, "", generation);
+            let msg = format!("spec is valid; this build does not reconcile {} in AWS yet", K::KIND);
+            conditions::set_condition(status.conditions_mut(), READY, false, REASON_NOT_RECONCILED, &msg, generation);
+            *status.last_error_mut() = None;
+        }
+    }
+    *status.observed_generation_mut() = generation;
+    status
+}
+
+async fn reconcile_validation<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    ctx.metrics.reconcile_started(K::KIND);
+    let ns = obj.namespace().ok_or(ReconcileError::MissingMetadata("metadata.namespace"))?;
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    let old = obj.status_ref().cloned().unwrap_or_default();
+    let new = validation_status(obj.as_ref());
+    let was_degraded = conditions::is_true(old.conditions(), DEGRADED);
+    let now_degraded = conditions::is_true(new.conditions(), DEGRADED);
+    if new != old {
+        apply_status(&api, obj.as_ref(), &new).await?;
+        ctx.metrics.status_written(K::KIND);
+    }
+    if now_degraded && !was_degraded {
+        let note = conditions::find(new.conditions(), DEGRADED).map(|c| c.message.clone()).unwrap_or_default();
+        ctx.events.warning(obj.as_ref(), REASON_INVALID_SPEC, "Validate", note).await;
+    } else if was_degraded && !now_degraded {
+        ctx.events.normal(obj.as_ref(), "SpecValid", "Validate", "spec is valid again".into()).await;
+    }
+    ctx.backoff.on_success(&ObjectRef::from_obj(obj.as_ref()).to_string());
+    ctx.metrics.reconcile_finished(K::KIND, started.elapsed());
+    Ok(Action::requeue(jittered(ctx.config.resync())))
+}
+
+/// Requeue after an error with per-object exponential backoff by category.
+pub fn error_policy<K: Managed>(obj: Arc<K>, err: &ReconcileError, ctx: Arc<Context>) -> Action {
+    let category = err.category();
+    ctx.metrics.reconcile_failed(K::KIND, category.as_str());
+    let key = ObjectRef::from_obj(obj.as_ref()).to_string();
+    let delay = ctx.backoff.on_failure(&key, category);
+    tracing::warn!(kind = K::KIND, object = %key, category = category.as_str(), ?delay, error = %err, "reconcile failed");
+    Action::requeue(delay)
+}
+
+fn api_for<K: Managed>(ctx: &Context) -> Api<K> {
+    match &ctx.config.namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    }
+}
+
+async fn run_one<K: Managed>(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    Controller::new(api_for::<K>(&ctx), watcher::Config::default().any_semantic())
+        .graceful_shutdown_on(stop)
+        .run(reconcile_validation::<K>, error_policy::<K>, ctx)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(kind = K::KIND, %err, "controller event");
+            }
+        })
+        .await;
+}
+
+/// Run every controller until `stop` resolves, then let in-flight reconciles finish.
+pub async fn run_all<F>(ctx: Arc<Context>, stop: F)
+where
+    F: Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>,
+{
+    tokio::join!(
+        run_one::<FargateApp>(ctx.clone(), stop()),
+        run_one::<DnsFailover>(ctx.clone(), stop()),
+        run_one::<HotPool>(ctx.clone(), stop()),
+        run_one::<HotPoolWorker>(ctx.clone(), stop()),
+        run_one::<HotPoolClaim>(ctx.clone(), stop()),
+    );
+}

@@ -1,0 +1,138 @@
+//! `fargate-operator run`: wire the runtime together and run the controllers.
+
+use std::sync::Arc;
+
+use kube::Client;
+
+use crate::aws::{AwsCaller, AwsProvider, Budgets, RetryPolicy};
+use crate::config::Config;
+use crate::controller;
+use crate::runtime::backoff::{BackoffTracker, RequeuePolicy};
+use crate::runtime::events::EventRecorder;
+use crate::runtime::leader::{self, Leadership};
+use crate::runtime::metrics::Metrics;
+use crate::runtime::server::{self, Health};
+use crate::runtime::shutdown::Shutdown;
+use crate::runtime::{Context, telemetry};
+
+/// Why `run` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No usable kubeconfig or in-cluster config.
+    #[error("cannot build a Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    /// The metrics address could not be bound.
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Bind {
+        /// The address from `--metrics-addr`.
+        addr: std::net::SocketAddr,
+        /// The bind error.
+        source: std::io::Error,
+    },
+    /// The leader Lease could not be set up.
+    #[error("leader election: {0}")]
+    Leader(#[from] kube_lease_manager::LeaseManagerError),
+    /// Another replica took the Lease: exit so the pod restarts as a clean standby.
+    #[error("lost leadership")]
+    LostLeadership,
+}
+
+/// Install the process-wide rustls crypto provider. Both kube and the AWS SDK link rustls; with two
+/// providers compiled in, rustls refuses to pick one and panics at the first TLS handshake.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// Run until SIGTERM/SIGINT (Ok) or loss of leadership (Err).
+pub async fn run(config: Config) -> Result<(), RunError> {
+    telemetry::init(config.log_format, &config.log_level);
+    install_crypto_provider();
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    run_until(config, shutdown).await
+}
+
+/// Run until `shutdown` triggers. Split from [`run`] so tests drive shutdown themselves.
+pub async fn run_until(config: Config, shutdown: Shutdown) -> Result<(), RunError> {
+    let client = Client::try_default().await.map_err(RunError::Client)?;
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    let (addr, server_task) = server::serve(config.metrics_addr, metrics.clone(), health.clone(), shutdown.wait())
+        .await
+        .map_err(|source| RunError::Bind { addr: config.metrics_addr, source })?;
+    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+
+    let aws = AwsProvider::new(config.region.clone(), config.aws_endpoint_url.clone()).await;
+    let caller = AwsCaller::new(Budgets::new(config.budgets()), metrics.clone(), RetryPolicy::default());
+    let identity = config.identity.clone().unwrap_or_else(leader::default_identity);
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        config: Arc::new(config.clone()),
+        aws,
+        caller,
+        metrics: metrics.clone(),
+        events: EventRecorder::new(client.clone(), Some(identity.clone())),
+        backoff: Arc::new(BackoffTracker::new(RequeuePolicy::default())),
+    });
+    // A standby is ready too: readiness gates traffic (metrics scrapes), not leadership.
+    health.set_ready(true);
+
+    let mut leadership = None;
+    if config.leader_elect {
+        let namespace = config.leader_election_namespace.clone().unwrap_or_else(leader::default_namespace);
+        let lease_duration = std::time::Duration::from_secs(config.lease_duration_seconds);
+        let mut l =
+            Leadership::start(client.clone(), &namespace, &config.leader_election_name, &identity, lease_duration)
+                .await?;
+        tracing::info!(%identity, lease = %config.leader_election_name, %namespace, "waiting for leadership");
+        tokio::select! {
+            acquired = l.acquired() => if !acquired {
+                health.set_ready(false);
+                return Err(RunError::LostLeadership);
+            },
+            _ = shutdown.wait() => {
+                health.set_ready(false);
+                l.release().await;
+                let _ = server_task.await;
+                return Ok(());
+            }
+        }
+        tracing::info!(%identity, "acquired leadership");
+        leadership = Some(l);
+    }
+    metrics.set_leader(true);
+
+    let stop_on = {
+        let shutdown = shutdown.clone();
+        let lost = leadership.as_ref().map(|l| l.lost());
+        let lost = futures::future::FutureExt::shared(async move {
+            match lost {
+                Some(lost) => lost.await,
+                None => std::future::pending().await,
+            }
+        });
+        move || -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>> {
+            let (stop, lost) = (shutdown.wait(), lost.clone());
+            Box::pin(async move {
+                tokio::select! { _ = stop => {}, _ = lost => {} }
+            })
+        }
+    };
+    tracing::info!(cluster_id = %config.cluster_id, namespace = ?config.namespace, "starting controllers");
+    controller::run_all(ctx, stop_on).await;
+    metrics.set_leader(false);
+
+    let lost = !shutdown.is_triggered();
+    health.set_ready(false);
+    if let Some(l) = leadership {
+        l.release().await;
+    }
+    shutdown.trigger();
+    let _ = server_task.await;
+    if lost {
+        tracing::error!("lost leadership; exiting so this replica restarts as a standby");
+        return Err(RunError::LostLeadership);
+    }
+    tracing::info!("shut down cleanly");
+    Ok(())
+}

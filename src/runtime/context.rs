@@ -1,0 +1,36 @@
+//! The shared context every reconcile receives.
+
+use std::sync::Arc;
+
+use kube::Client;
+
+use super::backoff::BackoffTracker;
+use super::events::EventRecorder;
+use super::metrics::Metrics;
+use crate::aws::{AwsCaller, AwsProvider};
+use crate::config::Config;
+
+/// Everything a controller needs, built once at startup.
+#[derive(Clone)]
+pub struct Context {
+    /// Kubernetes client.
+    pub client: Client,
+    /// Parsed flags.
+    pub config: Arc<Config>,
+    /// SDK configuration per object (region, assumed role).
+    pub aws: AwsProvider,
+    /// Budgeted, instrumented, retrying AWS calls.
+    pub caller: AwsCaller,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Kubernetes Events.
+    pub events: EventRecorder,
+    /// Per-object error backoff.
+    pub backoff: Arc<BackoffTracker>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("config", &self.config).finish_non_exhaustive()
+    }
+}

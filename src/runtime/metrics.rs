@@ -1,0 +1,175 @@
+//! Prometheus metrics, exposed on `--metrics-addr` at `/metrics`.
+
+use std::sync::atomic::AtomicI64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabels {
+    kind: String,
+    category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AwsCallLabels {
+    service: String,
+    operation: String,
+    outcome: String,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+/// Every metric the operator exports.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<KindLabels, Counter>,
+    failures: Family<FailureLabels, Counter>,
+    duration: Family<KindLabels, Histogram, fn() -> Histogram>,
+    status_writes: Family<KindLabels, Counter>,
+    aws_calls: Family<AwsCallLabels, Counter>,
+    aws_budget_wait: Family<KindLabels, Histogram, fn() -> Histogram>,
+    leader: Gauge<i64, AtomicI64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every family registered under the `fargate_operator` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("fargate_operator");
+        let reconciles = Family::<KindLabels, Counter>::default();
+        let failures = Family::<FailureLabels, Counter>::default();
+        let duration = Family::<KindLabels, Histogram, fn() -> Histogram>::new_with_constructor(duration_histogram);
+        let status_writes = Family::<KindLabels, Counter>::default();
+        let aws_calls = Family::<AwsCallLabels, Counter>::default();
+        let aws_budget_wait =
+            Family::<KindLabels, Histogram, fn() -> Histogram>::new_with_constructor(duration_histogram);
+        let leader = Gauge::<i64, AtomicI64>::default();
+        registry.register("reconciles", "Reconciles started, by kind", reconciles.clone());
+        registry.register("reconcile_failures", "Reconciles that failed, by kind and error category", failures.clone());
+        registry.register("reconcile_duration_seconds", "Reconcile duration, by kind", duration.clone());
+        registry.register("status_writes", "Status patches sent to the apiserver, by kind", status_writes.clone());
+        registry.register(
+            "aws_calls",
+            "AWS API calls (each attempt), by service, operation and outcome",
+            aws_calls.clone(),
+        );
+        registry.register(
+            "aws_budget_wait_seconds",
+            "Time spent waiting for the client-side request budget, by service (label kind)",
+            aws_budget_wait.clone(),
+        );
+        registry.register("leader", "1 while this replica holds the leader lease", leader.clone());
+        Self { registry, reconciles, failures, duration, status_writes, aws_calls, aws_budget_wait, leader }
+    }
+
+    /// A reconcile of `kind` started.
+    pub fn reconcile_started(&self, kind: &str) {
+        self.reconciles.get_or_create(&KindLabels { kind: kind.into() }).inc();
+    }
+
+    /// A reconcile of `kind` ended after `elapsed`.
+    pub fn reconcile_finished(&self, kind: &str, elapsed: Duration) {
+        self.duration.get_or_create(&KindLabels { kind: kind.into() }).observe(elapsed.as_secs_f64());
+    }
+
+    /// A reconcile of `kind` failed with an error of `category`.
+    pub fn reconcile_failed(&self, kind: &str, category: &str) {
+        self.failures.get_or_create(&FailureLabels { kind: kind.into(), category: category.into() }).inc();
+    }
+
+    /// A status patch of `kind` was sent.
+    pub fn status_written(&self, kind: &str) {
+        self.status_writes.get_or_create(&KindLabels { kind: kind.into() }).inc();
+    }
+
+    /// One AWS call attempt ended with `outcome` (`success` or an error category).
+    pub fn aws_call(&self, service: &str, operation: &str, outcome: &str) {
+        self.aws_calls
+            .get_or_create(&AwsCallLabels {
+                service: service.into(),
+                operation: operation.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    /// A call waited `waited` for the `service` budget.
+    pub fn budget_waited(&self, service: &str, waited: Duration) {
+        self.aws_budget_wait.get_or_create(&KindLabels { kind: service.into() }).observe(waited.as_secs_f64());
+    }
+
+    /// Attempts of `service:operation` with `outcome` so far (tests and benchmarks read this).
+    pub fn aws_call_count(&self, service: &str, operation: &str, outcome: &str) -> u64 {
+        self.aws_calls
+            .get(&AwsCallLabels { service: service.into(), operation: operation.into(), outcome: outcome.into() })
+            .map(|c| c.get())
+            .unwrap_or(0)
+    }
+
+    /// Status writes of `kind` so far.
+    pub fn status_write_count(&self, kind: &str) -> u64 {
+        self.status_writes.get(&KindLabels { kind: kind.into() }).map(|c| c.get()).unwrap_or(0)
+    }
+
+    /// Whether this replica leads.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail; an error here would be a bug in the encoder.
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposes_counters_with_labels() {
+        let m = Metrics::new();
+        m.reconcile_started("FargateApp");
+        m.reconcile_failed("FargateApp", "throttling");
+        m.aws_call("ecs", "CreateService", "success");
+        m.aws_call("ecs", "CreateService", "success");
+        let text = m.encode();
+        assert!(text.contains(r#"fargate_operator_reconciles_total{kind="FargateApp"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"fargate_operator_reconcile_failures_total{kind="FargateApp",category="throttling"} 1"#)
+        );
+        assert!(text.contains(
+            r#"fargate_operator_aws_calls_total{service="ecs",operation="CreateService",outcome="success"} 2"#
+        ));
+        assert_eq!(m.aws_call_count("ecs", "CreateService", "success"), 2);
+    }
+}

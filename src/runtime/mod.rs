@@ -1,0 +1,15 @@
+//! Shared plumbing: context, backoff, conditions, events, metrics, health server, leader election,
+//! shutdown and telemetry.
+
+pub mod backoff;
+pub mod conditions;
+pub mod context;
+pub mod events;
+pub mod leader;
+pub mod metrics;
+pub mod server;
+pub mod shutdown;
+pub mod status;
+pub mod telemetry;
+
+pub use context::Context;

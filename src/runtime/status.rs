@@ -1,0 +1,72 @@
+//! What every kind's status has in common, and the one way status is written (server-side apply,
+//! only when it changed).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::{
+    DnsFailoverStatus, FIELD_MANAGER, FargateAppStatus, HotPoolClaimStatus, HotPoolStatus, HotPoolWorkerStatus,
+    LastError,
+};
+
+/// The fields every status carries.
+pub trait ObjectStatus: Default + Clone + PartialEq + Serialize + Send + Sync {
+    /// `status.observedGeneration`.
+    fn observed_generation_mut(&mut self) -> &mut Option<i64>;
+    /// `status.conditions`.
+    fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+    /// `status.lastError`.
+    fn last_error_mut(&mut self) -> &mut Option<LastError>;
+    /// `status.conditions`, read-only.
+    fn conditions(&self) -> &[Condition];
+}
+
+macro_rules! impl_object_status {
+    ($($t:ty),*) => {$(
+        impl ObjectStatus for $t {
+            fn observed_generation_mut(&mut self) -> &mut Option<i64> { &mut self.observed_generation }
+            fn conditions_mut(&mut self) -> &mut Vec<Condition> { &mut self.conditions }
+            fn last_error_mut(&mut self) -> &mut Option<LastError> { &mut self.last_error }
+            fn conditions(&self) -> &[Condition] { &self.conditions }
+        }
+    )*};
+}
+
+impl_object_status!(FargateAppStatus, DnsFailoverStatus, HotPoolStatus, HotPoolWorkerStatus, HotPoolClaimStatus);
+
+/// Record `error` in `status.lastError`, keeping the old timestamp when the same error repeats so a
+/// persistent failure does not cause a status write per retry.
+pub fn set_last_error(slot: &mut Option<LastError>, operation: &str, code: &str, message: &str) {
+    if let Some(e) = slot
+        && e.operation == operation
+        && e.code == code
+        && e.message == message
+    {
+        return;
+    }
+    *slot = Some(LastError {
+        operation: operation.into(),
+        code: code.into(),
+        message: message.into(),
+        time: Time(Timestamp::now()),
+    });
+}
+
+/// Server-side apply `status` on `obj` as field manager `fargate-operator`.
+pub async fn apply_status<K, S>(api: &Api<K>, obj: &K, status: &S) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    Ok(())
+}
