@@ -26,7 +26,7 @@ if [[ ! -d "$FO_ENV_DIR" ]]; then
   exit 0
 fi
 
-exec 9>"$FO_ENV_DIR/.lock"
+exec 9>"$FO_ENV_DIR/env.lock"
 flock 9
 
 # Reverse start order: clients (apiserver) before their storage (etcd).

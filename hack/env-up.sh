@@ -34,7 +34,7 @@ mkdir -p "$FO_ENV_DIR" "$PKI"
 chmod 700 "$FO_ENV_DIR"
 
 # Serialise concurrent env-up/env-down on the same cache.
-exec 9>"$FO_ENV_DIR/.lock"
+exec 9>"$FO_ENV_DIR/env.lock"
 flock 9
 
 ###############################################################################
@@ -121,7 +121,9 @@ start_detached() {
   shift 2
   [[ -f "$logfile" ]] && mv -f "$logfile" "$logfile.prev"
   printf '# %s started %s\n# %s\n' "$name" "$(date -Is)" "$*" >"$logfile"
-  nohup setsid "$@" >>"$logfile" 2>&1 </dev/null &
+  # 9>&-: the server must not inherit our lock fd, or it would hold the lock
+  # for as long as it runs and the next env-up/env-down would wait forever.
+  nohup setsid "$@" >>"$logfile" 2>&1 </dev/null 9>&- &
   echo $! >"$FO_ENV_DIR/$name.pid"
   log "$name: started pid $! (log: $logfile)"
 }

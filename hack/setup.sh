@@ -328,7 +328,8 @@ build_apiserver() {
   done
   log "building kube-apiserver with $(go version | awk '{print $3}'), -p $jobs, niced; this takes a while (log: $BUILD_LOG)"
   local t0=$SECONDS
-  nice -n 10 go build -p "$jobs" -ldflags "$ldflags" -o "$APISERVER.tmp" k8s.io/kubernetes/cmd/kube-apiserver \
+  # -v lists each package as it compiles: progress for `tail -f` on the log.
+  nice -n 10 go build -v -p "$jobs" -ldflags "$ldflags" -o "$APISERVER.tmp" k8s.io/kubernetes/cmd/kube-apiserver \
     >>"$BUILD_LOG" 2>&1 || { dump_log "$BUILD_LOG"; die "building kube-apiserver failed; see $BUILD_LOG"; }
   mv -f "$APISERVER.tmp" "$APISERVER"
   log "kube-apiserver built in $(fmt_secs $((SECONDS - t0)))"

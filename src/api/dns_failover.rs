@@ -1,6 +1,5 @@
 //! `DnsFailover`: a Route 53 PRIMARY/SECONDARY failover CNAME pair with health checks.
 
-
 // kube-derive takes one `printcolumn(...)` per column; clippy mistakes the repeated `type_ = ...` for
 // a duplicated attribute.
 #![allow(clippy::duplicated_attributes)]

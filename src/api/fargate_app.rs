@@ -1,6 +1,5 @@
 //! `FargateApp`: one ECS service on Fargate with its task definition, target group, listener rule and DNS.
 
-
 // kube-derive takes one `printcolumn(...)` per column; clippy mistakes the repeated `type_ = ...` for
 // a duplicated attribute.
 #![allow(clippy::duplicated_attributes)]

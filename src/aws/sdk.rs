@@ -43,6 +43,11 @@ impl AwsProvider {
         Self { base, session_name: "fargate-operator".into(), cache: Arc::default() }
     }
 
+    /// A provider over an already-loaded base configuration (tests supply static credentials).
+    pub fn from_base(base: SdkConfig) -> Self {
+        Self { base, session_name: "fargate-operator".into(), cache: Arc::default() }
+    }
+
     /// The controller's default configuration.
     pub fn base(&self) -> &SdkConfig {
         &self.base

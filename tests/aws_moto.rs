@@ -1,0 +1,105 @@
+//! The AWS plumbing against moto over HTTP with the real aws-sdk-rust clients: per-test accounts via
+//! sts:AssumeRole, the budgeted caller, metrics and error classification of real responses.
+
+mod support;
+
+use std::sync::Arc;
+
+use fargate_operator::aws::{AwsCaller, Budgets, ErrorCategory, RetryPolicy, Service};
+use fargate_operator::runtime::metrics::Metrics;
+use support::TestCtx;
+
+fn caller() -> (AwsCaller, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
+    (AwsCaller::new(Budgets::new(Default::default()), metrics.clone(), RetryPolicy::default()), metrics)
+}
+
+#[tokio::test]
+async fn assumed_roles_isolate_accounts() {
+    let a = TestCtx::new("aws-account-a").await;
+    let b = TestCtx::new("aws-account-b").await;
+    let (caller, metrics) = caller();
+    let ecs_a = aws_sdk_ecs::Client::new(&a.sdk_config().await);
+    let ecs_b = aws_sdk_ecs::Client::new(&b.sdk_config().await);
+
+    let created = caller
+        .call(Service::Ecs, "CreateCluster", || ecs_a.create_cluster().cluster_name("apps").send())
+        .await
+        .expect("create cluster");
+    let arn = created.cluster().and_then(|c| c.cluster_arn()).expect("arn").to_string();
+    assert!(arn.contains(&format!(":{}:", a.account)), "cluster {arn} must live in the assumed account {}", a.account);
+
+    let in_a = caller.call(Service::Ecs, "ListClusters", || ecs_a.list_clusters().send()).await.expect("list a");
+    let in_b = caller.call(Service::Ecs, "ListClusters", || ecs_b.list_clusters().send()).await.expect("list b");
+    assert_eq!(in_a.cluster_arns(), [arn.clone()]);
+    assert!(in_b.cluster_arns().is_empty(), "account {} sees {:?}", b.account, in_b.cluster_arns());
+    assert_eq!(metrics.aws_call_count("ecs", "CreateCluster", "success"), 1);
+    assert_eq!(metrics.aws_call_count("ecs", "ListClusters", "success"), 2);
+
+    // The same role is assumed once and reused.
+    let again = a.sdk_config().await;
+    let ecs_again = aws_sdk_ecs::Client::new(&again);
+    let listed = ecs_again.list_clusters().send().await.expect("list again");
+    assert_eq!(listed.cluster_arns(), [arn]);
+    a.cleanup().await;
+    b.cleanup().await;
+}
+
+#[tokio::test]
+async fn real_not_found_responses_are_classified_and_not_retried() {
+    let ctx = TestCtx::new("aws-not-found").await;
+    let cfg = ctx.sdk_config().await;
+    let (caller, metrics) = caller();
+
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&cfg);
+    let err = caller
+        .call(Service::Elbv2, "DescribeTargetGroups", || {
+            elb.describe_target_groups()
+                .target_group_arns(
+                    "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/nope/0123456789abcdef",
+                )
+                .send()
+        })
+        .await
+        .expect_err("unknown target group");
+    assert_eq!(err.category, ErrorCategory::NotFound, "{err}");
+    assert_eq!(err.code, "TargetGroupNotFound");
+    assert_eq!(metrics.aws_call_count("elbv2", "DescribeTargetGroups", "not_found"), 1, "NotFound is not retried");
+
+    let r53 = aws_sdk_route53::Client::new(&cfg);
+    let err = caller
+        .call(Service::Route53, "GetHostedZone", || r53.get_hosted_zone().id("ZNOPE12345").send())
+        .await
+        .expect_err("unknown zone");
+    assert_eq!(err.category, ErrorCategory::NotFound, "{err}");
+    assert!(err.to_string().contains("route53:GetHostedZone"), "{err}");
+
+    let ecs = aws_sdk_ecs::Client::new(&cfg);
+    let err = caller
+        .call(Service::Ecs, "DescribeServices", || ecs.describe_services().cluster("missing").services("x").send())
+        .await
+        .expect_err("unknown cluster");
+    assert_eq!(err.category, ErrorCategory::NotFound, "{err}");
+    ctx.cleanup().await;
+}
+
+#[tokio::test]
+async fn unreachable_endpoint_is_transient_and_retried() {
+    let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        // Nothing listens on port 9 of loopback: a connection error, as when a response is lost.
+        .endpoint_url("http://127.0.0.1:9")
+        .credentials_provider(aws_credential_types::Credentials::new("testing", "testing", None, None, "moto"))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let ecs = aws_sdk_ecs::Client::new(&base);
+    let metrics = Arc::new(Metrics::new());
+    let retry =
+        RetryPolicy { max_attempts: 3, transient_base: std::time::Duration::from_millis(10), ..RetryPolicy::default() };
+    let caller = AwsCaller::new(Budgets::new(Default::default()), metrics.clone(), retry);
+    let err = caller.call(Service::Ecs, "ListClusters", || ecs.list_clusters().send()).await.expect_err("no server");
+    assert_eq!(err.category, ErrorCategory::Transient, "{err}");
+    assert_eq!(err.code, "DispatchFailure");
+    assert_eq!(metrics.aws_call_count("ecs", "ListClusters", "transient"), 3);
+}

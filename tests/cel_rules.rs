@@ -1,0 +1,195 @@
+//! The CRDs' CEL rules (x-kubernetes-validations), evaluated client-side with kube's CEL support,
+//! since the test apiserver (v1.20) drops them. Each rule is checked for a pass and a rejection, and
+//! against the Rust validation that mirrors it.
+
+use fargate_operator::api::validation::{fargate_memory_sizes, validate_dns_failover, validate_fargate_app};
+use fargate_operator::api::{DnsFailover, FargateApp, HotPool, HotPoolClaim};
+use kube::CustomResourceExt;
+use kube::core::cel::Validator;
+use serde_json::{Value, json};
+
+fn schema_of<K: CustomResourceExt>() -> Value {
+    let crd = K::crd();
+    serde_json::to_value(
+        crd.spec.versions[0].schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()).expect("schema"),
+    )
+    .expect("json")
+}
+
+/// CEL errors for `obj` (empty when every rule passes).
+fn cel_errors<K: CustomResourceExt>(obj: &Value) -> Vec<String> {
+    match Validator::new().validate(&schema_of::<K>(), obj, None) {
+        Ok(()) => vec![],
+        Err(errs) => errs.into_vec().into_iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+fn app(spec_patch: Value) -> Value {
+    let mut obj = json!({
+        "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "FargateApp",
+        "metadata": {"name": "a", "namespace": "n"},
+        "spec": {"cluster": "apps", "cpu": 256, "memory": 512,
+                 "containers": [{"name": "web", "image": "nginx", "port": 80}],
+                 "network": {"subnets": ["subnet-1"]},
+                 "deployment": {"minimumHealthyPercent": 100, "maximumPercent": 200}}
+    });
+    for (k, v) in spec_patch.as_object().expect("object") {
+        obj["spec"][k] = v.clone();
+    }
+    obj
+}
+
+fn rust_app_valid(obj: &Value) -> bool {
+    let app: FargateApp = serde_json::from_value(obj.clone()).expect("deserialize");
+    validate_fargate_app(&app.spec).is_ok()
+}
+
+#[test]
+fn cel_and_rust_agree_on_every_fargate_size() {
+    let compiled = kube::core::cel::compile_schema(&schema_of::<FargateApp>());
+    let validator = Validator::new();
+    for cpu in [256, 512, 1024, 2048, 4096, 8192, 16384] {
+        let sizes = fargate_memory_sizes(cpu).expect("cpu");
+        for memory in (512..=122880).step_by(512) {
+            let obj = app(json!({"cpu": cpu, "memory": memory}));
+            let cel_ok = validator.validate_compiled(&compiled, &obj, None).is_ok();
+            let want = sizes.contains(&memory);
+            assert_eq!(cel_ok, want, "CEL: cpu {cpu} memory {memory}");
+            assert_eq!(rust_app_valid(&obj), want, "Rust: cpu {cpu} memory {memory}");
+        }
+    }
+}
+
+#[test]
+fn fargate_app_cross_field_rules() {
+    let cases: Vec<(&str, Value, Option<&str>)> = vec![
+        ("valid", json!({}), None),
+        (
+            "duplicate container names",
+            json!({"containers": [{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]}),
+            Some("unique"),
+        ),
+        (
+            "listener rule without conditions",
+            json!({"loadBalancer": {"listenerRule": {"listenerArn": "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/x/1/2"}}}),
+            Some("at least one of pathPatterns or hostHeaders"),
+        ),
+        (
+            "listener rule with a path",
+            json!({"loadBalancer": {"listenerRule": {"listenerArn": "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/x/1/2", "pathPatterns": ["/a/*"]}}}),
+            None,
+        ),
+        (
+            "priority outside range",
+            json!({"loadBalancer": {"listenerRule": {"listenerArn": "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/x/1/2", "pathPatterns": ["/a/*"], "priority": 5, "priorityRange": {"min": 10, "max": 20}}}}),
+            Some("priority must lie inside priorityRange"),
+        ),
+        ("target group without vpc or rule", json!({"loadBalancer": {"targetGroup": {}}}), Some("vpcId is required")),
+        (
+            "dns without listener rule",
+            json!({"dns": {"hostedZoneId": "Z1", "name": "a.example.com"}}),
+            Some("spec.dns needs"),
+        ),
+        (
+            "lb container unknown",
+            json!({"loadBalancer": {"containerName": "nope", "targetGroup": {"vpcId": "vpc-1"}}}),
+            Some("containerName must name"),
+        ),
+        (
+            "max not above min",
+            json!({"deployment": {"minimumHealthyPercent": 50, "maximumPercent": 50}}),
+            Some("maximumPercent"),
+        ),
+        (
+            "health check command",
+            json!({"containers": [{"name": "w", "image": "x", "healthCheck": {"command": ["curl"]}}]}),
+            Some("CMD"),
+        ),
+    ];
+    for (what, patch, want) in cases {
+        let obj = app(patch);
+        let errs = cel_errors::<FargateApp>(&obj);
+        match want {
+            None => {
+                assert!(errs.is_empty(), "{what}: unexpected CEL errors {errs:?}");
+                assert!(rust_app_valid(&obj), "{what}: Rust validation rejected a valid spec");
+            }
+            Some(msg) => {
+                assert!(errs.iter().any(|e| e.contains(msg)), "{what}: want {msg:?}, got {errs:?}");
+                assert!(!rust_app_valid(&obj), "{what}: Rust validation accepted what CEL rejects");
+            }
+        }
+    }
+}
+
+fn failover(primary: &str, secondary: &str, hc: Value) -> Value {
+    json!({
+        "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "DnsFailover",
+        "metadata": {"name": "d", "namespace": "n"},
+        "spec": {"hostedZoneId": "Z1", "name": "dev.acs.app.com",
+                 "primary": {"target": primary, "healthCheck": hc},
+                 "secondary": {"target": secondary}}
+    })
+}
+
+#[test]
+fn dns_failover_rules() {
+    let https = json!({"type": "HTTPS", "path": "/health", "requestIntervalSeconds": 30, "failureThreshold": 3});
+    let cases: Vec<(&str, Value, Option<&str>)> = vec![
+        ("valid", failover("lb.dev.app.com", "lb.dr.app.com", https.clone()), None),
+        ("same targets", failover("lb.dev.app.com", "lb.dev.app.com", https.clone()), Some("must differ")),
+        ("same up to case and dot", failover("LB.dev.app.com", "lb.dev.app.com.", https.clone()), Some("must differ")),
+        (
+            "target is the name",
+            failover("dev.acs.app.com", "lb.dr.app.com", https.clone()),
+            Some("must not point at spec.name"),
+        ),
+        (
+            "TCP with path",
+            failover(
+                "lb.dev.app.com",
+                "lb.dr.app.com",
+                json!({"type": "TCP", "path": "/x", "requestIntervalSeconds": 30, "failureThreshold": 3}),
+            ),
+            Some("HTTP and HTTPS checks only"),
+        ),
+    ];
+    for (what, obj, want) in cases {
+        let errs = cel_errors::<DnsFailover>(&obj);
+        let rust: DnsFailover = serde_json::from_value(obj.clone()).expect("deserialize");
+        let rust_ok = validate_dns_failover(&rust.spec, Some("acs.app.com")).is_ok();
+        match want {
+            None => assert!(errs.is_empty() && rust_ok, "{what}: {errs:?} rust_ok={rust_ok}"),
+            Some(msg) => {
+                assert!(errs.iter().any(|e| e.contains(msg)), "{what}: want {msg:?}, got {errs:?}");
+                assert!(!rust_ok, "{what}: Rust validation accepted what CEL rejects");
+            }
+        }
+    }
+}
+
+#[test]
+fn claim_pool_and_version_are_immutable() {
+    let claim = |pool: &str| {
+        json!({"apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPoolClaim",
+               "metadata": {"name": "c", "namespace": "n"},
+               "spec": {"pool": pool, "version": "1", "client": "x"}})
+    };
+    let schema = schema_of::<HotPoolClaim>();
+    assert!(Validator::new().validate(&schema, &claim("a"), Some(&claim("a"))).is_ok());
+    let err = Validator::new().validate(&schema, &claim("b"), Some(&claim("a"))).expect_err("pool change must fail");
+    assert!(err.into_vec().iter().any(|e| e.to_string().contains("cannot change")));
+}
+
+#[test]
+fn every_cel_rule_compiles() {
+    for (kind, schema) in [
+        ("FargateApp", schema_of::<FargateApp>()),
+        ("DnsFailover", schema_of::<DnsFailover>()),
+        ("HotPool", schema_of::<HotPool>()),
+        ("HotPoolClaim", schema_of::<HotPoolClaim>()),
+    ] {
+        let compiled = kube::core::cel::compile_schema(&schema);
+        assert!(!compiled.has_errors(), "{kind}: {:?}", compiled.compilation_errors());
+    }
+}

@@ -1,0 +1,224 @@
+//! CRDs against the real kube-apiserver: install, examples, schema rejections, printer columns.
+
+mod support;
+
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::discovery::{ApiResource, Discovery};
+use serde_json::json;
+use support::{TestCtx, kubectl, yaml_docs};
+
+fn api_resource(kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: "fargate.operator.dev".into(),
+        version: "v1alpha1".into(),
+        api_version: "fargate.operator.dev/v1alpha1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
+fn plural_of(kind: &str) -> &'static str {
+    match kind {
+        "FargateApp" => "fargateapps",
+        "DnsFailover" => "dnsfailovers",
+        "HotPool" => "hotpools",
+        "HotPoolWorker" => "hotpoolworkers",
+        "HotPoolClaim" => "hotpoolclaims",
+        other => panic!("unknown kind {other}"),
+    }
+}
+
+async fn create(ctx: &TestCtx, doc: &serde_json::Value) -> Result<DynamicObject, kube::Error> {
+    let kind = doc["kind"].as_str().expect("kind");
+    let ar = api_resource(kind, plural_of(kind));
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ctx.namespace, &ar);
+    let obj: DynamicObject = serde_json::from_value(doc.clone()).expect("object");
+    api.create(&PostParams::default(), &obj).await
+}
+
+#[tokio::test]
+async fn crds_install_with_names_short_names_and_status_subresource() {
+    let ctx = TestCtx::new("crds-install").await;
+    let discovery =
+        Discovery::new(ctx.client.clone()).filter(&["fargate.operator.dev"]).run().await.expect("discovery");
+    let group = discovery.groups().next().expect("group fargate.operator.dev is served");
+    let mut kinds: Vec<String> = group.recommended_resources().into_iter().map(|(ar, _)| ar.kind).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["DnsFailover", "FargateApp", "HotPool", "HotPoolClaim", "HotPoolWorker"]);
+    // Short names resolve through the real discovery (kubectl's RESTMapper).
+    for short in ["fa", "dnsf", "hp", "hpw", "hpc"] {
+        let (ok, _, err) = kubectl(&["get", short, "-n", &ctx.namespace], None);
+        assert!(ok, "kubectl get {short}: {err}");
+    }
+    ctx.cleanup().await;
+}
+
+#[tokio::test]
+async fn every_example_is_accepted() {
+    let ctx = TestCtx::new("examples").await;
+    let mut seen = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
+        .expect("examples/")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    files.sort();
+    for file in files {
+        for doc in yaml_docs(&format!("examples/{file}")) {
+            let created = create(&ctx, &doc).await.unwrap_or_else(|e| panic!("examples/{file}: rejected: {e}"));
+            seen.push(created.types.expect("types").kind);
+        }
+    }
+    for kind in ["FargateApp", "DnsFailover", "HotPool", "HotPoolWorker", "HotPoolClaim"] {
+        assert!(seen.iter().any(|k| k == kind), "no example of {kind} in examples/");
+    }
+    ctx.cleanup().await;
+}
+
+#[tokio::test]
+async fn schema_defaults_are_applied_by_the_apiserver() {
+    let ctx = TestCtx::new("defaults").await;
+    let doc = json!({
+        "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "FargateApp",
+        "metadata": {"name": "defaults"},
+        "spec": {"cluster": "apps", "cpu": 256, "memory": 512,
+                 "containers": [{"name": "web", "image": "nginx", "port": 80}],
+                 "network": {"subnets": ["subnet-1"]},
+                 "loadBalancer": {"targetGroup": {"vpcId": "vpc-1"}}}
+    });
+    let obj = create(&ctx, &doc).await.expect("create");
+    let spec = &obj.data["spec"];
+    assert_eq!(spec["replicas"], 1);
+    assert_eq!(spec["replicasPolicy"], "Enforce");
+    assert_eq!(spec["cpuArchitecture"], "X86_64");
+    assert_eq!(spec["keepTaskDefinitionRevisions"], 5);
+    assert_eq!(spec["deployment"]["circuitBreaker"]["enable"], true);
+    assert_eq!(spec["deployment"]["circuitBreaker"]["rollback"], true);
+    assert_eq!(spec["policy"]["deletion"], "Delete");
+    assert_eq!(spec["policy"]["adoption"], "IfTagged");
+    assert_eq!(spec["containers"][0]["essential"], true);
+    assert_eq!(spec["loadBalancer"]["targetGroup"]["protocol"], "HTTP");
+    assert_eq!(spec["loadBalancer"]["targetGroup"]["deregistrationDelaySeconds"], 30);
+    ctx.cleanup().await;
+}
+
+/// Each invalid manifest must be rejected with a message naming the offending field.
+#[tokio::test]
+async fn invalid_manifests_are_rejected_naming_the_field() {
+    let ctx = TestCtx::new("invalid").await;
+    let app = |name: &str, patch: serde_json::Value| {
+        let mut doc = json!({
+            "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "FargateApp",
+            "metadata": {"name": name},
+            "spec": {"cluster": "apps", "cpu": 256, "memory": 512,
+                     "containers": [{"name": "web", "image": "nginx", "port": 80}],
+                     "network": {"subnets": ["subnet-1"]}}
+        });
+        merge(&mut doc["spec"], &patch);
+        doc
+    };
+    let failover = |name: &str, hc: serde_json::Value| {
+        json!({
+            "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "DnsFailover",
+            "metadata": {"name": name},
+            "spec": {"hostedZoneId": "Z1", "name": "a.example.com",
+                     "primary": {"target": "p.example.com", "healthCheck": hc},
+                     "secondary": {"target": "s.example.com"}}
+        })
+    };
+    let mut missing_cluster = app("missing-cluster", json!({}));
+    missing_cluster["spec"].as_object_mut().expect("spec").remove("cluster");
+    let cases = vec![
+        ("missing required field", missing_cluster, "spec.cluster"),
+        ("bad enum", app("bad-enum", json!({"cpuArchitecture": "SPARC"})), "spec.cpuArchitecture"),
+        ("bad cpu enum", app("bad-cpu", json!({"cpu": 300})), "spec.cpu"),
+        ("out of range", app("bad-replicas", json!({"replicas": -1})), "spec.replicas"),
+        (
+            "too many containers",
+            app(
+                "too-many",
+                json!({"containers": (0..11).map(|i| json!({"name": format!("c{i}"), "image": "x"})).collect::<Vec<_>>()}),
+            ),
+            "spec.containers",
+        ),
+        ("bad subnet id", app("bad-subnet", json!({"network": {"subnets": ["vpc-1"]}})), "spec.network.subnets"),
+        (
+            "interval not 10|30",
+            failover("bad-interval", json!({"type": "HTTPS", "requestIntervalSeconds": 20})),
+            "spec.primary.healthCheck.requestIntervalSeconds",
+        ),
+        (
+            "threshold out of range",
+            failover("bad-threshold", json!({"type": "HTTPS", "failureThreshold": 11})),
+            "spec.primary.healthCheck.failureThreshold",
+        ),
+        ("bad health check type", failover("bad-type", json!({"type": "ICMP"})), "spec.primary.healthCheck.type"),
+        (
+            "pool scaleTo out of range",
+            json!({
+                "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPool", "metadata": {"name": "bad-pool"},
+                "spec": {"cluster": "w", "network": {"subnets": ["subnet-1"]},
+                         "versions": [{"version": "1", "taskDefinition": "worker:1", "scaleTo": 501, "port": 7000}]}
+            }),
+            "spec.versions.scaleTo",
+        ),
+        (
+            "claim without client",
+            json!({
+                "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPoolClaim", "metadata": {"name": "bad-claim"},
+                "spec": {"pool": "p", "version": "1"}
+            }),
+            "spec.client",
+        ),
+    ];
+    for (what, doc, field) in cases {
+        match create(&ctx, &doc).await {
+            Ok(_) => panic!("{what}: accepted, expected a rejection naming {field}"),
+            Err(kube::Error::Api(resp)) => {
+                assert_eq!(resp.code, 422, "{what}: {resp:?}");
+                assert!(resp.message.contains(field), "{what}: message does not name {field}: {}", resp.message);
+            }
+            Err(other) => panic!("{what}: unexpected error {other}"),
+        }
+    }
+    ctx.cleanup().await;
+}
+
+fn merge(base: &mut serde_json::Value, patch: &serde_json::Value) {
+    if let (Some(b), Some(p)) = (base.as_object_mut(), patch.as_object()) {
+        for (k, v) in p {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+#[tokio::test]
+async fn printer_columns_show_in_kubectl_get() {
+    let ctx = TestCtx::new("columns").await;
+    for doc in yaml_docs("examples/fargateapp-minimal.yaml")
+        .into_iter()
+        .chain(yaml_docs("examples/dnsfailover.yaml"))
+        .chain(yaml_docs("examples/hotpool.yaml"))
+        .chain(yaml_docs("examples/hotpoolworker.yaml"))
+    {
+        create(&ctx, &doc).await.expect("create example");
+    }
+    let expect = [
+        ("fa", vec!["NAME", "READY", "DESIRED", "RUNNING", "ROLLOUT", "URL", "AGE"]),
+        ("dnsf", vec!["NAME", "READY", "NAME", "MODE", "ACTIVE", "AGE"]),
+        ("hp", vec!["NAME", "READY", "AVAILABLE", "CLAIMED", "STARTING", "AGE"]),
+        ("hpw", vec!["NAME", "PHASE", "POOL", "VERSION", "IP", "PORT", "CLAIM", "AGE"]),
+        ("hpc", vec!["NAME", "READY", "PHASE", "POOL", "VERSION", "WORKER", "IP", "AGE"]),
+    ];
+    for (short, columns) in expect {
+        let (ok, out, err) = kubectl(&["get", short, "-n", &ctx.namespace], None);
+        assert!(ok, "kubectl get {short}: {err}");
+        let header: Vec<&str> = out.lines().next().unwrap_or_default().split_whitespace().collect();
+        assert_eq!(header, columns, "kubectl get {short}:\n{out}");
+        assert_eq!(out.lines().count(), 2, "one object listed:\n{out}");
+    }
+    // The mode column reads the spec, so it is filled before any controller runs.
+    let (_, out, _) = kubectl(&["get", "dnsf", "dev-acs", "-n", &ctx.namespace, "--no-headers"], None);
+    assert!(out.contains("Auto") && out.contains("dev.acs.app.com"), "{out}");
+    ctx.cleanup().await;
+}

@@ -1,0 +1,232 @@
+//! Test support: the real local environment (etcd + kube-apiserver + moto from `hack/`), started
+//! once or reused, with a namespace and an AWS account of its own for each test so tests run in
+//! parallel without seeing each other.
+#![allow(dead_code)]
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Once;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use fargate_operator::api::{AwsOverride, crds};
+use fargate_operator::aws::AwsProvider;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Client, Config};
+
+/// Loopback ports of the environment (see hack/lib.sh).
+pub const APISERVER_PORT: u16 = 16443;
+/// moto's port.
+pub const MOTO_PORT: u16 = 15000;
+/// Region every test uses.
+pub const REGION: &str = "us-east-1";
+
+/// The cache directory the hack/ scripts use.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("FARGATE_OPERATOR_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".cache/fargate-operator")
+    })
+}
+
+/// The kubeconfig hack/env-up.sh writes.
+pub fn kubeconfig_path() -> PathBuf {
+    cache_dir().join("env/kubeconfig")
+}
+
+/// moto's endpoint.
+pub fn aws_endpoint() -> String {
+    format!("http://127.0.0.1:{MOTO_PORT}")
+}
+
+fn project_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn port_open(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(300)).is_ok()
+}
+
+static ENV: Once = Once::new();
+
+/// Start the environment unless it is already up. Serialised across test processes by `flock`,
+/// since nextest runs every test in its own process.
+pub fn ensure_env() {
+    ENV.call_once(|| {
+        if kubeconfig_path().exists() && port_open(APISERVER_PORT) && port_open(MOTO_PORT) {
+            return;
+        }
+        std::fs::create_dir_all(cache_dir()).expect("create cache dir");
+        let lock = cache_dir().join("env-up.lock");
+        let status = Command::new("flock")
+            .arg(&lock)
+            .arg("bash")
+            .arg(project_root().join("hack/env-up.sh"))
+            .status()
+            .expect("run hack/env-up.sh (is util-linux installed?)");
+        assert!(status.success(), "hack/env-up.sh failed; see its output above");
+    });
+}
+
+/// A kube client for the test apiserver.
+pub async fn client() -> Client {
+    ensure_env();
+    fargate_operator::operator::install_crypto_provider();
+    let kc = Kubeconfig::read_from(kubeconfig_path()).expect("read kubeconfig");
+    let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.expect("kubeconfig");
+    Client::try_from(cfg).expect("client")
+}
+
+/// Create or replace every CRD and wait until each is Established.
+///
+/// Not server-side apply: the v1.20 test apiserver's typed SSA patch rejects
+/// `x-kubernetes-validations` as an unknown field, while create/update simply drop it (as
+/// `kubectl apply --validate=false` does). Clusters >= 1.25 keep the CEL rules.
+pub async fn install_crds(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for mut crd in crds() {
+        let name = crd.metadata.name.clone().expect("crd name");
+        match api.get_opt(&name).await.expect("get CRD") {
+            None => match api.create(&PostParams::default(), &crd).await {
+                Ok(_) => {}
+                // Another test process created it first.
+                Err(kube::Error::Api(resp)) if resp.code == 409 => {}
+                Err(e) => panic!("create CRD {name}: {e}"),
+            },
+            Some(existing) => {
+                crd.metadata.resource_version = existing.metadata.resource_version.clone();
+                let same = serde_json::to_value(&existing.spec.versions[0].schema).ok()
+                    == serde_json::to_value(&crd.spec.versions[0].schema).ok();
+                if !same {
+                    match api.replace(&name, &PostParams::default(), &crd).await {
+                        Ok(_) => {}
+                        Err(kube::Error::Api(resp)) if resp.code == 409 => {}
+                        Err(e) => panic!("replace CRD {name}: {e}"),
+                    }
+                }
+            }
+        }
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("CRD {name} not Established within 30s"))
+        .expect("watch CRD");
+    }
+}
+
+/// A random lowercase suffix.
+pub fn suffix() -> String {
+    format!("{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
+
+/// A fresh 12-digit AWS account id: moto keeps separate state per account.
+pub fn fresh_account() -> String {
+    format!("{:012}", rand::random::<u64>() % 1_000_000_000_000)
+}
+
+/// Base SDK config for moto with its dummy credentials (they only ever reach loopback).
+pub async fn moto_base_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(aws_endpoint())
+        // moto accepts any key; these never leave loopback.
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await
+}
+
+/// Everything one test needs: a client, its own namespace and its own AWS account.
+pub struct TestCtx {
+    /// Client for the real apiserver.
+    pub client: Client,
+    /// The test's namespace.
+    pub namespace: String,
+    /// The test's moto account.
+    pub account: String,
+    /// Role in that account (`spec.aws.roleArn` for objects of this test).
+    pub role_arn: String,
+    /// Provider whose `config_for(&self.aws())` yields credentials of that account.
+    pub aws: AwsProvider,
+}
+
+impl TestCtx {
+    /// Set up for a test called `name`.
+    pub async fn new(name: &str) -> Self {
+        let client = client().await;
+        install_crds(&client).await;
+        let namespace = format!("t-{}-{}", name.replace('_', "-").chars().take(40).collect::<String>(), suffix());
+        let ns_api: Api<Namespace> = Api::all(client.clone());
+        let ns = Namespace {
+            metadata: kube::api::ObjectMeta { name: Some(namespace.clone()), ..Default::default() },
+            ..Default::default()
+        };
+        ns_api.create(&PostParams::default(), &ns).await.expect("create namespace");
+        let account = fresh_account();
+        let role_arn = format!("arn:aws:iam::{account}:role/fargate-operator-test");
+        let aws = AwsProvider::from_base(moto_base_config().await);
+        Self { client, namespace, account, role_arn, aws }
+    }
+
+    /// `spec.aws` that puts an object's calls into this test's account.
+    pub fn aws_override(&self) -> AwsOverride {
+        AwsOverride { region: Some(REGION.into()), role_arn: Some(self.role_arn.clone()), external_id: None }
+    }
+
+    /// SDK config bound to this test's account (through a real `sts:AssumeRole` against moto).
+    pub async fn sdk_config(&self) -> SdkConfig {
+        self.aws.config_for(Some(&self.aws_override())).await
+    }
+
+    /// Delete the namespace (objects without finalizers go with it).
+    pub async fn cleanup(self) {
+        let ns_api: Api<Namespace> = Api::all(self.client.clone());
+        let _ = ns_api.delete(&self.namespace, &DeleteParams::default()).await;
+    }
+
+    /// Run kubectl against the test apiserver; returns (success, stdout, stderr).
+    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        kubectl(args, stdin)
+    }
+}
+
+/// Run kubectl with the test kubeconfig.
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    let mut cmd = Command::new("kubectl");
+    cmd.arg("--kubeconfig").arg(kubeconfig_path()).args(args);
+    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn kubectl");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().expect("kubectl output");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Read a file of the project (examples, crds).
+pub fn read_project_file(rel: &str) -> String {
+    std::fs::read_to_string(project_root().join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+}
+
+/// Every YAML document of a project file, as JSON values.
+pub fn yaml_docs(rel: &str) -> Vec<serde_json::Value> {
+    let text = read_project_file(rel);
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).expect("valid YAML"))
+        .filter(|v: &serde_json::Value| !v.is_null())
+        .collect()
+}
