@@ -31,7 +31,7 @@ async fn assumed_roles_isolate_accounts() {
 
     let in_a = caller.call(Service::Ecs, "ListClusters", || ecs_a.list_clusters().send()).await.expect("list a");
     let in_b = caller.call(Service::Ecs, "ListClusters", || ecs_b.list_clusters().send()).await.expect("list b");
-    assert_eq!(in_a.cluster_arns(), [arn.clone()]);
+    assert_eq!(in_a.cluster_arns(), std::slice::from_ref(&arn));
     assert!(in_b.cluster_arns().is_empty(), "account {} sees {:?}", b.account, in_b.cluster_arns());
     assert_eq!(metrics.aws_call_count("ecs", "CreateCluster", "success"), 1);
     assert_eq!(metrics.aws_call_count("ecs", "ListClusters", "success"), 2);

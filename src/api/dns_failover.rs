@@ -257,7 +257,7 @@ pub struct HealthChecksStatus {
 #[serde(rename_all = "camelCase")]
 pub struct HealthCheckStatus {
     /// Route 53 health check ID.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
     /// `Healthy`, `Unhealthy` or `Unknown`.
     #[serde(default)]

@@ -571,7 +571,7 @@ pub struct RolloutStatus {
     /// ECS rollout state: IN_PROGRESS, COMPLETED or FAILED.
     pub state: String,
     /// ECS's reason for that state.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
     /// Tasks of this deployment that failed to start.
     #[serde(default)]

@@ -95,7 +95,14 @@ pub fn validation_status<K: Managed>(obj: &K) -> K::Status {
             set_last_error(status.last_error_mut(), "validate", REASON_INVALID_SPEC, &msg);
         }
         Ok(()) => {
-            conditions::set_condition(status.conditions_mut(), DEGRADED, false, REASON_AS_EXPECTED, "", generation);
+            conditions::set_condition(
+                status.conditions_mut(),
+                DEGRADED,
+                false,
+                REASON_AS_EXPECTED,
+                "no problems found",
+                generation,
+            );
             let msg = format!("spec is valid; this build does not reconcile {} in AWS yet", K::KIND);
             conditions::set_condition(status.conditions_mut(), READY, false, REASON_NOT_RECONCILED, &msg, generation);
             *status.last_error_mut() = None;
@@ -170,4 +177,51 @@ where
         run_one::<HotPoolWorker>(ctx.clone(), stop()),
         run_one::<HotPoolClaim>(ctx.clone(), stop()),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(memory: i32) -> FargateApp {
+        let mut app: FargateApp = serde_json::from_value(serde_json::json!({
+            "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "FargateApp",
+            "metadata": {"name": "a", "namespace": "n", "generation": 3},
+            "spec": {"cluster": "apps", "cpu": 256, "memory": memory,
+                     "containers": [{"name": "web", "image": "nginx", "port": 80}],
+                     "network": {"subnets": ["subnet-1"]}}
+        }))
+        .expect("app");
+        app.status = None;
+        app
+    }
+
+    #[test]
+    fn invalid_spec_is_degraded_with_the_field_and_a_second_pass_changes_nothing() {
+        let mut obj = app(4096);
+        let first = validation_status(&obj);
+        assert!(conditions::is_true(&first.conditions, DEGRADED));
+        let degraded = conditions::find(&first.conditions, DEGRADED).expect("Degraded");
+        assert_eq!(degraded.reason, REASON_INVALID_SPEC);
+        assert!(
+            degraded.message.starts_with("spec.memory: 4096 MiB is not valid with cpu 256"),
+            "{}",
+            degraded.message
+        );
+        assert_eq!(first.observed_generation, Some(3));
+        obj.status = Some(first.clone());
+        assert_eq!(validation_status(&obj), first, "a converged object must not cause a status write");
+    }
+
+    #[test]
+    fn valid_spec_is_not_degraded_and_not_ready() {
+        let mut obj = app(4096);
+        obj.status = Some(validation_status(&obj));
+        obj.spec.memory = 512;
+        let status = validation_status(&obj);
+        assert!(!conditions::is_true(&status.conditions, DEGRADED));
+        assert!(!conditions::is_true(&status.conditions, READY));
+        assert_eq!(conditions::find(&status.conditions, READY).map(|c| c.reason.as_str()), Some(REASON_NOT_RECONCILED));
+        assert!(status.last_error.is_none());
+    }
 }

@@ -38,6 +38,9 @@ pub fn set_condition(
     message: &str,
     generation: Option<i64>,
 ) -> bool {
+    // Never an empty message: besides being unhelpful, the v1.20 apiserver's server-side apply on
+    // the status subresource turns "" into null and rejects the patch.
+    let message = if message.is_empty() { reason } else { message };
     let status = status_str(status);
     if let Some(c) = conditions.iter_mut().find(|c| c.type_ == type_) {
         if c.status == status && c.reason == reason && c.message == message && c.observed_generation == generation {
