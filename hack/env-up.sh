@@ -125,6 +125,7 @@ start_detached() {
   # for as long as it runs and the next env-up/env-down would wait forever.
   nohup setsid "$@" >>"$logfile" 2>&1 </dev/null 9>&- &
   echo $! >"$FO_ENV_DIR/$name.pid"
+  printf '%s' "$1" >"$FO_ENV_DIR/$name.cmd" # what pid_alive checks the pid against
   log "$name: started pid $! (log: $logfile)"
 }
 
@@ -219,9 +220,8 @@ APISERVER_CMD=(
   --bind-address "$FO_HOST"
   --advertise-address "$FO_HOST"
   --secure-port "$FO_APISERVER_PORT"
-  # v1.20 still has the plain-HTTP port (default 8080 in older releases):
-  # keep it off explicitly so it never collides or bypasses auth.
-  --insecure-port 0
+  # No --insecure-port: in v1.20 the plain-HTTP port is already gone (the
+  # flag is accepted but "has no effect"), so nothing listens on 8080.
   --tls-cert-file "$PKI/apiserver.crt"
   --tls-private-key-file "$PKI/apiserver.key"
   # Ignored while --tls-* are set; keeps any self-signed fallback out of

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # FO_* settings are used by the sourcing scripts
 # Shared helpers for the hack/ scripts. Source it, do not run it:
 #   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #
@@ -11,7 +11,6 @@ if [[ -n "${FO_LIB_SOURCED:-}" ]]; then
 fi
 FO_LIB_SOURCED=1
 
-FO_HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 FO_CACHE="${FARGATE_OPERATOR_CACHE:-$HOME/.cache/fargate-operator}"
 FO_BIN="$FO_CACHE/bin"
 FO_VENV="$FO_CACHE/venv"
@@ -88,13 +87,22 @@ dump_log() {
   fi
 }
 
-# `pid_alive PIDFILE`: true if the pid file names a live process.
+# `pid_alive PIDFILE`: true if the pid file names a live (non-zombie) process
+# that is still the one we started. The cache outlives the processes (a
+# machine restart, a session handed over), so a stale pid may by now belong
+# to something else: if PIDFILE has a sibling .cmd file (written at start),
+# the process's command line must contain that text.
 pid_alive() {
-  local pidfile="$1" pid
+  local pidfile="$1" pid state cmdfile="${1%.pid}.cmd"
   [[ -s "$pidfile" ]] || return 1
   pid="$(cat "$pidfile")"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null
+  kill -0 "$pid" 2>/dev/null || return 1
+  state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" || return 1
+  [[ "$state" != Z ]] || return 1
+  if [[ -s "$cmdfile" ]]; then
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$(cat "$cmdfile")" || return 1
+  fi
 }
 
 # `port_in_use PORT`: true if something listens on 127.0.0.1:PORT.
@@ -109,7 +117,7 @@ stop_pidfile() {
   local name="$1" pidfile="$2" pid i
   if ! pid_alive "$pidfile"; then
     [[ -e "$pidfile" ]] && log "$name: not running (stale pid file removed)"
-    rm -f "$pidfile"
+    rm -f "$pidfile" "${pidfile%.pid}.cmd"
     return 0
   fi
   pid="$(cat "$pidfile")"
@@ -124,7 +132,7 @@ stop_pidfile() {
     kill -KILL "$pid" 2>/dev/null || true
     sleep 0.5
   fi
-  rm -f "$pidfile"
+  rm -f "$pidfile" "${pidfile%.pid}.cmd"
 }
 
 # Human-readable duration for the "took Ns" messages.

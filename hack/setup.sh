@@ -245,9 +245,10 @@ build_apiserver() {
     log "fetching Debian source package 'kubernetes' into $srcroot"
     rm -rf "$srcroot"
     mkdir -p "$srcroot"
-    # APT::Sandbox::User=root: _apt may not write into a root-owned cache dir;
-    # apt would fall back to root anyway, this just avoids the warning.
-    (cd "$srcroot" && as_root apt-get -o APT::Sandbox::User=root source -qq kubernetes) \
+    # Needs no root. APT::Sandbox::User=root: when we are root, apt's _apt
+    # user cannot write into our cache dir and apt falls back to root anyway;
+    # this only silences that warning.
+    (cd "$srcroot" && apt-get -o APT::Sandbox::User=root source -qq kubernetes) \
       >"$FO_LOG_DIR/apt-source.log" 2>&1 ||
       { dump_log "$FO_LOG_DIR/apt-source.log"; die "apt-get source kubernetes failed"; }
     src="$(find "$srcroot" -mindepth 1 -maxdepth 1 -type d -name 'kubernetes-*' | head -1)"
@@ -266,7 +267,7 @@ build_apiserver() {
   local gopath="$FO_CACHE/gopath"
   mkdir -p "$gopath/src/k8s.io"
   ln -sfn "$src" "$gopath/src/k8s.io/kubernetes"
-  export GOPATH="$gopath" GO111MODULE=off GOFLAGS= GOPROXY=off GOTOOLCHAIN=local \
+  export GOPATH="$gopath" GO111MODULE=off GOFLAGS='' GOPROXY=off GOTOOLCHAIN=local \
     CGO_ENABLED=0 GOCACHE="$FO_CACHE/go-build"
   local jobs="${FO_BUILD_JOBS:-2}"
   # Enter through the symlink: in GOPATH mode the import path comes from cwd.
