@@ -121,9 +121,17 @@ start_detached() {
   shift 2
   [[ -f "$logfile" ]] && mv -f "$logfile" "$logfile.prev"
   printf '# %s started %s\n# %s\n' "$name" "$(date -Is)" "$*" >"$logfile"
-  # 9>&-: the server must not inherit our lock fd, or it would hold the lock
-  # for as long as it runs and the next env-up/env-down would wait forever.
-  nohup setsid "$@" >>"$logfile" 2>&1 </dev/null 9>&- &
+  (
+    # Close every inherited fd above 2 first: a server that inherits a lock
+    # fd (our fd 9, or the one `flock LOCKFILE hack/env-up.sh` passes down)
+    # holds that lock for as long as it runs, and the next env-up/env-down
+    # waiting on it hangs forever.
+    for fd in /proc/"$BASHPID"/fd/*; do
+      fd="${fd##*/}"
+      if ((fd > 2)); then { eval "exec $fd>&-"; } 2>/dev/null || true; fi
+    done
+    exec nohup setsid "$@" >>"$logfile" 2>&1 </dev/null
+  ) &
   echo $! >"$FO_ENV_DIR/$name.pid"
   printf '%s' "$1" >"$FO_ENV_DIR/$name.cmd" # what pid_alive checks the pid against
   log "$name: started pid $! (log: $logfile)"

@@ -336,6 +336,14 @@ build_apiserver() {
   log "kube-apiserver built in $(fmt_secs $((SECONDS - t0)))"
 }
 
+# kubectl: the tests and the demo drive the apiserver with it as users do. Every machine image of
+# this project ships it (/usr/bin/kubectl); Debian bookworm has no package for it.
+if command -v kubectl >/dev/null 2>&1; then
+  log "kubectl: $(command -v kubectl)"
+else
+  die "kubectl is not on PATH; install kubectl >= 1.23 (the tests and make demo use it)"
+fi
+
 if apiserver_ok; then
   log "kube-apiserver $FO_K8S_VERSION: present at $APISERVER"
 else

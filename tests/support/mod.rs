@@ -20,10 +20,19 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, Config};
 
-/// Loopback ports of the environment (see hack/lib.sh).
-pub const APISERVER_PORT: u16 = 16443;
-/// moto's port.
-pub const MOTO_PORT: u16 = 15000;
+/// kube-apiserver's loopback port (hack/lib.sh; `FARGATE_OPERATOR_APISERVER_PORT` overrides).
+pub fn apiserver_port() -> u16 {
+    port_from_env("FARGATE_OPERATOR_APISERVER_PORT", 16443)
+}
+
+/// moto's loopback port (hack/lib.sh; `FARGATE_OPERATOR_MOTO_PORT` overrides).
+pub fn moto_port() -> u16 {
+    port_from_env("FARGATE_OPERATOR_MOTO_PORT", 15000)
+}
+
+fn port_from_env(var: &str, default: u16) -> u16 {
+    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
 /// Region every test uses.
 pub const REGION: &str = "us-east-1";
 
@@ -41,7 +50,7 @@ pub fn kubeconfig_path() -> PathBuf {
 
 /// moto's endpoint.
 pub fn aws_endpoint() -> String {
-    format!("http://127.0.0.1:{MOTO_PORT}")
+    format!("http://127.0.0.1:{}", moto_port())
 }
 
 fn project_root() -> &'static Path {
@@ -58,7 +67,7 @@ static ENV: Once = Once::new();
 /// since nextest runs every test in its own process.
 pub fn ensure_env() {
     ENV.call_once(|| {
-        if kubeconfig_path().exists() && port_open(APISERVER_PORT) && port_open(MOTO_PORT) {
+        if kubeconfig_path().exists() && port_open(apiserver_port()) && port_open(moto_port()) {
             return;
         }
         std::fs::create_dir_all(cache_dir()).expect("create cache dir");
@@ -185,10 +194,21 @@ impl TestCtx {
         self.aws.config_for(Some(&self.aws_override())).await
     }
 
-    /// Delete the namespace (objects without finalizers go with it).
+    /// Delete this test's objects, then its namespace. The objects go first because the test
+    /// apiserver runs no namespace controller: a deleted namespace stays Terminating with its
+    /// contents, which a later operator watching all namespaces would still see.
     pub async fn cleanup(self) {
+        use fargate_operator::api::{DnsFailover, FargateApp, HotPool, HotPoolClaim, HotPoolWorker};
+        let lp = kube::api::ListParams::default();
+        let dp = DeleteParams::default();
+        let _ = Api::<FargateApp>::namespaced(self.client.clone(), &self.namespace).delete_collection(&dp, &lp).await;
+        let _ = Api::<DnsFailover>::namespaced(self.client.clone(), &self.namespace).delete_collection(&dp, &lp).await;
+        let _ = Api::<HotPool>::namespaced(self.client.clone(), &self.namespace).delete_collection(&dp, &lp).await;
+        let _ =
+            Api::<HotPoolWorker>::namespaced(self.client.clone(), &self.namespace).delete_collection(&dp, &lp).await;
+        let _ = Api::<HotPoolClaim>::namespaced(self.client.clone(), &self.namespace).delete_collection(&dp, &lp).await;
         let ns_api: Api<Namespace> = Api::all(self.client.clone());
-        let _ = ns_api.delete(&self.namespace, &DeleteParams::default()).await;
+        let _ = ns_api.delete(&self.namespace, &dp).await;
     }
 
     /// Run kubectl against the test apiserver; returns (success, stdout, stderr).
