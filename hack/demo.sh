@@ -11,7 +11,7 @@ source "$FO_ENV_DIR/env.sh"
 
 NS="${DEMO_NAMESPACE:-demo}"
 METRICS_ADDR="${DEMO_METRICS_ADDR:-127.0.0.1:18080}"
-BIN="$ROOT/target/debug/fargate-operator"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/fargate-operator"
 LOG="$FO_LOG_DIR/operator-demo.log"
 PIDFILE="$FO_ENV_DIR/operator-demo.pid"
 KC=(kubectl --request-timeout=20s)
