@@ -5,7 +5,7 @@
 use fargate_operator::api::validation::{fargate_memory_sizes, validate_dns_failover, validate_fargate_app};
 use fargate_operator::api::{DnsFailover, FargateApp, HotPool, HotPoolClaim};
 use kube::CustomResourceExt;
-use kube::core::cel::Validator;
+use kube_cel::Validator;
 use serde_json::{Value, json};
 
 fn schema_of<K: CustomResourceExt>() -> Value {
@@ -46,7 +46,7 @@ fn rust_app_valid(obj: &Value) -> bool {
 
 #[test]
 fn cel_and_rust_agree_on_every_fargate_size() {
-    let compiled = kube::core::cel::compile_schema(&schema_of::<FargateApp>());
+    let compiled = kube_cel::compile_schema(&schema_of::<FargateApp>());
     let validator = Validator::new();
     for cpu in [256, 512, 1024, 2048, 4096, 8192, 16384] {
         let sizes = fargate_memory_sizes(cpu).expect("cpu");
@@ -189,7 +189,7 @@ fn every_cel_rule_compiles() {
         ("HotPool", schema_of::<HotPool>()),
         ("HotPoolClaim", schema_of::<HotPoolClaim>()),
     ] {
-        let compiled = kube::core::cel::compile_schema(&schema);
+        let compiled = kube_cel::compile_schema(&schema);
         assert!(!compiled.has_errors(), "{kind}: {:?}", compiled.compilation_errors());
     }
 }
