@@ -55,14 +55,24 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 /// Run until `shutdown` triggers. Split from [`run`] so tests drive shutdown themselves.
 pub async fn run_until(config: Config, shutdown: Shutdown) -> Result<(), RunError> {
     let client = Client::try_default().await.map_err(RunError::Client)?;
-    let metrics = Arc::new(Metrics::new());
+    let aws = AwsProvider::new(config.region.clone(), config.aws_endpoint_url.clone()).await;
+    run_with(config, shutdown, Arc::new(Metrics::new()), client, aws).await
+}
+
+/// Run with a given client, AWS provider and metrics registry (tests inject theirs to count calls).
+pub async fn run_with(
+    config: Config,
+    shutdown: Shutdown,
+    metrics: Arc<Metrics>,
+    client: Client,
+    aws: AwsProvider,
+) -> Result<(), RunError> {
     let health = Arc::new(Health::default());
     let (addr, server_task) = server::serve(config.metrics_addr, metrics.clone(), health.clone(), shutdown.wait())
         .await
         .map_err(|source| RunError::Bind { addr: config.metrics_addr, source })?;
     tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
 
-    let aws = AwsProvider::new(config.region.clone(), config.aws_endpoint_url.clone()).await;
     let caller = AwsCaller::new(Budgets::new(config.budgets()), metrics.clone(), RetryPolicy::default());
     let identity = config.identity.clone().unwrap_or_else(leader::default_identity);
     let ctx = Arc::new(Context {

@@ -179,14 +179,13 @@ async fn run_leads_validates_into_status_and_shuts_down_cleanly() {
     assert_eq!(last_error.code, "InvalidSpec");
     assert_eq!(bad.status.as_ref().and_then(|s| s.observed_generation), bad.metadata.generation);
 
-    let good = wait_app(&ctx, "good", "Ready reported", |a| condition(a, "Ready").is_some()).await;
-    let ready = condition(&good, "Ready").expect("Ready");
-    assert_eq!(
-        (ready.status.as_str(), ready.reason.as_str()),
-        ("False", "AwsNotReconciled"),
-        "status must not claim readiness"
-    );
-    assert_eq!(condition(&good, "Degraded").map(|c| c.status.as_str()), Some("False"));
+    // A valid spec reaches AWS; the ECS cluster "apps" does not exist in this account, which is a
+    // problem a human must fix, reported against the field.
+    let good = wait_app(&ctx, "good", "Degraded reported", |a| condition(a, "Degraded").is_some()).await;
+    let degraded = condition(&good, "Degraded").expect("Degraded");
+    assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "ClusterNotFound"), "{degraded:?}");
+    assert!(degraded.message.contains("spec.cluster"), "{}", degraded.message);
+    assert_eq!(condition(&good, "Ready").map(|c| c.status.as_str()), Some("False"), "status must not claim readiness");
 
     // A Warning Event names the field.
     let event = tokio::time::timeout(
@@ -206,17 +205,19 @@ async fn run_leads_validates_into_status_and_shuts_down_cleanly() {
     assert_eq!(event.type_.as_deref(), Some("Warning"));
     assert!(event.note.unwrap_or_default().contains("spec.memory"));
 
-    // Fixing the spec clears Degraded and lastError.
+    // Fixing the spec moves the object past validation, on to the missing cluster.
     apps.patch("bad", &PatchParams::default(), &Patch::Merge(json!({"spec": {"memory": 512}}))).await.expect("fix");
-    let fixed =
-        wait_app(&ctx, "bad", "Degraded=False", |a| condition(a, "Degraded").is_some_and(|c| c.status == "False"))
-            .await;
-    assert!(fixed.status.as_ref().and_then(|s| s.last_error.as_ref()).is_none());
+    let fixed = wait_app(&ctx, "bad", "past validation", |a| {
+        condition(a, "Degraded").is_some_and(|c| c.reason == "ClusterNotFound")
+    })
+    .await;
     assert_eq!(fixed.status.as_ref().and_then(|s| s.observed_generation), fixed.metadata.generation);
 
     assert_eq!(op.metric("fargate_operator_leader "), Some(1.0));
-    assert!(op.metric(r#"fargate_operator_reconciles_total{kind="FargateApp"}"#).unwrap_or(0.0) >= 3.0);
-    assert!(op.metric(r#"fargate_operator_status_writes_total{kind="FargateApp"}"#).unwrap_or(0.0) >= 3.0);
+    let reconciles = op.metric(r#"fargate_operator_reconciles_total{kind="FargateApp"}"#);
+    assert!(reconciles.unwrap_or(0.0) >= 3.0, "reconciles: {reconciles:?}");
+    let writes = op.metric(r#"fargate_operator_status_writes_total{kind="FargateApp"}"#);
+    assert!(writes.unwrap_or(0.0) >= 3.0, "status writes: {writes:?}");
 
     op.signal("TERM");
     let status = op.wait_exit();

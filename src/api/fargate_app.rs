@@ -550,6 +550,9 @@ pub struct FargateAppStatus {
     /// State of the newest deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutStatus>,
+    /// The `spec.restartedAt` already rolled out (a different value forces a new deployment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<Time>,
 }
 
 /// ECS task counts.

@@ -18,6 +18,9 @@ pub enum ReconcileError {
     /// The object lacks something the apiserver always sets (namespace, uid).
     #[error("object is missing {0}")]
     MissingMetadata(&'static str),
+    /// Adding or removing the finalizer, or the wrapped reconcile, failed.
+    #[error(transparent)]
+    Finalizer(#[from] Box<kube::runtime::finalizer::Error<ReconcileError>>),
 }
 
 impl ReconcileError {
@@ -31,6 +34,11 @@ impl ReconcileError {
             Self::Kube(_) => ErrorCategory::Transient,
             Self::Aws(e) => e.category,
             Self::Invalid(_) | Self::MissingMetadata(_) => ErrorCategory::Terminal,
+            Self::Finalizer(e) => match e.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(inner)
+                | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.category(),
+                _ => ErrorCategory::Transient,
+            },
         }
     }
 }

@@ -6,6 +6,7 @@
 //! validated and its status says plainly that AWS is not reconciled yet.
 
 pub mod error;
+pub mod fargate_app;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -122,8 +123,9 @@ async fn reconcile_validation<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Res
     let was_degraded = conditions::is_true(old.conditions(), DEGRADED);
     let now_degraded = conditions::is_true(new.conditions(), DEGRADED);
     if new != old {
-        apply_status(&api, obj.as_ref(), &new).await?;
+        // Counted before sending so a watcher never sees a write the metric does not yet show.
         ctx.metrics.status_written(K::KIND);
+        apply_status(&api, obj.as_ref(), &new).await?;
     }
     if now_degraded && !was_degraded {
         let note = conditions::find(new.conditions(), DEGRADED).map(|c| c.message.clone()).unwrap_or_default();
@@ -153,10 +155,18 @@ fn api_for<K: Managed>(ctx: &Context) -> Api<K> {
     }
 }
 
-async fn run_one<K: Managed>(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+async fn run_one<K, R, Fut>(
+    ctx: Arc<Context>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    reconcile: R,
+) where
+    K: Managed,
+    R: FnMut(Arc<K>, Arc<Context>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, ReconcileError>> + Send + 'static,
+{
     Controller::new(api_for::<K>(&ctx), watcher::Config::default().any_semantic())
         .graceful_shutdown_on(stop)
-        .run(reconcile_validation::<K>, error_policy::<K>, ctx)
+        .run(reconcile, error_policy::<K>, ctx)
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!(kind = K::KIND, %err, "controller event");
@@ -171,11 +181,11 @@ where
     F: Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>,
 {
     tokio::join!(
-        run_one::<FargateApp>(ctx.clone(), stop()),
-        run_one::<DnsFailover>(ctx.clone(), stop()),
-        run_one::<HotPool>(ctx.clone(), stop()),
-        run_one::<HotPoolWorker>(ctx.clone(), stop()),
-        run_one::<HotPoolClaim>(ctx.clone(), stop()),
+        run_one::<FargateApp, _, _>(ctx.clone(), stop(), fargate_app::reconcile),
+        run_one::<DnsFailover, _, _>(ctx.clone(), stop(), reconcile_validation::<DnsFailover>),
+        run_one::<HotPool, _, _>(ctx.clone(), stop(), reconcile_validation::<HotPool>),
+        run_one::<HotPoolWorker, _, _>(ctx.clone(), stop(), reconcile_validation::<HotPoolWorker>),
+        run_one::<HotPoolClaim, _, _>(ctx.clone(), stop(), reconcile_validation::<HotPoolClaim>),
     );
 }
 

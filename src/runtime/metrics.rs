@@ -71,7 +71,11 @@ impl Metrics {
         registry.register("reconciles", "Reconciles started, by kind", reconciles.clone());
         registry.register("reconcile_failures", "Reconciles that failed, by kind and error category", failures.clone());
         registry.register("reconcile_duration_seconds", "Reconcile duration, by kind", duration.clone());
-        registry.register("status_writes", "Status patches sent to the apiserver, by kind", status_writes.clone());
+        registry.register(
+            "status_writes",
+            "Status patches sent (attempted) to the apiserver, by kind",
+            status_writes.clone(),
+        );
         registry.register(
             "aws_calls",
             "AWS API calls (each attempt), by service, operation and outcome",

@@ -179,7 +179,11 @@ impl RenderedTaskDefinition {
                 .set_command((!c.args.is_empty()).then(|| c.args.clone()));
             if let Some(port) = c.port {
                 def = def.port_mappings(
-                    PortMapping::builder().container_port(port).host_port(port).protocol(TransportProtocol::Tcp).build(),
+                    PortMapping::builder()
+                        .container_port(port)
+                        .host_port(port)
+                        .protocol(TransportProtocol::Tcp)
+                        .build(),
                 );
             }
             for (k, v) in &c.env {
