@@ -3,6 +3,9 @@
 //! parallel without seeing each other.
 #![allow(dead_code)]
 
+pub mod fixtures;
+pub mod operator;
+
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -258,7 +258,7 @@ async fn converge(
 
         if let (Some(rule), Some(info)) = (&lb.listener_rule, &listener) {
             status.load_balancer_dns_name = Some(info.dns_name.clone());
-            match ensure_rule(aws, rule, &arn).await? {
+            match ensure_rule(aws, rule, &arn, &tags).await? {
                 Ok((rule_arn, priority)) => {
                     status.listener_rule_arn = Some(rule_arn);
                     status.listener_rule_priority = Some(priority);
@@ -316,10 +316,13 @@ async fn converge(
     let restart = spec.restarted_at.is_some() && spec.restarted_at != status.restarted_at;
     let observed_service = match service {
         None => {
-            let created = create_service(aws, obj, &names, &td_arn, tg_arn.as_deref(), &tags).await?;
+            let arn = create_service(aws, obj, &names, &td_arn, tg_arn.as_deref(), &tags).await?;
             ctx.events.normal(obj, "Created", "CreateService", format!("service {}", names.family)).await;
             status.restarted_at = spec.restarted_at.clone();
-            created
+            // AWS identifiers go to status right after each create.
+            status.service_arn = Some(arn);
+            // Read it back so this pass reports what ECS says, not a placeholder the next pass rewrites.
+            aws.service(&spec.cluster, &names.family).await?
         }
         Some(s) => {
             let update = service_update(spec, &s, &td_arn, tg_arn.as_deref(), restart);
@@ -346,6 +349,9 @@ async fn converge(
     status.url = plan::url(spec, listener.as_ref().map(|l| l.dns_name.as_str()));
 
     // 5. Readiness from what ECS and the target group report.
+    if let Some(svc) = &observed_service {
+        status.service_arn = Some(svc.arn.clone());
+    }
     let Some(svc) = observed_service else {
         // Just created: ECS has not reported yet.
         let c = status.conditions_mut();
@@ -395,6 +401,7 @@ async fn ensure_rule(
     aws: &FargateAws,
     rule: &crate::api::fargate_app::ListenerRuleSpec,
     tg_arn: &str,
+    tags: &BTreeMap<String, String>,
 ) -> Result<Result<(String, i32), Blocked>, AwsError> {
     let range = &rule.priority_range;
     // A concurrent creator may take the priority we picked: re-read and take the next free one.
@@ -431,10 +438,7 @@ async fn ensure_rule(
                 None => return Ok(Err(no_free_priority(range.min, range.max))),
             },
         };
-        let tags = aws.owner.tags(&BTreeMap::new());
-        match aws
-            .create_rule(&rule.listener_arn, priority, &rule.path_patterns, &rule.host_headers, tg_arn, &tags)
-            .await
+        match aws.create_rule(&rule.listener_arn, priority, &rule.path_patterns, &rule.host_headers, tg_arn, tags).await
         {
             Ok(arn) => return Ok(Ok((arn, priority))),
             Err(e) if e.code == "PriorityInUse" && rule.priority.is_none() => continue,
@@ -558,7 +562,7 @@ async fn create_service(
     td_arn: &str,
     tg_arn: Option<&str>,
     tags: &BTreeMap<String, String>,
-) -> Result<Option<plan::ObservedService>, AwsError> {
+) -> Result<String, AwsError> {
     use aws_sdk_ecs::types::{LaunchType, PropagateTags, Tag};
     let spec = &obj.spec;
     let lbs = load_balancers(spec, tg_arn);
@@ -566,7 +570,8 @@ async fn create_service(
     let token = idempotency_token(&aws.owner.uid, "create-service", 36);
     let tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
     let (net, dep) = (network(spec)?, deployment(spec)?);
-    aws.caller
+    let resp = aws
+        .caller
         .call(Service::Ecs, "CreateService", || {
             aws.ecs
                 .create_service()
@@ -586,7 +591,7 @@ async fn create_service(
                 .send()
         })
         .await?;
-    Ok(None)
+    Ok(resp.service().and_then(|s| s.service_arn()).unwrap_or_default().to_string())
 }
 
 async fn update_service(

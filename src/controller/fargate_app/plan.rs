@@ -236,14 +236,16 @@ pub fn service_update(
     let d = &spec.deployment;
     let want =
         (d.minimum_healthy_percent, d.maximum_percent, Some((d.circuit_breaker.enable, d.circuit_breaker.rollback)));
-    u.deployment = o.deployment != Some(want);
+    // Unreported settings are unknown, not different: some ECS implementations omit what was set at
+    // creation, and rewriting it every resync would be a write loop.
+    u.deployment = o.deployment.is_some_and(|d| d != want);
     // Only with a load balancer does ECS accept a grace period.
     let want_grace = if desired_load_balancers(spec, target_group_arn).is_empty() {
         None
     } else {
         Some(d.health_check_grace_period_seconds.unwrap_or(0))
     };
-    u.grace_period = want_grace.is_some() && o.grace_period.unwrap_or(0) != want_grace.unwrap_or(0);
+    u.grace_period = want_grace.is_some_and(|want| o.grace_period.is_some_and(|g| g != want));
     u.force_new_deployment = restart;
     u
 }
@@ -351,10 +353,13 @@ mod tests {
     }
 
     #[test]
-    fn missing_deployment_configuration_is_repaired() {
+    fn unreported_deployment_settings_are_not_a_diff_but_changed_ones_are() {
         let s = spec(serde_json::json!({}));
         let mut o = converged(&s, "arn:td:3", None);
         o.deployment = None;
+        o.grace_period = None;
+        assert!(service_update(&s, &o, "arn:td:3", None, false).is_empty());
+        o.deployment = Some((50, 200, Some((true, true))));
         assert!(service_update(&s, &o, "arn:td:3", None, false).deployment);
     }
 

@@ -1,0 +1,109 @@
+//! The operator run in-process (`operator::run_with`), so a test can read its metrics registry
+//! directly: AWS call counts per operation and outcome, status writes per kind.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fargate_operator::aws::AwsProvider;
+use fargate_operator::config::Config;
+use fargate_operator::operator::{RunError, run_with};
+use fargate_operator::runtime::metrics::Metrics;
+use fargate_operator::runtime::shutdown::Shutdown;
+use tokio::task::JoinHandle;
+
+use super::TestCtx;
+
+/// Mutating operations a FargateApp controller may call, as `(service, operation)` metric labels.
+pub const FARGATE_APP_MUTATING_CALLS: &[(&str, &str)] = &[
+    ("ecs", "RegisterTaskDefinition"),
+    ("ecs", "DeregisterTaskDefinition"),
+    ("ecs", "CreateService"),
+    ("ecs", "UpdateService"),
+    ("ecs", "DeleteService"),
+    ("ecs", "TagResource"),
+    ("elbv2", "CreateTargetGroup"),
+    ("elbv2", "ModifyTargetGroup"),
+    ("elbv2", "ModifyTargetGroupAttributes"),
+    ("elbv2", "DeleteTargetGroup"),
+    ("elbv2", "CreateRule"),
+    ("elbv2", "ModifyRule"),
+    ("elbv2", "DeleteRule"),
+    ("elbv2", "SetRulePriorities"),
+    ("elbv2", "AddTags"),
+    ("route53", "ChangeResourceRecordSets"),
+];
+
+/// Every `outcome` label of `fargate_operator_aws_calls_total`.
+pub const OUTCOMES: &[&str] = &["success", "throttling", "transient", "not_found", "conflict", "terminal"];
+
+/// `fargate-operator run` in a tokio task of the test, watching only the test's namespace.
+pub struct InProcessOperator {
+    /// The operator's metrics registry.
+    pub metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+    handle: JoinHandle<Result<(), RunError>>,
+}
+
+impl InProcessOperator {
+    /// Start with resync every 10 s, cluster id `test`, metrics on an ephemeral port, AWS at moto.
+    pub async fn start(ctx: &TestCtx) -> Self {
+        let endpoint = super::aws_endpoint();
+        let config = Config::from_args([
+            "--cluster-id",
+            "test",
+            "--namespace",
+            &ctx.namespace,
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--region",
+            super::REGION,
+            "--aws-endpoint-url",
+            &endpoint,
+            "--resync-seconds",
+            "10",
+        ])
+        .expect("operator flags");
+        let client = super::client().await;
+        let aws = AwsProvider::from_base(super::moto_base_config().await);
+        let metrics = Arc::new(Metrics::new());
+        let shutdown = Shutdown::new();
+        let handle = tokio::spawn(run_with(config, shutdown.clone(), metrics.clone(), client, aws));
+        Self { metrics, shutdown, handle }
+    }
+
+    /// Trigger shutdown and wait (30 s at most) for a clean end.
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        match tokio::time::timeout(Duration::from_secs(30), self.handle).await {
+            Err(_) => panic!("operator did not stop within 30s of shutdown"),
+            Ok(Err(join)) => panic!("operator task failed: {join}"),
+            Ok(Ok(Err(run))) => panic!("operator ended with an error: {run}"),
+            Ok(Ok(Ok(()))) => {}
+        }
+    }
+
+    /// Whether the operator task has ended (it should not before `stop`).
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Sum of attempts of every mutating FargateApp operation, any outcome.
+    pub fn mutating_calls(&self) -> u64 {
+        FARGATE_APP_MUTATING_CALLS
+            .iter()
+            .flat_map(|(service, op)| OUTCOMES.iter().map(move |o| self.metrics.aws_call_count(service, op, o)))
+            .sum()
+    }
+
+    /// Mutating calls per `service:operation` with a non-zero count (for assertion messages).
+    pub fn mutating_call_breakdown(&self) -> Vec<(String, u64)> {
+        FARGATE_APP_MUTATING_CALLS
+            .iter()
+            .map(|(service, op)| {
+                let n = OUTCOMES.iter().map(|o| self.metrics.aws_call_count(service, op, o)).sum();
+                (format!("{service}:{op}"), n)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
