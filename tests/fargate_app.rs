@@ -46,10 +46,15 @@ struct Setup {
 
 impl Setup {
     async fn new(name: &str) -> Self {
+        Self::with_faults(name, "").await
+    }
+
+    /// A setup whose operator injects AWS faults (`aws::faults` syntax).
+    async fn with_faults(name: &str, faults: &str) -> Self {
         let ctx = TestCtx::new(name).await;
         let cfg = ctx.sdk_config().await;
         let fx = fixtures::standard(&cfg).await;
-        let op = InProcessOperator::start(&ctx).await;
+        let op = InProcessOperator::start_with_faults(&ctx, faults).await;
         let api = Api::namespaced(ctx.client.clone(), &ctx.namespace);
         Self { ctx, cfg, fx, op, api }
     }
@@ -943,5 +948,50 @@ async fn untagged_name_conflict_is_reported_not_clobbered() {
         fixtures::non_default_rules(&s.cfg, &s.fx.alb.listener_arn).await.is_empty(),
         "no listener rule was created"
     );
+    s.finish().await;
+}
+
+/// Every create's response is lost once (AWS executed it) and calls are throttled: the controller
+/// must re-observe instead of creating again, and end with exactly one of each resource.
+#[tokio::test]
+async fn lost_responses_and_throttling_on_create_still_end_with_exactly_one_of_each() {
+    let faults = "CreateTargetGroup=lost@1,CreateRule=lost@1,RegisterTaskDefinition=lost@1,CreateService=lost@1,\
+                  ChangeResourceRecordSets=lost@1,*=throttle@2";
+    let s = Setup::with_faults("fa-faults", faults).await;
+    s.create(s.app_json("web")).await;
+    let app = wait_synced(&s.api, "web").await;
+    let st = status_of(&app);
+    let owner = app_owner(&s.ctx.namespace, "web");
+    let m = &s.op.metrics;
+
+    // The faults really happened: each create saw a lost response (counted as transient).
+    for (svc, op) in [
+        ("elbv2", "CreateTargetGroup"),
+        ("elbv2", "CreateRule"),
+        ("ecs", "RegisterTaskDefinition"),
+        ("ecs", "CreateService"),
+        ("route53", "ChangeResourceRecordSets"),
+    ] {
+        assert!(m.aws_call_count(svc, op, "transient") >= 1, "{svc}:{op} never lost a response");
+    }
+    assert!(m.aws_call_count("elbv2", "DescribeListeners", "throttling") >= 1, "throttling was injected");
+
+    // Exactly one of each, all ours, and status points at them.
+    let tgs = fixtures::owned_target_groups(&s.cfg, &owner).await;
+    assert_eq!(tgs.len(), 1, "{tgs:?}");
+    assert_eq!(Some(tgs[0].arn()), st.target_group_arn.as_deref());
+    let rules = fixtures::non_default_rules(&s.cfg, &s.fx.alb.listener_arn).await;
+    assert_eq!(rules.len(), 1, "a lost CreateRule response must not leave a second rule: {rules:?}");
+    assert_eq!(Some(&rules[0].arn), st.listener_rule_arn.as_ref());
+    let services = fixtures::owned_active_services(&s.cfg, &owner).await;
+    assert_eq!(services.len(), 1);
+    let td = st.task_definition_arn.clone().expect("taskDefinitionArn");
+    let (family, _) = fixtures::parse_task_definition_arn(&td);
+    let revisions =
+        fixtures::task_definition_arns(&s.cfg, &family, aws_sdk_ecs::types::TaskDefinitionStatus::Active).await;
+    assert_eq!(revisions, std::slice::from_ref(&td), "a lost RegisterTaskDefinition response must not register twice");
+    assert_eq!(services[0].task_definition(), Some(td.as_str()));
+    let records = fixtures::records_named(&s.cfg, &s.fx.zone_id, &format!("web.{}", fixtures::ZONE)).await;
+    assert_eq!(records.len(), 1, "{records:?}");
     s.finish().await;
 }

@@ -57,10 +57,38 @@ impl AwsCaller {
 
     /// Run `call` (which builds and sends one request) under the `service` budget, retrying
     /// throttling and transient failures with growing, jittered delays. Other errors return at once.
-    pub async fn call<T, E, F, Fut>(
+    pub async fn call<T, E, F, Fut>(&self, service: Service, operation: &'static str, call: F) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Classify,
+    {
+        self.call_with(service, operation, true, call).await
+    }
+
+    /// Like [`call`](Self::call) for a create that is not idempotent by itself: a transient error
+    /// may mean AWS executed it and the response was lost, so it is returned rather than retried,
+    /// and the caller re-observes (finding the resource by name or tags) before creating again.
+    /// Throttled requests were not executed and are retried.
+    pub async fn call_create<T, E, F, Fut>(
         &self,
         service: Service,
         operation: &'static str,
+        call: F,
+    ) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Classify,
+    {
+        self.call_with(service, operation, false, call).await
+    }
+
+    async fn call_with<T, E, F, Fut>(
+        &self,
+        service: Service,
+        operation: &'static str,
+        retry_transient: bool,
         mut call: F,
     ) -> Result<T, AwsError>
     where
@@ -83,7 +111,12 @@ impl AwsCaller {
                     let c = err.classify();
                     self.metrics.aws_call(service.as_str(), operation, c.category.as_str());
                     attempt += 1;
-                    if !c.category.is_retryable() || attempt >= self.retry.max_attempts {
+                    let retryable = match c.category {
+                        super::ErrorCategory::Throttling => true,
+                        super::ErrorCategory::Transient => retry_transient,
+                        _ => false,
+                    };
+                    if !retryable || attempt >= self.retry.max_attempts {
                         return Err(AwsError::new(service.as_str(), operation, c));
                     }
                     let base = if c.category == super::ErrorCategory::Throttling {
@@ -166,6 +199,33 @@ mod tests {
         assert_eq!(times.len(), 4, "max_attempts bounds the retries");
         let gaps = gaps(&times);
         assert!(gaps.windows(2).all(|w| w[1] >= w[0]), "{gaps:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn creates_return_transient_errors_for_re_observation_but_retry_throttling() {
+        let (caller, _) = caller();
+        let attempts = Mutex::new(0);
+        let err = caller
+            .call_create(Service::Ecs, "CreateService", || {
+                *attempts.lock().unwrap() += 1;
+                async { Err::<(), _>(Fake(ErrorCategory::Transient)) }
+            })
+            .await
+            .unwrap_err();
+        assert_eq!((err.category, *attempts.lock().unwrap()), (ErrorCategory::Transient, 1));
+        let attempts = Mutex::new(0);
+        let ok = caller
+            .call_create(Service::Ecs, "CreateService", || {
+                let n = {
+                    let mut a = attempts.lock().unwrap();
+                    *a += 1;
+                    *a
+                };
+                async move { if n < 3 { Err(Fake(ErrorCategory::Throttling)) } else { Ok(()) } }
+            })
+            .await;
+        assert!(ok.is_ok());
+        assert_eq!(*attempts.lock().unwrap(), 3);
     }
 
     #[tokio::test(start_paused = true)]

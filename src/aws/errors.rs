@@ -158,6 +158,9 @@ where
             // The request may have reached AWS and succeeded: retry is safe only because every create
             // carries an idempotency token or a deterministic name.
             SdkError::TimeoutError(_) => synthetic(ErrorCategory::Transient, "Timeout", self),
+            SdkError::DispatchFailure(_) if error_chain(self).contains(super::faults::INJECTED_THROTTLING) => {
+                synthetic(ErrorCategory::Throttling, "ThrottlingException", self)
+            }
             SdkError::DispatchFailure(_) => synthetic(ErrorCategory::Transient, "DispatchFailure", self),
             SdkError::ResponseError(_) => synthetic(ErrorCategory::Transient, "ResponseError", self),
             SdkError::ServiceError(ctx) => {

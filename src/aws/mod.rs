@@ -4,6 +4,7 @@
 pub mod budget;
 pub mod caller;
 pub mod errors;
+pub mod faults;
 pub mod naming;
 pub mod sdk;
 

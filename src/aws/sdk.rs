@@ -9,6 +9,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use tokio::sync::Mutex;
 
+use super::faults::{FaultInjector, FaultPlan};
 use crate::api::AwsOverride;
 
 /// What an object's AWS calls need, beyond the controller defaults.
@@ -26,6 +27,7 @@ pub struct AwsProvider {
     base: SdkConfig,
     session_name: String,
     cache: Arc<Mutex<HashMap<ConfigKey, SdkConfig>>>,
+    faults: Option<Arc<FaultPlan>>,
 }
 
 impl AwsProvider {
@@ -40,12 +42,56 @@ impl AwsProvider {
             loader = loader.endpoint_url(url);
         }
         let base = loader.load().await;
-        Self { base, session_name: "fargate-operator".into(), cache: Arc::default() }
+        let faults = std::env::var("FARGATE_OPERATOR_FAULTS").ok().and_then(|spec| match FaultPlan::parse(&spec) {
+            Ok(plan) if !plan.is_empty() => {
+                tracing::warn!(%spec, "AWS fault injection is ON (FARGATE_OPERATOR_FAULTS)");
+                Some(Arc::new(plan))
+            }
+            Ok(_) => None,
+            Err(err) => {
+                tracing::error!(%err, "ignoring FARGATE_OPERATOR_FAULTS");
+                None
+            }
+        });
+        Self { base, session_name: "fargate-operator".into(), cache: Arc::default(), faults }
+    }
+
+    /// Inject faults into every client this provider builds (tests and chaos runs).
+    pub fn with_faults(mut self, plan: FaultPlan) -> Self {
+        self.faults = Some(Arc::new(plan));
+        self
+    }
+
+    /// An ECS client for `cfg`.
+    pub fn ecs(&self, cfg: &SdkConfig) -> aws_sdk_ecs::Client {
+        let mut b = aws_sdk_ecs::config::Builder::from(cfg);
+        if let Some(plan) = &self.faults {
+            b = b.interceptor(FaultInjector::new(plan.clone()));
+        }
+        aws_sdk_ecs::Client::from_conf(b.build())
+    }
+
+    /// An ELBv2 client for `cfg`.
+    pub fn elbv2(&self, cfg: &SdkConfig) -> aws_sdk_elasticloadbalancingv2::Client {
+        let mut b = aws_sdk_elasticloadbalancingv2::config::Builder::from(cfg);
+        if let Some(plan) = &self.faults {
+            b = b.interceptor(FaultInjector::new(plan.clone()));
+        }
+        aws_sdk_elasticloadbalancingv2::Client::from_conf(b.build())
+    }
+
+    /// A Route 53 client for `cfg`.
+    pub fn route53(&self, cfg: &SdkConfig) -> aws_sdk_route53::Client {
+        let mut b = aws_sdk_route53::config::Builder::from(cfg);
+        if let Some(plan) = &self.faults {
+            b = b.interceptor(FaultInjector::new(plan.clone()));
+        }
+        aws_sdk_route53::Client::from_conf(b.build())
     }
 
     /// A provider over an already-loaded base configuration (tests supply static credentials).
     pub fn from_base(base: SdkConfig) -> Self {
-        Self { base, session_name: "fargate-operator".into(), cache: Arc::default() }
+        Self { base, session_name: "fargate-operator".into(), cache: Arc::default(), faults: None }
     }
 
     /// The controller's default configuration.

@@ -47,6 +47,11 @@ pub struct InProcessOperator {
 impl InProcessOperator {
     /// Start with resync every 10 s, cluster id `test`, metrics on an ephemeral port, AWS at moto.
     pub async fn start(ctx: &TestCtx) -> Self {
+        Self::start_with_faults(ctx, "").await
+    }
+
+    /// Like [`start`](Self::start), injecting AWS faults per `faults` (see `aws::faults`).
+    pub async fn start_with_faults(ctx: &TestCtx, faults: &str) -> Self {
         let endpoint = super::aws_endpoint();
         let config = Config::from_args([
             "--cluster-id",
@@ -64,7 +69,8 @@ impl InProcessOperator {
         ])
         .expect("operator flags");
         let client = super::client().await;
-        let aws = AwsProvider::from_base(super::moto_base_config().await);
+        let plan = fargate_operator::aws::faults::FaultPlan::parse(faults).expect("fault plan");
+        let aws = AwsProvider::from_base(super::moto_base_config().await).with_faults(plan);
         let metrics = Arc::new(Metrics::new());
         let shutdown = Shutdown::new();
         let handle = tokio::spawn(run_with(config, shutdown.clone(), metrics.clone(), client, aws));

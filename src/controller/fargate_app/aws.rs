@@ -142,7 +142,7 @@ impl FargateAws {
         let tags: Vec<elb::Tag> = tags.iter().map(|(k, v)| elb::Tag::builder().key(k).value(v).build()).collect();
         let resp = self
             .caller
-            .call(Service::Elbv2, "CreateTargetGroup", || {
+            .call_create(Service::Elbv2, "CreateTargetGroup", || {
                 self.elb
                     .create_target_group()
                     .name(&d.name)
@@ -339,7 +339,7 @@ impl FargateAws {
         let tags: Vec<elb::Tag> = tags.iter().map(|(k, v)| elb::Tag::builder().key(k).value(v).build()).collect();
         let resp = self
             .caller
-            .call(Service::Elbv2, "CreateRule", || {
+            .call_create(Service::Elbv2, "CreateRule", || {
                 self.elb
                     .create_rule()
                     .listener_arn(listener_arn)

@@ -68,9 +68,9 @@ async fn clients(ctx: &Context, obj: &FargateApp) -> Result<FargateAws, Reconcil
     };
     Ok(FargateAws {
         caller: ctx.caller.clone(),
-        ecs: aws_sdk_ecs::Client::new(&cfg),
-        elb: aws_sdk_elasticloadbalancingv2::Client::new(&cfg),
-        r53: aws_sdk_route53::Client::new(&cfg),
+        ecs: ctx.aws.ecs(&cfg),
+        elb: ctx.aws.elbv2(&cfg),
+        r53: ctx.aws.route53(&cfg),
         owner,
     })
 }
@@ -301,7 +301,7 @@ async fn converge(
         None => {
             let resp = aws
                 .caller
-                .call(Service::Ecs, "RegisterTaskDefinition", || rendered.to_request(&aws.ecs, &tags).send())
+                .call_create(Service::Ecs, "RegisterTaskDefinition", || rendered.to_request(&aws.ecs, &tags).send())
                 .await?;
             registered = true;
             let arn = resp.task_definition().and_then(|t| t.task_definition_arn()).unwrap_or_default().to_string();
@@ -572,7 +572,7 @@ async fn create_service(
     let (net, dep) = (network(spec)?, deployment(spec)?);
     let resp = aws
         .caller
-        .call(Service::Ecs, "CreateService", || {
+        .call_create(Service::Ecs, "CreateService", || {
             aws.ecs
                 .create_service()
                 .cluster(&spec.cluster)
