@@ -995,3 +995,105 @@ async fn lost_responses_and_throttling_on_create_still_end_with_exactly_one_of_e
     assert_eq!(records.len(), 1, "{records:?}");
     s.finish().await;
 }
+
+/// Wait for Synced=True on the generation `patched` produced.
+async fn wait_synced_generation(api: &Api<FargateApp>, name: &str, generation: Option<i64>) -> FargateApp {
+    wait_app(api, name, "Synced=True on the new generation", move |a| {
+        current(a) && a.metadata.generation == generation && condition(a, "Synced").is_some_and(|c| c.status == "True")
+    })
+    .await
+}
+
+#[tokio::test]
+async fn restarted_at_forces_one_deployment_and_old_revisions_are_pruned() {
+    let s = Setup::new("fa-restart").await;
+    let mut v = s.app_json("web");
+    v["spec"]["keepTaskDefinitionRevisions"] = json!(1);
+    s.create(v).await;
+    let app = wait_synced(&s.api, "web").await;
+    let m = &s.op.metrics;
+    let updates = m.aws_call_count("ecs", "UpdateService", "success");
+
+    // restartedAt: one UpdateService (forceNewDeployment), recorded in status, not repeated.
+    let patched = s.merge_patch("web", &json!({"spec": {"restartedAt": "2026-11-22T10:00:00Z"}})).await;
+    let app2 = wait_synced_generation(&s.api, "web", patched.metadata.generation).await;
+    assert_eq!(m.aws_call_count("ecs", "UpdateService", "success"), updates + 1, "exactly one forced deployment");
+    assert_eq!(status_of(&app2).restarted_at, patched.spec.restarted_at, "status records the rolled-out restart");
+    assert_eq!(status_of(&app2).task_definition_arn, status_of(&app).task_definition_arn, "no new revision");
+
+    // Two image edits with keepTaskDefinitionRevisions 1: only the revision in use stays registered.
+    for tag in ["1.4.3", "1.4.4"] {
+        let mut containers = serde_json::to_value(&app2.spec.containers).expect("containers");
+        containers[0]["image"] = json!(format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/web:{tag}"));
+        let patched = s.merge_patch("web", &json!({"spec": {"containers": containers}})).await;
+        wait_synced_generation(&s.api, "web", patched.metadata.generation).await;
+    }
+    let app3 = s.api.get("web").await.expect("get");
+    let now = status_of(&app3).task_definition_arn.expect("taskDefinitionArn");
+    let (family, _) = fixtures::parse_task_definition_arn(&now);
+    let active =
+        fixtures::task_definition_arns(&s.cfg, &family, aws_sdk_ecs::types::TaskDefinitionStatus::Active).await;
+    assert_eq!(active, std::slice::from_ref(&now), "older revisions this object registered are deregistered");
+    assert_eq!(m.aws_call_count("ecs", "UpdateService", "success"), updates + 3, "one more update per image edit");
+    s.finish().await;
+}
+
+#[tokio::test]
+async fn explicit_priority_taken_by_another_rule_is_a_priority_conflict() {
+    let s = Setup::new("fa-prio-conflict").await;
+    // Someone else's rule (untagged) at priority 100.
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&s.cfg);
+    let foreign_tg = elb
+        .create_target_group()
+        .name("foreign")
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(&s.fx.net.vpc_id)
+        .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
+        .send()
+        .await
+        .expect("foreign target group");
+    let foreign_tg = foreign_tg.target_groups()[0].target_group_arn().expect("arn").to_string();
+    elb.create_rule()
+        .listener_arn(&s.fx.alb.listener_arn)
+        .priority(100)
+        .conditions(
+            aws_sdk_elasticloadbalancingv2::types::RuleCondition::builder()
+                .field("path-pattern")
+                .values("/foreign/*")
+                .build(),
+        )
+        .actions(
+            aws_sdk_elasticloadbalancingv2::types::Action::builder()
+                .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+                .target_group_arn(&foreign_tg)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("foreign rule");
+
+    let mut v = s.app_json("web");
+    v["spec"]["loadBalancer"]["listenerRule"]["priority"] = json!(100);
+    s.create(v).await;
+    let app = wait_condition(&s.api, "web", "Degraded", "True", Some("PriorityConflict")).await;
+    let degraded = condition(&app, "Degraded").expect("Degraded");
+    assert_eq!(degraded.reason, "PriorityConflict");
+    assert!(degraded.message.contains("priority 100"), "{}", degraded.message);
+    let rules = fixtures::non_default_rules(&s.cfg, &s.fx.alb.listener_arn).await;
+    assert_eq!(rules.len(), 1, "the foreign rule is untouched and no second rule appears: {rules:?}");
+    assert_eq!(rules[0].priority, Some(100));
+    assert!(fixtures::active_services(&s.cfg).await.is_empty(), "nothing is deployed without its rule");
+
+    // Events tell the story: the target group was created, then the conflict.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(s.ctx.client.clone(), &s.ctx.namespace);
+    let list = events.list(&Default::default()).await.expect("events");
+    let reasons: BTreeSet<String> = list
+        .items
+        .iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web"))
+        .filter_map(|e| e.reason.clone())
+        .collect();
+    assert!(reasons.contains("Created") && reasons.contains("PriorityConflict"), "{reasons:?}");
+    s.finish().await;
+}

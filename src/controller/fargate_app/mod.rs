@@ -754,9 +754,26 @@ async fn delete_all(obj: &FargateApp, aws: &FargateAws) -> Result<(), AwsError> 
         }
     }
     match aws.service(&spec.cluster, &names.family).await {
-        Ok(Some(s)) if s.ours => aws.delete_service(&spec.cluster, &names.family).await?,
+        Ok(Some(s)) if s.ours => {
+            aws.delete_service(&spec.cluster, &names.family).await?;
+            // The target group cannot go while the service still drains its tasks from it.
+            if let Some(after) = aws.service(&spec.cluster, &names.family).await?
+                && after.status != "INACTIVE"
+            {
+                return Err(AwsError {
+                    service: "ecs",
+                    operation: "DeleteService",
+                    category: ErrorCategory::Conflict,
+                    code: "ServiceDraining".into(),
+                    message: format!(
+                        "service {} is {}; its target group and revisions go once it is INACTIVE",
+                        names.family, after.status
+                    ),
+                });
+            }
+        }
         Ok(_) => {}
-        Err(e) if e.is_not_found() => {}
+        Err(e) if e.is_not_found() || e.code == "ClusterNotFoundException" => {}
         Err(e) => return Err(e),
     }
     if spec.load_balancer.is_some()
