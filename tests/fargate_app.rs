@@ -1097,3 +1097,57 @@ async fn explicit_priority_taken_by_another_rule_is_a_priority_conflict() {
     assert!(reasons.contains("Created") && reasons.contains("PriorityConflict"), "{reasons:?}");
     s.finish().await;
 }
+
+/// A paused app makes no AWS writes; then a target group carrying its owner tags (as after a crash
+/// between create and status write) is adopted with `adoption: IfTagged` and refused with `Never`.
+#[tokio::test]
+async fn tagged_resources_are_adopted_if_tagged_and_refused_with_adoption_never() {
+    use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, Tag, TargetTypeEnum};
+    let s = Setup::new("fa-adoption").await;
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&s.cfg);
+    let mut adopted = None;
+    for (name, adoption) in [("keep", "IfTagged"), ("never", "Never")] {
+        let before = s.op.mutating_calls();
+        let mut v = s.app_json(name);
+        v["spec"]["policy"] = json!({"paused": true, "adoption": adoption});
+        s.create(v).await;
+        let app = wait_condition(&s.api, name, "Synced", "False", Some("Paused")).await;
+        assert_eq!(s.op.mutating_calls(), before, "a paused app writes nothing to AWS");
+        let tags = [
+            (CLUSTER_TAG, "test".to_string()),
+            (OWNER_TAG, app_owner(&s.ctx.namespace, name)),
+            (UID_TAG, app.uid().expect("uid")),
+        ];
+        let tg_name = fargate_operator::aws::naming::aws_name("fa", &s.ctx.namespace, name, 32);
+        let created = elb
+            .create_target_group()
+            .name(&tg_name)
+            .protocol(ProtocolEnum::Http)
+            .port(8080)
+            .vpc_id(&s.fx.net.vpc_id)
+            .target_type(TargetTypeEnum::Ip)
+            .health_check_path("/pre")
+            .set_tags(Some(tags.iter().map(|(k, v)| Tag::builder().key(*k).value(v).build()).collect()))
+            .send()
+            .await
+            .expect("pre-create a tagged target group");
+        let arn = created.target_groups()[0].target_group_arn().expect("arn").to_string();
+        s.merge_patch(name, &json!({"spec": {"policy": {"paused": false}}})).await;
+        if adoption == "IfTagged" {
+            let app = wait_synced(&s.api, name).await;
+            assert_eq!(status_of(&app).target_group_arn.as_deref(), Some(arn.as_str()), "the tagged group is adopted");
+            let tg = fixtures::target_group(&s.cfg, &arn).await.expect("still there");
+            assert_eq!(tg.health_check_path(), Some("/health"), "and brought in line with the spec");
+            adopted = Some(arn);
+        } else {
+            let app = wait_condition(&s.api, name, "Degraded", "True", Some("NameConflict")).await;
+            let msg = &condition(&app, "Degraded").expect("Degraded").message;
+            assert!(msg.contains("adoption is Never"), "{msg}");
+            let tg = fixtures::target_group(&s.cfg, &arn).await.expect("untouched");
+            assert_eq!(tg.health_check_path(), Some("/pre"), "a refused group is not modified");
+        }
+    }
+    let owned = fixtures::owned_target_groups(&s.cfg, &app_owner(&s.ctx.namespace, "keep")).await;
+    assert_eq!(owned.iter().map(|t| t.arn().to_string()).collect::<Vec<_>>(), adopted.into_iter().collect::<Vec<_>>());
+    s.finish().await;
+}

@@ -20,7 +20,7 @@ use self::aws::{FargateAws, ListenerInfo, build_error, taken_priorities};
 use self::plan::{DesiredTargetGroup, lb_target, lowest_free_priority, readiness, rule_needs_modify, service_update};
 use super::{Managed, ReconcileError, jittered, validation_status};
 use crate::api::fargate_app::{DnsRecordType, FargateApp, FargateAppStatus, ReplicaCounts, RolloutStatus};
-use crate::api::{DeletionPolicy, FINALIZER};
+use crate::api::{AdoptionPolicy, DeletionPolicy, FINALIZER};
 use crate::aws::naming::{Owner, aws_name, idempotency_token};
 use crate::aws::{AwsError, ErrorCategory, Service};
 use crate::runtime::Context;
@@ -223,16 +223,10 @@ async fn converge(
                 ctx.events.normal(obj, "Created", "CreateTargetGroup", format!("target group {}", desired.name)).await;
                 arn
             }
-            Some((_, false)) => {
-                return Ok(Outcome::Blocked(Blocked {
-                    reason: crate::runtime::conditions::REASON_NAME_CONFLICT,
-                    message: format!(
-                        "a target group named {} exists without this object's owner tags; it is left untouched",
-                        desired.name
-                    ),
-                }));
+            Some((observed, owned)) if !adoptable(spec, owned, status.target_group_arn.as_deref(), &observed.arn) => {
+                return Ok(Outcome::Blocked(name_conflict("target group", &desired.name, owned)));
             }
-            Some((observed, true)) => {
+            Some((observed, _)) => {
                 let changes = plan::target_group_changes(&desired, &observed);
                 if !changes.immutable.is_empty() {
                     return Ok(Outcome::Blocked(Blocked {
@@ -285,15 +279,9 @@ async fn converge(
         Err(e) => return Err(e),
     };
     if let Some(s) = &service
-        && !s.ours
+        && !adoptable(spec, s.ours, status.service_arn.as_deref(), &s.arn)
     {
-        return Ok(Outcome::Blocked(Blocked {
-            reason: crate::runtime::conditions::REASON_NAME_CONFLICT,
-            message: format!(
-                "an ECS service named {} exists without this object's owner tags; it is left untouched",
-                names.family
-            ),
-        }));
+        return Ok(Outcome::Blocked(name_conflict("ECS service", &names.family, s.ours)));
     }
     let mut registered = false;
     let td_arn = match find_revision(aws, status, service.as_ref(), &names.family, &hash).await? {
@@ -450,6 +438,27 @@ async fn ensure_rule(
         reason: "PriorityConflict",
         message: "listener priorities kept changing under us; retrying later".into(),
     }))
+}
+
+/// Whether an existing resource with our name may be used. `IfTagged`: it carries our owner tags.
+/// `Never`: only the one this object already records in status (created by it), never one found.
+fn adoptable(spec: &crate::api::fargate_app::FargateAppSpec, owned: bool, recorded: Option<&str>, arn: &str) -> bool {
+    match spec.policy.adoption {
+        AdoptionPolicy::IfTagged => owned,
+        AdoptionPolicy::Never => owned && recorded == Some(arn),
+    }
+}
+
+fn name_conflict(what: &str, name: &str, owned: bool) -> Blocked {
+    let why = if owned {
+        "carries this object's owner tags but is not recorded in its status, and spec.policy.adoption is Never"
+    } else {
+        "exists without this object's owner tags"
+    };
+    Blocked {
+        reason: crate::runtime::conditions::REASON_NAME_CONFLICT,
+        message: format!("a {what} named {name} {why}; it is left untouched"),
+    }
 }
 
 fn priority_conflict(p: i32) -> Blocked {
