@@ -1151,3 +1151,22 @@ async fn tagged_resources_are_adopted_if_tagged_and_refused_with_adoption_never(
     assert_eq!(owned.iter().map(|t| t.arn().to_string()).collect::<Vec<_>>(), adopted.into_iter().collect::<Vec<_>>());
     s.finish().await;
 }
+
+#[tokio::test]
+async fn cname_record_points_at_the_load_balancer_with_its_ttl() {
+    let s = Setup::new("fa-cname").await;
+    let mut v = s.app_json("web");
+    v["spec"]["dns"]["type"] = json!("CNAME");
+    v["spec"]["dns"]["ttl"] = json!(120);
+    s.create(v).await;
+    let app = wait_synced(&s.api, "web").await;
+    let records = fixtures::records_named(&s.cfg, &s.fx.zone_id, &format!("web.{}", fixtures::ZONE)).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!(r.r#type().as_str(), "CNAME");
+    assert_eq!(r.ttl(), Some(120));
+    let value = r.resource_records().first().map(|v| v.value().to_string()).unwrap_or_default();
+    assert_eq!(fixtures::normalize_dns(&value), fixtures::normalize_dns(&s.fx.alb.dns_name));
+    assert_eq!(status_of(&app).url.as_deref(), Some(format!("http://web.{}/app/", fixtures::ZONE).as_str()));
+    s.finish().await;
+}
