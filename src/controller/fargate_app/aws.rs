@@ -38,6 +38,11 @@ pub struct ListenerInfo {
     pub vpc_id: String,
 }
 
+/// ELBv2 tags from a map.
+fn elb_tags_of(tags: &BTreeMap<String, String>) -> Vec<elb::Tag> {
+    tags.iter().map(|(k, v)| elb::Tag::builder().key(k).value(v).build()).collect()
+}
+
 fn tag_map<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> BTreeMap<String, String> {
     tags.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
@@ -139,7 +144,7 @@ impl FargateAws {
         tags: &BTreeMap<String, String>,
     ) -> Result<String, AwsError> {
         let h = &d.health;
-        let tags: Vec<elb::Tag> = tags.iter().map(|(k, v)| elb::Tag::builder().key(k).value(v).build()).collect();
+        let tags = elb_tags_of(tags);
         let resp = self
             .caller
             .call_create(Service::Elbv2, "CreateTargetGroup", || {
@@ -336,7 +341,7 @@ impl FargateAws {
         tg_arn: &str,
         tags: &BTreeMap<String, String>,
     ) -> Result<String, AwsError> {
-        let tags: Vec<elb::Tag> = tags.iter().map(|(k, v)| elb::Tag::builder().key(k).value(v).build()).collect();
+        let tags = elb_tags_of(tags);
         let resp = self
             .caller
             .call_create(Service::Elbv2, "CreateRule", || {
