@@ -143,13 +143,16 @@ fn condition<'a>(
     app.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
 }
 
-fn app_manifest(name: &str, memory: i32) -> FargateApp {
+/// An app in the test's own (empty) moto account, so nothing another test or `make demo` created in
+/// a shared account can change the outcome: there is no ECS cluster "apps" there.
+fn app_manifest(ctx: &TestCtx, name: &str, memory: i32) -> FargateApp {
     serde_json::from_value(json!({
         "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "FargateApp",
         "metadata": {"name": name},
         "spec": {"cluster": "apps", "cpu": 256, "memory": memory,
                  "containers": [{"name": "web", "image": "nginx", "port": 80}],
-                 "network": {"subnets": ["subnet-1"]}}
+                 "network": {"subnets": ["subnet-1"]},
+                 "aws": ctx.aws_override()}
     }))
     .expect("manifest")
 }
@@ -166,8 +169,8 @@ async fn run_leads_validates_into_status_and_shuts_down_cleanly() {
     let event_stream = watcher(events, watcher::Config::default()).applied_objects().boxed();
 
     // cpu 256 with memory 4096 passes the 1.20 schema (CEL is ignored there) but not our validation.
-    apps.create(&PostParams::default(), &app_manifest("bad", 4096)).await.expect("create bad");
-    apps.create(&PostParams::default(), &app_manifest("good", 512)).await.expect("create good");
+    apps.create(&PostParams::default(), &app_manifest(&ctx, "bad", 4096)).await.expect("create bad");
+    apps.create(&PostParams::default(), &app_manifest(&ctx, "good", 512)).await.expect("create good");
 
     let bad =
         wait_app(&ctx, "bad", "Degraded=True", |a| condition(a, "Degraded").is_some_and(|c| c.status == "True")).await;
@@ -242,7 +245,7 @@ async fn standby_takes_over_when_the_leader_dies() {
     drop(leader);
     wait_holder(&ctx, Some("op-b")).await;
     let apps: Api<FargateApp> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    apps.create(&PostParams::default(), &app_manifest("after-failover", 512)).await.expect("create");
+    apps.create(&PostParams::default(), &app_manifest(&ctx, "after-failover", 512)).await.expect("create");
     wait_app(&ctx, "after-failover", "reconciled by the new leader", |a| condition(a, "Ready").is_some()).await;
     assert_eq!(standby.metric("fargate_operator_leader "), Some(1.0));
 

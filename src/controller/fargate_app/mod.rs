@@ -155,6 +155,10 @@ async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Re
             if err.category == ErrorCategory::Terminal {
                 conditions::set_condition(c, DEGRADED, true, err.category.reason(), &msg, generation);
             }
+            // Readiness is unknown after an error; never leave a new object without a Ready condition.
+            if conditions::find(c, READY).is_none() {
+                conditions::set_condition(c, READY, false, err.category.reason(), &msg, generation);
+            }
             set_last_error(&mut status.last_error, &err.operation_path(), &err.code, &err.message);
             Err(ReconcileError::Aws(err))
         }
