@@ -5,6 +5,7 @@
 //! plug in here as they land (FargateApp, DnsFailover, HotPool issues); until then a kind is
 //! validated and its status says plainly that AWS is not reconciled yet.
 
+pub mod dns_failover;
 pub mod error;
 pub mod fargate_app;
 
@@ -182,7 +183,7 @@ where
 {
     tokio::join!(
         run_one::<FargateApp, _, _>(ctx.clone(), stop(), fargate_app::reconcile),
-        run_one::<DnsFailover, _, _>(ctx.clone(), stop(), reconcile_validation::<DnsFailover>),
+        run_one::<DnsFailover, _, _>(ctx.clone(), stop(), dns_failover::reconcile),
         run_one::<HotPool, _, _>(ctx.clone(), stop(), reconcile_validation::<HotPool>),
         run_one::<HotPoolWorker, _, _>(ctx.clone(), stop(), reconcile_validation::<HotPoolWorker>),
         run_one::<HotPoolClaim, _, _>(ctx.clone(), stop(), reconcile_validation::<HotPoolClaim>),

@@ -1,0 +1,178 @@
+//! Route 53 calls of the DnsFailover controller, each through `AwsCaller` under its operation name.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_route53::types as r53;
+
+use super::plan::HealthCheckConfig;
+use crate::aws::naming::Owner;
+use crate::aws::{AwsCaller, AwsError, Service};
+use crate::controller::fargate_app::aws::build_error;
+
+/// Route 53 for one object's account.
+pub struct FailoverAws {
+    /// Caller (budget, retries, metrics).
+    pub caller: AwsCaller,
+    /// Route 53 client.
+    pub r53: aws_sdk_route53::Client,
+    /// Owner identity and tags.
+    pub owner: Owner,
+}
+
+fn config_of(c: &r53::HealthCheckConfig) -> HealthCheckConfig {
+    HealthCheckConfig {
+        check_type: c.r#type().as_str().to_string(),
+        fqdn: c.fully_qualified_domain_name().unwrap_or_default().trim_end_matches('.').to_ascii_lowercase(),
+        port: c.port().unwrap_or_default(),
+        path: c.resource_path().map(str::to_string),
+        search_string: c.search_string().filter(|s| !s.is_empty()).map(str::to_string),
+        interval: c.request_interval().unwrap_or(30),
+        failure_threshold: c.failure_threshold().unwrap_or(3),
+        inverted: c.inverted().unwrap_or(false),
+        disabled: c.disabled().unwrap_or(false),
+    }
+}
+
+impl FailoverAws {
+    /// A health check's configuration; `None` when it is gone.
+    pub async fn health_check(&self, id: &str) -> Result<Option<HealthCheckConfig>, AwsError> {
+        match self
+            .caller
+            .call(Service::Route53, "GetHealthCheck", || self.r53.get_health_check().health_check_id(id).send())
+            .await
+        {
+            Ok(r) => Ok(r.health_check().and_then(|h| h.health_check_config()).map(config_of)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The health check created with `reference` (found after a lost CreateHealthCheck response).
+    pub async fn find_by_reference(&self, reference: &str) -> Result<Option<String>, AwsError> {
+        let mut marker: Option<String> = None;
+        loop {
+            let resp = self
+                .caller
+                .call(Service::Route53, "ListHealthChecks", || {
+                    self.r53.list_health_checks().set_marker(marker.clone()).max_items(1000).send()
+                })
+                .await?;
+            if let Some(h) = resp.health_checks().iter().find(|h| h.caller_reference() == reference) {
+                return Ok(Some(h.id().to_string()));
+            }
+            if !resp.is_truncated() {
+                return Ok(None);
+            }
+            marker = resp.next_marker().map(str::to_string);
+        }
+    }
+
+    /// Create a health check with `reference` and our tags; returns its id.
+    pub async fn create_health_check(
+        &self,
+        reference: &str,
+        want: &HealthCheckConfig,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String, AwsError> {
+        let config = r53::HealthCheckConfig::builder()
+            .r#type(r53::HealthCheckType::from(want.check_type.as_str()))
+            .fully_qualified_domain_name(&want.fqdn)
+            .port(want.port)
+            .set_resource_path(want.path.clone())
+            .set_search_string(want.search_string.clone())
+            .request_interval(want.interval)
+            .failure_threshold(want.failure_threshold)
+            .inverted(want.inverted)
+            .disabled(want.disabled)
+            .build()
+            .map_err(build_error)?;
+        let resp = self
+            .caller
+            .call_create(Service::Route53, "CreateHealthCheck", || {
+                self.r53.create_health_check().caller_reference(reference).health_check_config(config.clone()).send()
+            })
+            .await?;
+        let id = resp.health_check().map(|h| h.id().to_string()).unwrap_or_default();
+        let tags: Vec<r53::Tag> = tags.iter().map(|(k, v)| r53::Tag::builder().key(k).value(v).build()).collect();
+        self.caller
+            .call(Service::Route53, "ChangeTagsForResource", || {
+                self.r53
+                    .change_tags_for_resource()
+                    .resource_type(r53::TagResourceType::Healthcheck)
+                    .resource_id(&id)
+                    .set_add_tags(Some(tags.clone()))
+                    .send()
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// Update the mutable settings of a health check.
+    pub async fn update_health_check(&self, id: &str, want: &HealthCheckConfig) -> Result<(), AwsError> {
+        self.caller
+            .call(Service::Route53, "UpdateHealthCheck", || {
+                self.r53
+                    .update_health_check()
+                    .health_check_id(id)
+                    .fully_qualified_domain_name(&want.fqdn)
+                    .port(want.port)
+                    .set_resource_path(want.path.clone())
+                    .set_search_string(want.search_string.clone())
+                    .failure_threshold(want.failure_threshold)
+                    .inverted(want.inverted)
+                    .disabled(want.disabled)
+                    .send()
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Delete a health check; NotFound counts as done.
+    pub async fn delete_health_check(&self, id: &str) -> Result<(), AwsError> {
+        match self
+            .caller
+            .call(Service::Route53, "DeleteHealthCheck", || self.r53.delete_health_check().health_check_id(id).send())
+            .await
+        {
+            Err(e) if !e.is_not_found() => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every record set named `name` in the zone.
+    pub async fn records_at(&self, zone: &str, name: &str) -> Result<Vec<r53::ResourceRecordSet>, AwsError> {
+        let fqdn = format!("{}.", name.trim_end_matches('.'));
+        let resp = self
+            .caller
+            .call(Service::Route53, "ListResourceRecordSets", || {
+                self.r53.list_resource_record_sets().hosted_zone_id(zone).start_record_name(&fqdn).max_items(20).send()
+            })
+            .await?;
+        let want = crate::api::validation::normalize_dns_name(name);
+        Ok(resp
+            .resource_record_sets()
+            .iter()
+            .filter(|r| crate::api::validation::normalize_dns_name(r.name()) == want)
+            .cloned()
+            .collect())
+    }
+
+    /// Send one change batch.
+    pub async fn change(&self, zone: &str, changes: Vec<r53::Change>) -> Result<Option<(String, String)>, AwsError> {
+        let batch = r53::ChangeBatch::builder().set_changes(Some(changes)).build().map_err(build_error)?;
+        let resp = self
+            .caller
+            .call(Service::Route53, "ChangeResourceRecordSets", || {
+                self.r53.change_resource_record_sets().hosted_zone_id(zone).change_batch(batch.clone()).send()
+            })
+            .await?;
+        Ok(resp.change_info().map(|c| (c.id().to_string(), c.status().as_str().to_string())))
+    }
+
+    /// The zone's name (for the apex / inside-the-zone check).
+    pub async fn zone_name(&self, zone: &str) -> Result<String, AwsError> {
+        let resp =
+            self.caller.call(Service::Route53, "GetHostedZone", || self.r53.get_hosted_zone().id(zone).send()).await?;
+        Ok(resp.hosted_zone().map(|z| z.name().to_string()).unwrap_or_default())
+    }
+}

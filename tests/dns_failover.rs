@@ -1,0 +1,209 @@
+//! DnsFailover against moto and the real apiserver: health checks, the record pair, the manual DR
+//! switch, validation against the zone, zero writes when converged, and deletion.
+
+mod support;
+
+use std::time::Duration;
+
+use aws_sdk_route53::types::{HealthCheckConfig, ResourceRecordSet};
+use fargate_operator::api::DnsFailover;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use serde_json::json;
+use support::operator::InProcessOperator;
+use support::{TestCtx, fixtures};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+struct Setup {
+    ctx: TestCtx,
+    r53: aws_sdk_route53::Client,
+    zone: String,
+    op: InProcessOperator,
+    api: Api<DnsFailover>,
+}
+
+impl Setup {
+    async fn new(name: &str) -> Self {
+        let ctx = TestCtx::new(name).await;
+        let cfg = ctx.sdk_config().await;
+        let zone = fixtures::hosted_zone(&cfg, "acs.app.com").await;
+        let op = InProcessOperator::start(&ctx).await;
+        let api = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+        Self { r53: aws_sdk_route53::Client::new(&cfg), ctx, zone, op, api }
+    }
+
+    fn manifest(&self, name: &str, record: &str) -> DnsFailover {
+        let mut v = support::yaml_docs("examples/dnsfailover.yaml").remove(0);
+        v["metadata"] = json!({"name": name});
+        v["spec"]["hostedZoneId"] = json!(self.zone);
+        v["spec"]["name"] = json!(record);
+        v["spec"].as_object_mut().expect("spec").remove("delegation");
+        v["spec"]["aws"] = serde_json::to_value(self.ctx.aws_override()).expect("aws");
+        serde_json::from_value(v).expect("DnsFailover")
+    }
+
+    async fn wait(&self, name: &str, type_: &'static str, status: &'static str) -> DnsFailover {
+        let cond = move |o: Option<&DnsFailover>| {
+            o.is_some_and(|o| {
+                let st = o.status.as_ref();
+                st.and_then(|s| s.observed_generation) == o.metadata.generation
+                    && st.is_some_and(|s| s.conditions.iter().any(|c| c.type_ == type_ && c.status == status))
+            })
+        };
+        tokio::time::timeout(WAIT, await_condition(self.api.clone(), name, cond))
+            .await
+            .unwrap_or_else(|_| panic!("{name}: {type_}={status} not reached"))
+            .expect("watch")
+            .expect("object")
+    }
+
+    async fn records(&self, record: &str) -> Vec<ResourceRecordSet> {
+        let cfg = self.ctx.sdk_config().await;
+        fixtures::records_named(&cfg, &self.zone, record).await
+    }
+
+    async fn health_check(&self, id: &str) -> Option<HealthCheckConfig> {
+        match self.r53.get_health_check().health_check_id(id).send().await {
+            Ok(r) => r.health_check().and_then(|h| h.health_check_config()).cloned(),
+            Err(_) => None,
+        }
+    }
+
+    async fn our_health_checks(&self) -> usize {
+        let all = self.r53.list_health_checks().send().await.expect("list health checks");
+        all.health_checks()
+            .iter()
+            .filter(|h| h.caller_reference().contains("-primary-") || h.caller_reference().contains("-secondary-"))
+            .count()
+    }
+}
+
+fn primary_id(o: &DnsFailover) -> String {
+    o.status.as_ref().and_then(|s| s.health_checks.as_ref()).map(|h| h.primary.id.clone()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn example_creates_the_pair_and_mode_switches_through_the_health_check_only() {
+    let s = Setup::new("dnsf-example").await;
+    s.api.create(&PostParams::default(), &s.manifest("dev", "dev.acs.app.com")).await.expect("create");
+    let o = s.wait("dev", "Synced", "True").await;
+    let hc_id = primary_id(&o);
+    assert!(!hc_id.is_empty(), "status.healthChecks.primary.id");
+
+    let records = s.records("dev.acs.app.com").await;
+    assert_eq!(records.len(), 2, "{records:?}");
+    let primary = records.iter().find(|r| r.failover().map(|f| f.as_str()) == Some("PRIMARY")).expect("PRIMARY");
+    let secondary = records.iter().find(|r| r.failover().map(|f| f.as_str()) == Some("SECONDARY")).expect("SECONDARY");
+    assert_eq!(primary.r#type().as_str(), "CNAME");
+    assert_eq!(primary.ttl(), Some(60));
+    assert_eq!(primary.health_check_id(), Some(hc_id.as_str()));
+    assert_eq!(fixtures::normalize_dns(primary.resource_records()[0].value()), "lb.dev.app.com");
+    assert_eq!(fixtures::normalize_dns(secondary.resource_records()[0].value()), "lb.drdev.app.com");
+    assert!(secondary.health_check_id().is_none(), "the example's secondary has no check");
+    assert_eq!(s.our_health_checks().await, 1);
+
+    let hc = s.health_check(&hc_id).await.expect("health check");
+    assert_eq!(hc.r#type().as_str(), "HTTPS");
+    assert_eq!(hc.resource_path(), Some("/app/health"));
+    assert_eq!(hc.fully_qualified_domain_name(), Some("lb.dev.app.com"));
+    assert_eq!((hc.port(), hc.request_interval(), hc.failure_threshold()), (Some(443), Some(30), Some(3)));
+    assert_eq!((hc.disabled(), hc.inverted()), (Some(false), Some(false)));
+
+    // Converged: no Route 53 writes on the next resyncs (resync is 10 s).
+    let m = &s.op.metrics;
+    let writes = |m: &fargate_operator::runtime::metrics::Metrics| {
+        [
+            "ChangeResourceRecordSets",
+            "CreateHealthCheck",
+            "UpdateHealthCheck",
+            "DeleteHealthCheck",
+            "ChangeTagsForResource",
+        ]
+        .iter()
+        .map(|op| m.aws_call_count("route53", op, "success"))
+        .sum::<u64>()
+    };
+    let before = (writes(m), m.aws_call_count("route53", "GetHealthCheck", "success"));
+    let deadline = std::time::Instant::now() + WAIT;
+    while m.aws_call_count("route53", "GetHealthCheck", "success") < before.1 + 2 {
+        assert!(std::time::Instant::now() < deadline, "no resync within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(writes(m), before.0, "a converged DnsFailover makes no Route 53 writes");
+
+    // The DR switch: health check flags change, records do not.
+    for (mode, disabled, inverted, active) in [
+        ("ForceSecondary", true, true, "secondary"),
+        ("ForcePrimary", true, false, "primary"),
+        ("Auto", false, false, "unknown"),
+    ] {
+        let patched = s
+            .api
+            .patch("dev", &PatchParams::default(), &Patch::Merge(json!({"spec": {"mode": mode}})))
+            .await
+            .expect("patch");
+        let o = s.wait("dev", "Synced", "True").await;
+        assert_eq!(o.metadata.generation, patched.metadata.generation);
+        let hc = s.health_check(&hc_id).await.expect("same health check");
+        assert_eq!((hc.disabled(), hc.inverted()), (Some(disabled), Some(inverted)), "{mode}");
+        assert_eq!(primary_id(&o), hc_id, "{mode}: the switch updates the check in place");
+        assert_eq!(s.records("dev.acs.app.com").await, records, "{mode}: records untouched");
+        let active_now = serde_json::to_value(o.status.as_ref().and_then(|s| s.active_target)).expect("json");
+        assert_eq!(active_now, json!(active), "{mode}");
+    }
+
+    // Delete: no record and no health check left.
+    let uid = o.uid().expect("uid");
+    s.api.delete("dev", &DeleteParams::default()).await.expect("delete");
+    tokio::time::timeout(WAIT, await_condition(s.api.clone(), "dev", conditions::is_deleted(&uid)))
+        .await
+        .expect("deleted within 60s")
+        .expect("watch");
+    assert!(s.records("dev.acs.app.com").await.is_empty());
+    assert_eq!(s.our_health_checks().await, 0);
+    s.op.stop().await;
+    s.ctx.cleanup().await;
+}
+
+#[tokio::test]
+async fn apex_and_foreign_records_are_refused() {
+    let s = Setup::new("dnsf-refused").await;
+    s.api.create(&PostParams::default(), &s.manifest("apex", "acs.app.com")).await.expect("create apex");
+    let o = s.wait("apex", "Degraded", "True").await;
+    let c = o.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Degraded")).expect("Degraded");
+    assert_eq!(c.reason, "InvalidSpec");
+    assert!(c.message.contains("spec.name") && c.message.contains("apex"), "{}", c.message);
+
+    // Someone else's plain CNAME at the name.
+    let foreign = ResourceRecordSet::builder()
+        .name("taken.acs.app.com.")
+        .r#type(aws_sdk_route53::types::RrType::Cname)
+        .ttl(300)
+        .resource_records(
+            aws_sdk_route53::types::ResourceRecord::builder().value("elsewhere.example.com").build().expect("rr"),
+        )
+        .build()
+        .expect("set");
+    let change = aws_sdk_route53::types::Change::builder()
+        .action(aws_sdk_route53::types::ChangeAction::Create)
+        .resource_record_set(foreign)
+        .build()
+        .expect("change");
+    s.r53
+        .change_resource_record_sets()
+        .hosted_zone_id(&s.zone)
+        .change_batch(aws_sdk_route53::types::ChangeBatch::builder().changes(change).build().expect("batch"))
+        .send()
+        .await
+        .expect("foreign record");
+    s.api.create(&PostParams::default(), &s.manifest("taken", "taken.acs.app.com")).await.expect("create taken");
+    let o = s.wait("taken", "Degraded", "True").await;
+    let c = o.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Degraded")).expect("Degraded");
+    assert_eq!(c.reason, "NameConflict");
+    assert_eq!(s.records("taken.acs.app.com").await.len(), 1, "the foreign record is untouched");
+    assert_eq!(s.our_health_checks().await, 0, "nothing is created for a refused object");
+    s.op.stop().await;
+    s.ctx.cleanup().await;
+}
