@@ -207,3 +207,51 @@ async fn apex_and_foreign_records_are_refused() {
     s.op.stop().await;
     s.ctx.cleanup().await;
 }
+
+#[tokio::test]
+async fn delegation_writes_the_parent_ns_record_and_removes_it_on_delete() {
+    let s = Setup::new("dnsf-delegation").await;
+    let cfg = s.ctx.sdk_config().await;
+    let parent = fixtures::hosted_zone(&cfg, "app.com").await;
+    let zone = s.r53.get_hosted_zone().id(&s.zone).send().await.expect("zone");
+    let mut servers: Vec<String> = zone
+        .delegation_set()
+        .expect("delegation set")
+        .name_servers()
+        .iter()
+        .map(|n| fixtures::normalize_dns(n))
+        .collect();
+    servers.sort();
+    assert!(!servers.is_empty());
+
+    let mut m = s.manifest("dev", "dev.acs.app.com");
+    m.spec.delegation =
+        Some(serde_json::from_value(json!({"parentHostedZoneId": parent, "ttl": 3600})).expect("delegation"));
+    s.api.create(&PostParams::default(), &m).await.expect("create");
+    let o = s.wait("dev", "DelegationReady", "True").await;
+    let d = o.status.as_ref().and_then(|s| s.delegation.clone()).expect("status.delegation");
+    assert_eq!(d.name_servers, servers);
+    assert!(d.in_sync);
+    let ns = fixtures::records_named(&cfg, &parent, "acs.app.com").await;
+    let ns: Vec<_> = ns.into_iter().filter(|r| r.r#type().as_str() == "NS").collect();
+    assert_eq!(ns.len(), 1, "{ns:?}");
+    assert_eq!(ns[0].ttl(), Some(3600));
+    let mut values: Vec<String> = ns[0].resource_records().iter().map(|v| fixtures::normalize_dns(v.value())).collect();
+    values.sort();
+    assert_eq!(values, servers, "the parent delegates to the zone's own name servers");
+
+    let uid = o.uid().expect("uid");
+    s.api.delete("dev", &DeleteParams::default()).await.expect("delete");
+    tokio::time::timeout(WAIT, await_condition(s.api.clone(), "dev", conditions::is_deleted(&uid)))
+        .await
+        .expect("deleted within 60s")
+        .expect("watch");
+    let left: Vec<_> = fixtures::records_named(&cfg, &parent, "acs.app.com")
+        .await
+        .into_iter()
+        .filter(|r| r.r#type().as_str() == "NS")
+        .collect();
+    assert!(left.is_empty(), "the delegation goes with the object: {left:?}");
+    s.op.stop().await;
+    s.ctx.cleanup().await;
+}

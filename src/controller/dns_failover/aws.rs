@@ -169,10 +169,16 @@ impl FailoverAws {
         Ok(resp.change_info().map(|c| (c.id().to_string(), c.status().as_str().to_string())))
     }
 
-    /// The zone's name (for the apex / inside-the-zone check).
-    pub async fn zone_name(&self, zone: &str) -> Result<String, AwsError> {
+    /// The zone's name (for the apex / inside-the-zone check) and its name servers (for delegation).
+    pub async fn zone(&self, zone: &str) -> Result<(String, Vec<String>), AwsError> {
         let resp =
             self.caller.call(Service::Route53, "GetHostedZone", || self.r53.get_hosted_zone().id(zone).send()).await?;
-        Ok(resp.hosted_zone().map(|z| z.name().to_string()).unwrap_or_default())
+        let name = resp.hosted_zone().map(|z| z.name().to_string()).unwrap_or_default();
+        let mut servers: Vec<String> = resp
+            .delegation_set()
+            .map(|d| d.name_servers().iter().map(|n| n.trim_end_matches('.').to_ascii_lowercase()).collect())
+            .unwrap_or_default();
+        servers.sort();
+        Ok((name, servers))
     }
 }

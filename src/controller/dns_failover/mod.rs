@@ -267,8 +267,8 @@ async fn converge(
 ) -> Result<Option<Blocked>, AwsError> {
     let spec = &obj.spec;
     let zone = normalize_zone_id(&spec.hosted_zone_id).to_string();
-    let zone_name = match aws.zone_name(&zone).await {
-        Ok(n) => n,
+    let (zone_name, name_servers) = match aws.zone(&zone).await {
+        Ok(z) => z,
         Err(e) if e.is_not_found() => {
             return Ok(Some(Blocked {
                 reason: "ZoneNotFound",
@@ -330,17 +330,14 @@ async fn converge(
     for id in stale {
         aws.delete_health_check(&id).await?;
     }
-    if spec.delegation.is_some() {
-        // Say so rather than pretend: delegation is part of the controller issue still open.
-        let generation = obj.meta().generation;
-        conditions::set_condition(
-            status.conditions_mut(),
-            "DelegationReady",
-            false,
-            "NotImplemented",
-            "spec.delegation is accepted but this build does not write the parent NS record yet",
-            generation,
-        );
+    if let Some(delegation) = &spec.delegation {
+        if let Some(blocked) =
+            ensure_delegation(aws, delegation, &zone_name, &name_servers, status, obj.meta().generation).await?
+        {
+            return Ok(Some(blocked));
+        }
+    } else {
+        status.delegation = None;
     }
     status.active_target = Some(match spec.mode {
         FailoverMode::ForcePrimary => ActiveTarget::Primary,
@@ -348,6 +345,90 @@ async fn converge(
         // Route 53 decides; the health-status poller that reports it is not built yet.
         FailoverMode::Auto => ActiveTarget::Unknown,
     });
+    Ok(None)
+}
+
+/// NS values of the record named `zone_name` in the parent zone, sorted and normalised.
+async fn parent_ns(
+    aws: &FailoverAws,
+    parent: &str,
+    zone_name: &str,
+) -> Result<Option<(r53::ResourceRecordSet, Vec<String>)>, AwsError> {
+    let sets = aws.records_at(parent, zone_name).await?;
+    Ok(sets.into_iter().find(|r| *r.r#type() == r53::RrType::Ns).map(|r| {
+        let mut values: Vec<String> = r.resource_records().iter().map(|v| normalize_dns_name(v.value())).collect();
+        values.sort();
+        (r, values)
+    }))
+}
+
+/// UPSERT the zone's NS record into its parent so the zone resolves; `DelegationReady` when it
+/// matches. An NS record there with other servers is someone else's delegation: NameConflict.
+async fn ensure_delegation(
+    aws: &FailoverAws,
+    delegation: &crate::api::dns_failover::Delegation,
+    zone_name: &str,
+    name_servers: &[String],
+    status: &mut DnsFailoverStatus,
+    generation: Option<i64>,
+) -> Result<Option<Blocked>, AwsError> {
+    let parent = normalize_zone_id(&delegation.parent_hosted_zone_id).to_string();
+    let current = match parent_ns(aws, &parent, zone_name).await {
+        Ok(c) => c,
+        Err(e) if e.is_not_found() => {
+            return Ok(Some(Blocked {
+                reason: "ZoneNotFound",
+                message: format!(
+                    "spec.delegation.parentHostedZoneId: hosted zone {parent:?} does not exist in this account"
+                ),
+            }));
+        }
+        Err(e) => return Err(e),
+    };
+    let recorded = status.delegation.as_ref().map(|d| d.name_servers.clone()).unwrap_or_default();
+    let in_sync = match &current {
+        Some((set, values)) if values == name_servers && set.ttl() == Some(delegation.ttl) => true,
+        Some((_, values)) if values != name_servers && *values != recorded => {
+            return Ok(Some(Blocked {
+                reason: REASON_NAME_CONFLICT,
+                message: format!(
+                    "the parent zone already delegates {zone_name} to other name servers ({}); it is left untouched",
+                    values.join(", ")
+                ),
+            }));
+        }
+        _ => false,
+    };
+    if !in_sync {
+        let set = r53::ResourceRecordSet::builder()
+            .name(zone_name)
+            .r#type(r53::RrType::Ns)
+            .ttl(delegation.ttl)
+            .set_resource_records(Some(
+                name_servers
+                    .iter()
+                    .map(|n| r53::ResourceRecord::builder().value(format!("{n}.")).build().map_err(build_error))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ))
+            .build()
+            .map_err(build_error)?;
+        let change = r53::Change::builder()
+            .action(r53::ChangeAction::Upsert)
+            .resource_record_set(set)
+            .build()
+            .map_err(build_error)?;
+        aws.change(&parent, vec![change]).await?;
+    }
+    status.delegation =
+        Some(crate::api::dns_failover::DelegationStatus { name_servers: name_servers.to_vec(), in_sync: true });
+    conditions::set_condition(
+        status.conditions_mut(),
+        "DelegationReady",
+        true,
+        "Delegated",
+        &format!("the parent zone delegates {} to its name servers", zone_name.trim_end_matches('.')),
+        generation,
+    );
     Ok(None)
 }
 
@@ -398,6 +479,27 @@ async fn delete_all(obj: &DnsFailover, aws: &FailoverAws) -> Result<(), AwsError
         }
         Err(e) if e.is_not_found() => {}
         Err(e) => return Err(e),
+    }
+    if let Some(delegation) = &spec.delegation {
+        let parent = normalize_zone_id(&delegation.parent_hosted_zone_id).to_string();
+        let zone_facts = match aws.zone(&zone).await {
+            Ok(z) => Some(z),
+            // The zone is gone: its delegation cannot be told apart from anyone else's; leave it.
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        // Only our delegation: the NS values must be the zone's own name servers.
+        if let Some((zone_name, servers)) = zone_facts
+            && let Ok(Some((set, values))) = parent_ns(aws, &parent, &zone_name).await
+            && values == servers
+        {
+            let change = r53::Change::builder()
+                .action(r53::ChangeAction::Delete)
+                .resource_record_set(set)
+                .build()
+                .map_err(build_error)?;
+            aws.change(&parent, vec![change]).await?;
+        }
     }
     let mut ids: Vec<String> = obj
         .status
