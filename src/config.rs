@@ -77,6 +77,10 @@ pub struct Config {
     /// Address of the metrics and health server (`/metrics`, `/healthz`, `/readyz`).
     #[arg(long, env = "FARGATE_OPERATOR_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
+    /// Seconds between reads of every DnsFailover's Route 53 health-check status (one shared poller,
+    /// at most one GetHealthCheckStatus per second).
+    #[arg(long, env = "FARGATE_OPERATOR_HEALTH_POLL_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub health_poll_seconds: u64,
     /// Route 53 requests per second (client-side budget; AWS allows about 5 per account).
     #[arg(long, env = "FARGATE_OPERATOR_ROUTE53_RPS", default_value_t = 4.0, value_parser = parse_rate)]
     pub route53_rps: f64,

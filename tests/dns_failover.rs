@@ -104,6 +104,13 @@ async fn example_creates_the_pair_and_mode_switches_through_the_health_check_onl
     assert!(secondary.health_check_id().is_none(), "the example's secondary has no check");
     assert_eq!(s.our_health_checks().await, 1);
 
+    // The shared poller reads the check (moto always reports success): primary healthy and active.
+    let o = s.wait("dev", "PrimaryHealthy", "True").await;
+    let active = serde_json::to_value(o.status.as_ref().and_then(|s| s.active_target)).expect("json");
+    assert_eq!(active, json!("primary"));
+    assert!(
+        o.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "FailedOver" && c.status == "False"))
+    );
     let hc = s.health_check(&hc_id).await.expect("health check");
     assert_eq!(hc.r#type().as_str(), "HTTPS");
     assert_eq!(hc.resource_path(), Some("/app/health"));
@@ -137,7 +144,7 @@ async fn example_creates_the_pair_and_mode_switches_through_the_health_check_onl
     for (mode, disabled, inverted, active) in [
         ("ForceSecondary", true, true, "secondary"),
         ("ForcePrimary", true, false, "primary"),
-        ("Auto", false, false, "unknown"),
+        ("Auto", false, false, "primary"),
     ] {
         let patched = s
             .api

@@ -184,6 +184,7 @@ where
     tokio::join!(
         run_one::<FargateApp, _, _>(ctx.clone(), stop(), fargate_app::reconcile),
         run_one::<DnsFailover, _, _>(ctx.clone(), stop(), dns_failover::reconcile),
+        dns_failover::health::run(ctx.clone(), stop()),
         run_one::<HotPool, _, _>(ctx.clone(), stop(), reconcile_validation::<HotPool>),
         run_one::<HotPoolWorker, _, _>(ctx.clone(), stop(), reconcile_validation::<HotPoolWorker>),
         run_one::<HotPoolClaim, _, _>(ctx.clone(), stop(), reconcile_validation::<HotPoolClaim>),

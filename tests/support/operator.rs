@@ -66,6 +66,8 @@ impl InProcessOperator {
             &endpoint,
             "--resync-seconds",
             "10",
+            "--health-poll-seconds",
+            "1",
         ])
         .expect("operator flags");
         let client = super::client().await;

@@ -4,6 +4,7 @@
 //! poller and NS delegation (see the issue note).
 
 pub mod aws;
+pub mod health;
 pub mod plan;
 
 use std::sync::Arc;
@@ -327,6 +328,7 @@ async fn converge(
             status.change = Some(ChangeStatus { id, status: state });
         }
     }
+    let replaced = !stale.is_empty();
     for id in stale {
         aws.delete_health_check(&id).await?;
     }
@@ -342,8 +344,8 @@ async fn converge(
     status.active_target = Some(match spec.mode {
         FailoverMode::ForcePrimary => ActiveTarget::Primary,
         FailoverMode::ForceSecondary => ActiveTarget::Secondary,
-        // Route 53 decides; the health-status poller that reports it is not built yet.
-        FailoverMode::Auto => ActiveTarget::Unknown,
+        // Route 53 decides from health; the shared poller (health.rs) reports what it answers.
+        FailoverMode::Auto => status.active_target.filter(|_| !replaced).unwrap_or_default(),
     });
     Ok(None)
 }
