@@ -79,10 +79,11 @@ pub async fn run_with(
         client: client.clone(),
         config: Arc::new(config.clone()),
         aws,
-        caller,
+        caller: caller.clone(),
         metrics: metrics.clone(),
         events: EventRecorder::new(client.clone(), Some(identity.clone())),
         backoff: Arc::new(BackoffTracker::new(RequeuePolicy::default())),
+        route53: crate::aws::route53_batch::Route53Batcher::new(caller.clone()),
     });
     // A standby is ready too: readiness gates traffic (metrics scrapes), not leadership.
     health.set_ready(true);

@@ -262,3 +262,34 @@ async fn delegation_writes_the_parent_ns_record_and_removes_it_on_delete() {
     s.op.stop().await;
     s.ctx.cleanup().await;
 }
+
+/// 300 DnsFailovers in one zone: their record pairs travel in a handful of ChangeBatches.
+#[tokio::test]
+async fn three_hundred_objects_in_one_zone_share_a_few_change_batches() {
+    let ctx = TestCtx::new("dnsf-batch").await;
+    let cfg = ctx.sdk_config().await;
+    let zone = fixtures::hosted_zone(&cfg, "acs.app.com").await;
+    // A generous budget: this measures batching, not the rate limiter.
+    let op = InProcessOperator::start_with(&ctx, "", &["--route53-rps", "2000"]).await;
+    let api: Api<DnsFailover> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let s = Setup { r53: aws_sdk_route53::Client::new(&cfg), ctx, zone, op, api };
+    const N: usize = 300;
+    let objects: Vec<DnsFailover> =
+        (0..N).map(|i| s.manifest(&format!("d{i}"), &format!("d{i}.acs.app.com"))).collect();
+    let pp = PostParams::default();
+    futures::future::join_all(objects.iter().map(|o| s.api.create(&pp, o))).await.into_iter().for_each(|r| {
+        r.expect("create");
+    });
+    for i in 0..N {
+        s.wait(&format!("d{i}"), "Synced", "True").await;
+    }
+    let calls = s.op.metrics.aws_call_count("route53", "ChangeResourceRecordSets", "success");
+    eprintln!("{calls} ChangeResourceRecordSets calls for {N} objects");
+    assert!(calls >= 1);
+    assert!(calls as usize * 100 <= N * 5, "{calls} ChangeResourceRecordSets calls for {N} objects (want <= 5%)");
+    let all = fixtures::records(&cfg, &s.zone).await;
+    let pairs = all.iter().filter(|r| r.r#type().as_str() == "CNAME").count();
+    assert_eq!(pairs, 2 * N, "every object got its PRIMARY and SECONDARY record");
+    s.op.stop().await;
+    s.ctx.cleanup().await;
+}

@@ -6,6 +6,7 @@ pub mod caller;
 pub mod errors;
 pub mod faults;
 pub mod naming;
+pub mod route53_batch;
 pub mod sdk;
 
 pub use budget::{BudgetSettings, Budgets, Service, TokenBucket};

@@ -27,6 +27,8 @@ pub struct Context {
     pub events: EventRecorder,
     /// Per-object error backoff.
     pub backoff: Arc<BackoffTracker>,
+    /// Route 53 changes merged per hosted zone.
+    pub route53: crate::aws::route53_batch::Route53Batcher,
 }
 
 impl std::fmt::Debug for Context {

@@ -52,23 +52,32 @@ impl InProcessOperator {
 
     /// Like [`start`](Self::start), injecting AWS faults per `faults` (see `aws::faults`).
     pub async fn start_with_faults(ctx: &TestCtx, faults: &str) -> Self {
+        Self::start_with(ctx, faults, &[]).await
+    }
+
+    /// Like [`start_with_faults`](Self::start_with_faults) with extra `run` flags.
+    pub async fn start_with(ctx: &TestCtx, faults: &str, extra: &[&str]) -> Self {
         let endpoint = super::aws_endpoint();
-        let config = Config::from_args([
-            "--cluster-id",
-            "test",
-            "--namespace",
-            &ctx.namespace,
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--region",
-            super::REGION,
-            "--aws-endpoint-url",
-            &endpoint,
-            "--resync-seconds",
-            "10",
-            "--health-poll-seconds",
-            "1",
-        ])
+        let config = Config::from_args(
+            [
+                "--cluster-id",
+                "test",
+                "--namespace",
+                &ctx.namespace,
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--region",
+                super::REGION,
+                "--aws-endpoint-url",
+                &endpoint,
+                "--resync-seconds",
+                "10",
+                "--health-poll-seconds",
+                "1",
+            ]
+            .into_iter()
+            .chain(extra.iter().copied()),
+        )
         .expect("operator flags");
         let client = super::client().await;
         let plan = fargate_operator::aws::faults::FaultPlan::parse(faults).expect("fault plan");

@@ -17,6 +17,8 @@ pub struct FailoverAws {
     pub r53: aws_sdk_route53::Client,
     /// Owner identity and tags.
     pub owner: Owner,
+    /// Per-zone batching of record changes.
+    pub batcher: crate::aws::route53_batch::Route53Batcher,
 }
 
 fn config_of(c: &r53::HealthCheckConfig) -> HealthCheckConfig {
@@ -157,16 +159,9 @@ impl FailoverAws {
             .collect())
     }
 
-    /// Send one change batch.
+    /// Apply `changes` together, merged with other objects' changes to the same zone.
     pub async fn change(&self, zone: &str, changes: Vec<r53::Change>) -> Result<Option<(String, String)>, AwsError> {
-        let batch = r53::ChangeBatch::builder().set_changes(Some(changes)).build().map_err(build_error)?;
-        let resp = self
-            .caller
-            .call(Service::Route53, "ChangeResourceRecordSets", || {
-                self.r53.change_resource_record_sets().hosted_zone_id(zone).change_batch(batch.clone()).send()
-            })
-            .await?;
-        Ok(resp.change_info().map(|c| (c.id().to_string(), c.status().as_str().to_string())))
+        self.batcher.submit(zone, self.r53.clone(), changes).await.map(Some)
     }
 
     /// The zone's name (for the apex / inside-the-zone check) and its name servers (for delegation).

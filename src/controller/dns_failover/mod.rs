@@ -44,6 +44,7 @@ async fn clients(ctx: &Context, obj: &DnsFailover) -> Result<FailoverAws, Reconc
     Ok(FailoverAws {
         caller: ctx.caller.clone(),
         r53: ctx.aws.route53(&cfg),
+        batcher: ctx.route53.clone(),
         owner: Owner {
             cluster_id: ctx.config.cluster_id.clone(),
             namespace: obj.namespace().ok_or(ReconcileError::MissingMetadata("metadata.namespace"))?,

@@ -1,0 +1,226 @@
+//! Route 53 change batching: changes from every object in one hosted zone are merged into as few
+//! ChangeResourceRecordSets calls as the limits allow, one call in flight per zone, under the
+//! Route 53 budget. A batch rejected because of one object's change is split in halves and retried
+//! until the bad change stands alone, so it never blocks the others.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{AwsCaller, AwsError, ErrorCategory, Service};
+
+/// At most this many record changes per batch (UPSERT counts twice).
+pub const MAX_RECORDS: usize = 1000;
+/// At most this many characters of record values per batch (UPSERT counts twice).
+pub const MAX_VALUE_CHARS: usize = 32_000;
+/// A zone's worker sends once no new change arrived for this long...
+pub const QUIET: Duration = Duration::from_millis(300);
+/// ...or this long after the first change of the batch, whichever comes first.
+pub const MAX_LINGER: Duration = Duration::from_secs(2);
+
+/// (records, value characters) one change costs against the batch limits.
+pub fn cost(change: &Change) -> (usize, usize) {
+    let weight = if *change.action() == ChangeAction::Upsert { 2 } else { 1 };
+    let set = change.resource_record_set();
+    let chars: usize = set.map(|s| s.resource_records().iter().map(|r| r.value().len()).sum()).unwrap_or(0);
+    let records = set.map(|s| s.resource_records().len().max(1)).unwrap_or(1);
+    (records * weight, chars * weight)
+}
+
+/// Split submissions (each a group of changes that must go together) into batches within the limits,
+/// keeping each group whole and the order stable.
+pub fn pack(groups: &[Vec<Change>]) -> Vec<Vec<usize>> {
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    let (mut records, mut chars) = (0, 0);
+    for (i, g) in groups.iter().enumerate() {
+        let (r, c) = g.iter().map(cost).fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
+        let fits = records + r <= MAX_RECORDS && chars + c <= MAX_VALUE_CHARS;
+        if batches.is_empty() || !fits {
+            batches.push(Vec::new());
+            records = 0;
+            chars = 0;
+        }
+        if let Some(last) = batches.last_mut() {
+            last.push(i);
+        }
+        records += r;
+        chars += c;
+    }
+    batches
+}
+
+struct Submission {
+    changes: Vec<Change>,
+    client: aws_sdk_route53::Client,
+    reply: oneshot::Sender<Result<(String, String), AwsError>>,
+}
+
+/// Per-zone batching of Route 53 changes, shared by every controller.
+#[derive(Clone)]
+pub struct Route53Batcher {
+    caller: AwsCaller,
+    zones: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Submission>>>>,
+}
+
+impl std::fmt::Debug for Route53Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Route53Batcher")
+    }
+}
+
+impl Route53Batcher {
+    /// A batcher sending through `caller`.
+    pub fn new(caller: AwsCaller) -> Self {
+        Self { caller, zones: Arc::default() }
+    }
+
+    /// Submit `changes` (applied together, in one batch) to `zone`; resolves with the change's
+    /// (id, status) once the batch holding them was accepted.
+    pub async fn submit(
+        &self,
+        zone: &str,
+        client: aws_sdk_route53::Client,
+        changes: Vec<Change>,
+    ) -> Result<(String, String), AwsError> {
+        let (reply, rx) = oneshot::channel();
+        let sub = Submission { changes, client, reply };
+        let sender = {
+            let mut zones = self.zones.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = zones.entry(zone.to_string()).or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(zone_worker(self.caller.clone(), zone.to_string(), rx));
+                tx
+            });
+            if entry.is_closed() {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(zone_worker(self.caller.clone(), zone.to_string(), rx));
+                *entry = tx;
+            }
+            entry.clone()
+        };
+        if let Err(mpsc::error::SendError(sub)) = sender.send(sub) {
+            let _ = sub.reply.send(Err(worker_gone()));
+        }
+        rx.await.unwrap_or_else(|_| Err(worker_gone()))
+    }
+}
+
+fn worker_gone() -> AwsError {
+    AwsError {
+        service: "route53",
+        operation: "ChangeResourceRecordSets",
+        category: ErrorCategory::Transient,
+        code: "BatcherStopped".into(),
+        message: "the zone's batch worker stopped; retrying".into(),
+    }
+}
+
+async fn zone_worker(caller: AwsCaller, zone: String, mut rx: mpsc::UnboundedReceiver<Submission>) {
+    while let Some(first) = rx.recv().await {
+        let mut pending = vec![first];
+        // Let concurrent reconciles add their changes to this batch: wait for a quiet moment, but
+        // never hold the first change longer than MAX_LINGER.
+        let deadline = tokio::time::Instant::now() + MAX_LINGER;
+        loop {
+            let wait = QUIET.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            match tokio::time::timeout(wait, rx.recv()).await {
+                Ok(Some(more)) => pending.push(more),
+                Ok(None) | Err(_) => break,
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+        }
+        let groups: Vec<Vec<Change>> = pending.iter().map(|s| s.changes.clone()).collect();
+        let mut results: Vec<Option<Result<(String, String), AwsError>>> = (0..pending.len()).map(|_| None).collect();
+        for batch in pack(&groups) {
+            send_bisecting(&caller, &zone, &pending, &batch, &mut results).await;
+        }
+        for (sub, result) in pending.into_iter().zip(results) {
+            let _ = sub.reply.send(result.unwrap_or_else(|| Err(worker_gone())));
+        }
+    }
+}
+
+/// Send `idx` as one batch; if AWS rejects it as invalid and it holds more than one submission,
+/// split it and send the halves, so one bad change cannot block the others.
+async fn send_bisecting(
+    caller: &AwsCaller,
+    zone: &str,
+    pending: &[Submission],
+    idx: &[usize],
+    results: &mut [Option<Result<(String, String), AwsError>>],
+) {
+    let mut stack = vec![idx.to_vec()];
+    while let Some(part) = stack.pop() {
+        let Some(&first) = part.first() else { continue };
+        let changes: Vec<Change> = part.iter().flat_map(|&i| pending[i].changes.clone()).collect();
+        let outcome = match ChangeBatch::builder().set_changes(Some(changes)).build() {
+            Ok(batch) => {
+                let client = &pending[first].client;
+                caller
+                    .call(Service::Route53, "ChangeResourceRecordSets", || {
+                        client.change_resource_record_sets().hosted_zone_id(zone).change_batch(batch.clone()).send()
+                    })
+                    .await
+                    .map(|r| {
+                        r.change_info()
+                            .map(|c| (c.id().to_string(), c.status().as_str().to_string()))
+                            .unwrap_or_default()
+                    })
+            }
+            Err(e) => Err(crate::controller::fargate_app::aws::build_error(e)),
+        };
+        match outcome {
+            Err(e) if part.len() > 1 && matches!(e.category, ErrorCategory::Terminal | ErrorCategory::Conflict) => {
+                let (a, b) = part.split_at(part.len() / 2);
+                stack.push(b.to_vec());
+                stack.push(a.to_vec());
+            }
+            other => {
+                for &i in &part {
+                    results[i] = Some(other.clone());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_route53::types::{ResourceRecord, ResourceRecordSet, RrType};
+
+    fn upsert(value_len: usize) -> Change {
+        let set = ResourceRecordSet::builder()
+            .name("a.example.com.")
+            .r#type(RrType::Cname)
+            .ttl(60)
+            .resource_records(ResourceRecord::builder().value("x".repeat(value_len)).build().expect("rr"))
+            .build()
+            .expect("set");
+        Change::builder().action(ChangeAction::Upsert).resource_record_set(set).build().expect("change")
+    }
+
+    #[test]
+    fn upserts_count_twice_against_both_limits() {
+        assert_eq!(cost(&upsert(10)), (2, 20));
+    }
+
+    #[test]
+    fn packing_respects_record_and_character_limits_and_keeps_pairs_whole() {
+        // 300 objects x a pair of UPSERTs = 1,200 weighted records: two batches.
+        let groups: Vec<Vec<Change>> = (0..300).map(|_| vec![upsert(20), upsert(20)]).collect();
+        let batches = pack(&groups);
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[0].len(), 250, "1000 / (2 changes x 2) = 250 pairs");
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 300);
+        // Long values hit the 32,000-character limit first.
+        let long: Vec<Vec<Change>> = (0..10).map(|_| vec![upsert(4000)]).collect();
+        let batches = pack(&long);
+        assert!(batches.iter().all(|b| b.len() <= 4), "8,000 weighted chars each: at most 4 per batch: {batches:?}");
+    }
+}
