@@ -103,3 +103,54 @@ async fn unreachable_endpoint_is_transient_and_retried() {
     assert_eq!(err.code, "DispatchFailure");
     assert_eq!(metrics.aws_call_count("ecs", "ListClusters", "transient"), 3);
 }
+
+/// One object's bad change must not block the others batched with it: the rejected batch is split
+/// until the bad change stands alone.
+#[tokio::test]
+async fn a_bad_change_is_isolated_by_bisection() {
+    use aws_sdk_route53::types::{Change, ChangeAction, ResourceRecord, ResourceRecordSet, RrType};
+    use fargate_operator::aws::route53_batch::Route53Batcher;
+    let ctx = TestCtx::new("r53-bisect").await;
+    let cfg = ctx.sdk_config().await;
+    let r53 = aws_sdk_route53::Client::new(&cfg);
+    let zone = r53
+        .create_hosted_zone()
+        .name("bisect.example.com")
+        .caller_reference(support::suffix())
+        .send()
+        .await
+        .expect("zone");
+    let zone = zone.hosted_zone().expect("zone").id().trim_start_matches("/hostedzone/").to_string();
+    let change = |action: ChangeAction, name: &str| {
+        let set = ResourceRecordSet::builder()
+            .name(format!("{name}.bisect.example.com."))
+            .r#type(RrType::Cname)
+            .ttl(60)
+            .resource_records(ResourceRecord::builder().value("target.example.com").build().expect("rr"))
+            .build()
+            .expect("set");
+        Change::builder().action(action).resource_record_set(set).build().expect("change")
+    };
+    let (caller, metrics) = caller();
+    let batcher = Route53Batcher::new(caller);
+    let good: Vec<_> = (0..4).map(|i| change(ChangeAction::Upsert, &format!("good{i}"))).collect();
+    // Deleting a record that does not exist is rejected by Route 53.
+    let bad = change(ChangeAction::Delete, "missing");
+    let mut submissions: Vec<_> = good.iter().map(|c| batcher.submit(&zone, r53.clone(), vec![c.clone()])).collect();
+    submissions.insert(2, batcher.submit(&zone, r53.clone(), vec![bad]));
+    let results = futures::future::join_all(submissions).await;
+    assert!(results[2].is_err(), "the bad change fails: {:?}", results[2]);
+    for (i, r) in results.iter().enumerate().filter(|(i, _)| *i != 2) {
+        assert!(r.is_ok(), "submission {i} must not be blocked by the bad one: {r:?}");
+    }
+    let listed = r53.list_resource_record_sets().hosted_zone_id(&zone).send().await.expect("list");
+    let goods = listed.resource_record_sets().iter().filter(|r| r.name().starts_with("good")).count();
+    assert_eq!(goods, 4);
+    // Merged first (one call), then split: a handful of calls, not one per change.
+    let calls: u64 = ["success", "terminal", "conflict"]
+        .iter()
+        .map(|o| metrics.aws_call_count("route53", "ChangeResourceRecordSets", o))
+        .sum();
+    assert!(calls <= 5, "{calls} calls");
+    ctx.cleanup().await;
+}

@@ -164,6 +164,15 @@ impl FailoverAws {
         self.batcher.submit(zone, self.r53.clone(), changes).await.map(Some)
     }
 
+    /// Current status of a change (`PENDING`/`INSYNC`); `None` where the API lacks GetChange.
+    pub async fn change_status(&self, id: &str) -> Option<String> {
+        let id = id.trim_start_matches("/change/");
+        match self.caller.call(Service::Route53, "GetChange", || self.r53.get_change().id(id).send()).await {
+            Ok(r) => r.change_info().map(|c| c.status().as_str().to_string()),
+            Err(_) => None,
+        }
+    }
+
     /// The zone's name (for the apex / inside-the-zone check) and its name servers (for delegation).
     pub async fn zone(&self, zone: &str) -> Result<(String, Vec<String>), AwsError> {
         let resp =

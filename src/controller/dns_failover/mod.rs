@@ -127,7 +127,8 @@ async fn apply(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -> 
             conditions::set_condition(c, DEGRADED, false, "AsExpected", "no problems found", generation);
             status.last_error = None;
             ctx.backoff.on_success(&ObjectRef::from_obj(obj.as_ref()).to_string());
-            Ok(Action::requeue(jittered(ctx.config.resync())))
+            let pending = status.change.as_ref().is_some_and(|c| c.status == "PENDING");
+            Ok(Action::requeue(if pending { Duration::from_secs(10) } else { jittered(ctx.config.resync()) }))
         }
         Ok(Some(b)) => {
             let c = status.conditions_mut();
@@ -342,6 +343,22 @@ async fn converge(
     } else {
         status.delegation = None;
     }
+    // Propagation: a PENDING change is followed with GetChange until INSYNC.
+    if let Some(change) = status.change.as_mut()
+        && change.status == "PENDING"
+        && let Some(now) = aws.change_status(&change.id).await
+    {
+        change.status = now;
+    }
+    let pending = status.change.as_ref().is_some_and(|c| c.status == "PENDING");
+    conditions::set_condition(
+        status.conditions_mut(),
+        crate::runtime::conditions::PROGRESSING,
+        pending,
+        if pending { "ChangePending" } else { "ChangeInSync" },
+        if pending { "Route 53 is propagating the last change" } else { "the last Route 53 change is in sync" },
+        obj.meta().generation,
+    );
     status.active_target = Some(match spec.mode {
         FailoverMode::ForcePrimary => ActiveTarget::Primary,
         FailoverMode::ForceSecondary => ActiveTarget::Secondary,
