@@ -72,7 +72,7 @@ echo "== metrics (http://$METRICS_ADDR/metrics)"
 curl -fsS "http://$METRICS_ADDR/metrics" | grep -E '^fargate_operator_(leader|reconciles_total|status_writes_total)' || true
 echo
 echo "FargateApp is reconciled in AWS (here: moto, which never runs tasks, so Ready stays False while"
-echo "Synced is True). DnsFailover and HotPool are validated and say AwsNotReconciled until their controllers land."
+echo "Synced is True). DnsFailover is reconciled too; HotPool is validated and says AwsNotReconciled until its controller lands."
 echo "Try: kubectl explain fargateapp.spec.loadBalancer   (KUBECONFIG=$KUBECONFIG)"
 echo "     kubectl patch fa web -n $NS --type merge -p '{\"spec\":{\"replicas\":3}}'   # then kubectl describe fa web -n $NS"
 
