@@ -293,3 +293,34 @@ async fn three_hundred_objects_in_one_zone_share_a_few_change_batches() {
     s.op.stop().await;
     s.ctx.cleanup().await;
 }
+
+/// The request interval cannot change in place: a new check replaces the old one, the record points
+/// at it, and the old one is deleted.
+#[tokio::test]
+async fn interval_change_replaces_the_health_check() {
+    let s = Setup::new("dnsf-replace").await;
+    s.api.create(&PostParams::default(), &s.manifest("dev", "dev.acs.app.com")).await.expect("create");
+    let o = s.wait("dev", "Synced", "True").await;
+    let old_id = primary_id(&o);
+    let patched = s
+        .api
+        .patch(
+            "dev",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"primary": {"healthCheck": {"requestIntervalSeconds": 10}}}})),
+        )
+        .await
+        .expect("patch");
+    let o = s.wait("dev", "Synced", "True").await;
+    assert_eq!(o.metadata.generation, patched.metadata.generation);
+    let new_id = primary_id(&o);
+    assert_ne!(new_id, old_id, "a new check");
+    assert_eq!(s.health_check(&new_id).await.and_then(|h| h.request_interval()), Some(10));
+    assert!(s.health_check(&old_id).await.is_none(), "the old check is deleted");
+    assert_eq!(s.our_health_checks().await, 1);
+    let records = s.records("dev.acs.app.com").await;
+    let primary = records.iter().find(|r| r.failover().map(|f| f.as_str()) == Some("PRIMARY")).expect("PRIMARY");
+    assert_eq!(primary.health_check_id(), Some(new_id.as_str()), "the record points at the new check");
+    s.op.stop().await;
+    s.ctx.cleanup().await;
+}
