@@ -123,11 +123,7 @@ async fn reconcile_validation<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Res
     let new = validation_status(obj.as_ref());
     let was_degraded = conditions::is_true(old.conditions(), DEGRADED);
     let now_degraded = conditions::is_true(new.conditions(), DEGRADED);
-    if new != old {
-        // Counted before sending so a watcher never sees a write the metric does not yet show.
-        ctx.metrics.status_written(K::KIND);
-        apply_status(&api, obj.as_ref(), &new).await?;
-    }
+    write_status(&api, obj.as_ref(), &new, &ctx).await?;
     if now_degraded && !was_degraded {
         let note = conditions::find(new.conditions(), DEGRADED).map(|c| c.message.clone()).unwrap_or_default();
         ctx.events.warning(obj.as_ref(), REASON_INVALID_SPEC, "Validate", note).await;
@@ -137,6 +133,69 @@ async fn reconcile_validation<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Res
     ctx.backoff.on_success(&ObjectRef::from_obj(obj.as_ref()).to_string());
     ctx.metrics.reconcile_finished(K::KIND, started.elapsed());
     Ok(Action::requeue(jittered(ctx.config.resync())))
+}
+
+/// Write `status` (server-side apply) only when it differs from what the object has.
+pub async fn write_status<K: Managed>(
+    api: &Api<K>,
+    obj: &K,
+    status: &K::Status,
+    ctx: &Context,
+) -> Result<(), ReconcileError> {
+    if obj.status_ref() != Some(status) {
+        // Counted before sending so a watcher never sees a write the metric does not yet show.
+        ctx.metrics.status_written(K::KIND);
+        apply_status(api, obj, status).await?;
+    }
+    Ok(())
+}
+
+/// An Event for every change of `Ready` or `Degraded` between `old` and `new`: Normal when it got
+/// better, Warning when it got worse (a first `Ready=False` is not news).
+pub async fn emit_transitions<K: Managed>(ctx: &Context, obj: &K, old: &K::Status, new: &K::Status) {
+    for (type_, good_when_true) in [(READY, true), (DEGRADED, false)] {
+        let before = conditions::find(old.conditions(), type_).map(|c| c.status.clone());
+        let Some(after) = conditions::find(new.conditions(), type_) else { continue };
+        if before.as_deref() == Some(after.status.as_str()) {
+            continue;
+        }
+        if (after.status == "True") == good_when_true {
+            ctx.events.normal(obj, &after.reason, type_, after.message.clone()).await;
+        } else if before.is_some() || type_ == DEGRADED {
+            ctx.events.warning(obj, &after.reason, type_, after.message.clone()).await;
+        }
+    }
+}
+
+/// Run `apply` or, once the object is being deleted, `cleanup`, under the finalizer
+/// `fargate.operator.dev/cleanup`, with the reconcile metrics around it.
+pub async fn with_finalizer<K, A, C, FA, FC>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+    apply: A,
+    cleanup: C,
+) -> Result<Action, ReconcileError>
+where
+    K: Managed,
+    A: FnOnce(Api<K>, Arc<K>, Arc<Context>) -> FA,
+    C: FnOnce(Api<K>, Arc<K>, Arc<Context>) -> FC,
+    FA: std::future::Future<Output = Result<Action, ReconcileError>>,
+    FC: std::future::Future<Output = Result<Action, ReconcileError>>,
+{
+    let started = Instant::now();
+    ctx.metrics.reconcile_started(K::KIND);
+    let ns = obj.namespace().ok_or(ReconcileError::MissingMetadata("metadata.namespace"))?;
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = kube::runtime::finalizer::finalizer(&api, crate::api::FINALIZER, obj, |event| async {
+        match event {
+            kube::runtime::finalizer::Event::Apply(obj) => apply(api.clone(), obj, ctx.clone()).await,
+            kube::runtime::finalizer::Event::Cleanup(obj) => cleanup(api.clone(), obj, ctx.clone()).await,
+        }
+    })
+    .await
+    .map_err(|e| ReconcileError::Finalizer(Box::new(e)));
+    ctx.metrics.reconcile_finished(K::KIND, started.elapsed());
+    result
 }
 
 /// Requeue after an error with per-object exponential backoff by category.

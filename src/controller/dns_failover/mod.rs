@@ -8,12 +8,11 @@ pub mod health;
 pub mod plan;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_route53::types as r53;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
@@ -21,12 +20,12 @@ use self::aws::FailoverAws;
 use self::plan::{
     HealthCheckAction, HealthCheckConfig, caller_reference, desired_health_check, health_check_action, set_identifier,
 };
-use super::{ReconcileError, jittered};
+use super::{ReconcileError, emit_transitions, jittered, with_finalizer, write_status};
+use crate::api::DeletionPolicy;
 use crate::api::dns_failover::{
     ActiveTarget, ChangeStatus, DnsFailover, DnsFailoverStatus, FailoverMode, HealthCheckStatus, HealthChecksStatus,
 };
 use crate::api::validation::{normalize_dns_name, normalize_zone_id, validate_dns_failover};
-use crate::api::{DeletionPolicy, FINALIZER};
 use crate::aws::naming::Owner;
 use crate::aws::{AwsError, ErrorCategory};
 use crate::controller::fargate_app::aws::build_error;
@@ -34,7 +33,7 @@ use crate::runtime::Context;
 use crate::runtime::conditions::{
     self, DEGRADED, DELETION_BLOCKED, READY, REASON_INVALID_SPEC, REASON_NAME_CONFLICT, SYNCED,
 };
-use crate::runtime::status::{ObjectStatus, apply_status, set_last_error};
+use crate::runtime::status::{ObjectStatus, set_last_error};
 
 const KIND: &str = "DnsFailover";
 const SIDES: [&str; 2] = ["primary", "secondary"];
@@ -57,33 +56,13 @@ async fn clients(ctx: &Context, obj: &DnsFailover) -> Result<FailoverAws, Reconc
 
 /// Reconcile one DnsFailover (the controller's entry point).
 pub async fn reconcile(obj: Arc<DnsFailover>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
-    let started = Instant::now();
-    ctx.metrics.reconcile_started(KIND);
-    let ns = obj.namespace().ok_or(ReconcileError::MissingMetadata("metadata.namespace"))?;
-    let api: Api<DnsFailover> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, obj, |event| async {
-        match event {
-            FinalizerEvent::Apply(obj) => apply(&api, obj, &ctx).await,
-            FinalizerEvent::Cleanup(obj) => cleanup(&api, obj, &ctx).await,
-        }
-    })
+    with_finalizer(
+        obj,
+        ctx,
+        |api, obj, ctx| async move { apply(&api, obj, &ctx).await },
+        |api, obj, ctx| async move { cleanup(&api, obj, &ctx).await },
+    )
     .await
-    .map_err(|e| ReconcileError::Finalizer(Box::new(e)));
-    ctx.metrics.reconcile_finished(KIND, started.elapsed());
-    result
-}
-
-async fn write_status(
-    api: &Api<DnsFailover>,
-    obj: &DnsFailover,
-    status: &DnsFailoverStatus,
-    ctx: &Context,
-) -> Result<(), ReconcileError> {
-    if obj.status.as_ref() != Some(status) {
-        ctx.metrics.status_written(KIND);
-        apply_status(api, obj, status).await?;
-    }
-    Ok(())
 }
 
 /// A problem a human must fix.
@@ -152,19 +131,7 @@ async fn apply(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -> 
             Err(ReconcileError::Aws(err))
         }
     };
-    for type_ in [READY, DEGRADED] {
-        let before = conditions::find(old.conditions(), type_).map(|c| c.status.clone());
-        if let Some(after) = conditions::find(status.conditions(), type_)
-            && before.as_deref() != Some(after.status.as_str())
-        {
-            let bad = (type_ == DEGRADED) == (after.status == "True");
-            if bad {
-                ctx.events.warning(obj.as_ref(), &after.reason, type_, after.message.clone()).await;
-            } else {
-                ctx.events.normal(obj.as_ref(), &after.reason, type_, after.message.clone()).await;
-            }
-        }
-    }
+    emit_transitions(ctx, obj.as_ref(), &old, &status).await;
     write_status(api, &obj, &status, ctx).await?;
     result
 }

@@ -7,25 +7,24 @@ pub mod render;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_route53::types as r53;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use self::aws::{FargateAws, ListenerInfo, build_error, taken_priorities};
 use self::plan::{DesiredTargetGroup, lb_target, lowest_free_priority, readiness, rule_needs_modify, service_update};
-use super::{Managed, ReconcileError, jittered, validation_status};
+use super::{Managed, ReconcileError, emit_transitions, jittered, validation_status, with_finalizer, write_status};
 use crate::api::fargate_app::{DnsRecordType, FargateApp, FargateAppStatus, ReplicaCounts, RolloutStatus};
-use crate::api::{AdoptionPolicy, DeletionPolicy, FINALIZER};
+use crate::api::{AdoptionPolicy, DeletionPolicy};
 use crate::aws::naming::{Owner, aws_name, idempotency_token};
 use crate::aws::{AwsError, ErrorCategory, Service};
 use crate::runtime::Context;
 use crate::runtime::conditions::{self, DEGRADED, DELETION_BLOCKED, PROGRESSING, READY, SYNCED};
-use crate::runtime::status::{ObjectStatus, apply_status, set_last_error};
+use crate::runtime::status::{ObjectStatus, set_last_error};
 
 const KIND: &str = "FargateApp";
 
@@ -77,34 +76,13 @@ async fn clients(ctx: &Context, obj: &FargateApp) -> Result<FargateAws, Reconcil
 
 /// Reconcile one FargateApp (the controller's entry point).
 pub async fn reconcile(obj: Arc<FargateApp>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
-    let started = Instant::now();
-    ctx.metrics.reconcile_started(KIND);
-    let ns = obj.namespace().ok_or(ReconcileError::MissingMetadata("metadata.namespace"))?;
-    let api: Api<FargateApp> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, obj, |event| async {
-        match event {
-            FinalizerEvent::Apply(obj) => apply(&api, obj, &ctx).await,
-            FinalizerEvent::Cleanup(obj) => cleanup(&api, obj, &ctx).await,
-        }
-    })
+    with_finalizer(
+        obj,
+        ctx,
+        |api, obj, ctx| async move { apply(&api, obj, &ctx).await },
+        |api, obj, ctx| async move { cleanup(&api, obj, &ctx).await },
+    )
     .await
-    .map_err(|e| ReconcileError::Finalizer(Box::new(e)));
-    ctx.metrics.reconcile_finished(KIND, started.elapsed());
-    result
-}
-
-async fn write_status(
-    api: &Api<FargateApp>,
-    obj: &FargateApp,
-    status: &FargateAppStatus,
-    ctx: &Context,
-) -> Result<(), ReconcileError> {
-    if obj.status.as_ref() != Some(status) {
-        // Counted before sending so a watcher never sees a write the metric does not yet show.
-        ctx.metrics.status_written(KIND);
-        apply_status(api, obj, status).await?;
-    }
-    Ok(())
 }
 
 async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Result<Action, ReconcileError> {
@@ -163,25 +141,9 @@ async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Re
             Err(ReconcileError::Aws(err))
         }
     };
-    emit_transitions(ctx, &obj, &old, &status).await;
+    emit_transitions(ctx, obj.as_ref(), &old, &status).await;
     write_status(api, &obj, &status, ctx).await?;
     result
-}
-
-async fn emit_transitions(ctx: &Context, obj: &FargateApp, old: &FargateAppStatus, new: &FargateAppStatus) {
-    for (type_, good_when_true) in [(READY, true), (DEGRADED, false)] {
-        let before = conditions::find(old.conditions(), type_).map(|c| c.status.clone());
-        let Some(after) = conditions::find(new.conditions(), type_) else { continue };
-        if before.as_deref() == Some(after.status.as_str()) {
-            continue;
-        }
-        let good = (after.status == "True") == good_when_true;
-        if good {
-            ctx.events.normal(obj, &after.reason, type_, after.message.clone()).await;
-        } else if before.is_some() || type_ == DEGRADED {
-            ctx.events.warning(obj, &after.reason, type_, after.message.clone()).await;
-        }
-    }
 }
 
 /// Bring AWS in line with the spec and fill `status`. Read-only when nothing differs.
