@@ -135,6 +135,38 @@ async fn reconcile_validation<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Res
     Ok(Action::requeue(jittered(ctx.config.resync())))
 }
 
+/// A problem a human must fix (not an AWS error): reported as `Degraded` with `reason`.
+pub struct Blocked {
+    /// PascalCase reason, e.g. `NameConflict`.
+    pub reason: &'static str,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+/// Record a [`Blocked`] outcome: Degraded, not Synced, not Ready, lastError.
+pub fn record_blocked<S: ObjectStatus>(status: &mut S, b: &Blocked, generation: Option<i64>) {
+    let c = status.conditions_mut();
+    conditions::set_condition(c, DEGRADED, true, b.reason, &b.message, generation);
+    conditions::set_condition(c, conditions::SYNCED, false, b.reason, &b.message, generation);
+    conditions::set_condition(c, READY, false, b.reason, &b.message, generation);
+    set_last_error(status.last_error_mut(), "reconcile", b.reason, &b.message);
+}
+
+/// Record a failed AWS call: not Synced; Degraded when retrying cannot help; Ready=False on an object
+/// that has none yet (readiness is otherwise unknown, so the last known value stays); lastError.
+pub fn record_aws_error<S: ObjectStatus>(status: &mut S, err: &crate::aws::AwsError, generation: Option<i64>) {
+    let c = status.conditions_mut();
+    let msg = err.to_string();
+    conditions::set_condition(c, conditions::SYNCED, false, err.category.reason(), &msg, generation);
+    if err.category == crate::aws::ErrorCategory::Terminal {
+        conditions::set_condition(c, DEGRADED, true, err.category.reason(), &msg, generation);
+    }
+    if conditions::find(c, READY).is_none() {
+        conditions::set_condition(c, READY, false, err.category.reason(), &msg, generation);
+    }
+    set_last_error(status.last_error_mut(), &err.operation_path(), &err.code, &err.message);
+}
+
 /// Write `status` (server-side apply) only when it differs from what the object has.
 pub async fn write_status<K: Managed>(
     api: &Api<K>,

@@ -20,20 +20,22 @@ use self::aws::FailoverAws;
 use self::plan::{
     HealthCheckAction, HealthCheckConfig, caller_reference, desired_health_check, health_check_action, set_identifier,
 };
-use super::{ReconcileError, emit_transitions, jittered, with_finalizer, write_status};
+use super::{
+    Blocked, ReconcileError, emit_transitions, jittered, record_aws_error, record_blocked, with_finalizer, write_status,
+};
 use crate::api::DeletionPolicy;
 use crate::api::dns_failover::{
     ActiveTarget, ChangeStatus, DnsFailover, DnsFailoverStatus, FailoverMode, HealthCheckStatus, HealthChecksStatus,
 };
 use crate::api::validation::{normalize_dns_name, normalize_zone_id, validate_dns_failover};
+use crate::aws::AwsError;
 use crate::aws::naming::Owner;
-use crate::aws::{AwsError, ErrorCategory};
 use crate::controller::fargate_app::aws::build_error;
 use crate::runtime::Context;
 use crate::runtime::conditions::{
     self, DEGRADED, DELETION_BLOCKED, READY, REASON_INVALID_SPEC, REASON_NAME_CONFLICT, SYNCED,
 };
-use crate::runtime::status::{ObjectStatus, set_last_error};
+use crate::runtime::status::ObjectStatus;
 
 const KIND: &str = "DnsFailover";
 const SIDES: [&str; 2] = ["primary", "secondary"];
@@ -63,12 +65,6 @@ pub async fn reconcile(obj: Arc<DnsFailover>, ctx: Arc<Context>) -> Result<Actio
         |api, obj, ctx| async move { cleanup(&api, obj, &ctx).await },
     )
     .await
-}
-
-/// A problem a human must fix.
-struct Blocked {
-    reason: &'static str,
-    message: String,
 }
 
 async fn apply(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -> Result<Action, ReconcileError> {
@@ -110,24 +106,11 @@ async fn apply(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -> 
             Ok(Action::requeue(if pending { Duration::from_secs(10) } else { jittered(ctx.config.resync()) }))
         }
         Ok(Some(b)) => {
-            let c = status.conditions_mut();
-            conditions::set_condition(c, DEGRADED, true, b.reason, &b.message, generation);
-            conditions::set_condition(c, SYNCED, false, b.reason, &b.message, generation);
-            conditions::set_condition(c, READY, false, b.reason, &b.message, generation);
-            set_last_error(&mut status.last_error, "reconcile", b.reason, &b.message);
+            record_blocked(&mut status, &b, generation);
             Ok(Action::requeue(Duration::from_secs(300)))
         }
         Err(err) => {
-            let c = status.conditions_mut();
-            let msg = err.to_string();
-            conditions::set_condition(c, SYNCED, false, err.category.reason(), &msg, generation);
-            if err.category == ErrorCategory::Terminal {
-                conditions::set_condition(c, DEGRADED, true, err.category.reason(), &msg, generation);
-            }
-            if conditions::find(c, READY).is_none() {
-                conditions::set_condition(c, READY, false, err.category.reason(), &msg, generation);
-            }
-            set_last_error(&mut status.last_error, &err.operation_path(), &err.code, &err.message);
+            record_aws_error(&mut status, &err, generation);
             Err(ReconcileError::Aws(err))
         }
     };

@@ -17,7 +17,10 @@ use kube::{Resource, ResourceExt};
 
 use self::aws::{FargateAws, ListenerInfo, build_error, taken_priorities};
 use self::plan::{DesiredTargetGroup, lb_target, lowest_free_priority, readiness, rule_needs_modify, service_update};
-use super::{Managed, ReconcileError, emit_transitions, jittered, validation_status, with_finalizer, write_status};
+use super::{
+    Blocked, Managed, ReconcileError, emit_transitions, jittered, record_aws_error, record_blocked, validation_status,
+    with_finalizer, write_status,
+};
 use crate::api::fargate_app::{DnsRecordType, FargateApp, FargateAppStatus, ReplicaCounts, RolloutStatus};
 use crate::api::{AdoptionPolicy, DeletionPolicy};
 use crate::aws::naming::{Owner, aws_name, idempotency_token};
@@ -42,12 +45,6 @@ impl Names {
     pub fn new(namespace: &str, name: &str) -> Self {
         Self { family: aws_name("fa", namespace, name, 255), target_group: aws_name("fa", namespace, name, 32) }
     }
-}
-
-/// A reason to stop reconciling and ask a human (Degraded), without an AWS error.
-struct Blocked {
-    reason: &'static str,
-    message: String,
 }
 
 /// What the apply pass produced.
@@ -119,25 +116,11 @@ async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Re
             Ok(Action::requeue(wait))
         }
         Ok(Outcome::Blocked(b)) => {
-            let c = status.conditions_mut();
-            conditions::set_condition(c, DEGRADED, true, b.reason, &b.message, generation);
-            conditions::set_condition(c, SYNCED, false, b.reason, &b.message, generation);
-            conditions::set_condition(c, READY, false, b.reason, &b.message, generation);
-            set_last_error(&mut status.last_error, "reconcile", b.reason, &b.message);
+            record_blocked(&mut status, &b, generation);
             Ok(Action::requeue(Duration::from_secs(300)))
         }
         Err(err) => {
-            let c = status.conditions_mut();
-            let msg = err.to_string();
-            conditions::set_condition(c, SYNCED, false, err.category.reason(), &msg, generation);
-            if err.category == ErrorCategory::Terminal {
-                conditions::set_condition(c, DEGRADED, true, err.category.reason(), &msg, generation);
-            }
-            // Readiness is unknown after an error; never leave a new object without a Ready condition.
-            if conditions::find(c, READY).is_none() {
-                conditions::set_condition(c, READY, false, err.category.reason(), &msg, generation);
-            }
-            set_last_error(&mut status.last_error, &err.operation_path(), &err.code, &err.message);
+            record_aws_error(&mut status, &err, generation);
             Err(ReconcileError::Aws(err))
         }
     };
