@@ -152,6 +152,20 @@ pub fn record_blocked<S: ObjectStatus>(status: &mut S, b: &Blocked, generation: 
     set_last_error(status.last_error_mut(), "reconcile", b.reason, &b.message);
 }
 
+/// Record `spec.policy.paused`: not Synced, reason `Paused`; nothing else changes.
+pub fn record_paused<S: ObjectStatus>(status: &mut S, generation: Option<i64>) {
+    let msg = "spec.policy.paused is set: no AWS writes";
+    conditions::set_condition(
+        status.conditions_mut(),
+        conditions::SYNCED,
+        false,
+        conditions::REASON_PAUSED,
+        msg,
+        generation,
+    );
+    *status.observed_generation_mut() = generation;
+}
+
 /// Record a failed AWS call: not Synced; Degraded when retrying cannot help; Ready=False on an object
 /// that has none yet (readiness is otherwise unknown, so the last known value stays); lastError.
 pub fn record_aws_error<S: ObjectStatus>(status: &mut S, err: &crate::aws::AwsError, generation: Option<i64>) {

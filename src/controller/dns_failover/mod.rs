@@ -21,7 +21,8 @@ use self::plan::{
     HealthCheckAction, HealthCheckConfig, caller_reference, desired_health_check, health_check_action, set_identifier,
 };
 use super::{
-    Blocked, ReconcileError, emit_transitions, jittered, record_aws_error, record_blocked, with_finalizer, write_status,
+    Blocked, ReconcileError, emit_transitions, jittered, record_aws_error, record_blocked, record_paused,
+    with_finalizer, write_status,
 };
 use crate::api::DeletionPolicy;
 use crate::api::dns_failover::{
@@ -73,8 +74,7 @@ async fn apply(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -> 
     let mut status = old.clone();
     status.observed_generation = generation;
     if obj.spec.policy.paused {
-        let c = status.conditions_mut();
-        conditions::set_condition(c, SYNCED, false, "Paused", "spec.policy.paused is set: no AWS writes", generation);
+        record_paused(&mut status, generation);
         write_status(api, &obj, &status, ctx).await?;
         return Ok(Action::requeue(jittered(ctx.config.resync())));
     }

@@ -18,8 +18,8 @@ use kube::{Resource, ResourceExt};
 use self::aws::{FargateAws, ListenerInfo, build_error, taken_priorities};
 use self::plan::{DesiredTargetGroup, lb_target, lowest_free_priority, readiness, rule_needs_modify, service_update};
 use super::{
-    Blocked, Managed, ReconcileError, emit_transitions, jittered, record_aws_error, record_blocked, validation_status,
-    with_finalizer, write_status,
+    Blocked, Managed, ReconcileError, emit_transitions, jittered, record_aws_error, record_blocked, record_paused,
+    validation_status, with_finalizer, write_status,
 };
 use crate::api::fargate_app::{DnsRecordType, FargateApp, FargateAppStatus, ReplicaCounts, RolloutStatus};
 use crate::api::{AdoptionPolicy, DeletionPolicy};
@@ -96,9 +96,7 @@ async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Re
     }
     let mut status = old.clone();
     if obj.spec.policy.paused {
-        let c = status.conditions_mut();
-        conditions::set_condition(c, SYNCED, false, "Paused", "spec.policy.paused is set: no AWS writes", generation);
-        status.observed_generation = generation;
+        record_paused(&mut status, generation);
         write_status(api, &obj, &status, ctx).await?;
         return Ok(Action::requeue(jittered(ctx.config.resync())));
     }
