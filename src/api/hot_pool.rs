@@ -239,6 +239,12 @@ pub struct HotPoolWorkerSpec {
     /// Task definition ARN the task was launched from.
     #[schemars(length(min = 1, max = 2048))]
     pub task_definition_arn: String,
+    /// Idempotency token (`clientToken`) of the RunTask call that launched this worker, shared by the
+    /// up to 10 workers launched together; it finds the task again after a crash before the task ARN
+    /// was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub launch_token: Option<String>,
 }
 
 /// Lifecycle phase of a worker.
@@ -306,8 +312,11 @@ pub struct WorkerClaimRef {
     /// Client holding the claim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
-    /// When it was bound.
+    /// When it was bound (or, for a cold start, reserved).
     pub since: Time,
+    /// True when the worker was launched for this claim (no idle worker was available).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cold_start: bool,
 }
 
 /// A client taking one worker of a version from a HotPool.

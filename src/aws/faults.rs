@@ -2,8 +2,8 @@
 //! they are sent, or drops responses after AWS has executed the request ("succeeded but the
 //! response was lost"). Configured by `FARGATE_OPERATOR_FAULTS` or, in tests, directly.
 //!
-//! Rules are comma-separated `<Operation|*>=<throttle|lost>(@<first N calls>|%<rate 0..1>)`, e.g.
-//! `CreateRule=lost@1,*=throttle%0.3`.
+//! Rules are comma-separated `<Operation|*>=<throttle|lost>(@<first N calls>|><calls after the first
+//! N>|%<rate 0..1>)`, e.g. `CreateRule=lost@1,*=throttle%0.3,ListTasks=throttle>1`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,6 +36,8 @@ pub enum FaultWhen {
     First(u32),
     /// Each call with this probability.
     Rate(f64),
+    /// Every call after the first N (e.g. to let a controller start, then cut it off).
+    After(u32),
 }
 
 /// One rule.
@@ -63,7 +65,9 @@ impl FaultPlan {
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (op, rest) =
                 part.split_once('=').ok_or_else(|| format!("{part:?}: expected <Operation>=<kind>@N|%rate"))?;
-            let (kind, when) = if let Some((k, n)) = rest.split_once('@') {
+            let (kind, when) = if let Some((k, n)) = rest.split_once('>') {
+                (k, FaultWhen::After(n.parse().map_err(|_| format!("{part:?}: >N needs a whole number"))?))
+            } else if let Some((k, n)) = rest.split_once('@') {
                 (k, FaultWhen::First(n.parse().map_err(|_| format!("{part:?}: @N needs a whole number"))?))
             } else if let Some((k, r)) = rest.split_once('%') {
                 let rate: f64 = r.parse().map_err(|_| format!("{part:?}: %rate needs a number"))?;
@@ -72,7 +76,7 @@ impl FaultPlan {
                 }
                 (k, FaultWhen::Rate(rate))
             } else {
-                return Err(format!("{part:?}: add @N (first N calls) or %rate"));
+                return Err(format!("{part:?}: add @N (first N calls), >N (calls after the first N) or %rate"));
             };
             let kind = match kind {
                 "throttle" => FaultKind::Throttle,
@@ -100,6 +104,7 @@ impl FaultPlan {
             *n += 1;
             let hit = match rule.when {
                 FaultWhen::First(limit) => *n <= limit,
+                FaultWhen::After(skip) => *n > skip,
                 FaultWhen::Rate(rate) => rand::random::<f64>() < rate,
             };
             if hit {
@@ -169,6 +174,10 @@ mod tests {
         assert!(!plan.decide("CreateRule", FaultKind::Lost), "only the first two");
         assert!(!plan.decide("CreateService", FaultKind::Lost));
         assert!(!plan.decide("CreateService", FaultKind::Throttle), "rate 0 never fires");
+        let after = FaultPlan::parse("ListTasks=throttle>1").expect("parse");
+        assert!(!after.decide("ListTasks", FaultKind::Throttle), "the first call passes");
+        assert!(after.decide("ListTasks", FaultKind::Throttle));
+        assert!(after.decide("ListTasks", FaultKind::Throttle));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod budget;
 pub mod caller;
+pub mod ecs_network;
 pub mod errors;
 pub mod faults;
 pub mod naming;

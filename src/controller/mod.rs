@@ -8,6 +8,7 @@
 pub mod dns_failover;
 pub mod error;
 pub mod fargate_app;
+pub mod hot_pool;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -112,27 +113,6 @@ pub fn validation_status<K: Managed>(obj: &K) -> K::Status {
     }
     *status.observed_generation_mut() = generation;
     status
-}
-
-async fn reconcile_validation<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
-    let started = Instant::now();
-    ctx.metrics.reconcile_started(K::KIND);
-    let ns = obj.namespace().ok_or(ReconcileError::MissingMetadata("metadata.namespace"))?;
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
-    let old = obj.status_ref().cloned().unwrap_or_default();
-    let new = validation_status(obj.as_ref());
-    let was_degraded = conditions::is_true(old.conditions(), DEGRADED);
-    let now_degraded = conditions::is_true(new.conditions(), DEGRADED);
-    write_status(&api, obj.as_ref(), &new, &ctx).await?;
-    if now_degraded && !was_degraded {
-        let note = conditions::find(new.conditions(), DEGRADED).map(|c| c.message.clone()).unwrap_or_default();
-        ctx.events.warning(obj.as_ref(), REASON_INVALID_SPEC, "Validate", note).await;
-    } else if was_degraded && !now_degraded {
-        ctx.events.normal(obj.as_ref(), "SpecValid", "Validate", "spec is valid again".into()).await;
-    }
-    ctx.backoff.on_success(&ObjectRef::from_obj(obj.as_ref()).to_string());
-    ctx.metrics.reconcile_finished(K::KIND, started.elapsed());
-    Ok(Action::requeue(jittered(ctx.config.resync())))
 }
 
 /// A problem a human must fix (not an AWS error): reported as `Degraded` with `reason`.
@@ -254,7 +234,7 @@ pub fn error_policy<K: Managed>(obj: Arc<K>, err: &ReconcileError, ctx: Arc<Cont
     Action::requeue(delay)
 }
 
-fn api_for<K: Managed>(ctx: &Context) -> Api<K> {
+pub(crate) fn api_for<K: Managed>(ctx: &Context) -> Api<K> {
     match &ctx.config.namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
@@ -290,9 +270,7 @@ where
         run_one::<FargateApp, _, _>(ctx.clone(), stop(), fargate_app::reconcile),
         run_one::<DnsFailover, _, _>(ctx.clone(), stop(), dns_failover::reconcile),
         dns_failover::health::run(ctx.clone(), stop()),
-        run_one::<HotPool, _, _>(ctx.clone(), stop(), reconcile_validation::<HotPool>),
-        run_one::<HotPoolWorker, _, _>(ctx.clone(), stop(), reconcile_validation::<HotPoolWorker>),
-        run_one::<HotPoolClaim, _, _>(ctx.clone(), stop(), reconcile_validation::<HotPoolClaim>),
+        hot_pool::run(ctx.clone(), stop(), stop()),
     );
 }
 

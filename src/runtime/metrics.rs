@@ -42,6 +42,15 @@ pub struct Metrics {
     aws_calls: Family<AwsCallLabels, Counter>,
     aws_budget_wait: Family<KindLabels, Histogram, fn() -> Histogram>,
     leader: Gauge<i64, AtomicI64>,
+    claims_bound: Family<SourceLabels, Counter>,
+    claim_wait: Histogram,
+    cold_starts: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    /// `pool` (an idle worker was ready) or `cold` (launched for the claim).
+    source: String,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -68,6 +77,10 @@ impl Metrics {
         let aws_budget_wait =
             Family::<KindLabels, Histogram, fn() -> Histogram>::new_with_constructor(duration_histogram);
         let leader = Gauge::<i64, AtomicI64>::default();
+        let claims_bound = Family::<SourceLabels, Counter>::default();
+        // Claim waits run from milliseconds (a hot pool) to minutes (a cold Fargate start).
+        let claim_wait = Histogram::new(exponential_buckets(0.05, 2.0, 14));
+        let cold_starts = Counter::default();
         registry.register("reconciles", "Reconciles started, by kind", reconciles.clone());
         registry.register("reconcile_failures", "Reconciles that failed, by kind and error category", failures.clone());
         registry.register("reconcile_duration_seconds", "Reconcile duration, by kind", duration.clone());
@@ -87,7 +100,34 @@ impl Metrics {
             aws_budget_wait.clone(),
         );
         registry.register("leader", "1 while this replica holds the leader lease", leader.clone());
-        Self { registry, reconciles, failures, duration, status_writes, aws_calls, aws_budget_wait, leader }
+        registry.register(
+            "hotpool_claims_bound",
+            "HotPoolClaims bound, by source (pool: an idle worker was ready, a hit; cold: launched for the claim)",
+            claims_bound.clone(),
+        );
+        registry.register(
+            "hotpool_claim_wait_seconds",
+            "Time from a HotPoolClaim's creation to its binding",
+            claim_wait.clone(),
+        );
+        registry.register(
+            "hotpool_cold_starts",
+            "Workers launched for a claim that found no idle worker",
+            cold_starts.clone(),
+        );
+        Self {
+            registry,
+            reconciles,
+            failures,
+            duration,
+            status_writes,
+            aws_calls,
+            aws_budget_wait,
+            leader,
+            claims_bound,
+            claim_wait,
+            cold_starts,
+        }
     }
 
     /// A reconcile of `kind` started.
@@ -119,6 +159,23 @@ impl Metrics {
                 outcome: outcome.into(),
             })
             .inc();
+    }
+
+    /// A HotPoolClaim was bound after waiting `waited_seconds`; `cold` when its worker was launched for it.
+    pub fn claim_bound(&self, cold: bool, waited_seconds: f64) {
+        let source = if cold { "cold" } else { "pool" };
+        self.claims_bound.get_or_create(&SourceLabels { source: source.into() }).inc();
+        self.claim_wait.observe(waited_seconds);
+    }
+
+    /// `n` workers were launched for claims (cold starts).
+    pub fn cold_started(&self, n: usize) {
+        self.cold_starts.inc_by(u64::try_from(n).unwrap_or(0));
+    }
+
+    /// Claims bound so far from `source` (`pool` or `cold`); tests and benchmarks read this.
+    pub fn claims_bound_count(&self, source: &str) -> u64 {
+        self.claims_bound.get_or_create(&SourceLabels { source: source.into() }).get()
     }
 
     /// A call waited `waited` for the `service` budget.

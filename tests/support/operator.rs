@@ -99,6 +99,12 @@ impl InProcessOperator {
         }
     }
 
+    /// End the operator at once, as `kill -9` would: in-flight reconciles stop wherever they are.
+    pub async fn kill(self) {
+        self.handle.abort();
+        let _ = self.handle.await;
+    }
+
     /// Whether the operator task has ended (it should not before `stop`).
     pub fn is_finished(&self) -> bool {
         self.handle.is_finished()

@@ -462,23 +462,6 @@ async fn prune_revisions(aws: &FargateAws, family: &str, current: &str, keep: i3
     Ok(())
 }
 
-fn network(
-    spec: &crate::api::fargate_app::FargateAppSpec,
-) -> Result<aws_sdk_ecs::types::NetworkConfiguration, AwsError> {
-    use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, NetworkConfiguration};
-    let vpc = AwsVpcConfiguration::builder()
-        .set_subnets(Some(spec.network.subnets.clone()))
-        .set_security_groups(Some(spec.network.security_groups.clone()))
-        .assign_public_ip(if spec.network.assign_public_ip {
-            AssignPublicIp::Enabled
-        } else {
-            AssignPublicIp::Disabled
-        })
-        .build()
-        .map_err(build_error)?;
-    Ok(NetworkConfiguration::builder().awsvpc_configuration(vpc).build())
-}
-
 fn deployment(
     spec: &crate::api::fargate_app::FargateAppSpec,
 ) -> Result<aws_sdk_ecs::types::DeploymentConfiguration, AwsError> {
@@ -525,7 +508,7 @@ async fn create_service(
     let grace = (!lbs.is_empty()).then(|| spec.deployment.health_check_grace_period_seconds.unwrap_or(0));
     let token = idempotency_token(&aws.owner.uid, "create-service", 36);
     let tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
-    let (net, dep) = (network(spec)?, deployment(spec)?);
+    let (net, dep) = (crate::aws::ecs_network::awsvpc(&spec.network)?, deployment(spec)?);
     let resp = aws
         .caller
         .call_create(Service::Ecs, "CreateService", || {
@@ -558,7 +541,7 @@ async fn update_service(
     tg_arn: Option<&str>,
 ) -> Result<(), AwsError> {
     let spec = &obj.spec;
-    let net = if u.network { Some(network(spec)?) } else { None };
+    let net = if u.network { Some(crate::aws::ecs_network::awsvpc(&spec.network)?) } else { None };
     let dep = if u.deployment { Some(deployment(spec)?) } else { None };
     let lbs = if u.load_balancers { Some(load_balancers(spec, tg_arn)) } else { None };
     let grace = u.grace_period.then(|| spec.deployment.health_check_grace_period_seconds.unwrap_or(0));

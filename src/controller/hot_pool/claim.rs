@@ -1,0 +1,124 @@
+//! HotPoolClaim status: how it is computed and written (shared with the pool controller), and the
+//! small controller for claims the pool controller cannot see: a missing pool, or an invalid spec.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::api::{Api, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+
+use super::super::{Managed, ReconcileError, error_policy, jittered};
+use crate::api::hot_pool::{ClaimPhase, HotPool, HotPoolClaim, HotPoolClaimStatus};
+use crate::runtime::Context;
+use crate::runtime::conditions::{self, DEGRADED, READY, REASON_INVALID_SPEC};
+use crate::runtime::status::set_last_error;
+
+/// The claim's status with `phase`, a `Ready` condition (true only when Bound) and `Degraded`
+/// (true only when Failed), then `extra` applied.
+pub fn next_status(
+    claim: &HotPoolClaim,
+    phase: ClaimPhase,
+    reason: &str,
+    message: &str,
+    extra: impl FnOnce(&mut HotPoolClaimStatus),
+) -> HotPoolClaimStatus {
+    let mut new = claim.status.clone().unwrap_or_default();
+    let generation = claim.meta().generation;
+    new.phase = Some(phase);
+    new.observed_generation = generation;
+    let failed = phase == ClaimPhase::Failed;
+    let c = &mut new.conditions;
+    conditions::set_condition(c, READY, phase == ClaimPhase::Bound, reason, message, generation);
+    let (d_reason, d_message) = if failed { (reason, message) } else { ("AsExpected", "no problems found") };
+    conditions::set_condition(c, DEGRADED, failed, d_reason, d_message, generation);
+    if failed {
+        set_last_error(&mut new.last_error, "bind", reason, message);
+    } else {
+        new.last_error = None;
+    }
+    extra(&mut new);
+    new
+}
+
+/// Write `new` as the claim's status when it differs, guarded by the resourceVersion `claim` was
+/// read with (a stale copy fails with 409 instead of overwriting a binding). Returns whether it wrote.
+pub async fn put_status(
+    api: &Api<HotPoolClaim>,
+    claim: &HotPoolClaim,
+    new: HotPoolClaimStatus,
+    ctx: &Context,
+) -> Result<bool, ReconcileError> {
+    if claim.status.as_ref() == Some(&new) {
+        return Ok(false);
+    }
+    let mut obj = claim.clone();
+    obj.status = Some(new);
+    ctx.metrics.status_written("HotPoolClaim");
+    api.replace_status(&claim.name_any(), &PostParams::default(), &obj).await?;
+    Ok(true)
+}
+
+/// Run the claim controller until `stop` resolves.
+pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let claims: Api<HotPoolClaim> = super::super::api_for(&ctx);
+    Controller::new(claims, watcher::Config::default().any_semantic())
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy::<HotPoolClaim>, ctx)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::debug!(kind = "HotPoolClaim", %err, "controller event");
+            }
+        })
+        .await;
+}
+
+async fn reconcile(claim: Arc<HotPoolClaim>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let ns = claim.namespace().ok_or(ReconcileError::MissingMetadata("metadata.namespace"))?;
+    let api: Api<HotPoolClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    let phase = claim.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
+    if let Err(errs) = claim.validate() {
+        let msg = errs.to_string();
+        let new = next_status(&claim, phase, REASON_INVALID_SPEC, &msg, |s| {
+            conditions::set_condition(
+                &mut s.conditions,
+                DEGRADED,
+                true,
+                REASON_INVALID_SPEC,
+                &msg,
+                s.observed_generation,
+            );
+            set_last_error(&mut s.last_error, "validate", REASON_INVALID_SPEC, &msg);
+        });
+        put_status(&api, &claim, new, &ctx).await?;
+        return Ok(Action::requeue(jittered(ctx.config.resync())));
+    }
+    let pools: Api<HotPool> = Api::namespaced(ctx.client.clone(), &ns);
+    if pools.get_opt(&claim.spec.pool).await?.is_some() {
+        // The pool's controller owns this claim's status.
+        return Ok(Action::await_change());
+    }
+    let new = match phase {
+        ClaimPhase::Expired | ClaimPhase::Failed => return Ok(Action::await_change()),
+        ClaimPhase::Bound => next_status(
+            &claim,
+            ClaimPhase::Failed,
+            "PoolDeleted",
+            &format!("HotPool {} was deleted while this claim held a worker", claim.spec.pool),
+            |_| {},
+        ),
+        ClaimPhase::Pending => next_status(
+            &claim,
+            ClaimPhase::Pending,
+            "PoolNotFound",
+            &format!(
+                "spec.pool: HotPool {:?} does not exist in namespace {ns}; create it or fix spec.pool",
+                claim.spec.pool
+            ),
+            |_| {},
+        ),
+    };
+    put_status(&api, &claim, new, &ctx).await?;
+    Ok(Action::requeue(jittered(ctx.config.resync())))
+}

@@ -1,0 +1,561 @@
+//! HotPool against moto and the real apiserver: the plan and implementation tables, claims bound
+//! exactly once (also in a burst), release with Stop and Recycle, lease expiry, lost and orphan
+//! tasks, pool deletion, and a lost RunTask response followed by a controller restart.
+//!
+//! moto starts Fargate tasks RUNNING with an ENI IP at once (env-up pins its state machine so they
+//! stay RUNNING); stopping a task "behind the operator's back" is a StopTask from the test.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::Duration;
+
+use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, DesiredStatus, LaunchType, NetworkMode, TaskField};
+use fargate_operator::api::hot_pool::{ClaimPhase, WorkerPhase};
+use fargate_operator::api::{HotPool, HotPoolClaim, HotPoolWorker};
+use fargate_operator::controller::hot_pool::plan::started_by;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::await_condition;
+use serde_json::json;
+use support::operator::InProcessOperator;
+use support::{TestCtx, fixtures};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+struct Setup {
+    ctx: TestCtx,
+    ecs: aws_sdk_ecs::Client,
+    net: fixtures::Network,
+    cluster: String,
+    /// Task definition ARNs of family `worker`, revisions 1 and 2.
+    tds: Vec<String>,
+    op: Option<InProcessOperator>,
+    pools: Api<HotPool>,
+    workers: Api<HotPoolWorker>,
+    claims: Api<HotPoolClaim>,
+}
+
+impl Setup {
+    async fn new(name: &str) -> Self {
+        Self::with_faults(name, "").await
+    }
+
+    async fn with_faults(name: &str, faults: &str) -> Self {
+        let ctx = TestCtx::new(name).await;
+        let cfg = ctx.sdk_config().await;
+        let net = fixtures::network(&cfg).await;
+        let cluster = "workers".to_string();
+        fixtures::ecs_cluster(&cfg, &cluster).await;
+        let ecs = aws_sdk_ecs::Client::new(&cfg);
+        let mut tds = Vec::new();
+        for _ in 0..2 {
+            let out = ecs
+                .register_task_definition()
+                .family("worker")
+                .network_mode(NetworkMode::Awsvpc)
+                .requires_compatibilities(Compatibility::Fargate)
+                .cpu("256")
+                .memory("512")
+                .container_definitions(
+                    // moto needs a container-level memory to place the task.
+                    ContainerDefinition::builder()
+                        .name("worker")
+                        .image("example/worker:2")
+                        .memory(512)
+                        .essential(true)
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("ecs:RegisterTaskDefinition");
+            tds.push(out.task_definition().and_then(|t| t.task_definition_arn()).expect("arn").to_string());
+        }
+        let op = Some(InProcessOperator::start_with_faults(&ctx, faults).await);
+        let ns = ctx.namespace.clone();
+        Self {
+            pools: Api::namespaced(ctx.client.clone(), &ns),
+            workers: Api::namespaced(ctx.client.clone(), &ns),
+            claims: Api::namespaced(ctx.client.clone(), &ns),
+            ctx,
+            ecs,
+            net,
+            cluster,
+            tds,
+            op,
+        }
+    }
+
+    fn op(&self) -> &InProcessOperator {
+        self.op.as_ref().expect("operator running")
+    }
+
+    /// The example pool with this test's network, cluster and account, and `versions`.
+    fn pool(&self, name: &str, versions: serde_json::Value, extra: serde_json::Value) -> HotPool {
+        let mut v = support::yaml_docs("examples/hotpool.yaml").remove(0);
+        v["metadata"] = json!({"name": name});
+        v["spec"]["cluster"] = json!(self.cluster);
+        v["spec"]["network"] = json!({"subnets": self.net.subnets, "securityGroups": [self.net.security_group]});
+        v["spec"]["versions"] = versions;
+        v["spec"]["aws"] = serde_json::to_value(self.ctx.aws_override()).expect("aws");
+        if let Some(obj) = extra.as_object() {
+            for (k, val) in obj {
+                v["spec"][k] = val.clone();
+            }
+        }
+        serde_json::from_value(v).expect("HotPool")
+    }
+
+    async fn create_pool(&self, pool: &HotPool) -> HotPool {
+        self.pools.create(&PostParams::default(), pool).await.expect("create HotPool")
+    }
+
+    fn claim(&self, name: &str, pool: &str, version: &str) -> HotPoolClaim {
+        serde_json::from_value(json!({
+            "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPoolClaim",
+            "metadata": {"name": name},
+            "spec": {"pool": pool, "version": version, "client": format!("client-{name}")}
+        }))
+        .expect("HotPoolClaim")
+    }
+
+    async fn create_claim(&self, name: &str, pool: &str, version: &str) {
+        self.claims.create(&PostParams::default(), &self.claim(name, pool, version)).await.expect("create claim");
+    }
+
+    async fn wait_pool(&self, name: &str, what: &str, pred: impl Fn(&HotPool) -> bool + Send + 'static) -> HotPool {
+        let waited = tokio::time::timeout(
+            WAIT,
+            await_condition(self.pools.clone(), name, move |o: Option<&HotPool>| o.is_some_and(&pred)),
+        )
+        .await;
+        match waited {
+            Ok(found) => found.expect("watch").expect("object"),
+            Err(_) => {
+                let now = self.pools.get_opt(name).await.ok().flatten().and_then(|p| p.status);
+                panic!("HotPool {name}: {what} not reached; status: {now:#?}")
+            }
+        }
+    }
+
+    /// Wait until the pool is Ready with exactly `available` idle and `claimed` claimed workers.
+    async fn wait_counts(&self, name: &str, available: i32, claimed: i32) -> HotPool {
+        self.wait_pool(name, &format!("available={available} claimed={claimed} Ready"), move |p| {
+            let s = p.status.as_ref();
+            s.and_then(|s| s.available) == Some(available)
+                && s.and_then(|s| s.claimed) == Some(claimed)
+                && s.and_then(|s| s.starting) == Some(0)
+                && s.is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .await
+    }
+
+    async fn wait_claim(&self, name: &str, phase: ClaimPhase) -> HotPoolClaim {
+        let cond =
+            move |o: Option<&HotPoolClaim>| o.is_some_and(|c| c.status.as_ref().and_then(|s| s.phase) == Some(phase));
+        tokio::time::timeout(WAIT, await_condition(self.claims.clone(), name, cond))
+            .await
+            .unwrap_or_else(|_| panic!("claim {name}: phase {phase:?} not reached"))
+            .expect("watch")
+            .expect("object")
+    }
+
+    async fn wait_worker_gone(&self, name: &str) {
+        tokio::time::timeout(
+            WAIT,
+            await_condition(self.workers.clone(), name, |o: Option<&HotPoolWorker>| o.is_none()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("worker {name} was not removed"))
+        .expect("watch");
+    }
+
+    async fn pool_workers(&self, pool: &str) -> Vec<HotPoolWorker> {
+        let lp = ListParams::default().labels(&format!("fargate.operator.dev/pool={pool}"));
+        self.workers.list(&lp).await.expect("list workers").items
+    }
+
+    async fn uid(&self, pool: &str) -> String {
+        self.pools.get(pool).await.expect("pool").uid().expect("uid")
+    }
+
+    /// ARNs of the pool's tasks with `desired` status (all of them when `None`).
+    async fn tasks(&self, pool_uid: &str, desired: Option<DesiredStatus>) -> BTreeSet<String> {
+        let statuses = match desired {
+            Some(d) => vec![d],
+            None => vec![DesiredStatus::Running, DesiredStatus::Stopped],
+        };
+        let mut out = BTreeSet::new();
+        for d in statuses {
+            let mut token = None;
+            loop {
+                let page = self
+                    .ecs
+                    .list_tasks()
+                    .cluster(&self.cluster)
+                    .started_by(started_by(pool_uid))
+                    .desired_status(d.clone())
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .expect("ecs:ListTasks");
+                out.extend(page.task_arns().iter().cloned());
+                token = page.next_token().map(str::to_string);
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    async fn task_state(&self, arn: &str) -> (String, Option<String>, BTreeMap<String, String>) {
+        let out = self
+            .ecs
+            .describe_tasks()
+            .cluster(&self.cluster)
+            .tasks(arn)
+            .include(TaskField::Tags)
+            .send()
+            .await
+            .expect("ecs:DescribeTasks");
+        let t = out.tasks().first().expect("task");
+        let ip = t
+            .attachments()
+            .iter()
+            .flat_map(|a| a.details())
+            .find(|d| d.name() == Some("privateIPv4Address"))
+            .and_then(|d| d.value())
+            .map(str::to_string);
+        (t.desired_status().unwrap_or_default().to_string(), ip, fixtures::ecs_tag_map(t.tags()))
+    }
+
+    /// Every running task of the pool is one worker's, and every worker has its own task.
+    async fn assert_one_task_per_worker(&self, pool: &str) -> Vec<HotPoolWorker> {
+        let workers = self.pool_workers(pool).await;
+        let arns: Vec<String> =
+            workers.iter().map(|w| w.status.as_ref().and_then(|s| s.task_arn.clone()).expect("task arn")).collect();
+        let distinct: BTreeSet<String> = arns.iter().cloned().collect();
+        assert_eq!(distinct.len(), arns.len(), "two workers share a task: {arns:?}");
+        let running = self.tasks(&self.uid(pool).await, Some(DesiredStatus::Running)).await;
+        assert_eq!(running, distinct, "running tasks and workers differ");
+        workers
+    }
+
+    async fn finish(mut self) {
+        if let Some(op) = self.op.take() {
+            op.stop().await;
+        }
+        self.ctx.cleanup().await;
+    }
+}
+
+/// Poll `check` (an AWS fact, which has no watch) every 200 ms until it holds.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not reached within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn versions(s: &Setup, scale: &[(&str, usize, i32, bool)]) -> serde_json::Value {
+    json!(
+        scale
+            .iter()
+            .map(|(v, td, n, pooling)| json!({"version": v, "taskDefinition": s.tds[*td], "scaleTo": n, "port": 7000, "pooling": pooling}))
+            .collect::<Vec<_>>()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_version_pool_reaches_its_counts_and_kubectl_shows_the_table() {
+    let s = Setup::new("hp-table").await;
+    let td_ref = s.tds[1].rsplit('/').next().expect("family:rev").to_string();
+    let mut versions = versions(&s, &[("2.4.1", 0, 3, true), ("2.5.0", 1, 2, true)]);
+    versions[1]["taskDefinition"] = json!(td_ref); // family:revision form is resolved to the ARN
+    s.create_pool(&s.pool("pool", versions, json!({}))).await;
+    let pool = s.wait_counts("pool", 5, 0).await;
+    let st = pool.status.expect("status");
+    let by_version: BTreeMap<&str, (i32, i32, Option<&str>)> = st
+        .versions
+        .iter()
+        .map(|v| (v.version.as_str(), (v.available, v.scale_to, v.task_definition_arn.as_deref())))
+        .collect();
+    assert_eq!(by_version["2.4.1"], (3, 3, Some(s.tds[0].as_str())));
+    assert_eq!(by_version["2.5.0"], (2, 2, Some(s.tds[1].as_str())));
+
+    let workers = s.assert_one_task_per_worker("pool").await;
+    assert_eq!(workers.len(), 5);
+    let uid = s.uid("pool").await;
+    for w in &workers {
+        let ws = w.status.as_ref().expect("worker status");
+        assert_eq!(ws.phase, Some(WorkerPhase::Available));
+        assert_eq!(ws.port, Some(7000));
+        let (_, ip, tags) = s.task_state(ws.task_arn.as_deref().expect("arn")).await;
+        assert_eq!(ws.ip, ip, "the worker's IP is its task's ENI address");
+        assert_eq!(tags.get("fargate.operator.dev/uid"), Some(&uid));
+        assert_eq!(tags.get("fargate.operator.dev/version"), Some(&w.spec.version));
+        assert_eq!(w.labels().get("fargate.operator.dev/version"), Some(&w.spec.version));
+    }
+    // The implementation table, as a user sees it.
+    let (ok, out, err) =
+        s.ctx.kubectl(&["get", "hpw", "-n", &s.ctx.namespace, "-l", "fargate.operator.dev/pool=pool"], None);
+    assert!(ok, "{err}");
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(rows.len(), 5, "{out}");
+    assert!(
+        out.lines().next().is_some_and(|h| h.contains("PHASE") && h.contains("IP") && h.contains("VERSION")),
+        "{out}"
+    );
+    assert!(rows.iter().all(|r| r.contains("Available") && r.contains("7000")), "{out}");
+    // Converged: a resync launches and writes nothing.
+    let launches = s.op().metrics.aws_call_count("ecs", "RunTask", "success");
+    let writes = s.op().metrics.status_write_count("HotPoolWorker");
+    s.pools
+        .patch("pool", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {"touch": "1"}}})))
+        .await
+        .expect("touch");
+    s.wait_counts("pool", 5, 0).await;
+    assert_eq!(s.op().metrics.aws_call_count("ecs", "RunTask", "success"), launches);
+    assert_eq!(s.op().metrics.status_write_count("HotPoolWorker"), writes);
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_binds_with_ip_and_port_the_pool_refills_and_release_stops_the_worker() {
+    let s = Setup::new("hp-claim").await;
+    s.create_pool(&s.pool("pool", versions(&s, &[("1", 0, 2, true), ("cold", 1, 0, false)]), json!({}))).await;
+    s.wait_counts("pool", 2, 0).await;
+
+    s.create_claim("job-1", "pool", "1").await;
+    let c = s.wait_claim("job-1", ClaimPhase::Bound).await;
+    let cs = c.status.expect("claim status");
+    let worker_name = cs.worker.clone().expect("worker");
+    let worker = s.workers.get(&worker_name).await.expect("worker");
+    let ws = worker.status.expect("worker status");
+    assert_eq!(ws.phase, Some(WorkerPhase::Claimed));
+    assert_eq!(ws.claim.as_ref().map(|r| r.name.as_str()), Some("job-1"));
+    assert_eq!(cs.ip, ws.ip);
+    assert!(cs.ip.is_some());
+    assert_eq!(cs.port, Some(7000));
+    assert_eq!(cs.task_arn, ws.task_arn);
+    assert_eq!(cs.cold_start, Some(false));
+    assert!(cs.bound_at.is_some() && cs.expires_at.is_some());
+    assert!(cs.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    // The pool refills to scaleTo idle workers besides the claimed one.
+    s.wait_counts("pool", 2, 1).await;
+    s.assert_one_task_per_worker("pool").await;
+    assert_eq!(s.op().metrics.claims_bound_count("pool"), 1);
+
+    // A version with pooling off cold-starts a worker for the claim.
+    s.create_claim("job-cold", "pool", "cold").await;
+    let c = s.wait_claim("job-cold", ClaimPhase::Bound).await;
+    assert_eq!(c.status.as_ref().and_then(|s| s.cold_start), Some(true));
+    assert_eq!(s.op().metrics.claims_bound_count("cold"), 1);
+
+    // A claim on a pool that does not exist says so.
+    s.create_claim("lost", "no-such-pool", "1").await;
+    let c = s.wait_claim("lost", ClaimPhase::Pending).await;
+    tokio::time::timeout(
+        WAIT,
+        await_condition(s.claims.clone(), "lost", |o: Option<&HotPoolClaim>| {
+            o.and_then(|c| c.status.as_ref()).is_some_and(|s| {
+                s.conditions.iter().any(|c| c.reason == "PoolNotFound" && c.message.contains("spec.pool"))
+            })
+        }),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no PoolNotFound on {:?}", c.status))
+    .expect("watch");
+
+    // Deleting the claim releases the worker with onRelease: Stop: its task is stopped.
+    let task = cs.task_arn.expect("task");
+    s.claims.delete("job-1", &DeleteParams::default()).await.expect("delete claim");
+    s.wait_worker_gone(&worker_name).await;
+    assert_eq!(s.task_state(&task).await.0, "STOPPED");
+    s.wait_counts("pool", 2, 1).await;
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recycle_returns_the_worker_and_an_unrenewed_lease_expires() {
+    let s = Setup::new("hp-recycle").await;
+    let claims = json!({"leaseSeconds": 10, "onRelease": "Recycle", "whenEmpty": "Wait"});
+    s.create_pool(&s.pool("pool", versions(&s, &[("1", 0, 1, true)]), json!({"claims": claims}))).await;
+    s.wait_counts("pool", 1, 0).await;
+
+    s.create_claim("a", "pool", "1").await;
+    let bound = s.wait_claim("a", ClaimPhase::Bound).await.status.expect("status");
+    let w = bound.worker.clone().expect("worker");
+    s.wait_counts("pool", 1, 1).await;
+    s.claims.delete("a", &DeleteParams::default()).await.expect("delete claim");
+    // The worker goes back to Available; the surplus idle worker (the older one) is stopped.
+    tokio::time::timeout(
+        WAIT,
+        await_condition(s.workers.clone(), &w, |o: Option<&HotPoolWorker>| {
+            o.and_then(|w| w.status.as_ref())
+                .is_some_and(|s| s.phase == Some(WorkerPhase::Available) && s.claim.is_none())
+        }),
+    )
+    .await
+    .expect("recycled worker Available")
+    .expect("watch");
+    s.wait_counts("pool", 1, 0).await;
+    assert_eq!(s.task_state(bound.task_arn.as_deref().expect("arn")).await.0, "RUNNING");
+    s.assert_one_task_per_worker("pool").await;
+
+    // A lease of 10 s: renewing moves expiresAt, then without renewal the claim expires and its
+    // worker is recycled.
+    s.create_claim("b", "pool", "1").await;
+    let first = s.wait_claim("b", ClaimPhase::Bound).await.status.expect("status");
+    let renewed = k8s_openapi::jiff::Timestamp::now() + k8s_openapi::jiff::SignedDuration::from_secs(2);
+    s.claims
+        .patch("b", &PatchParams::default(), &Patch::Merge(json!({"spec": {"renewedAt": renewed.to_string()}})))
+        .await
+        .expect("renew");
+    let before = first.expires_at.expect("expiresAt").0;
+    tokio::time::timeout(
+        WAIT,
+        await_condition(s.claims.clone(), "b", move |o: Option<&HotPoolClaim>| {
+            o.and_then(|c| c.status.as_ref()).and_then(|s| s.expires_at.as_ref()).is_some_and(|e| e.0 > before)
+        }),
+    )
+    .await
+    .expect("renewal extends expiresAt")
+    .expect("watch");
+    let expired = s.wait_claim("b", ClaimPhase::Expired).await.status.expect("status");
+    assert!(expired.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "False" && c.reason == "LeaseExpired"));
+    let w = expired.worker.expect("worker");
+    tokio::time::timeout(
+        WAIT,
+        await_condition(s.workers.clone(), &w, |o: Option<&HotPoolWorker>| {
+            o.and_then(|w| w.status.as_ref()).is_some_and(|s| s.phase == Some(WorkerPhase::Available))
+        }),
+    )
+    .await
+    .expect("expired claim's worker recycled")
+    .expect("watch");
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_concurrent_claims_on_a_pool_of_ten_each_get_their_own_worker() {
+    let s = Setup::new("hp-burst").await;
+    s.create_pool(&s.pool("pool", versions(&s, &[("1", 0, 10, true)]), json!({}))).await;
+    s.wait_counts("pool", 10, 0).await;
+
+    let names: Vec<String> = (0..40).map(|i| format!("burst-{i:02}")).collect();
+    futures::future::join_all(names.iter().map(|n| s.create_claim(n, "pool", "1"))).await;
+    let mut bound: BTreeMap<String, String> = BTreeMap::new();
+    for n in &names {
+        let st = s.wait_claim(n, ClaimPhase::Bound).await.status.expect("status");
+        bound.insert(n.clone(), st.worker.expect("worker"));
+    }
+    let distinct: BTreeSet<&String> = bound.values().collect();
+    assert_eq!(distinct.len(), 40, "two claims share a worker: {bound:?}");
+    // Each worker names the claim that names it.
+    for (claim, worker) in &bound {
+        let w = s.workers.get(worker).await.expect("worker");
+        assert_eq!(w.status.and_then(|s| s.claim).map(|r| r.name), Some(claim.clone()));
+    }
+    let pool = s.wait_counts("pool", 10, 40).await;
+    let workers = s.assert_one_task_per_worker("pool").await;
+    assert_eq!(workers.len(), 50);
+    // No task was launched twice: every task the pool ever started is one of these workers.
+    let ever = s.tasks(&pool.uid().expect("uid"), None).await;
+    assert_eq!(ever.len(), 50, "tasks launched: {}", ever.len());
+    assert_eq!(s.op().metrics.claims_bound_count("pool"), 40);
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_tasks_are_replaced_orphans_stopped_and_deleting_the_pool_stops_everything() {
+    let s = Setup::new("hp-sweep").await;
+    s.create_pool(&s.pool("pool", versions(&s, &[("1", 0, 2, true)]), json!({"replenishIntervalSeconds": 5}))).await;
+    s.wait_counts("pool", 2, 0).await;
+    let uid = s.uid("pool").await;
+    let workers = s.pool_workers("pool").await;
+    let victim = workers[0].clone();
+    let victim_task = victim.status.as_ref().and_then(|s| s.task_arn.clone()).expect("arn");
+
+    // A task stopped behind the operator's back: its worker is removed and replaced.
+    s.ecs
+        .stop_task()
+        .cluster(&s.cluster)
+        .task(&victim_task)
+        .reason("test: stopped by hand")
+        .send()
+        .await
+        .expect("ecs:StopTask");
+    s.wait_worker_gone(&victim.name_any()).await;
+    s.wait_counts("pool", 2, 0).await;
+    s.assert_one_task_per_worker("pool").await;
+
+    // A task with the pool's startedBy and owner tags but no worker is stopped.
+    let pool = s.pools.get("pool").await.expect("pool");
+    let mut tags = vec![
+        ("fargate.operator.dev/cluster", "test".to_string()),
+        ("fargate.operator.dev/owner", format!("{}/HotPool/pool", s.ctx.namespace)),
+        ("fargate.operator.dev/uid", uid.clone()),
+    ];
+    tags.push(("fargate.operator.dev/launch", "not-ours".into()));
+    let net = fargate_operator::aws::ecs_network::awsvpc(&pool.spec.network).expect("network");
+    let out = s
+        .ecs
+        .run_task()
+        .cluster(&s.cluster)
+        .task_definition(&s.tds[0])
+        .launch_type(LaunchType::Fargate)
+        .started_by(started_by(&uid))
+        .network_configuration(net)
+        .set_tags(Some(tags.iter().map(|(k, v)| aws_sdk_ecs::types::Tag::builder().key(*k).value(v).build()).collect()))
+        .send()
+        .await
+        .expect("ecs:RunTask orphan");
+    let orphan = out.tasks().first().and_then(|t| t.task_arn()).expect("orphan arn").to_string();
+    eventually("orphan stopped", || async { s.task_state(&orphan).await.0 == "STOPPED" }).await;
+    s.assert_one_task_per_worker("pool").await;
+
+    // Deleting the pool stops every task it launched and removes its workers.
+    s.pools.delete("pool", &DeleteParams::default()).await.expect("delete pool");
+    tokio::time::timeout(WAIT, await_condition(s.pools.clone(), "pool", |o: Option<&HotPool>| o.is_none()))
+        .await
+        .expect("pool deleted")
+        .expect("watch");
+    assert!(s.tasks(&uid, Some(DesiredStatus::Running)).await.is_empty(), "running tasks left after deletion");
+    assert!(s.pool_workers("pool").await.is_empty(), "workers left after deletion");
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_run_task_response_and_a_restart_launch_no_duplicate() {
+    // Every ListTasks after the first is throttled: the first controller cannot look for the lost
+    // tasks, so it is the restarted one that must find them.
+    let mut s = Setup::with_faults("hp-restart", "RunTask=lost@1,ListTasks=throttle>1").await;
+    s.create_pool(&s.pool("pool", versions(&s, &[("1", 0, 3, true)]), json!({}))).await;
+    // RunTask ran in AWS but its response was lost: workers exist, their task ARNs are unknown.
+    let metrics = s.op().metrics.clone();
+    eventually("the lost RunTask", || {
+        let m = metrics.clone();
+        async move { m.aws_call_count("ecs", "RunTask", "transient") >= 1 }
+    })
+    .await;
+    // The controller is killed at that moment; a new one takes over.
+    if let Some(op) = s.op.take() {
+        op.kill().await;
+    }
+    let uid = s.uid("pool").await;
+    assert_eq!(s.tasks(&uid, None).await.len(), 3, "the lost call launched the batch once");
+    s.op = Some(InProcessOperator::start(&s.ctx).await);
+    s.wait_counts("pool", 3, 0).await;
+    let workers = s.assert_one_task_per_worker("pool").await;
+    assert_eq!(workers.len(), 3);
+    assert_eq!(s.tasks(&uid, None).await.len(), 3, "a task was launched twice");
+    s.finish().await;
+}
