@@ -29,7 +29,7 @@ for crd in "$ROOT"/crds/*.yaml; do
 done
 "${KC[@]}" create namespace "$NS" --dry-run=client -o yaml | "${KC[@]}" apply -f - >/dev/null
 
-log "creating the AWS resources the examples refer to in moto (VPC, subnets, ALB + listener, ECS clusters, zones)"
+log "creating the AWS resources the examples refer to in moto (VPC, subnets, ALB + listener, ECS clusters, task definitions, zones)"
 SUBST="$FO_ENV_DIR/demo-examples.sed"
 "$FO_VENV/bin/python" "$ROOT/hack/demo_fixtures.py" >"$SUBST"
 
@@ -49,12 +49,20 @@ FO_WAIT_PID=$(cat "$PIDFILE") wait_for 60 "fargate-operator /readyz" "$LOG" curl
 
 log "applying examples/ to namespace $NS (placeholder IDs rewritten to the moto ones)"
 for f in "$ROOT"/examples/*.yaml; do
+  # HotPoolWorker objects belong to the controller; that example only shows their shape.
+  [[ "$(basename "$f")" == hotpoolworker.yaml ]] && continue
   sed -f "$SUBST" "$f" | "${KC[@]}" apply --validate=false -n "$NS" -f - >/dev/null
 done
+# An earlier demo applied the worker example; it is not a real worker.
+"${KC[@]}" delete hpw -n "$NS" 3f2b6c1e-5d7a-4c8e-9b1f-2a6d4e8c0f17 --ignore-not-found >/dev/null
 # Every object reports on its current generation once the controller has seen it.
 for kind in fa dnsf hp hpc; do
   "${KC[@]}" wait -n "$NS" --for=jsonpath='{.status.observedGeneration}' --timeout=60s "$kind" --all >/dev/null
 done
+"${KC[@]}" wait -n "$NS" --for=condition=Ready --timeout=90s hp/workers-pool >/dev/null ||
+  warn "HotPool workers-pool is not Ready yet; see kubectl describe hp workers-pool -n $NS"
+"${KC[@]}" wait -n "$NS" --for=jsonpath='{.status.phase}'=Bound --timeout=60s hpc/job-42 >/dev/null ||
+  warn "HotPoolClaim job-42 is not Bound yet"
 
 echo
 echo "== kubectl get fa,dnsf,hp,hpw,hpc -n $NS"
@@ -66,14 +74,21 @@ echo
 echo "== conditions of FargateApp web"
 "${KC[@]}" get fa web -n "$NS" -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}'
 echo
+echo "== HotPool workers-pool: the implementation table (kubectl get hpw -l fargate.operator.dev/pool=workers-pool)"
+"${KC[@]}" get hpw -n "$NS" -l fargate.operator.dev/pool=workers-pool -o wide
+echo
+echo "== HotPoolClaim job-42"
+"${KC[@]}" get hpc job-42 -n "$NS" -o jsonpath='{"phase: "}{.status.phase}{"\nworker: "}{.status.worker}{"\naddress: "}{.status.ip}{":"}{.status.port}{"\ntask: "}{.status.taskArn}{"\nexpires: "}{.status.expiresAt}{"\n"}'
+echo
 echo "== leader lease"
 "${KC[@]}" get lease fargate-operator -n "$NS" -o jsonpath='holder: {.spec.holderIdentity}{"\n"}'
 echo
 echo "== metrics (http://$METRICS_ADDR/metrics)"
-curl -fsS "http://$METRICS_ADDR/metrics" | grep -E '^fargate_operator_(leader|reconciles_total|status_writes_total)' || true
+curl -fsS "http://$METRICS_ADDR/metrics" | grep -E '^fargate_operator_(leader|reconciles_total|status_writes_total|hotpool_)' || true
 echo
 echo "FargateApp is reconciled in AWS (here: moto, which never runs tasks, so Ready stays False while"
-echo "Synced is True). DnsFailover is reconciled too; HotPool is validated and says AwsNotReconciled until its controller lands."
+echo "Synced is True). DnsFailover and HotPool are reconciled too (moto starts worker tasks RUNNING at once)."
+echo "Try: kubectl delete hpc job-42 -n $NS   # its worker is stopped (onRelease: Stop) and the pool refills"
 echo "Try: kubectl explain fargateapp.spec.loadBalancer   (KUBECONFIG=$KUBECONFIG)"
 echo "     kubectl patch fa web -n $NS --type merge -p '{\"spec\":{\"replicas\":3}}'   # then kubectl describe fa web -n $NS"
 

@@ -49,6 +49,15 @@ for cluster in ("apps", "workers"):
         ecs.create_cluster(clusterName=cluster)
 
 
+# examples/hotpool.yaml runs worker:42 and worker:43: register the family up to revision 43.
+revisions = ecs.list_task_definitions(familyPrefix="worker", maxResults=100)["taskDefinitionArns"]
+for _ in range(43 - len(revisions)):
+    ecs.register_task_definition(
+        family="worker", networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256", memory="512",
+        # moto needs a container-level memory to place the task.
+        containerDefinitions=[{"name": "worker", "image": "example/worker:2.4", "memory": 512, "essential": True}])
+
+
 def zone(name):
     for z in r53.list_hosted_zones()["HostedZones"]:
         if z["Name"].rstrip(".") == name:
