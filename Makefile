@@ -45,8 +45,20 @@ fmt-check: ## cargo fmt --check
 clippy: ## clippy on every target, warnings are errors
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
+.PHONY: lint-dockerfile
+lint-dockerfile: ## hadolint the Dockerfile; its build command must equal hack/release.sh's
+	@bash hack/lint-dockerfile.sh
+
+.PHONY: test-argocd
+test-argocd: ## run the Argo CD health scripts under real Lua interpreters against sample objects
+	@bash hack/test-argocd-health.sh
+
+.PHONY: release
+release: ## build the release binary exactly as the Dockerfile does, and test it
+	@bash hack/release.sh
+
 .PHONY: test
-test: fmt-check clippy env-up ## everything CI runs (the CRD drift check is one of the tests)
+test: fmt-check clippy lint-dockerfile test-argocd env-up ## everything CI runs (the CRD drift check is one of the tests)
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --locked --no-fail-fast; \
 	else \
