@@ -559,3 +559,32 @@ async fn a_lost_run_task_response_and_a_restart_launch_no_duplicate() {
     assert_eq!(s.tasks(&uid, None).await.len(), 3, "a task was launched twice");
     s.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_version_stops_its_idle_workers_but_never_a_claimed_one() {
+    let s = Setup::new("hp-versions").await;
+    s.create_pool(&s.pool("pool", versions(&s, &[("old", 0, 2, true), ("new", 1, 1, true)]), json!({}))).await;
+    s.wait_counts("pool", 3, 0).await;
+    s.create_claim("keeps", "pool", "old").await;
+    let held = s.wait_claim("keeps", ClaimPhase::Bound).await.status.expect("status");
+    s.wait_counts("pool", 3, 1).await;
+
+    // Drop version "old" from the plan table.
+    let patch = json!({"spec": {"versions": versions(&s, &[("new", 1, 1, true)])}});
+    s.pools.patch("pool", &PatchParams::default(), &Patch::Merge(patch)).await.expect("patch versions");
+    s.wait_counts("pool", 1, 1).await;
+    let workers = s.assert_one_task_per_worker("pool").await;
+    let old: Vec<&HotPoolWorker> = workers.iter().filter(|w| w.spec.version == "old").collect();
+    assert_eq!(old.len(), 1, "only the claimed worker of the removed version is left");
+    assert_eq!(old[0].name_any(), held.worker.clone().expect("worker"));
+    assert_eq!(s.task_state(held.task_arn.as_deref().expect("arn")).await.0, "RUNNING");
+    let c = s.claims.get("keeps").await.expect("claim");
+    assert_eq!(c.status.and_then(|s| s.phase), Some(ClaimPhase::Bound));
+
+    // pooling: false on the remaining version stops its idle worker too.
+    let patch = json!({"spec": {"versions": versions(&s, &[("new", 1, 1, false)])}});
+    s.pools.patch("pool", &PatchParams::default(), &Patch::Merge(patch)).await.expect("patch pooling");
+    s.wait_counts("pool", 0, 1).await;
+    assert_eq!(s.assert_one_task_per_worker("pool").await.len(), 1);
+    s.finish().await;
+}
