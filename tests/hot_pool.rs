@@ -231,16 +231,37 @@ impl Setup {
         (t.desired_status().unwrap_or_default().to_string(), ip, fixtures::ecs_tag_map(t.tags()))
     }
 
-    /// Every running task of the pool is one worker's, and every worker has its own task.
+    /// Every running task of the pool is one worker's, and every worker has its own task. Waits for
+    /// it (a pass may be between creating a worker and recording its task), failing after `WAIT`.
     async fn assert_one_task_per_worker(&self, pool: &str) -> Vec<HotPoolWorker> {
-        let workers = self.pool_workers(pool).await;
-        let arns: Vec<String> =
-            workers.iter().map(|w| w.status.as_ref().and_then(|s| s.task_arn.clone()).expect("task arn")).collect();
-        let distinct: BTreeSet<String> = arns.iter().cloned().collect();
-        assert_eq!(distinct.len(), arns.len(), "two workers share a task: {arns:?}");
-        let running = self.tasks(&self.uid(pool).await, Some(DesiredStatus::Running)).await;
-        assert_eq!(running, distinct, "running tasks and workers differ");
-        workers
+        let uid = self.uid(pool).await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let workers = self.pool_workers(pool).await;
+            let arns: Vec<Option<String>> =
+                workers.iter().map(|w| w.status.as_ref().and_then(|s| s.task_arn.clone())).collect();
+            let distinct: BTreeSet<String> = arns.iter().flatten().cloned().collect();
+            assert_eq!(distinct.len(), arns.iter().flatten().count(), "two workers share a task: {arns:?}");
+            let running = self.tasks(&uid, Some(DesiredStatus::Running)).await;
+            if arns.iter().all(Option::is_some) && running == distinct {
+                return workers;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "running tasks and workers differ: workers {arns:?}, running {running:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Wait until the operator has counted `n` claims bound from `source` (metrics follow the write).
+    async fn wait_bound_metric(&self, source: &'static str, n: u64) {
+        let metrics = self.op().metrics.clone();
+        eventually(&format!("{n} claim(s) bound from {source}"), || {
+            let m = metrics.clone();
+            async move { m.claims_bound_count(source) == n }
+        })
+        .await;
     }
 
     async fn finish(mut self) {
@@ -351,13 +372,13 @@ async fn a_claim_binds_with_ip_and_port_the_pool_refills_and_release_stops_the_w
     // The pool refills to scaleTo idle workers besides the claimed one.
     s.wait_counts("pool", 2, 1).await;
     s.assert_one_task_per_worker("pool").await;
-    assert_eq!(s.op().metrics.claims_bound_count("pool"), 1);
+    s.wait_bound_metric("pool", 1).await;
 
     // A version with pooling off cold-starts a worker for the claim.
     s.create_claim("job-cold", "pool", "cold").await;
     let c = s.wait_claim("job-cold", ClaimPhase::Bound).await;
     assert_eq!(c.status.as_ref().and_then(|s| s.cold_start), Some(true));
-    assert_eq!(s.op().metrics.claims_bound_count("cold"), 1);
+    s.wait_bound_metric("cold", 1).await;
 
     // A claim on a pool that does not exist says so.
     s.create_claim("lost", "no-such-pool", "1").await;
@@ -470,7 +491,7 @@ async fn forty_concurrent_claims_on_a_pool_of_ten_each_get_their_own_worker() {
     // No task was launched twice: every task the pool ever started is one of these workers.
     let ever = s.tasks(&pool.uid().expect("uid"), None).await;
     assert_eq!(ever.len(), 50, "tasks launched: {}", ever.len());
-    assert_eq!(s.op().metrics.claims_bound_count("pool"), 40);
+    s.wait_bound_metric("pool", 40).await;
     s.finish().await;
 }
 

@@ -5,7 +5,7 @@
 // a duplicated attribute.
 #![allow(clippy::duplicated_attributes)]
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, MicroTime, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -289,12 +289,12 @@ pub struct HotPoolWorkerStatus {
     /// Port the worker serves on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<i32>,
-    /// When the task was launched.
+    /// When the task was launched (microsecond precision: pool decisions order workers by it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<Time>,
-    /// When the worker became Available.
+    pub started_at: Option<MicroTime>,
+    /// When the worker became Available (microsecond precision).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub available_since: Option<Time>,
+    pub available_since: Option<MicroTime>,
     /// The claim holding this worker, while Claimed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<WorkerClaimRef>,

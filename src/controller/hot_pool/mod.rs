@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
@@ -414,7 +414,7 @@ impl<'a> Pool<'a> {
                             s.phase = Some(WorkerPhase::Claimed);
                         } else {
                             s.phase = Some(WorkerPhase::Available);
-                            s.available_since = Some(Time(now));
+                            s.available_since = Some(MicroTime(now));
                         }
                     })
                     .await?;
@@ -635,7 +635,7 @@ impl<'a> Pool<'a> {
                 self.write_worker(worker, |s| {
                     s.claim = None;
                     s.phase = Some(WorkerPhase::Available);
-                    s.available_since = Some(Time(now));
+                    s.available_since = Some(MicroTime(now));
                 })
                 .await
             }
@@ -775,7 +775,7 @@ impl<'a> Pool<'a> {
                     self.write_worker(name, |s| {
                         s.phase = Some(WorkerPhase::Starting);
                         s.task_arn = Some(arn.clone());
-                        s.started_at = Some(Time(now));
+                        s.started_at = Some(MicroTime(now));
                         s.port = port;
                         s.claim = reservation;
                     })

@@ -69,6 +69,10 @@ fn ts(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> Optio
     t.map(|t| t.0)
 }
 
+fn micro(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime>) -> Option<Timestamp> {
+    t.map(|t| t.0)
+}
+
 fn secs(n: i32) -> SignedDuration {
     SignedDuration::from_secs(i64::from(n))
 }
@@ -111,7 +115,7 @@ pub fn step_worker(
         return WorkerStep::Ready(ip.to_string());
     }
     let started =
-        w.status.as_ref().and_then(|s| ts(s.started_at.as_ref())).or(ts(w.metadata.creation_timestamp.as_ref()));
+        w.status.as_ref().and_then(|s| micro(s.started_at.as_ref())).or(ts(w.metadata.creation_timestamp.as_ref()));
     match started {
         Some(t) if now >= t + secs(startup_timeout_seconds) => WorkerStep::TimedOut,
         _ => WorkerStep::Keep,
@@ -174,8 +178,8 @@ impl WorkerView {
             task_definition_arn: w.spec.task_definition_arn.clone(),
             phase: phase(w),
             claim: st.and_then(|s| s.claim.clone()),
-            available_since: st.and_then(|s| ts(s.available_since.as_ref())),
-            started_at: st.and_then(|s| ts(s.started_at.as_ref())).or(ts(w.metadata.creation_timestamp.as_ref())),
+            available_since: st.and_then(|s| micro(s.available_since.as_ref())),
+            started_at: st.and_then(|s| micro(s.started_at.as_ref())).or(ts(w.metadata.creation_timestamp.as_ref())),
         }
     }
 
@@ -446,9 +450,11 @@ pub fn idle_stops(
         }
         // Surplus: stop Starting workers first (newest first), then the Available ones idle longest
         // (so a recycled worker, just returned, is the one kept).
+        // On a tie (workers launched and freed within one pass), the newer task goes first.
+        let millis = |t: Option<Timestamp>| t.map_or(0, |t| t.as_millisecond());
         idle.sort_by_key(|w| match w.phase {
-            WorkerPhase::Starting => (0, -w.started_at.map_or(0, |t| t.as_millisecond())),
-            _ => (1, w.available_since.map_or(0, |t| t.as_millisecond())),
+            WorkerPhase::Starting => (0, 0, -millis(w.started_at)),
+            _ => (1, millis(w.available_since), -millis(w.started_at)),
         });
         for w in idle.iter().take(idle.len() - want) {
             out.push((
@@ -581,7 +587,7 @@ mod tests {
         w.status = Some(HotPoolWorkerStatus {
             phase: Some(phase),
             task_arn: task.map(str::to_string),
-            started_at: Some(Time(t(started))),
+            started_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(t(started))),
             ..Default::default()
         });
         w
@@ -797,6 +803,32 @@ mod tests {
         let stops = idle_stops(&s, &workers, &changed, &BTreeMap::new(), t(10));
         assert!(stops.iter().any(|(n, _)| n == "a") && stops.iter().any(|(n, _)| n == "b"));
         assert!(!stops.iter().any(|(n, _)| n == "gone-claimed"));
+    }
+
+    #[test]
+    fn surplus_stops_the_longest_idle_and_on_a_tie_the_newer_task() {
+        let s = spec("Wait", "Stop");
+        let mut recycled = worker("recycled", "1", WorkerPhase::Available, None);
+        recycled.started_at = Some(t(0));
+        recycled.available_since = Some(t(100));
+        let mut refill = worker("refill", "1", WorkerPhase::Available, None);
+        refill.started_at = Some(t(90));
+        refill.available_since = Some(t(100));
+        let mut old = worker("old", "1", WorkerPhase::Available, None);
+        old.available_since = Some(t(50));
+        let stops = idle_stops(&s, &[recycled, refill, old], &tds(), &BTreeMap::new(), t(101));
+        let names: Vec<&str> = stops.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["old"], "scaleTo 2 of 3: the longest idle goes");
+        let mut s1 = s.clone();
+        s1.versions[0].scale_to = 1;
+        let mut recycled = worker("recycled", "1", WorkerPhase::Available, None);
+        recycled.started_at = Some(t(0));
+        recycled.available_since = Some(t(100));
+        let mut refill = worker("refill", "1", WorkerPhase::Available, None);
+        refill.started_at = Some(t(90));
+        refill.available_since = Some(t(100));
+        let stops = idle_stops(&s1, &[recycled, refill], &tds(), &BTreeMap::new(), t(101));
+        assert_eq!(stops.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["refill"]);
     }
 
     #[test]
