@@ -30,8 +30,9 @@ build: ## build the operator
 	$(CARGO) build --locked
 
 .PHONY: crds
-crds: ## regenerate crds/ from the Rust types
+crds: ## regenerate crds/ and the chart's crds/ from the Rust types
 	$(CARGO) run --locked --quiet -- crd --out-dir crds
+	$(CARGO) run --locked --quiet -- crd --out-dir charts/fargate-operator/crds
 
 .PHONY: check-crds
 check-crds: ## fail when crds/ differs from what the Rust types generate
@@ -53,12 +54,17 @@ lint-dockerfile: ## hadolint the Dockerfile; its build command must equal hack/r
 test-argocd: ## run the Argo CD health scripts under real Lua interpreters against sample objects
 	@bash hack/test-argocd-health.sh
 
+.PHONY: test-chart
+test-chart: env-up build ## helm lint, schema validation (1.28+), install, and the operator under the chart's RBAC only
+	@bash hack/test-chart.sh
+
 .PHONY: release
 release: ## build the release binary exactly as the Dockerfile does, and test it
 	@bash hack/release.sh
 
 .PHONY: test
 test: fmt-check clippy lint-dockerfile test-argocd env-up ## everything CI runs (the CRD drift check is one of the tests)
+	@$(MAKE) --no-print-directory test-chart
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --locked --no-fail-fast; \
 	else \
