@@ -161,6 +161,11 @@ where
             SdkError::DispatchFailure(_) if error_chain(self).contains(super::faults::INJECTED_THROTTLING) => {
                 synthetic(ErrorCategory::Throttling, "ThrottlingException", self)
             }
+            // Credentials that cannot be had (e.g. sts:AssumeRole of spec.aws.roleArn denied) fail
+            // before the request is sent; retrying will not help, a human must fix the role.
+            SdkError::DispatchFailure(_) if error_chain(self).contains("AccessDenied") => {
+                synthetic(ErrorCategory::Terminal, "AccessDenied", self)
+            }
             SdkError::DispatchFailure(_) => synthetic(ErrorCategory::Transient, "DispatchFailure", self),
             SdkError::ResponseError(_) => synthetic(ErrorCategory::Transient, "ResponseError", self),
             SdkError::ServiceError(ctx) => {
@@ -250,6 +255,18 @@ mod tests {
         for (code, status, want) in cases {
             assert_eq!(classify_code(code, status), want, "{code:?} {status:?}");
         }
+    }
+
+    #[test]
+    fn a_denied_credential_is_terminal_and_a_connection_failure_transient() {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let failure = |msg: &str| -> SdkError<aws_sdk_ecs::operation::list_tasks::ListTasksError, HttpResponse> {
+            SdkError::dispatch_failure(ConnectorError::other(msg.to_string().into(), None))
+        };
+        let denied = failure("failed to load credentials: AccessDenied: not authorized to perform sts:AssumeRole");
+        assert_eq!(denied.classify().category, ErrorCategory::Terminal);
+        assert_eq!(denied.classify().code, "AccessDenied");
+        assert_eq!(failure("connection refused").classify().category, ErrorCategory::Transient);
     }
 
     #[test]

@@ -88,6 +88,45 @@ impl InProcessOperator {
         Self { metrics, shutdown, handle }
     }
 
+    /// Like [`start`](Self::start), against the AWS endpoint `endpoint` with the static credentials
+    /// `credentials` (tests/iam_policy.rs: its own moto that enforces IAM, and an IAM user's key).
+    pub async fn start_with_credentials(
+        ctx: &TestCtx,
+        endpoint: &str,
+        credentials: aws_credential_types::Credentials,
+    ) -> Self {
+        let config = Config::from_args([
+            "--cluster-id",
+            "test",
+            "--namespace",
+            &ctx.namespace,
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--region",
+            super::REGION,
+            "--aws-endpoint-url",
+            endpoint,
+            "--resync-seconds",
+            "10",
+            "--health-poll-seconds",
+            "1",
+        ])
+        .expect("operator flags");
+        let client = super::client().await;
+        let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(super::REGION))
+            .endpoint_url(endpoint)
+            .credentials_provider(credentials)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        let aws = AwsProvider::from_base(base);
+        let metrics = Arc::new(Metrics::new());
+        let shutdown = Shutdown::new();
+        let handle = tokio::spawn(run_with(config, shutdown.clone(), metrics.clone(), client, aws));
+        Self { metrics, shutdown, handle }
+    }
+
     /// Trigger shutdown and wait (30 s at most) for a clean end.
     pub async fn stop(self) {
         self.shutdown.trigger();
