@@ -47,6 +47,9 @@ FARGATE_OPERATOR_CLUSTER_ID=demo \
 echo $! >"$PIDFILE"
 FO_WAIT_PID=$(cat "$PIDFILE") wait_for 60 "fargate-operator /readyz" "$LOG" curl -fsS "http://$METRICS_ADDR/readyz"
 
+# A claim left by an interrupted earlier demo may be Failed (moto forgets its tasks when it stops,
+# Kubernetes keeps the objects): start the claims afresh.
+"${KC[@]}" delete hpc -n "$NS" --all --ignore-not-found >/dev/null
 log "applying examples/ to namespace $NS (placeholder IDs rewritten to the moto ones)"
 for f in "$ROOT"/examples/*.yaml; do
   # HotPoolWorker objects belong to the controller; that example only shows their shape.
@@ -64,9 +67,11 @@ done
 "${KC[@]}" wait -n "$NS" --for=jsonpath='{.status.phase}'=Bound --timeout=60s hpc/job-42 >/dev/null ||
   warn "HotPoolClaim job-42 is not Bound yet"
 
-echo
-echo "== kubectl get fa,dnsf,hp,hpw,hpc -n $NS"
-"${KC[@]}" get fa,dnsf,hp,hpw,hpc -n "$NS"
+for kind in fargateapps dnsfailovers hotpools hotpoolclaims; do
+  echo
+  echo "== kubectl get $kind -n $NS"
+  "${KC[@]}" get "$kind" -n "$NS"
+done
 echo
 echo "== FargateApp web in AWS (moto): status"
 "${KC[@]}" get fa web -n "$NS" -o jsonpath='{"taskDefinition: "}{.status.taskDefinitionArn}{"\nservice:        "}{.status.serviceArn}{"\ntargetGroup:    "}{.status.targetGroupArn}{"\nrule priority:  "}{.status.listenerRulePriority}{"\nurl:            "}{.status.url}{"\n"}'
@@ -80,6 +85,9 @@ echo
 echo "== HotPoolClaim job-42"
 "${KC[@]}" get hpc job-42 -n "$NS" -o jsonpath='{"phase: "}{.status.phase}{"\nworker: "}{.status.worker}{"\naddress: "}{.status.ip}{":"}{.status.port}{"\ntask: "}{.status.taskArn}{"\nexpires: "}{.status.expiresAt}{"\n"}'
 echo
+echo "== what the operator made in AWS (moto), by the fargate.operator.dev/cluster=demo tag"
+"$FO_VENV/bin/python" "$ROOT/hack/demo_aws.py"
+echo
 echo "== leader lease"
 "${KC[@]}" get lease fargate-operator -n "$NS" -o jsonpath='holder: {.spec.holderIdentity}{"\n"}'
 echo
@@ -88,17 +96,47 @@ curl -fsS "http://$METRICS_ADDR/metrics" | grep -E '^fargate_operator_(leader|re
 echo
 echo "FargateApp is reconciled in AWS (here: moto, which never runs tasks, so Ready stays False while"
 echo "Synced is True). DnsFailover and HotPool are reconciled too (moto starts worker tasks RUNNING at once)."
-echo "Try: kubectl delete hpc job-42 -n $NS   # its worker is stopped (onRelease: Stop) and the pool refills"
-echo "Try: kubectl explain fargateapp.spec.loadBalancer   (KUBECONFIG=$KUBECONFIG)"
-echo "     kubectl patch fa web -n $NS --type merge -p '{\"spec\":{\"replicas\":3}}'   # then kubectl describe fa web -n $NS"
+if [[ -t 0 && -t 1 || "${DEMO_KEEP:-0}" == 1 ]]; then
+  echo "Try (KUBECONFIG=$KUBECONFIG):"
+  echo "  kubectl delete hpc job-42 -n $NS      # its worker is stopped (onRelease: Stop) and the pool refills"
+  echo "  kubectl patch fa web -n $NS --type merge -p '{\"spec\":{\"replicas\":3}}'   # then kubectl describe fa web -n $NS"
+  echo "  kubectl explain fargateapp.spec.loadBalancer"
+else
+  echo "DEMO_KEEP=1 make demo leaves the examples and the operator running to play with."
+fi
+
+# Teardown: delete the examples while the operator runs, so every finalizer removes its AWS
+# resources, then check none is left and stop the operator. DEMO_KEEP=1 leaves everything running.
+teardown() {
+  trap - INT TERM
+  if [[ "${DEMO_KEEP:-0}" == 1 ]]; then
+    log "DEMO_KEEP=1: leaving the examples and the operator (pid $(cat "$PIDFILE")) running"
+    exit 0
+  fi
+  log "teardown: deleting the examples (the operator removes their AWS resources first)"
+  "${KC[@]}" delete -n "$NS" hpc,hp,dnsf,fa --all --wait=false >/dev/null
+  for kind in hpc hp dnsf fa; do
+    "${KC[@]}" wait -n "$NS" --for=delete --timeout=120s "$kind" --all >/dev/null ||
+      warn "some $kind objects are still there: kubectl describe $kind -n $NS"
+  done
+  left=$("$FO_VENV/bin/python" "$ROOT/hack/demo_aws.py" --count)
+  if [[ "$left" == 0 ]]; then
+    log "teardown: no AWS resource tagged fargate.operator.dev/cluster=demo is left in moto"
+  else
+    warn "teardown: $left AWS resource(s) tagged fargate.operator.dev/cluster=demo are left in moto"
+  fi
+  stop_pidfile "fargate-operator (demo)" "$PIDFILE"
+  log "operator stopped; the environment keeps running (make env-down stops it)"
+  exit 0
+}
 
 if [[ -t 0 && -t 1 ]]; then
   echo
-  log "following the operator log; Ctrl-C stops the operator (the environment keeps running: make env-down)"
-  trap 'stop_pidfile "fargate-operator (demo)" "$PIDFILE"; exit 0' INT TERM
+  log "following the operator log; Ctrl-C deletes the examples, checks AWS is clean and stops the operator"
+  trap teardown INT TERM
   tail -n +1 -f "$LOG" &
-  wait $!
+  wait $! || true
+  teardown
 else
-  stop_pidfile "fargate-operator (demo)" "$PIDFILE"
-  log "operator stopped (non-interactive run); the environment keeps running: make env-down stops it"
+  teardown
 fi
