@@ -57,7 +57,31 @@ impl InProcessOperator {
 
     /// Like [`start_with_faults`](Self::start_with_faults) with extra `run` flags.
     pub async fn start_with(ctx: &TestCtx, faults: &str, extra: &[&str]) -> Self {
-        let endpoint = super::aws_endpoint();
+        let plan = fargate_operator::aws::faults::FaultPlan::parse(faults).expect("fault plan");
+        let aws = AwsProvider::from_base(super::moto_base_config().await).with_faults(plan);
+        Self::spawn(ctx, &super::aws_endpoint(), extra, aws).await
+    }
+
+    /// Like [`start`](Self::start), against the AWS endpoint `endpoint` with the static credentials
+    /// `credentials` (tests/iam_policy.rs: its own moto that enforces IAM, and an IAM user's key).
+    pub async fn start_with_credentials(
+        ctx: &TestCtx,
+        endpoint: &str,
+        credentials: aws_credential_types::Credentials,
+    ) -> Self {
+        let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(super::REGION))
+            .endpoint_url(endpoint)
+            .credentials_provider(credentials)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        Self::spawn(ctx, endpoint, &[], AwsProvider::from_base(base)).await
+    }
+
+    /// `run` with the test flags (resync 10 s, health poll 1 s, cluster id `test`, the test's
+    /// namespace) plus `extra`, on `aws`.
+    async fn spawn(ctx: &TestCtx, endpoint: &str, extra: &[&str], aws: AwsProvider) -> Self {
         let config = Config::from_args(
             [
                 "--cluster-id",
@@ -69,7 +93,7 @@ impl InProcessOperator {
                 "--region",
                 super::REGION,
                 "--aws-endpoint-url",
-                &endpoint,
+                endpoint,
                 "--resync-seconds",
                 "10",
                 "--health-poll-seconds",
@@ -80,47 +104,6 @@ impl InProcessOperator {
         )
         .expect("operator flags");
         let client = super::client().await;
-        let plan = fargate_operator::aws::faults::FaultPlan::parse(faults).expect("fault plan");
-        let aws = AwsProvider::from_base(super::moto_base_config().await).with_faults(plan);
-        let metrics = Arc::new(Metrics::new());
-        let shutdown = Shutdown::new();
-        let handle = tokio::spawn(run_with(config, shutdown.clone(), metrics.clone(), client, aws));
-        Self { metrics, shutdown, handle }
-    }
-
-    /// Like [`start`](Self::start), against the AWS endpoint `endpoint` with the static credentials
-    /// `credentials` (tests/iam_policy.rs: its own moto that enforces IAM, and an IAM user's key).
-    pub async fn start_with_credentials(
-        ctx: &TestCtx,
-        endpoint: &str,
-        credentials: aws_credential_types::Credentials,
-    ) -> Self {
-        let config = Config::from_args([
-            "--cluster-id",
-            "test",
-            "--namespace",
-            &ctx.namespace,
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--region",
-            super::REGION,
-            "--aws-endpoint-url",
-            endpoint,
-            "--resync-seconds",
-            "10",
-            "--health-poll-seconds",
-            "1",
-        ])
-        .expect("operator flags");
-        let client = super::client().await;
-        let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(super::REGION))
-            .endpoint_url(endpoint)
-            .credentials_provider(credentials)
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .load()
-            .await;
-        let aws = AwsProvider::from_base(base);
         let metrics = Arc::new(Metrics::new());
         let shutdown = Shutdown::new();
         let handle = tokio::spawn(run_with(config, shutdown.clone(), metrics.clone(), client, aws));
