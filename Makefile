@@ -58,6 +58,10 @@ test-argocd: ## run the Argo CD health scripts under real Lua interpreters again
 test-chart: env-up build ## helm lint, schema validation (1.28+), install, and the operator under the chart's RBAC only
 	@bash hack/test-chart.sh
 
+.PHONY: bench
+bench: env-up ## benchmarks at scale against the local environment; writes BENCHMARKS.md (not part of test)
+	@bash hack/bench.sh
+
 .PHONY: release
 release: ## build the release binary exactly as the Dockerfile does, and test it
 	@bash hack/release.sh

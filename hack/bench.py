@@ -1,0 +1,332 @@
+#!/usr/bin/env python3
+"""`make bench`: fargate-operator at scale against the local apiserver + moto, numbers in BENCHMARKS.md.
+
+For each scenario and size: a fresh moto account (objects carry spec.aws.roleArn into it), the
+operator binary with its default budgets, N objects created at once, then:
+  - time until every object is converged (FargateApp: Synced, moto never runs tasks; DnsFailover:
+    Ready; HotPool: Ready, then every claim Bound),
+  - AWS calls per object by operation while converging, and mutating calls against the minimum the
+    work needs,
+  - an idle window: mutating AWS calls and status writes (target 0), reads per object,
+  - kube-apiserver requests per object (the apiserver's own apiserver_request_total),
+  - the operator's peak and steady RSS and CPU seconds.
+
+Environment: BENCH_SIZES (default "100,1000"), BENCH_IDLE_SECONDS (default 600), BENCH_SCENARIOS
+(default "fargateapp,dnsfailover,hotpool"), BENCH_BINARY (default target/release, else debug).
+"""
+import json
+import os
+import pathlib
+import platform
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+import boto3
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+KUBECONFIG = os.environ["KUBECONFIG"]
+MOTO = os.environ["FARGATE_TEST_AWS_ENDPOINT"]
+REGION = os.environ.get("AWS_REGION", "us-east-1")
+SIZES = [int(x) for x in os.environ.get("BENCH_SIZES", "100,1000").split(",")]
+IDLE = int(os.environ.get("BENCH_IDLE_SECONDS", "600"))
+SCENARIOS = os.environ.get("BENCH_SCENARIOS", "fargateapp,dnsfailover,hotpool").split(",")
+LOG_DIR = pathlib.Path(os.environ.get("FO_LOG_DIR", "/tmp"))
+METRICS = "127.0.0.1:18181"
+MUTATING = {
+    "RegisterTaskDefinition", "DeregisterTaskDefinition", "CreateService", "UpdateService", "DeleteService",
+    "RunTask", "StopTask", "TagResource", "CreateTargetGroup", "ModifyTargetGroup", "ModifyTargetGroupAttributes",
+    "DeleteTargetGroup", "CreateRule", "ModifyRule", "DeleteRule", "SetRulePriorities", "AddTags",
+    "ChangeResourceRecordSets", "CreateHealthCheck", "UpdateHealthCheck", "DeleteHealthCheck", "ChangeTagsForResource",
+}
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')} bench] {msg}", flush=True)
+
+
+def kubectl(*args, stdin=None):
+    out = subprocess.run(["kubectl", "--kubeconfig", KUBECONFIG, "--request-timeout=60s", *args], input=stdin,
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args[:3])}: {out.stderr.strip()[:500]}")
+    return out.stdout
+
+
+def account_session():
+    """Credentials of a fresh moto account (moto keeps state per account)."""
+    account = str(uuid.uuid4().int)[:12].rjust(12, "1")
+    role = f"arn:aws:iam::{account}:role/fargate-operator-bench"
+    sts = boto3.client("sts", endpoint_url=MOTO, region_name=REGION,
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    c = sts.assume_role(RoleArn=role, RoleSessionName="bench")["Credentials"]
+    session = boto3.Session(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                            aws_session_token=c["SessionToken"], region_name=REGION)
+    return role, lambda svc: session.client(svc, endpoint_url=MOTO)
+
+
+def network(client):
+    ec2 = client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsSupport={"Value": True})
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=az)["Subnet"]["SubnetId"]
+               for i, az in enumerate(["us-east-1a", "us-east-1b"])]
+    sg = ec2.create_security_group(GroupName="bench", Description="bench", VpcId=vpc)["GroupId"]
+    return vpc, subnets, sg
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios: fixtures, objects, convergence, the minimum mutating calls the work needs
+# ---------------------------------------------------------------------------------------------
+
+def fargateapp_objects(n, role, client):
+    _, subnets, sg = network(client)
+    elb = client("elbv2")
+    lb = elb.create_load_balancer(Name="bench", Subnets=subnets, SecurityGroups=[sg], Type="application")["LoadBalancers"][0]
+    listeners = [elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=8000 + i,
+                                     DefaultActions=[{"Type": "fixed-response",
+                                                      "FixedResponseConfig": {"StatusCode": "404"}}])["Listeners"][0]["ListenerArn"]
+                 for i in range(10)]
+    client("ecs").create_cluster(clusterName="apps")
+    objs = []
+    for i in range(n):
+        objs.append({"apiVersion": "fargate.operator.dev/v1alpha1", "kind": "FargateApp",
+                     "metadata": {"name": f"app-{i:04d}"},
+                     "spec": {"cluster": "apps", "cpu": 256, "memory": 512, "replicas": 1,
+                              "containers": [{"name": "web", "image": "nginx:1.27", "port": 8080}],
+                              "network": {"subnets": subnets, "securityGroups": [sg]},
+                              "loadBalancer": {"containerName": "web", "containerPort": 8080,
+                                               "targetGroup": {"protocol": "HTTP"},
+                                               "listenerRule": {"listenerArn": listeners[i % 10],
+                                                                "pathPatterns": [f"/app-{i:04d}/*"]}},
+                              "aws": {"region": REGION, "roleArn": role}}})
+    # RegisterTaskDefinition, CreateService, CreateTargetGroup, CreateRule.
+    return objs, "fargateapps", "Synced", 4
+
+
+def dnsfailover_objects(n, role, client):
+    r53 = client("route53")
+    zones = []
+    for z in range(5):
+        name = f"zone{z}.bench.example.com"
+        zones.append((r53.create_hosted_zone(Name=name, CallerReference=str(uuid.uuid4()))["HostedZone"]["Id"].split("/")[-1], name))
+    objs = []
+    for i in range(n):
+        zone_id, zone = zones[i % 5]
+        objs.append({"apiVersion": "fargate.operator.dev/v1alpha1", "kind": "DnsFailover",
+                     "metadata": {"name": f"dns-{i:04d}"},
+                     "spec": {"hostedZoneId": zone_id, "name": f"svc{i:04d}.{zone}", "ttl": 60,
+                              "primary": {"target": f"lb{i}.primary.example.net",
+                                          "healthCheck": {"type": "HTTPS", "path": "/health"}},
+                              "secondary": {"target": f"lb{i}.dr.example.net"},
+                              "aws": {"region": REGION, "roleArn": role}}})
+    # CreateHealthCheck, ChangeTagsForResource, and a share of a batched ChangeResourceRecordSets.
+    return objs, "dnsfailovers", "Ready", 2
+
+
+def hotpool_objects(n, role, client):
+    _, subnets, sg = network(client)
+    ecs = client("ecs")
+    ecs.create_cluster(clusterName="workers")
+    td = ecs.register_task_definition(
+        family="worker", networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="256", memory="512",
+        containerDefinitions=[{"name": "worker", "image": "example/worker", "memory": 512, "essential": True}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    pool = {"apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPool", "metadata": {"name": "pool"},
+            "spec": {"cluster": "workers", "network": {"subnets": subnets, "securityGroups": [sg]},
+                     "versions": [{"version": "1", "taskDefinition": td, "scaleTo": n // 2, "port": 7000}],
+                     "claims": {"whenEmpty": "Wait", "onRelease": "Stop", "leaseSeconds": 3600},
+                     "aws": {"region": REGION, "roleArn": role}}}
+    claims = [{"apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPoolClaim", "metadata": {"name": f"c-{i:04d}"},
+               "spec": {"pool": "pool", "version": "1", "client": f"client-{i}"}} for i in range(n)]
+    # A pool of n/2 with n claims: n/2 + n tasks launched (RunTask of 10), n workers claimed.
+    return [pool] + claims, "hotpoolclaims", "Ready", None
+
+
+SCENARIO = {"fargateapp": fargateapp_objects, "dnsfailover": dnsfailover_objects, "hotpool": hotpool_objects}
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurement
+# ---------------------------------------------------------------------------------------------
+
+def scrape_operator():
+    text = urllib.request.urlopen(f"http://{METRICS}/metrics", timeout=10).read().decode()
+    calls, writes = {}, 0
+    for line in text.splitlines():
+        m = re.match(r'fargate_operator_aws_calls_total\{(.*)\} (\d+)', line)
+        if m:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+            key = (labels["service"], labels["operation"])
+            calls[key] = calls.get(key, 0) + int(m.group(2))
+        m = re.match(r'fargate_operator_status_writes_total\{.*\} (\d+)', line)
+        if m:
+            writes += int(m.group(1))
+    return calls, writes
+
+
+def scrape_apiserver():
+    cfg = json.loads(kubectl("config", "view", "--raw", "-o", "json"))
+    server = cfg["clusters"][0]["cluster"]["server"]
+    token = cfg["users"][0]["user"]["token"]
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # loopback test apiserver with its own CA
+    req = urllib.request.Request(f"{server}/metrics", headers={"Authorization": f"Bearer {token}"})
+    text = urllib.request.urlopen(req, context=ctx, timeout=10).read().decode()
+    return sum(float(v) for v in re.findall(r'^apiserver_request_total\{[^}]*\} ([0-9.e+]+)$', text, re.M))
+
+
+def proc_stats(pid):
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    rss = int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
+    hwm = int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024
+    stat = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return rss, hwm, cpu
+
+
+def converged(plural, ns, cond, expect):
+    items = json.loads(kubectl("get", plural, "-n", ns, "-o", "json"))["items"]
+    ok = 0
+    for o in items:
+        st = o.get("status") or {}
+        if st.get("observedGeneration") != o["metadata"].get("generation"):
+            continue
+        if any(c["type"] == cond and c["status"] == "True" for c in st.get("conditions", [])):
+            ok += 1
+    return ok, len(items) >= expect and ok >= expect
+
+
+def delta(after, before):
+    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+
+
+def run(scenario, n, binary):
+    ns = f"bench-{scenario}-{n}-{uuid.uuid4().hex[:5]}"
+    role, client = account_session()
+    objs, plural, cond, min_mutating = SCENARIO[scenario](n, role, client)
+    kubectl("create", "namespace", ns)
+    log(f"{scenario} x{n}: namespace {ns}")
+    env = {**os.environ, "FARGATE_OPERATOR_CLUSTER_ID": "bench", "FARGATE_OPERATOR_REGION": REGION,
+           "FARGATE_OPERATOR_AWS_ENDPOINT_URL": MOTO, "FARGATE_OPERATOR_NAMESPACE": ns,
+           "FARGATE_OPERATOR_METRICS_ADDR": METRICS, "FARGATE_OPERATOR_LOG_FORMAT": "json"}
+    logf = open(LOG_DIR / f"bench-{scenario}-{n}.log", "w")
+    op = subprocess.Popen([binary, "run"], env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://{METRICS}/readyz", timeout=1)
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.1)
+        api0 = scrape_apiserver()
+        calls0, writes0 = scrape_operator()
+        start = time.monotonic()
+        for i in range(0, len(objs), 200):
+            kubectl("create", "-n", ns, "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs[i:i + 200]}))
+        created = time.monotonic() - start
+        peak_rss = 0.0
+        expect = n
+        while True:
+            ok, done = converged(plural, ns, cond, expect)
+            peak_rss = max(peak_rss, proc_stats(op.pid)[1])
+            if done:
+                break
+            if time.monotonic() - start > 3600:
+                raise RuntimeError(f"{scenario} x{n}: {ok}/{expect} converged after an hour")
+            time.sleep(1)
+        ready = time.monotonic() - start
+        calls1, writes1 = scrape_operator()
+        api1 = scrape_apiserver()
+        rss1, _, cpu1 = proc_stats(op.pid)
+        log(f"{scenario} x{n}: converged in {ready:.1f} s; idle window {IDLE} s")
+        time.sleep(IDLE)
+        calls2, writes2 = scrape_operator()
+        api2 = scrape_apiserver()
+        rss2, hwm2, cpu2 = proc_stats(op.pid)
+        conv = delta(calls1, calls0)
+        idle = delta(calls2, calls1)
+        res = {
+            "scenario": scenario, "n": n, "create_s": created, "ready_s": ready,
+            "calls": conv, "calls_per_obj": sum(conv.values()) / n,
+            "mutating_per_obj": sum(v for (s, o), v in conv.items() if o in MUTATING) / n,
+            "min_mutating": min_mutating,
+            "route53_per_obj": sum(v for (s, o), v in conv.items() if s == "route53") / n,
+            "status_writes_per_obj": (writes1 - writes0) / n,
+            "api_per_obj": (api1 - api0) / n,
+            "idle_mutating": sum(v for (s, o), v in idle.items() if o in MUTATING),
+            "idle_status_writes": writes2 - writes1,
+            "idle_reads_per_obj_min": sum(v for (s, o), v in idle.items() if o not in MUTATING) / n / max(IDLE / 60, 1e-9),
+            "idle_api_per_obj_min": (api2 - api1) / n / max(IDLE / 60, 1e-9),
+            "peak_rss_mb": max(peak_rss, hwm2), "steady_rss_mb": rss2,
+            "cpu_converge_s": cpu1, "cpu_idle_s": cpu2 - cpu1,
+        }
+        log(f"{scenario} x{n}: {json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in res.items() if k != 'calls'})}")
+        return res
+    finally:
+        os.killpg(op.pid, signal.SIGTERM)
+        try:
+            op.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(op.pid, signal.SIGKILL)
+        # Leave no finalizer behind: the objects go with the operator stopped (their AWS side lives
+        # in a throwaway moto account).
+        for plural_ in ("hotpoolclaims", "hotpools", "dnsfailovers", "fargateapps", "hotpoolworkers"):
+            subprocess.run(["kubectl", "--kubeconfig", KUBECONFIG, "patch", plural_, "--all", "-n", ns, "--type=json",
+                            "-p", '[{"op":"remove","path":"/metadata/finalizers"}]'], capture_output=True)
+            subprocess.run(["kubectl", "--kubeconfig", KUBECONFIG, "delete", plural_, "--all", "-n", ns, "--wait=false"],
+                           capture_output=True)
+
+
+def table(results, command):
+    cpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
+    lines = [
+        "# Benchmarks", "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {platform.system()} {platform.machine()}, {cpu} cores, {mem} GiB, against the",
+        "local kube-apiserver v1.20.2 + etcd + moto 5.2.5 (`make env-up`), operator with its default budgets",
+        f"(ECS 20 rps, ELBv2 8 rps, Route 53 4 rps, 10 launches/s). Command: `{command}`.",
+        "", "FargateApp converges to `Synced` (moto never runs tasks, so `Ready` stays False); DnsFailover to",
+        "`Ready`; the HotPool row is a pool of N/2 workers with N claims (`whenEmpty: Wait`), converged when",
+        "every claim is Bound. Mutating minimum = the creates the work needs per object.", "",
+        "| scenario | N | time to converged (s) | AWS calls/object | mutating/object (minimum) | Route 53 calls/object | status writes/object | apiserver requests/object | idle: mutating AWS calls | idle: status writes | idle: AWS reads/object/min | idle: apiserver requests/object/min | RSS peak / steady (MiB) | CPU s converge / idle |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        minimum = f"{r['min_mutating']}" if r["min_mutating"] is not None else "-"
+        ratio = f" ({r['mutating_per_obj'] / r['min_mutating']:.2f}x)" if r["min_mutating"] else ""
+        lines.append(
+            f"| {r['scenario']} | {r['n']} | {r['ready_s']:.1f} | {r['calls_per_obj']:.2f} | {r['mutating_per_obj']:.2f} / {minimum}{ratio} | "
+            f"{r['route53_per_obj']:.2f} | {r['status_writes_per_obj']:.2f} | {r['api_per_obj']:.1f} | {r['idle_mutating']} | "
+            f"{r['idle_status_writes']} | {r['idle_reads_per_obj_min']:.2f} | {r['idle_api_per_obj_min']:.2f} | "
+            f"{r['peak_rss_mb']:.0f} / {r['steady_rss_mb']:.0f} | {r['cpu_converge_s']:.1f} / {r['cpu_idle_s']:.1f} |")
+    lines += ["", "## AWS calls by operation while converging (per object)", ""]
+    for r in results:
+        ops = ", ".join(f"{s}:{o} {v / r['n']:.2f}" for (s, o), v in sorted(r["calls"].items()))
+        lines.append(f"- {r['scenario']} x{r['n']}: {ops}")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    binary = os.environ.get("BENCH_BINARY") or next(
+        (str(p) for p in [pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / d / "fargate-operator"
+                          for d in ("release", "debug")] if p.exists()), None)
+    if not binary:
+        sys.exit("bench: build the operator first (make build, or cargo build --release)")
+    log(f"binary {binary}; sizes {SIZES}; idle window {IDLE} s; scenarios {SCENARIOS}")
+    results = [run(s, n, binary) for s in SCENARIOS for n in SIZES]
+    command = f"BENCH_SIZES={','.join(map(str, SIZES))} BENCH_IDLE_SECONDS={IDLE} BENCH_SCENARIOS={','.join(SCENARIOS)} make bench"
+    out = ROOT / os.environ.get("BENCH_OUT", "BENCHMARKS.md")
+    out.write_text(table(results, command))
+    log(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
