@@ -5,6 +5,7 @@ pub mod budget;
 pub mod caller;
 pub mod ecs_network;
 pub mod errors;
+pub mod facts;
 pub mod faults;
 pub mod naming;
 pub mod route53_batch;

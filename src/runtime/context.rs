@@ -29,6 +29,8 @@ pub struct Context {
     pub backoff: Arc<BackoffTracker>,
     /// Route 53 changes merged per hosted zone.
     pub route53: crate::aws::route53_batch::Route53Batcher,
+    /// Immutable AWS facts and attempted creates, remembered for the process.
+    pub facts: Arc<crate::aws::facts::Facts>,
 }
 
 impl std::fmt::Debug for Context {

@@ -19,6 +19,8 @@ pub struct FailoverAws {
     pub owner: Owner,
     /// Per-zone batching of record changes.
     pub batcher: crate::aws::route53_batch::Route53Batcher,
+    /// Facts remembered by the process (zones, attempted health check creates).
+    pub facts: std::sync::Arc<crate::aws::facts::Facts>,
 }
 
 fn config_of(c: &r53::HealthCheckConfig) -> HealthCheckConfig {
@@ -49,7 +51,19 @@ impl FailoverAws {
         }
     }
 
-    /// The health check created with `reference` (found after a lost CreateHealthCheck response).
+    /// Before a create: the health check a lost CreateHealthCheck response of this process made.
+    /// Searched only when this process already sent that create: otherwise there is nothing to find
+    /// (after a restart, Route 53 itself returns the existing check for a repeated CallerReference
+    /// with the same settings), and listing every health check per new object would cost N² reads.
+    pub async fn find_lost_create(&self, reference: &str) -> Result<Option<String>, AwsError> {
+        if !self.facts.attempted(reference) {
+            return Ok(None);
+        }
+        self.find_by_reference(reference).await
+    }
+
+    /// The health check created with `reference`, by listing them all (deletion must not leak one
+    /// whose id never reached status).
     pub async fn find_by_reference(&self, reference: &str) -> Result<Option<String>, AwsError> {
         let mut marker: Option<String> = None;
         loop {
@@ -88,6 +102,7 @@ impl FailoverAws {
             .disabled(want.disabled)
             .build()
             .map_err(build_error)?;
+        self.facts.attempt(reference);
         let resp = self
             .caller
             .call_create(Service::Route53, "CreateHealthCheck", || {
@@ -175,6 +190,9 @@ impl FailoverAws {
 
     /// The zone's name (for the apex / inside-the-zone check) and its name servers (for delegation).
     pub async fn zone(&self, zone: &str) -> Result<(String, Vec<String>), AwsError> {
+        if let Some(facts) = self.facts.zone(zone) {
+            return Ok(facts);
+        }
         let resp =
             self.caller.call(Service::Route53, "GetHostedZone", || self.r53.get_hosted_zone().id(zone).send()).await?;
         let name = resp.hosted_zone().map(|z| z.name().to_string()).unwrap_or_default();
@@ -183,6 +201,9 @@ impl FailoverAws {
             .map(|d| d.name_servers().iter().map(|n| n.trim_end_matches('.').to_ascii_lowercase()).collect())
             .unwrap_or_default();
         servers.sort();
+        if !name.is_empty() {
+            self.facts.remember_zone(zone, (name.clone(), servers.clone()));
+        }
         Ok((name, servers))
     }
 }

@@ -47,6 +47,7 @@ async fn clients(ctx: &Context, obj: &DnsFailover) -> Result<FailoverAws, Reconc
         caller: ctx.caller.clone(),
         r53: ctx.aws.route53(&cfg),
         batcher: ctx.route53.clone(),
+        facts: ctx.facts.clone(),
         owner: Owner {
             cluster_id: ctx.config.cluster_id.clone(),
             namespace: obj.namespace().ok_or(ReconcileError::MissingMetadata("metadata.namespace"))?,
@@ -153,13 +154,13 @@ async fn ensure_health_check(
             HealthCheckAction::Replace => {
                 // The old check goes after the records point at the new one.
                 stale.push(id);
-                match aws.find_by_reference(&reference).await? {
+                match aws.find_lost_create(&reference).await? {
                     Some(found) => found,
                     None => aws.create_health_check(&reference, &want, &aws.owner.tags(&Default::default())).await?,
                 }
             }
         },
-        None => match aws.find_by_reference(&reference).await? {
+        None => match aws.find_lost_create(&reference).await? {
             Some(found) => {
                 if let Some(have) = aws.health_check(&found).await?
                     && health_check_action(&want, &have) == HealthCheckAction::Update

@@ -23,20 +23,11 @@ pub struct FargateAws {
     pub r53: aws_sdk_route53::Client,
     /// Owner identity and tags.
     pub owner: Owner,
+    /// Facts remembered by the process (the load balancer behind a listener).
+    pub facts: std::sync::Arc<crate::aws::facts::Facts>,
 }
 
-/// A load balancer behind a listener.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListenerInfo {
-    /// Load balancer ARN.
-    pub lb_arn: String,
-    /// DNS name.
-    pub dns_name: String,
-    /// Hosted zone of the DNS name (for alias records).
-    pub canonical_zone_id: String,
-    /// VPC.
-    pub vpc_id: String,
-}
+pub use crate::aws::facts::ListenerInfo;
 
 /// ELBv2 tags from a map.
 fn elb_tags_of(tags: &BTreeMap<String, String>) -> Vec<elb::Tag> {
@@ -52,8 +43,19 @@ impl FargateAws {
         self.owner.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 
-    /// The load balancer behind `listener_arn`.
+    /// The load balancer behind `listener_arn` (read once per process: a listener never moves).
     pub async fn listener(&self, listener_arn: &str) -> Result<ListenerInfo, AwsError> {
+        if let Some(info) = self.facts.listener(listener_arn) {
+            return Ok(info);
+        }
+        let info = self.read_listener(listener_arn).await?;
+        if !info.lb_arn.is_empty() {
+            self.facts.remember_listener(listener_arn, info.clone());
+        }
+        Ok(info)
+    }
+
+    async fn read_listener(&self, listener_arn: &str) -> Result<ListenerInfo, AwsError> {
         let out = self
             .caller
             .call(Service::Elbv2, "DescribeListeners", || {

@@ -68,6 +68,7 @@ async fn clients(ctx: &Context, obj: &FargateApp) -> Result<FargateAws, Reconcil
         elb: ctx.aws.elbv2(&cfg),
         r53: ctx.aws.route53(&cfg),
         owner,
+        facts: ctx.facts.clone(),
     })
 }
 

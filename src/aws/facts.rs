@@ -1,0 +1,83 @@
+//! What this process knows about AWS objects that do not change once they exist, so a resync does
+//! not read them again: a hosted zone's name and name servers, the load balancer behind a listener.
+//! Also the creates this process has attempted, so a lost response is searched for only when one
+//! may have happened (a full ListHealthChecks per new object made creating N objects cost N² reads).
+//!
+//! Only successful reads are remembered; an object deleted later surfaces as an error of the call
+//! that needs it (e.g. NoSuchHostedZone on the record change).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+/// The load balancer behind a listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerInfo {
+    /// Load balancer ARN.
+    pub lb_arn: String,
+    /// DNS name.
+    pub dns_name: String,
+    /// Hosted zone of the DNS name (for alias records).
+    pub canonical_zone_id: String,
+    /// VPC.
+    pub vpc_id: String,
+}
+
+/// A hosted zone's name and sorted, lower-case name servers.
+pub type ZoneFacts = (String, Vec<String>);
+
+/// Remembered facts, shared by every reconcile of the process.
+#[derive(Debug, Default)]
+pub struct Facts {
+    zones: Mutex<HashMap<String, ZoneFacts>>,
+    listeners: Mutex<HashMap<String, ListenerInfo>>,
+    attempted: Mutex<HashSet<String>>,
+}
+
+impl Facts {
+    /// The facts of hosted zone `id`, if read before.
+    pub fn zone(&self, id: &str) -> Option<ZoneFacts> {
+        self.zones.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    /// Remember hosted zone `id`.
+    pub fn remember_zone(&self, id: &str, facts: ZoneFacts) {
+        self.zones.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), facts);
+    }
+
+    /// The load balancer behind `listener_arn`, if read before.
+    pub fn listener(&self, listener_arn: &str) -> Option<ListenerInfo> {
+        self.listeners.lock().unwrap_or_else(|p| p.into_inner()).get(listener_arn).cloned()
+    }
+
+    /// Remember the load balancer behind `listener_arn`.
+    pub fn remember_listener(&self, listener_arn: &str, info: ListenerInfo) {
+        self.listeners.lock().unwrap_or_else(|p| p.into_inner()).insert(listener_arn.to_string(), info);
+    }
+
+    /// Record that a create with idempotency key `key` is about to be sent; true if one was before.
+    pub fn attempt(&self, key: &str) -> bool {
+        !self.attempted.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string())
+    }
+
+    /// Whether a create with `key` was attempted by this process.
+    pub fn attempted(&self, key: &str) -> bool {
+        self.attempted.lock().unwrap_or_else(|p| p.into_inner()).contains(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_reads_and_attempts() {
+        let f = Facts::default();
+        assert!(f.zone("Z1").is_none());
+        f.remember_zone("Z1", ("a.com.".into(), vec!["ns1".into()]));
+        assert_eq!(f.zone("Z1").map(|z| z.0), Some("a.com.".into()));
+        assert!(!f.attempted("ref"));
+        assert!(!f.attempt("ref"), "the first attempt");
+        assert!(f.attempt("ref"), "a repeat");
+        assert!(f.attempted("ref"));
+    }
+}
