@@ -6,8 +6,8 @@
 //! Only successful reads are remembered; an object deleted later surfaces as an error of the call
 //! that needs it (e.g. NoSuchHostedZone on the record change).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 /// The load balancer behind a listener.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub struct Facts {
     zones: Mutex<HashMap<String, ZoneFacts>>,
     listeners: Mutex<HashMap<String, ListenerInfo>>,
     attempted: Mutex<HashSet<String>>,
+    rule_tags: Mutex<HashMap<String, BTreeMap<String, String>>>,
+    listener_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Facts {
@@ -57,6 +59,41 @@ impl Facts {
     /// Record that a create with idempotency key `key` is about to be sent; true if one was before.
     pub fn attempt(&self, key: &str) -> bool {
         !self.attempted.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string())
+    }
+
+    /// Tags of listener rules read (or set) before, by rule ARN; and the ARNs not known yet. Rule
+    /// tags are read once per process: telling our rules from others' otherwise costs a
+    /// DescribeTags of every rule on the listener per object per pass (N² reads per listener).
+    pub fn rule_tags(&self, arns: &[String]) -> (BTreeMap<String, BTreeMap<String, String>>, Vec<String>) {
+        let map = self.rule_tags.lock().unwrap_or_else(|p| p.into_inner());
+        let mut known = BTreeMap::new();
+        let mut missing = Vec::new();
+        for arn in arns {
+            match map.get(arn) {
+                Some(t) => {
+                    known.insert(arn.clone(), t.clone());
+                }
+                None => missing.push(arn.clone()),
+            }
+        }
+        (known, missing)
+    }
+
+    /// Remember the tags of listener rule `arn`.
+    pub fn remember_rule_tags(&self, arn: &str, tags: BTreeMap<String, String>) {
+        self.rule_tags.lock().unwrap_or_else(|p| p.into_inner()).insert(arn.to_string(), tags);
+    }
+
+    /// The lock serialising "read the listener's rules, pick a free priority, create" in this
+    /// process, so two objects never race for the same priority (each race costs a PriorityInUse,
+    /// a re-read and a retry).
+    pub fn listener_lock(&self, listener_arn: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.listener_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(listener_arn.to_string())
+            .or_default()
+            .clone()
     }
 
     /// Whether a create with `key` was attempted by this process.

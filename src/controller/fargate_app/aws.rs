@@ -297,7 +297,13 @@ impl FargateAws {
             }
         }
         let arns: Vec<String> = rules.iter().map(|r| r.arn.clone()).collect();
-        let tags = self.elb_tags(&arns).await?;
+        let (mut tags, missing) = self.facts.rule_tags(&arns);
+        if !missing.is_empty() {
+            for (arn, t) in self.elb_tags(&missing).await? {
+                self.facts.remember_rule_tags(&arn, t.clone());
+                tags.insert(arn, t);
+            }
+        }
         for r in &mut rules {
             r.ours = tags.get(&r.arn).is_some_and(|t| self.owns(t));
         }
@@ -343,6 +349,7 @@ impl FargateAws {
         tg_arn: &str,
         tags: &BTreeMap<String, String>,
     ) -> Result<String, AwsError> {
+        let tag_pairs = tags.clone();
         let tags = elb_tags_of(tags);
         let resp = self
             .caller
@@ -357,7 +364,11 @@ impl FargateAws {
                     .send()
             })
             .await?;
-        Ok(resp.rules().first().and_then(|r| r.rule_arn()).unwrap_or_default().to_string())
+        let arn = resp.rules().first().and_then(|r| r.rule_arn()).unwrap_or_default().to_string();
+        if !arn.is_empty() {
+            self.facts.remember_rule_tags(&arn, tag_pairs.clone());
+        }
+        Ok(arn)
     }
 
     /// Rewrite our rule's conditions and action.

@@ -340,7 +340,10 @@ async fn ensure_rule(
     tags: &BTreeMap<String, String>,
 ) -> Result<Result<(String, i32), Blocked>, AwsError> {
     let range = &rule.priority_range;
-    // A concurrent creator may take the priority we picked: re-read and take the next free one.
+    let lock = aws.facts.listener_lock(&rule.listener_arn);
+    let _serialised = lock.lock().await;
+    // Another creator (a human, another cluster) may take the priority we picked: re-read and take
+    // the next free one.
     for _ in 0..5 {
         let rules = aws.rules(&rule.listener_arn).await?;
         let ours = rules.iter().find(|r| r.ours).cloned();
