@@ -106,8 +106,10 @@ def fargateapp_objects(n, role, client):
                                                "listenerRule": {"listenerArn": listeners[i % 10],
                                                                 "pathPatterns": [f"/app-{i:04d}/*"]}},
                               "aws": {"region": REGION, "roleArn": role}}})
-    # RegisterTaskDefinition, CreateService, CreateTargetGroup, CreateRule.
-    return objs, "fargateapps", "Synced", 4
+    # RegisterTaskDefinition, CreateService, CreateTargetGroup, ModifyTargetGroupAttributes (the
+    # deregistration delay defaults to 30 s, AWS's to 300 s, and CreateTargetGroup cannot set it),
+    # CreateRule.
+    return objs, "fargateapps", "Synced", 5
 
 
 def dnsfailover_objects(n, role, client):
@@ -145,8 +147,8 @@ def hotpool_objects(n, role, client):
                      "aws": {"region": REGION, "roleArn": role}}}
     claims = [{"apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPoolClaim", "metadata": {"name": f"c-{i:04d}"},
                "spec": {"pool": "pool", "version": "1", "client": f"client-{i}"}} for i in range(n)]
-    # A pool of n/2 with n claims: n/2 + n tasks launched (RunTask of 10), n workers claimed.
-    return [pool] + claims, "hotpoolclaims", "Ready", None
+    # A pool of n/2 with n claims: n/2 + n tasks launched, 10 per RunTask, per claim.
+    return [pool] + claims, "hotpoolclaims", "Ready", -(-(n // 2 + n) // 10) / n
 
 
 SCENARIO = {"fargateapp": fargateapp_objects, "dnsfailover": dnsfailover_objects, "hotpool": hotpool_objects}
@@ -300,7 +302,7 @@ def table(results, command):
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        minimum = f"{r['min_mutating']}" if r["min_mutating"] is not None else "-"
+        minimum = f"{r['min_mutating']:.2f}" if r["min_mutating"] is not None else "-"
         ratio = f" ({r['mutating_per_obj'] / r['min_mutating']:.2f}x)" if r["min_mutating"] else ""
         lines.append(
             f"| {r['scenario']} | {r['n']} | {r['ready_s']:.1f} | {r['calls_per_obj']:.2f} | {r['mutating_per_obj']:.2f} / {minimum}{ratio} | "
