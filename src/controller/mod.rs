@@ -234,6 +234,11 @@ pub fn error_policy<K: Managed>(obj: Arc<K>, err: &ReconcileError, ctx: Arc<Cont
     Action::requeue(delay)
 }
 
+/// Controller settings from the flags (`--max-concurrent-reconciles`).
+pub(crate) fn controller_config(ctx: &Context) -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(ctx.config.max_concurrent_reconciles)
+}
+
 pub(crate) fn api_for<K: Managed>(ctx: &Context) -> Api<K> {
     match &ctx.config.namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
@@ -251,6 +256,7 @@ async fn run_one<K, R, Fut>(
     Fut: std::future::Future<Output = Result<Action, ReconcileError>> + Send + 'static,
 {
     Controller::new(api_for::<K>(&ctx), watcher::Config::default().any_semantic())
+        .with_config(controller_config(&ctx))
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy::<K>, ctx)
         .for_each(|result| async move {

@@ -64,6 +64,7 @@ pub async fn put_status(
 pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let claims: Api<HotPoolClaim> = super::super::api_for(&ctx);
     Controller::new(claims, watcher::Config::default().any_semantic())
+        .with_config(super::super::controller_config(&ctx))
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy::<HotPoolClaim>, ctx)
         .for_each(|result| async move {

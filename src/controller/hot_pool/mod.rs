@@ -90,6 +90,7 @@ pub async fn run(
         .touched_objects();
     let shared = Arc::new(Shared { claims: reader, last_sweep: Mutex::new(HashMap::new()) });
     let pool_controller = Controller::new(pools, watcher::Config::default().any_semantic())
+        .with_config(super::controller_config(&ctx))
         .owns(workers, watcher::Config::default().any_semantic())
         .watches_stream(claim_events, |c: HotPoolClaim| {
             c.namespace().map(|ns| ObjectRef::<HotPool>::new(&c.spec.pool).within(&ns))
