@@ -148,6 +148,11 @@ async fn poll_once(ctx: &Context, bucket: &TokenBucket) {
                             .filter_map(|s| s.status()),
                     )
                 }
+                // A denied or otherwise terminal failure needs a human (health stays Unknown until
+                // then); throttling and blips are retried next round and only debug noise.
+                Err(err) if err.category == crate::aws::ErrorCategory::Terminal => {
+                    tracing::warn!(%err, object = %obj.name_any(), "health poller: GetHealthCheckStatus failed")
+                }
                 Err(err) => {
                     tracing::debug!(%err, object = %obj.name_any(), "health poller: GetHealthCheckStatus failed")
                 }
