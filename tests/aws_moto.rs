@@ -154,3 +154,30 @@ async fn a_bad_change_is_isolated_by_bisection() {
     assert!(calls <= 5, "{calls} calls");
     ctx.cleanup().await;
 }
+
+/// The injected 5xx is rejected before sending and retried; the injected timeout happens after AWS
+/// executed the request (the cluster exists) and is reported as a transient `Timeout`.
+#[tokio::test]
+async fn injected_5xx_and_timeouts_behave_like_the_real_thing() {
+    let ctx = TestCtx::new("aws-faults").await;
+    let plan = fargate_operator::aws::faults::FaultPlan::parse("ListClusters=5xx@1,CreateCluster=timeout@1")
+        .expect("fault plan");
+    let aws = fargate_operator::aws::AwsProvider::from_base(support::moto_base_config().await).with_faults(plan);
+    let cfg = aws.config_for(Some(&ctx.aws_override())).await;
+    let ecs = aws.ecs(&cfg);
+    let (caller, metrics) = caller();
+
+    let err = caller
+        .call_create(Service::Ecs, "CreateCluster", || ecs.create_cluster().cluster_name("faulty").send())
+        .await
+        .expect_err("the injected timeout");
+    assert_eq!((err.category, err.code.as_str()), (ErrorCategory::Transient, "Timeout"), "{err}");
+    let clean = aws_sdk_ecs::Client::new(&ctx.sdk_config().await);
+    let found = clean.describe_clusters().clusters("faulty").send().await.expect("DescribeClusters");
+    assert_eq!(found.clusters().len(), 1, "the timed-out create was executed");
+
+    caller.call(Service::Ecs, "ListClusters", || ecs.list_clusters().send()).await.expect("a 5xx is retried");
+    assert_eq!(metrics.aws_call_count("ecs", "ListClusters", "transient"), 1);
+    assert_eq!(metrics.aws_call_count("ecs", "ListClusters", "success"), 1);
+    ctx.cleanup().await;
+}

@@ -154,6 +154,15 @@ where
             code: code.to_string(),
             message: error_chain(err),
         };
+        if !matches!(self, SdkError::ServiceError(_)) {
+            let chain = error_chain(self);
+            if chain.contains(super::faults::INJECTED_UNAVAILABLE) {
+                return synthetic(ErrorCategory::Transient, "ServiceUnavailable", self);
+            }
+            if chain.contains(super::faults::INJECTED_TIMEOUT) {
+                return synthetic(ErrorCategory::Transient, "Timeout", self);
+            }
+        }
         match self {
             // The request may have reached AWS and succeeded: retry is safe only because every create
             // carries an idempotency token or a deterministic name.
@@ -267,6 +276,10 @@ mod tests {
         assert_eq!(denied.classify().category, ErrorCategory::Terminal);
         assert_eq!(denied.classify().code, "AccessDenied");
         assert_eq!(failure("connection refused").classify().category, ErrorCategory::Transient);
+        let injected = failure(crate::aws::faults::INJECTED_UNAVAILABLE).classify();
+        assert_eq!((injected.category, injected.code.as_str()), (ErrorCategory::Transient, "ServiceUnavailable"));
+        let injected = failure(crate::aws::faults::INJECTED_TIMEOUT).classify();
+        assert_eq!((injected.category, injected.code.as_str()), (ErrorCategory::Transient, "Timeout"));
     }
 
     #[test]

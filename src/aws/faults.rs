@@ -2,8 +2,10 @@
 //! they are sent, or drops responses after AWS has executed the request ("succeeded but the
 //! response was lost"). Configured by `FARGATE_OPERATOR_FAULTS` or, in tests, directly.
 //!
-//! Rules are comma-separated `<Operation|*>=<throttle|lost>(@<first N calls>|><calls after the first
-//! N>|%<rate 0..1>)`, e.g. `CreateRule=lost@1,*=throttle%0.3,ListTasks=throttle>1`.
+//! Rules are comma-separated `<Operation|*>=<kind>(@<first N calls>|><calls after the first N>|%<rate
+//! 0..1>)`, kind one of `throttle` and `5xx` (rejected before sending: nothing executed), `lost` and
+//! `timeout` (AWS executes the request, the answer is dropped), e.g.
+//! `CreateRule=lost@1,*=throttle%0.3,ListTasks=throttle>1,*=5xx%0.05`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,10 @@ use aws_smithy_types::config_bag::ConfigBag;
 
 /// Marker in injected throttling errors; the classifier maps it to `Throttling`.
 pub const INJECTED_THROTTLING: &str = "ThrottlingException (injected)";
+/// Marker in injected 5xx errors (the request was not executed); classified `Transient`.
+pub const INJECTED_UNAVAILABLE: &str = "ServiceUnavailable (injected)";
+/// Marker in injected timeouts (the request was executed, the answer never came); `Transient`.
+pub const INJECTED_TIMEOUT: &str = "Timeout (injected)";
 
 /// What to inject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +33,10 @@ pub enum FaultKind {
     Throttle,
     /// Send, let AWS execute it, then drop the response.
     Lost,
+    /// Reject before sending, as a 503 from AWS (nothing executed).
+    Unavailable,
+    /// Send, let AWS execute it, then fail as a timeout would.
+    Timeout,
 }
 
 /// How often.
@@ -81,7 +91,9 @@ impl FaultPlan {
             let kind = match kind {
                 "throttle" => FaultKind::Throttle,
                 "lost" => FaultKind::Lost,
-                other => return Err(format!("{part:?}: unknown fault {other:?} (throttle or lost)")),
+                "5xx" => FaultKind::Unavailable,
+                "timeout" => FaultKind::Timeout,
+                other => return Err(format!("{part:?}: unknown fault {other:?} (throttle, 5xx, lost or timeout)")),
             };
             rules.push(FaultRule { operation: op.to_string(), kind, when });
         }
@@ -143,8 +155,12 @@ impl Intercept for FaultInjector {
         _: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if self.plan.decide(&operation(cfg), FaultKind::Throttle) {
+        let op = operation(cfg);
+        if self.plan.decide(&op, FaultKind::Throttle) {
             return Err(INJECTED_THROTTLING.into());
+        }
+        if self.plan.decide(&op, FaultKind::Unavailable) {
+            return Err(INJECTED_UNAVAILABLE.into());
         }
         Ok(())
     }
@@ -155,8 +171,12 @@ impl Intercept for FaultInjector {
         _: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if self.plan.decide(&operation(cfg), FaultKind::Lost) {
+        let op = operation(cfg);
+        if self.plan.decide(&op, FaultKind::Lost) {
             return Err("response lost (injected)".into());
+        }
+        if self.plan.decide(&op, FaultKind::Timeout) {
+            return Err(INJECTED_TIMEOUT.into());
         }
         Ok(())
     }
@@ -183,7 +203,11 @@ mod tests {
     #[test]
     fn rejects_bad_rules_with_a_hint() {
         assert!(FaultPlan::parse("CreateRule=lost").unwrap_err().contains("@N"));
-        assert!(FaultPlan::parse("CreateRule=boom@1").unwrap_err().contains("throttle or lost"));
+        assert!(FaultPlan::parse("CreateRule=boom@1").unwrap_err().contains("throttle, 5xx, lost or timeout"));
+        let kinds = FaultPlan::parse("RunTask=5xx@1,StopTask=timeout%1").expect("parse");
+        assert!(kinds.decide("RunTask", FaultKind::Unavailable));
+        assert!(!kinds.decide("RunTask", FaultKind::Unavailable));
+        assert!(kinds.decide("StopTask", FaultKind::Timeout));
         assert!(FaultPlan::parse("*=throttle%2").unwrap_err().contains("0..1"));
         assert!(FaultPlan::parse("").expect("empty").is_empty());
     }
