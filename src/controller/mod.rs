@@ -1,9 +1,8 @@
 //! Controllers, one per kind, on a shared driver.
 //!
-//! The driver owns what every kind does the same way: watching, per-object backoff, metrics,
-//! validation into `Degraded`, and status writes only on change. The AWS reconcilers of each kind
-//! plug in here as they land (FargateApp, DnsFailover, HotPool issues); until then a kind is
-//! validated and its status says plainly that AWS is not reconciled yet.
+//! The driver owns what every kind does the same way: watching, per-object backoff, metrics, the
+//! finalizer, validation into `Degraded` and `paused` (`gate`), recording errors and blocks, and
+//! status writes only on change. Each kind's module holds only what is its own.
 
 pub mod dns_failover;
 pub mod error;
@@ -30,7 +29,7 @@ use crate::api::validation::{
     ValidationErrors, validate_dns_failover, validate_fargate_app, validate_hot_pool, validate_hot_pool_claim,
 };
 use crate::api::{DnsFailover, FargateApp, HotPool, HotPoolClaim, HotPoolWorker};
-use crate::runtime::conditions::{self, DEGRADED, READY, REASON_AS_EXPECTED, REASON_INVALID_SPEC};
+use crate::runtime::conditions::{self, DEGRADED, READY, REASON_INVALID_SPEC};
 use crate::runtime::context::Context;
 use crate::runtime::status::{ObjectStatus, apply_status, set_last_error};
 
@@ -77,42 +76,48 @@ managed!(HotPool, crate::api::HotPoolStatus, "HotPool", |o| validate_hot_pool(&o
 managed!(HotPoolWorker, crate::api::HotPoolWorkerStatus, "HotPoolWorker", |_o| Ok(()));
 managed!(HotPoolClaim, crate::api::HotPoolClaimStatus, "HotPoolClaim", |o| validate_hot_pool_claim(&o.spec));
 
-/// Reason on `Ready` while a kind's AWS reconciler is not part of this build.
-pub const REASON_NOT_RECONCILED: &str = "AwsNotReconciled";
-
 /// The resync period with up to 10% jitter, so objects created together do not resync together.
 pub fn jittered(period: Duration) -> Duration {
     period.mul_f64(1.0 - 0.1 * crate::runtime::backoff::unit_random())
 }
 
-/// The status a validation-only pass wants: `Degraded`/`InvalidSpec` with the field errors, or
-/// valid and honest that AWS is not reconciled. Pure, so it is unit-tested.
-pub fn validation_status<K: Managed>(obj: &K) -> K::Status {
+/// The status of an object whose spec failed validation: `Degraded`/`InvalidSpec` and not Ready,
+/// with every field error. Pure, so a second pass over its own result is unit-tested to change nothing.
+pub fn invalid_status<K: Managed>(obj: &K, errs: &ValidationErrors) -> K::Status {
     let mut status = obj.status_ref().cloned().unwrap_or_default();
     let generation = obj.meta().generation;
-    match obj.validate() {
-        Err(errs) => {
-            let msg = errs.to_string();
-            conditions::set_condition(status.conditions_mut(), DEGRADED, true, REASON_INVALID_SPEC, &msg, generation);
-            conditions::set_condition(status.conditions_mut(), READY, false, REASON_INVALID_SPEC, &msg, generation);
-            set_last_error(status.last_error_mut(), "validate", REASON_INVALID_SPEC, &msg);
-        }
-        Ok(()) => {
-            conditions::set_condition(
-                status.conditions_mut(),
-                DEGRADED,
-                false,
-                REASON_AS_EXPECTED,
-                "no problems found",
-                generation,
-            );
-            let msg = format!("spec is valid; this build does not reconcile {} in AWS yet", K::KIND);
-            conditions::set_condition(status.conditions_mut(), READY, false, REASON_NOT_RECONCILED, &msg, generation);
-            *status.last_error_mut() = None;
-        }
-    }
+    let msg = errs.to_string();
+    conditions::set_condition(status.conditions_mut(), DEGRADED, true, REASON_INVALID_SPEC, &msg, generation);
+    conditions::set_condition(status.conditions_mut(), READY, false, REASON_INVALID_SPEC, &msg, generation);
+    set_last_error(status.last_error_mut(), "validate", REASON_INVALID_SPEC, &msg);
     *status.observed_generation_mut() = generation;
     status
+}
+
+/// What every reconciler checks before any AWS call: an invalid spec is written as Degraded (an
+/// Event the first time) and fails the pass; `paused` is written as not Synced and ends it.
+/// `Ok(None)`: go on.
+pub async fn gate<K: Managed>(
+    api: &Api<K>,
+    obj: &K,
+    paused: bool,
+    ctx: &Context,
+) -> Result<Option<Action>, ReconcileError> {
+    let old = obj.status_ref().cloned().unwrap_or_default();
+    if let Err(errs) = obj.validate() {
+        write_status(api, obj, &invalid_status(obj, &errs), ctx).await?;
+        if !conditions::is_true(old.conditions(), DEGRADED) {
+            ctx.events.warning(obj, REASON_INVALID_SPEC, "Validate", errs.to_string()).await;
+        }
+        return Err(ReconcileError::Invalid(errs));
+    }
+    if paused {
+        let mut status = old;
+        record_paused(&mut status, obj.meta().generation);
+        write_status(api, obj, &status, ctx).await?;
+        return Ok(Some(Action::requeue(jittered(ctx.config.resync()))));
+    }
+    Ok(None)
 }
 
 /// A problem a human must fix (not an AWS error): reported as `Degraded` with `reason`.
@@ -300,8 +305,10 @@ mod tests {
     #[test]
     fn invalid_spec_is_degraded_with_the_field_and_a_second_pass_changes_nothing() {
         let mut obj = app(4096);
-        let first = validation_status(&obj);
+        let errs = obj.validate().expect_err("memory 4096 with cpu 256 is invalid");
+        let first = invalid_status(&obj, &errs);
         assert!(conditions::is_true(&first.conditions, DEGRADED));
+        assert!(!conditions::is_true(&first.conditions, READY));
         let degraded = conditions::find(&first.conditions, DEGRADED).expect("Degraded");
         assert_eq!(degraded.reason, REASON_INVALID_SPEC);
         assert!(
@@ -311,18 +318,6 @@ mod tests {
         );
         assert_eq!(first.observed_generation, Some(3));
         obj.status = Some(first.clone());
-        assert_eq!(validation_status(&obj), first, "a converged object must not cause a status write");
-    }
-
-    #[test]
-    fn valid_spec_is_not_degraded_and_not_ready() {
-        let mut obj = app(4096);
-        obj.status = Some(validation_status(&obj));
-        obj.spec.memory = 512;
-        let status = validation_status(&obj);
-        assert!(!conditions::is_true(&status.conditions, DEGRADED));
-        assert!(!conditions::is_true(&status.conditions, READY));
-        assert_eq!(conditions::find(&status.conditions, READY).map(|c| c.reason.as_str()), Some(REASON_NOT_RECONCILED));
-        assert!(status.last_error.is_none());
+        assert_eq!(invalid_status(&obj, &errs), first, "a converged object must not cause a status write");
     }
 }

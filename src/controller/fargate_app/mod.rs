@@ -18,8 +18,8 @@ use kube::{Resource, ResourceExt};
 use self::aws::{FargateAws, ListenerInfo, build_error, taken_priorities};
 use self::plan::{DesiredTargetGroup, lb_target, lowest_free_priority, readiness, rule_needs_modify, service_update};
 use super::{
-    Blocked, Managed, ReconcileError, emit_transitions, jittered, record_aws_error, record_blocked, record_paused,
-    validation_status, with_finalizer, write_status,
+    Blocked, ReconcileError, emit_transitions, gate, jittered, record_aws_error, record_blocked, with_finalizer,
+    write_status,
 };
 use crate::api::fargate_app::{DnsRecordType, FargateApp, FargateAppStatus, ReplicaCounts, RolloutStatus};
 use crate::api::{AdoptionPolicy, DeletionPolicy};
@@ -86,21 +86,11 @@ pub async fn reconcile(obj: Arc<FargateApp>, ctx: Arc<Context>) -> Result<Action
 async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Result<Action, ReconcileError> {
     let key = ObjectRef::from_obj(obj.as_ref()).to_string();
     let generation = obj.meta().generation;
+    if let Some(done) = gate(api, obj.as_ref(), obj.spec.policy.paused, ctx).await? {
+        return Ok(done);
+    }
     let old = obj.status.clone().unwrap_or_default();
-    if let Err(errs) = obj.validate() {
-        let status = validation_status(obj.as_ref());
-        write_status(api, &obj, &status, ctx).await?;
-        if !conditions::is_true(old.conditions(), DEGRADED) {
-            ctx.events.warning(obj.as_ref(), "InvalidSpec", "Validate", errs.to_string()).await;
-        }
-        return Err(ReconcileError::Invalid(errs));
-    }
     let mut status = old.clone();
-    if obj.spec.policy.paused {
-        record_paused(&mut status, generation);
-        write_status(api, &obj, &status, ctx).await?;
-        return Ok(Action::requeue(jittered(ctx.config.resync())));
-    }
     let aws = clients(ctx, &obj).await?;
     let outcome = converge(&obj, &aws, &mut status, ctx).await;
     status.observed_generation = generation;

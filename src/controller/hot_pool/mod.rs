@@ -33,8 +33,7 @@ use kube::{Resource, ResourceExt};
 use self::aws::{LaunchRequest, PoolAws, RUN_TASK_MAX, TAG_LAUNCH, TAG_VERSION};
 use self::plan::{ClaimStep, ClaimView, Release, WorkerStep, WorkerView};
 use super::{
-    Managed, ReconcileError, emit_transitions, error_policy, jittered, record_aws_error, record_paused,
-    validation_status, with_finalizer, write_status,
+    ReconcileError, emit_transitions, error_policy, gate, jittered, record_aws_error, with_finalizer, write_status,
 };
 use crate::api::hot_pool::{
     ClaimPhase, HotPool, HotPoolClaim, HotPoolClaimStatus, HotPoolStatus, HotPoolWorker, HotPoolWorkerSpec,
@@ -160,21 +159,11 @@ async fn apply(
     shared: &Shared,
 ) -> Result<Action, ReconcileError> {
     let generation = pool.meta().generation;
+    if let Some(done) = gate(api, pool.as_ref(), pool.spec.policy.paused, ctx).await? {
+        return Ok(done);
+    }
     let old = pool.status.clone().unwrap_or_default();
-    if let Err(errs) = pool.validate() {
-        let status = validation_status(pool.as_ref());
-        write_status(api, &pool, &status, ctx).await?;
-        if !conditions::is_true(old.conditions(), DEGRADED) {
-            ctx.events.warning(pool.as_ref(), "InvalidSpec", "Validate", errs.to_string()).await;
-        }
-        return Err(ReconcileError::Invalid(errs));
-    }
     let mut status = old.clone();
-    if pool.spec.policy.paused {
-        record_paused(&mut status, generation);
-        write_status(api, &pool, &status, ctx).await?;
-        return Ok(Action::requeue(jittered(ctx.config.resync())));
-    }
     if shared.claims.wait_until_ready().await.is_err() {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
