@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
-use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, DesiredStatus, LaunchType, NetworkMode, TaskField};
+use aws_sdk_ecs::types::{DesiredStatus, LaunchType, TaskField};
 use fargate_operator::api::hot_pool::{ClaimPhase, WorkerPhase};
 use fargate_operator::api::{HotPool, HotPoolClaim, HotPoolWorker};
 use fargate_operator::controller::hot_pool::plan::started_by;
@@ -49,29 +49,7 @@ impl Setup {
         let cluster = "workers".to_string();
         fixtures::ecs_cluster(&cfg, &cluster).await;
         let ecs = aws_sdk_ecs::Client::new(&cfg);
-        let mut tds = Vec::new();
-        for _ in 0..2 {
-            let out = ecs
-                .register_task_definition()
-                .family("worker")
-                .network_mode(NetworkMode::Awsvpc)
-                .requires_compatibilities(Compatibility::Fargate)
-                .cpu("256")
-                .memory("512")
-                .container_definitions(
-                    // moto needs a container-level memory to place the task.
-                    ContainerDefinition::builder()
-                        .name("worker")
-                        .image("example/worker:2")
-                        .memory(512)
-                        .essential(true)
-                        .build(),
-                )
-                .send()
-                .await
-                .expect("ecs:RegisterTaskDefinition");
-            tds.push(out.task_definition().and_then(|t| t.task_definition_arn()).expect("arn").to_string());
-        }
+        let tds = vec![fixtures::worker_task_definition(&cfg).await, fixtures::worker_task_definition(&cfg).await];
         let op = Some(InProcessOperator::start_with_faults(&ctx, faults).await);
         let ns = ctx.namespace.clone();
         Self {

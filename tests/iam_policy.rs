@@ -447,7 +447,7 @@ impl World {
         let fx = fixtures::standard(&admin_cfg).await;
         fixtures::ecs_cluster(&admin_cfg, WORKERS).await;
         let parent_zone = fixtures::hosted_zone(&admin_cfg, PARENT_ZONE).await;
-        let worker_task_definition = register_worker(&admin_cfg).await;
+        let worker_task_definition = fixtures::worker_task_definition(&admin_cfg).await;
         Self { moto, admin, admin_cfg, fx, parent_zone, worker_task_definition }
     }
 
@@ -455,27 +455,6 @@ impl World {
     fn principals(&self, wanted: &[(String, Value)]) -> BTreeMap<String, Principal> {
         self.moto.principals(Some(&self.admin), wanted).1
     }
-}
-
-/// The task definition the pools run (the pool's users register it, not the operator).
-async fn register_worker(cfg: &SdkConfig) -> String {
-    use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, NetworkMode};
-    let ecs = aws_sdk_ecs::Client::new(cfg);
-    let out = ecs
-        .register_task_definition()
-        .family("worker")
-        .network_mode(NetworkMode::Awsvpc)
-        .requires_compatibilities(Compatibility::Fargate)
-        .cpu("256")
-        .memory("512")
-        // moto needs a container-level memory to place the task.
-        .container_definitions(
-            ContainerDefinition::builder().name("worker").image("example/worker:2").memory(512).essential(true).build(),
-        )
-        .send()
-        .await
-        .expect("ecs:RegisterTaskDefinition worker");
-    out.task_definition().and_then(|t| t.task_definition_arn()).expect("worker ARN").to_string()
 }
 
 // ---------------------------------------------------------------------------------------------

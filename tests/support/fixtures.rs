@@ -166,6 +166,27 @@ pub async fn ecs_cluster(cfg: &SdkConfig, name: &str) -> String {
     out.cluster().and_then(|c| c.cluster_arn()).expect("CreateCluster returned no clusterArn").to_string()
 }
 
+/// Register a revision of the `worker` task definition HotPools run (their users register it, not
+/// the operator); returns its ARN.
+pub async fn worker_task_definition(cfg: &SdkConfig) -> String {
+    use aws_sdk_ecs::types::{Compatibility, ContainerDefinition, NetworkMode};
+    let out = aws_sdk_ecs::Client::new(cfg)
+        .register_task_definition()
+        .family("worker")
+        .network_mode(NetworkMode::Awsvpc)
+        .requires_compatibilities(Compatibility::Fargate)
+        .cpu("256")
+        .memory("512")
+        // moto needs a container-level memory to place the task.
+        .container_definitions(
+            ContainerDefinition::builder().name("worker").image("example/worker:2").memory(512).essential(true).build(),
+        )
+        .send()
+        .await
+        .expect("ecs:RegisterTaskDefinition worker");
+    out.task_definition().and_then(|t| t.task_definition_arn()).expect("worker ARN").to_string()
+}
+
 /// A public hosted zone; returns its id without the `/hostedzone/` prefix.
 pub async fn hosted_zone(cfg: &SdkConfig, name: &str) -> String {
     let r53 = aws_sdk_route53::Client::new(cfg);
