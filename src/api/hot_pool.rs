@@ -257,9 +257,11 @@ pub enum WorkerPhase {
     Available,
     /// Held by a claim.
     Claimed,
-    /// Being stopped.
+    /// Being stopped. This controller removes a worker as soon as StopTask succeeds, so a worker is
+    /// seen in this phase only by other tools that stop tasks first.
     Stopping,
-    /// Did not start, or stopped on its own.
+    /// Did not start, or stopped on its own. Reserved: this controller removes such a worker at once
+    /// (Event `WorkerLost` or `StartupTimeout` on the pool) and launches a replacement.
     Failed,
 }
 
