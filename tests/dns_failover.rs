@@ -26,10 +26,14 @@ struct Setup {
 
 impl Setup {
     async fn new(name: &str) -> Self {
+        Self::with_faults(name, "").await
+    }
+
+    async fn with_faults(name: &str, faults: &str) -> Self {
         let ctx = TestCtx::new(name).await;
         let cfg = ctx.sdk_config().await;
         let zone = fixtures::hosted_zone(&cfg, "acs.app.com").await;
-        let op = InProcessOperator::start(&ctx).await;
+        let op = InProcessOperator::start_with_faults(&ctx, faults).await;
         let api = Api::namespaced(ctx.client.clone(), &ctx.namespace);
         Self { r53: aws_sdk_route53::Client::new(&cfg), ctx, zone, op, api }
     }
@@ -323,4 +327,36 @@ async fn interval_change_replaces_the_health_check() {
     assert_eq!(primary.health_check_id(), Some(new_id.as_str()), "the record points at the new check");
     s.op.stop().await;
     s.ctx.cleanup().await;
+}
+
+/// CreateHealthCheck takes no tags: the check made by a create whose response was lost, or whose
+/// tagging call failed, is found by its CallerReference and still gets the owner tags (found by the
+/// chaos run: such checks were invisible to an audit by owner tag).
+#[tokio::test]
+async fn a_lost_create_or_a_failed_tagging_still_ends_with_one_tagged_check() {
+    for (case, faults) in [("lost", "CreateHealthCheck=lost@1"), ("tagging", "ChangeTagsForResource=throttle@1")] {
+        let s = Setup::with_faults(&format!("dnsf-tag-{case}"), faults).await;
+        s.api.create(&PostParams::default(), &s.manifest("dev", "dev.acs.app.com")).await.expect("create");
+        let o = s.wait("dev", "Synced", "True").await;
+        let id = primary_id(&o);
+        assert_eq!(s.our_health_checks().await, 1, "{case}: one check");
+        let tags = s
+            .r53
+            .list_tags_for_resource()
+            .resource_type(aws_sdk_route53::types::TagResourceType::Healthcheck)
+            .resource_id(&id)
+            .send()
+            .await
+            .expect("tags");
+        let owner = tags
+            .resource_tag_set()
+            .map(|t| t.tags())
+            .unwrap_or_default()
+            .iter()
+            .find(|t| t.key() == Some("fargate.operator.dev/owner"))
+            .and_then(|t| t.value().map(str::to_string));
+        assert_eq!(owner, Some(format!("{}/DnsFailover/dev", s.ctx.namespace)), "{case}: owner tag on {id}");
+        s.op.stop().await;
+        s.ctx.cleanup().await;
+    }
 }

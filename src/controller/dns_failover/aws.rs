@@ -110,18 +110,26 @@ impl FailoverAws {
             })
             .await?;
         let id = resp.health_check().map(|h| h.id().to_string()).unwrap_or_default();
+        self.tag_health_check(&id, tags).await?;
+        Ok(id)
+    }
+
+    /// Put our owner tags on a health check (idempotent). CreateHealthCheck takes no tags, so a
+    /// check found after a lost create response or a failed tagging call is tagged here: untagged,
+    /// it would be invisible to anyone auditing by owner tag.
+    pub async fn tag_health_check(&self, id: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
         let tags: Vec<r53::Tag> = tags.iter().map(|(k, v)| r53::Tag::builder().key(k).value(v).build()).collect();
         self.caller
             .call(Service::Route53, "ChangeTagsForResource", || {
                 self.r53
                     .change_tags_for_resource()
                     .resource_type(r53::TagResourceType::Healthcheck)
-                    .resource_id(&id)
+                    .resource_id(id)
                     .set_add_tags(Some(tags.clone()))
                     .send()
             })
             .await?;
-        Ok(id)
+        Ok(())
     }
 
     /// Update the mutable settings of a health check.

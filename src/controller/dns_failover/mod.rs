@@ -155,7 +155,10 @@ async fn ensure_health_check(
                 // The old check goes after the records point at the new one.
                 stale.push(id);
                 match aws.find_lost_create(&reference).await? {
-                    Some(found) => found,
+                    Some(found) => {
+                        aws.tag_health_check(&found, &aws.owner.tags(&Default::default())).await?;
+                        found
+                    }
                     None => aws.create_health_check(&reference, &want, &aws.owner.tags(&Default::default())).await?,
                 }
             }
@@ -167,6 +170,7 @@ async fn ensure_health_check(
                 {
                     aws.update_health_check(&found, &want).await?;
                 }
+                aws.tag_health_check(&found, &aws.owner.tags(&Default::default())).await?;
                 found
             }
             None => aws.create_health_check(&reference, &want, &aws.owner.tags(&Default::default())).await?,
