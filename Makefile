@@ -62,6 +62,10 @@ test-chart: env-up build ## helm lint, schema validation (1.28+), install, and t
 bench: env-up ## benchmarks at scale against the local environment; writes BENCHMARKS.md (not part of test)
 	@bash hack/bench.sh
 
+.PHONY: chaos
+chaos: env-up build ## faults on every mutating AWS call, leader kill -9, apiserver restart (part of test)
+	@bash hack/chaos.sh
+
 .PHONY: release
 release: ## build the release binary exactly as the Dockerfile does, and test it
 	@bash hack/release.sh
@@ -74,6 +78,8 @@ test: fmt-check clippy lint-dockerfile test-argocd env-up ## everything CI runs 
 	else \
 	  $(CARGO) test --locked --no-fail-fast; \
 	fi
+	@# Alone and last: it kills and restarts the shared kube-apiserver.
+	@$(MAKE) --no-print-directory chaos
 
 .PHONY: demo
 demo: env-up build ## run the operator locally with the examples applied

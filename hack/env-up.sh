@@ -3,7 +3,7 @@
 # environment on loopback:
 #   etcd            http://127.0.0.1:$FARGATE_OPERATOR_ETCD_PORT      (23790; peer 23800)
 #   kube-apiserver  https://127.0.0.1:$FARGATE_OPERATOR_APISERVER_PORT (16443)
-#   moto_server     http://127.0.0.1:$FARGATE_OPERATOR_MOTO_PORT      (15000)
+#   moto            http://127.0.0.1:$FARGATE_OPERATOR_MOTO_PORT      (15000; hack/moto-server.py)
 # and write:
 #   $FO_CACHE/env/kubeconfig  (token user, CA embedded)
 #   $FO_CACHE/env/env.sh      (source it: KUBECONFIG, FARGATE_TEST_AWS_ENDPOINT, dummy AWS creds)
@@ -255,8 +255,12 @@ ensure kube-apiserver "$FO_APISERVER_PORT" apiserver_healthy \
 ###############################################################################
 MOTO_URL="http://$FO_HOST:$FO_MOTO_PORT"
 moto_healthy() { curl -fsS --max-time 2 -o /dev/null "$MOTO_URL/moto-api/"; }
-MOTO_CMD=("$MOTO" -H "$FO_HOST" -p "$FO_MOTO_PORT")
-ensure moto "$FO_MOTO_PORT" moto_healthy "$(fingerprint -- "${MOTO_CMD[@]}")" "${MOTO_CMD[@]}"
+# moto's own server plus the idempotency tokens AWS honours and moto ignores (Route 53
+# CallerReference, ECS RunTask clientToken): see hack/moto_idempotency.py.
+HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+MOTO_CMD=("$FO_VENV/bin/python" "$HACK_DIR/moto-server.py" -H "$FO_HOST" -p "$FO_MOTO_PORT")
+ensure moto "$FO_MOTO_PORT" moto_healthy \
+  "$(fingerprint "$HACK_DIR/moto-server.py" "$HACK_DIR/moto_idempotency.py" -- "${MOTO_CMD[@]}")" "${MOTO_CMD[@]}"
 
 # By default every DescribeTasks advances each ECS task one state (RUNNING ->
 # DEACTIVATING -> ... -> STOPPED), so pollers watch healthy tasks die. Make

@@ -31,6 +31,7 @@ AWS itself would accept get as far as that evaluation, and let SDKs read its Acc
 """
 
 import json
+import pathlib
 import sys
 from xml.sax.saxutils import escape
 
@@ -41,6 +42,9 @@ import moto.iam.access_control as access_control
 from moto.core.request import Request
 from moto.moto_api import state_manager
 from moto.server import main
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import moto_idempotency  # noqa: E402  (hack/moto_idempotency.py: the tokens moto ignores)
 
 
 def _signed_body(self):
@@ -107,5 +111,6 @@ def _authenticate_and_authorize_normal_action(self, resource="*"):
 core_responses.BaseResponse._authenticate_and_authorize_normal_action = _authenticate_and_authorize_normal_action
 
 if __name__ == "__main__":
+    moto_idempotency.apply()
     state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": 1000000})
     sys.exit(main())

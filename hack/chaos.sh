@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# `make chaos`: hack/chaos.py against the local environment with the debug binary. It kills and
+# restarts the shared kube-apiserver, so it runs alone (make test runs it after the other tests).
+# Knobs: CHAOS_OBJECTS (200), CHAOS_TIMEOUT_SECONDS (900), CHAOS_BINARY.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$FO_ENV_DIR/env.sh"
+export FO_LOG_DIR FO_ENV_DIR
+exec "$FO_VENV/bin/python" "$ROOT/hack/chaos.py"

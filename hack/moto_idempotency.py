@@ -1,0 +1,58 @@
+"""Idempotency tokens AWS honours and moto 5.2.5 ignores, added to moto for the test servers.
+
+The operator relies on two documented AWS guarantees when a create's response is lost or the
+process dies between a create and recording its result:
+  - Route 53 CreateHealthCheck: "If you send a CreateHealthCheck request with the same
+    CallerReference and settings as a previous request, and if the health check doesn't exist,
+    Route 53 creates the health check. If the health check does exist, Route 53 returns the settings
+    for the existing health check."
+  - ECS RunTask `clientToken`: a repeated request with the same token starts no new tasks and
+    returns the tasks of the first request.
+moto creates a new health check and new tasks every time, so a test of "a crash between create and
+status write never duplicates" would measure moto, not the operator. `apply()` adds both
+guarantees; hack/moto-server.py (the shared test moto) and hack/moto-iam-server.py call it.
+Nothing else of moto changes.
+"""
+import threading
+
+from moto.core.responses import ActionResult
+from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.route53.models import Route53Backend
+
+_lock = threading.Lock()
+_run_task_tokens = {}  # (account, region, cluster, token) -> task ARNs of the first request
+
+
+def _create_health_check(original):
+    def create_health_check(self, caller_reference, health_check_args):
+        with _lock:
+            for check in self.health_checks.values():
+                if check.caller_reference == caller_reference:
+                    return check
+            return original(self, caller_reference, health_check_args)
+
+    return create_health_check
+
+
+def _run_task(original):
+    def run_task(self):
+        token = self._get_param("clientToken")
+        if not token:
+            return original(self)
+        cluster = self._get_param("cluster", "default")
+        key = (self.current_account, self.region, cluster, token)
+        with _lock:
+            arns = _run_task_tokens.get(key)
+            if arns is not None:
+                tasks = self.ecs_backend.describe_tasks(cluster, arns)
+                return ActionResult({"tasks": tasks, "failures": []})
+            result = original(self)
+            _run_task_tokens[key] = [t.task_arn for t in result.result["tasks"]]
+            return result
+
+    return run_task
+
+
+def apply():
+    Route53Backend.create_health_check = _create_health_check(Route53Backend.create_health_check)
+    EC2ContainerServiceResponse.run_task = _run_task(EC2ContainerServiceResponse.run_task)
