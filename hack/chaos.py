@@ -237,16 +237,15 @@ def converged(ns, expect):
 
 
 def wait_converged(ns, expect, what, extra=lambda: True):
-    start = time.monotonic()
-    last = None
+    start = last = time.monotonic()
     while True:
         state, done = converged(ns, expect)
         if done and extra():
             log(f"{what}: converged in {time.monotonic() - start:.0f} s")
             return True
-        if state != last and int(time.monotonic() - start) % 15 == 0:
+        if time.monotonic() - last >= 30:
             log(f"{what}: {', '.join(f'{p} {ok}/{t}' for p, (ok, t) in state.items())}")
-            last = state
+            last = time.monotonic()
         if time.monotonic() - start > TIMEOUT:
             return check(False, f"{what}: not converged after {TIMEOUT} s: {state}")
         time.sleep(2)

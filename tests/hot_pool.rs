@@ -587,3 +587,29 @@ async fn removing_a_version_stops_its_idle_workers_but_never_a_claimed_one() {
     assert_eq!(s.assert_one_task_per_worker("pool").await.len(), 1);
     s.finish().await;
 }
+
+/// A new leader finds several pools at once, and every first reconcile waits for the claim store
+/// together. kube-runtime 5.0's `Store::wait_until_ready` wakes only one of such waiters: the
+/// chaos run's new leader served one pool of ten and left the others waiting forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_serves_every_pool_that_already_exists() {
+    let mut s = Setup::new("hp-takeover").await;
+    if let Some(op) = s.op.take() {
+        op.kill().await;
+    }
+    let names = ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"];
+    for name in names {
+        s.create_pool(&s.pool(name, versions(&s, &[("1", 0, 1, true)]), json!({}))).await;
+        s.create_claim(&format!("c-{name}"), name, "1").await;
+    }
+    // More claims make the claim store's first list slower than the pools' first reconciles.
+    for i in 0..150 {
+        s.create_claim(&format!("elsewhere-{i}"), "no-such-pool", "1").await;
+    }
+    s.op = Some(InProcessOperator::start(&s.ctx).await);
+    for name in names {
+        s.wait_claim(&format!("c-{name}"), ClaimPhase::Bound).await;
+        s.wait_counts(name, 1, 1).await;
+    }
+    s.finish().await;
+}

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -56,6 +56,11 @@ const STARTING_POLL: Duration = Duration::from_secs(3);
 pub struct Shared {
     /// Every HotPoolClaim the operator watches.
     pub claims: Store<HotPoolClaim>,
+    /// True once the claim store holds its first full list. Not `Store::wait_until_ready`: in
+    /// kube-runtime 5.0 it wakes only the last of several concurrent waiters (its `DelayedInit`
+    /// polls one oneshot receiver, which keeps a single waker), so after a leader takeover every
+    /// pool reconcile but one waited forever (found by the chaos run). A watch channel wakes all.
+    claims_ready: tokio::sync::watch::Receiver<bool>,
     /// When each pool last listed all its tasks (the orphan and lost-task sweep).
     last_sweep: Mutex<HashMap<String, Instant>>,
 }
@@ -82,12 +87,18 @@ pub async fn run(
     let workers: Api<HotPoolWorker> = super::api_for(&ctx);
     let claims: Api<HotPoolClaim> = super::api_for(&ctx);
     let (reader, writer) = reflector::store();
+    let (ready_tx, claims_ready) = tokio::sync::watch::channel(false);
     // The store is updated before the event reaches the controller, so a reconcile triggered by a
     // claim always sees that claim.
     let claim_events = reflector::reflector(writer, watcher(claims, watcher::Config::default().any_semantic()))
         .default_backoff()
+        .inspect_ok(move |event| {
+            if matches!(event, watcher::Event::InitDone) {
+                ready_tx.send_replace(true);
+            }
+        })
         .touched_objects();
-    let shared = Arc::new(Shared { claims: reader, last_sweep: Mutex::new(HashMap::new()) });
+    let shared = Arc::new(Shared { claims: reader, claims_ready, last_sweep: Mutex::new(HashMap::new()) });
     let pool_controller = Controller::new(pools, watcher::Config::default().any_semantic())
         .with_config(super::controller_config(&ctx))
         .owns(workers, watcher::Config::default().any_semantic())
@@ -164,10 +175,12 @@ async fn apply(
     }
     let old = pool.status.clone().unwrap_or_default();
     let mut status = old.clone();
-    if shared.claims.wait_until_ready().await.is_err() {
+    tracing::debug!(pool = %pool.name_any(), "waiting for the claim store");
+    if shared.claims_ready.clone().wait_for(|ready| *ready).await.is_err() {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let key = ObjectRef::from_obj(pool.as_ref()).to_string();
+    tracing::debug!(pool = %pool.name_any(), "credentials");
     let aws = pool_aws(ctx, &pool).await;
     let mut pass = Pool::new(&pool, ctx, shared, aws)?;
     let outcome = pass.converge(&mut status).await;
@@ -248,12 +261,17 @@ impl<'a> Pool<'a> {
     async fn converge(&mut self, status: &mut HotPoolStatus) -> Result<PassResult, ReconcileError> {
         let mut result = PassResult::default();
         let current_td = self.resolve_task_definitions(status, &mut result).await?;
+        tracing::debug!(pool = %self.name, "listing workers");
         self.list_workers().await?;
         let key = format!("{}/{}", self.namespace, self.name);
+        tracing::debug!(pool = %self.name, workers = self.workers.len(), "observing tasks");
         self.observe_and_repair(&key, &mut result).await?;
+        tracing::debug!(pool = %self.name, "claims");
         let waiting = self.claims_pass(&current_td, &mut result).await?;
+        tracing::debug!(pool = %self.name, "idle stops and launches");
         self.stop_idle(&current_td, &waiting).await?;
         self.launch(&current_td, &waiting).await?;
+        tracing::debug!(pool = %self.name, "pass done");
         self.fill_status(status, &current_td);
         if self.workers.values().any(|w| plan::phase(w) == WorkerPhase::Starting) {
             result.due_in(STARTING_POLL);
