@@ -323,11 +323,15 @@ def main():
     if not binary:
         sys.exit("bench: build the operator first (make build, or cargo build --release)")
     log(f"binary {binary}; sizes {SIZES}; idle window {IDLE} s; scenarios {SCENARIOS}")
-    results = [run(s, n, binary) for s in SCENARIOS for n in SIZES]
     command = f"BENCH_SIZES={','.join(map(str, SIZES))} BENCH_IDLE_SECONDS={IDLE} BENCH_SCENARIOS={','.join(SCENARIOS)} make bench"
     out = ROOT / os.environ.get("BENCH_OUT", "BENCHMARKS.md")
-    out.write_text(table(results, command))
-    log(f"wrote {out}")
+    results = []
+    for s in SCENARIOS:
+        for n in SIZES:
+            results.append(run(s, n, binary))
+            # Written after every scenario, so an interrupted run keeps what it measured.
+            out.write_text(table(results, command))
+            log(f"wrote {out}")
 
 
 if __name__ == "__main__":

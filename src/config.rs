@@ -56,7 +56,8 @@ pub struct Config {
     /// Watch only this namespace (default: all namespaces).
     #[arg(long, env = "FARGATE_OPERATOR_NAMESPACE")]
     pub namespace: Option<String>,
-    /// Seconds between drift checks of a converged object (jittered by up to 10%).
+    /// Seconds between drift checks of a converged object (jittered by up to 10%). FargateApps
+    /// stretch it so that periodic full passes take at most half of the ELBv2 budget.
     #[arg(long, env = "FARGATE_OPERATOR_RESYNC_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..=86400))]
     pub resync_seconds: u64,
     /// Run controllers only while holding the leader Lease (for more than one replica).

@@ -85,6 +85,7 @@ pub async fn run_with(
         backoff: Arc::new(BackoffTracker::new(RequeuePolicy::default())),
         route53: crate::aws::route53_batch::Route53Batcher::new(caller.clone()),
         facts: Arc::default(),
+        passes: Arc::default(),
     });
     // A standby is ready too: readiness gates traffic (metrics scrapes), not leadership.
     health.set_ready(true);

@@ -51,10 +51,15 @@ impl Setup {
 
     /// A setup whose operator injects AWS faults (`aws::faults` syntax).
     async fn with_faults(name: &str, faults: &str) -> Self {
+        Self::with_flags(name, faults, &[]).await
+    }
+
+    /// A setup whose operator injects `faults` and runs with the extra flags `extra`.
+    async fn with_flags(name: &str, faults: &str, extra: &[&str]) -> Self {
         let ctx = TestCtx::new(name).await;
         let cfg = ctx.sdk_config().await;
         let fx = fixtures::standard(&cfg).await;
-        let op = InProcessOperator::start_with_faults(&ctx, faults).await;
+        let op = InProcessOperator::start_with(&ctx, faults, extra).await;
         let api = Api::namespaced(ctx.client.clone(), &ctx.namespace);
         Self { ctx, cfg, fx, op, api }
     }
@@ -627,6 +632,71 @@ async fn converged_app_makes_no_mutating_calls() {
         s.op.mutating_call_breakdown()
     );
     assert_eq!(m.status_write_count("FargateApp"), writes, "a converged app writes no status");
+    s.finish().await;
+}
+
+/// Between full passes (here an hour apart), a rollout in progress is polled with DescribeServices
+/// alone: at 1,000 apps, full passes every 15 s would need about 200 ELBv2 reads a second against
+/// a budget of 8. A poll still notices the service drifting and repairs it with a full pass.
+#[tokio::test]
+async fn a_rollout_in_progress_is_polled_without_elbv2_reads_and_drift_still_noticed() {
+    let s = Setup::with_flags("fa-poll", "", &["--resync-seconds", "3600"]).await;
+    s.create(s.app_json("web")).await;
+    let app = wait_synced(&s.api, "web").await;
+    // moto never runs tasks, so the rollout stays in progress and the app is polled.
+    assert_eq!(condition(&app, "Progressing").map(|c| c.status.as_str()), Some("True"));
+    let m = s.op.metrics.clone();
+    let elbv2_reads = {
+        let m = m.clone();
+        move || -> u64 {
+            [
+                "DescribeTargetGroups",
+                "DescribeTargetGroupAttributes",
+                "DescribeRules",
+                "DescribeTags",
+                "DescribeTargetHealth",
+            ]
+            .iter()
+            .map(|op| m.aws_call_count("elbv2", op, "success"))
+            .sum()
+        }
+    };
+    let (services, reads, listings) = (
+        m.aws_call_count("ecs", "DescribeServices", "success"),
+        elbv2_reads(),
+        m.aws_call_count("ecs", "ListTaskDefinitions", "success"),
+    );
+    poll_aws("a rollout poll", Duration::from_millis(200), || {
+        let m = m.clone();
+        async move {
+            let now = m.aws_call_count("ecs", "DescribeServices", "success");
+            if now > services { Ok(()) } else { Err(format!("DescribeServices still {now}")) }
+        }
+    })
+    .await;
+    assert_eq!(elbv2_reads(), reads, "a poll reads no ELBv2");
+    assert_eq!(m.aws_call_count("ecs", "ListTaskDefinitions", "success"), listings, "a poll lists no revisions");
+
+    let svc_arn = status_of(&app).service_arn.expect("serviceArn");
+    aws_sdk_ecs::Client::new(&s.cfg)
+        .update_service()
+        .cluster(fixtures::CLUSTER)
+        .service(&svc_arn)
+        .desired_count(5)
+        .send()
+        .await
+        .expect("scale to 5");
+    let cfg = s.cfg.clone();
+    poll_aws("desired count repaired between full passes", Duration::from_millis(500), || {
+        let (cfg, svc_arn) = (&cfg, &svc_arn);
+        async move {
+            match fixtures::service(cfg, svc_arn).await.map(|s| s.desired_count()) {
+                Some(2) => Ok(()),
+                other => Err(format!("desiredCount {other:?}")),
+            }
+        }
+    })
+    .await;
     s.finish().await;
 }
 

@@ -31,6 +31,8 @@ pub struct Context {
     pub route53: crate::aws::route53_batch::Route53Batcher,
     /// Immutable AWS facts and attempted creates, remembered for the process.
     pub facts: Arc<crate::aws::facts::Facts>,
+    /// Full passes and rollout polls per object (FargateApp), to keep periodic reads in budget.
+    pub passes: Arc<crate::runtime::passes::PassLog>,
 }
 
 impl std::fmt::Debug for Context {

@@ -7,6 +7,7 @@ pub mod context;
 pub mod events;
 pub mod leader;
 pub mod metrics;
+pub mod passes;
 pub mod server;
 pub mod shutdown;
 pub mod status;

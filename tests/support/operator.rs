@@ -80,29 +80,24 @@ impl InProcessOperator {
     }
 
     /// `run` with the test flags (resync 10 s, health poll 1 s, cluster id `test`, the test's
-    /// namespace) plus `extra`, on `aws`.
+    /// namespace) plus `extra` (which may override them), on `aws`.
     async fn spawn(ctx: &TestCtx, endpoint: &str, extra: &[&str], aws: AwsProvider) -> Self {
-        let config = Config::from_args(
-            [
-                "--cluster-id",
-                "test",
-                "--namespace",
-                &ctx.namespace,
-                "--metrics-addr",
-                "127.0.0.1:0",
-                "--region",
-                super::REGION,
-                "--aws-endpoint-url",
-                endpoint,
-                "--resync-seconds",
-                "10",
-                "--health-poll-seconds",
-                "1",
-            ]
+        let base = [
+            ("--cluster-id", "test"),
+            ("--namespace", ctx.namespace.as_str()),
+            ("--metrics-addr", "127.0.0.1:0"),
+            ("--region", super::REGION),
+            ("--aws-endpoint-url", endpoint),
+            ("--resync-seconds", "10"),
+            ("--health-poll-seconds", "1"),
+        ];
+        // A flag in `extra` replaces the test default.
+        let args = base
             .into_iter()
-            .chain(extra.iter().copied()),
-        )
-        .expect("operator flags");
+            .filter(|(flag, _)| !extra.contains(flag))
+            .flat_map(|(flag, value)| [flag, value])
+            .chain(extra.iter().copied());
+        let config = Config::from_args(args).expect("operator flags");
         let client = super::client().await;
         let metrics = Arc::new(Metrics::new());
         let shutdown = Shutdown::new();

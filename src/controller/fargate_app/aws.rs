@@ -98,7 +98,14 @@ impl FargateAws {
     }
 
     /// Our target group by name: `Ok(None)` when absent, `Err` on failure, and `(tg, owned)`.
-    pub async fn target_group(&self, name: &str) -> Result<Option<(ObservedTargetGroup, bool)>, AwsError> {
+    /// Attributes are read only when `read_attributes` (else `deregistration_delay` is None), and
+    /// tags only when the group is not the one `recorded` in status (ours since we made or adopted it).
+    pub async fn target_group(
+        &self,
+        name: &str,
+        read_attributes: bool,
+        recorded: Option<&str>,
+    ) -> Result<Option<(ObservedTargetGroup, bool)>, AwsError> {
         let resp = match self
             .caller
             .call(Service::Elbv2, "DescribeTargetGroups", || self.elb.describe_target_groups().names(name).send())
@@ -110,19 +117,24 @@ impl FargateAws {
         };
         let Some(tg) = resp.target_groups().first() else { return Ok(None) };
         let arn = tg.target_group_arn().unwrap_or_default().to_string();
-        let attrs = self
-            .caller
-            .call(Service::Elbv2, "DescribeTargetGroupAttributes", || {
-                self.elb.describe_target_group_attributes().target_group_arn(&arn).send()
-            })
-            .await?;
-        let delay = attrs
-            .attributes()
-            .iter()
-            .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
-            .and_then(|a| a.value())
-            .and_then(|v| v.parse().ok());
-        let owned = self.elb_tags(std::slice::from_ref(&arn)).await?.get(&arn).is_some_and(|t| self.owns(t));
+        let delay = if read_attributes {
+            let attrs = self
+                .caller
+                .call(Service::Elbv2, "DescribeTargetGroupAttributes", || {
+                    self.elb.describe_target_group_attributes().target_group_arn(&arn).send()
+                })
+                .await?;
+            attrs
+                .attributes()
+                .iter()
+                .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+                .and_then(|a| a.value())
+                .and_then(|v| v.parse().ok())
+        } else {
+            None
+        };
+        let owned = recorded == Some(arn.as_str())
+            || self.elb_tags(std::slice::from_ref(&arn)).await?.get(&arn).is_some_and(|t| self.owns(t));
         let observed = ObservedTargetGroup {
             arn,
             port: tg.port().unwrap_or_default(),

@@ -25,9 +25,9 @@ use crate::api::fargate_app::{DnsRecordType, FargateApp, FargateAppStatus, Repli
 use crate::api::{AdoptionPolicy, DeletionPolicy};
 use crate::aws::naming::{Owner, aws_name, idempotency_token};
 use crate::aws::{AwsError, ErrorCategory, Service};
-use crate::runtime::Context;
 use crate::runtime::conditions::{self, DEGRADED, DELETION_BLOCKED, PROGRESSING, READY, SYNCED};
 use crate::runtime::status::{ObjectStatus, set_last_error};
+use crate::runtime::{Context, passes};
 
 const KIND: &str = "FargateApp";
 
@@ -46,6 +46,17 @@ impl Names {
         Self { family: aws_name("fa", namespace, name, 255), target_group: aws_name("fa", namespace, name, 32) }
     }
 }
+
+/// ELBv2 reads of a steady full pass (target group, rules, target health, a share of attributes):
+/// sizes the full-pass period against the ELBv2 budget.
+const FULL_PASS_ELBV2_READS: f64 = 3.1;
+/// ECS reads of a rollout poll (DescribeServices).
+const POLL_ECS_READS: f64 = 1.0;
+/// Share of a service's budget that periodic passes may take; the rest is for changes.
+const PERIODIC_SHARE: f64 = 0.5;
+/// Target group attributes (deregistration delay) are compared on spec changes and on every
+/// this-many full passes: there is no batch read, and they rarely drift.
+const ATTRIBUTE_CHECK_EVERY_FULL_PASSES: u64 = 12;
 
 /// What the apply pass produced.
 enum Outcome {
@@ -92,7 +103,36 @@ async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Re
     let old = obj.status.clone().unwrap_or_default();
     let mut status = old.clone();
     let aws = clients(ctx, &obj).await?;
-    let outcome = converge(&obj, &aws, &mut status, ctx).await;
+    let budgets = ctx.config.budgets();
+    let full_every = passes::stretched(
+        ctx.config.resync(),
+        ctx.passes.len(),
+        FULL_PASS_ELBV2_READS,
+        budgets.elbv2_rps,
+        PERIODIC_SHARE,
+    );
+    let synced = old.observed_generation == generation
+        && old
+            .conditions
+            .iter()
+            .any(|c| c.type_ == SYNCED && c.status == "True" && c.observed_generation == generation);
+    let polled = if synced && !ctx.passes.full_due(&key, generation, full_every) {
+        poll(&obj, &aws, &mut status).await.transpose()
+    } else {
+        None
+    };
+    let outcome = match polled {
+        Some(outcome) => outcome,
+        None => {
+            let read_attributes = old.observed_generation != generation
+                || ctx.passes.full_passes(&key).is_multiple_of(ATTRIBUTE_CHECK_EVERY_FULL_PASSES);
+            let outcome = converge(&obj, &aws, &mut status, ctx, read_attributes).await;
+            if outcome.is_ok() {
+                ctx.passes.record_full(&key, generation);
+            }
+            outcome
+        }
+    };
     status.observed_generation = generation;
     let result = match outcome {
         Ok(Outcome::Done { progressing }) => {
@@ -101,7 +141,18 @@ async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Re
             conditions::set_condition(c, DEGRADED, false, "AsExpected", "no problems found", generation);
             status.last_error = None;
             ctx.backoff.on_success(&key);
-            let wait = if progressing { Duration::from_secs(15) } else { jittered(ctx.config.resync()) };
+            let polling = ctx.passes.set_progressing(&key, progressing);
+            let wait = if progressing {
+                passes::stretched(
+                    passes::MIN_PROGRESS_POLL,
+                    polling,
+                    POLL_ECS_READS,
+                    budgets.ecs_rps,
+                    PERIODIC_SHARE / 2.0,
+                )
+            } else {
+                jittered(full_every)
+            };
             Ok(Action::requeue(wait))
         }
         Ok(Outcome::Blocked(b)) => {
@@ -124,6 +175,7 @@ async fn converge(
     aws: &FargateAws,
     status: &mut FargateAppStatus,
     ctx: &Context,
+    read_attributes: bool,
 ) -> Result<Outcome, AwsError> {
     let spec = &obj.spec;
     let ns = obj.namespace().unwrap_or_default();
@@ -154,7 +206,8 @@ async fn converge(
             health: lb.target_group.health_check.clone(),
             deregistration_delay: lb.target_group.deregistration_delay_seconds,
         };
-        let arn = match aws.target_group(&desired.name).await? {
+        let recorded = status.target_group_arn.clone();
+        let arn = match aws.target_group(&desired.name, read_attributes, recorded.as_deref()).await? {
             None => {
                 let arn = aws.create_target_group(&desired, &tags).await?;
                 aws.set_deregistration_delay(&arn, desired.deregistration_delay).await?;
@@ -179,7 +232,7 @@ async fn converge(
                 if changes.health_check {
                     aws.modify_target_group(&observed.arn, &desired).await?;
                 }
-                if changes.deregistration_delay {
+                if changes.deregistration_delay && read_attributes {
                     aws.set_deregistration_delay(&observed.arn, desired.deregistration_delay).await?;
                 }
                 observed.arn
@@ -279,29 +332,33 @@ async fn converge(
         status.service_arn = Some(svc.arn.clone());
     }
     let Some(svc) = observed_service else {
-        // Just created: ECS has not reported yet.
-        let c = status.conditions_mut();
-        conditions::set_condition(
-            c,
-            READY,
-            false,
-            "ServiceCreated",
-            "service created; waiting for ECS to report",
-            obj.meta().generation,
-        );
-        conditions::set_condition(
-            c,
-            PROGRESSING,
-            true,
-            "ServiceCreated",
-            "service created; waiting for ECS to report",
-            obj.meta().generation,
-        );
-        return Ok(Outcome::Done { progressing: true });
+        return Ok(just_created(obj, status));
     };
-    let unhealthy = match &tg_arn {
-        Some(arn) => aws.unhealthy_targets(arn).await?,
-        None => 0,
+    report(obj, aws, status, svc, tg_arn.as_deref()).await
+}
+
+/// Readiness while ECS has not reported a just-created service.
+fn just_created(obj: &FargateApp, status: &mut FargateAppStatus) -> Outcome {
+    let c = status.conditions_mut();
+    let generation = obj.meta().generation;
+    let message = "service created; waiting for ECS to report";
+    conditions::set_condition(c, READY, false, "ServiceCreated", message, generation);
+    conditions::set_condition(c, PROGRESSING, true, "ServiceCreated", message, generation);
+    Outcome::Done { progressing: true }
+}
+
+/// Replicas, rollout and readiness from what ECS and the target group report.
+async fn report(
+    obj: &FargateApp,
+    aws: &FargateAws,
+    status: &mut FargateAppStatus,
+    svc: plan::ObservedService,
+    tg_arn: Option<&str>,
+) -> Result<Outcome, AwsError> {
+    // No running task, no target to be unhealthy: skip the read.
+    let unhealthy = match tg_arn {
+        Some(arn) if svc.running > 0 => aws.unhealthy_targets(arn).await?,
+        _ => 0,
     };
     status.replicas = Some(ReplicaCounts { desired: svc.desired, running: svc.running, pending: svc.pending });
     status.rollout = svc.rollout.as_ref().map(|(state, reason, failed)| RolloutStatus {
@@ -319,6 +376,23 @@ async fn converge(
         return Ok(Outcome::Blocked(Blocked { reason: "RolloutFailed", message }));
     }
     Ok(Outcome::Done { progressing })
+}
+
+/// A poll between full passes: only the service (rollout, counts) and target health, which move
+/// on their own. `None` when the service is not what the last full pass left (deleted, another
+/// task definition, desired count or settings changed behind our back): the caller makes a full
+/// pass instead.
+async fn poll(obj: &FargateApp, aws: &FargateAws, status: &mut FargateAppStatus) -> Result<Option<Outcome>, AwsError> {
+    let names = Names::new(&obj.namespace().unwrap_or_default(), &obj.name_any());
+    let Some(svc) = aws.service(&obj.spec.cluster, &names.family).await? else { return Ok(None) };
+    let tg_arn = status.target_group_arn.clone();
+    let drifted = status.task_definition_arn.as_deref() != Some(svc.task_definition.as_str())
+        || status.service_arn.as_deref() != Some(svc.arn.as_str())
+        || !service_update(&obj.spec, &svc, &svc.task_definition, tg_arn.as_deref(), false).is_empty();
+    if drifted {
+        return Ok(None);
+    }
+    report(obj, aws, status, svc, tg_arn.as_deref()).await.map(Some)
 }
 
 /// Our rule on the listener: created at the right priority or brought in line. The inner `Err` is a
@@ -629,6 +703,7 @@ async fn cleanup(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> 
     let aws = clients(ctx, &obj).await?;
     match delete_all(&obj, &aws).await {
         Ok(()) => {
+            ctx.passes.forget(&ObjectRef::from_obj(obj.as_ref()).to_string());
             ctx.events
                 .normal(obj.as_ref(), "Deleted", "Delete", "every AWS resource of this app is deleted".into())
                 .await;
@@ -710,7 +785,7 @@ async fn delete_all(obj: &FargateApp, aws: &FargateAws) -> Result<(), AwsError> 
         Err(e) => return Err(e),
     }
     if spec.load_balancer.is_some()
-        && let Some((tg, true)) = aws.target_group(&names.target_group).await?
+        && let Some((tg, true)) = aws.target_group(&names.target_group, false, None).await?
     {
         aws.delete_target_group(&tg.arn).await?;
     }
