@@ -234,12 +234,13 @@ mod tests {
                 }))
                 .expect("spec"),
             );
-            let mut st = DnsFailoverStatus::default();
-            st.health_checks = Some(HealthChecksStatus {
-                primary: HealthCheckStatus { id: "hc".into(), status: state },
+            o.status = Some(DnsFailoverStatus {
+                health_checks: Some(HealthChecksStatus {
+                    primary: HealthCheckStatus { id: "hc".into(), status: state },
+                    ..Default::default()
+                }),
                 ..Default::default()
             });
-            o.status = Some(st);
             o
         };
         let order: Vec<String> = reading_order(vec![
