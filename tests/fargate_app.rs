@@ -182,6 +182,19 @@ where
     }
 }
 
+/// Change a service's desired count as someone else would, and check ECS took it.
+async fn scale_behind_our_back(ecs: &aws_sdk_ecs::Client, service_arn: &str, count: i32) {
+    let scaled = ecs
+        .update_service()
+        .cluster(fixtures::CLUSTER)
+        .service(service_arn)
+        .desired_count(count)
+        .send()
+        .await
+        .expect("UpdateService");
+    assert_eq!(scaled.service().map(|s| s.desired_count()), Some(count));
+}
+
 /// The owner tags (and the example's `team: web`) every resource of `app` must carry.
 fn assert_owner_tags(tags: &BTreeMap<String, String>, app: &FargateApp, what: &str) {
     let owner = app_owner(&app.namespace().expect("namespace"), &app.name_any());
@@ -678,14 +691,7 @@ async fn a_rollout_in_progress_is_polled_without_elbv2_reads_and_drift_still_not
     assert_eq!(m.aws_call_count("ecs", "ListTaskDefinitions", "success"), listings, "a poll lists no revisions");
 
     let svc_arn = status_of(&app).service_arn.expect("serviceArn");
-    aws_sdk_ecs::Client::new(&s.cfg)
-        .update_service()
-        .cluster(fixtures::CLUSTER)
-        .service(&svc_arn)
-        .desired_count(5)
-        .send()
-        .await
-        .expect("scale to 5");
+    scale_behind_our_back(&aws_sdk_ecs::Client::new(&s.cfg), &svc_arn, 5).await;
     let cfg = s.cfg.clone();
     poll_aws("desired count repaired between full passes", Duration::from_millis(500), || {
         let (cfg, svc_arn) = (&cfg, &svc_arn);
@@ -829,15 +835,7 @@ async fn outside_drift_is_repaired() {
         m.aws_call_count("elbv2", "CreateRule", "success"),
         m.aws_call_count("elbv2", "ModifyTargetGroup", "success"),
     );
-    let scaled = ecs
-        .update_service()
-        .cluster(fixtures::CLUSTER)
-        .service(&svc_arn)
-        .desired_count(5)
-        .send()
-        .await
-        .expect("scale to 5");
-    assert_eq!(scaled.service().map(|s| s.desired_count()), Some(5));
+    scale_behind_our_back(&ecs, &svc_arn, 5).await;
     elb.delete_rule().rule_arn(&rule_arn).send().await.expect("delete rule");
     let modified = elb
         .modify_target_group()
