@@ -244,6 +244,21 @@ pub(crate) fn controller_config(ctx: &Context) -> kube::runtime::controller::Con
     kube::runtime::controller::Config::default().concurrency(ctx.config.max_concurrent_reconciles)
 }
 
+/// The owner identity (tags, names, tokens) of `obj`, of kind `kind`.
+pub(crate) fn owner_of<K: Resource>(
+    ctx: &Context,
+    obj: &K,
+    kind: &str,
+) -> Result<crate::aws::naming::Owner, ReconcileError> {
+    Ok(crate::aws::naming::Owner {
+        cluster_id: ctx.config.cluster_id.clone(),
+        namespace: obj.namespace().ok_or(ReconcileError::MissingMetadata("metadata.namespace"))?,
+        kind: kind.into(),
+        name: obj.name_any(),
+        uid: obj.uid().ok_or(ReconcileError::MissingMetadata("metadata.uid"))?,
+    })
+}
+
 pub(crate) fn api_for<K: Managed>(ctx: &Context) -> Api<K> {
     match &ctx.config.namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),

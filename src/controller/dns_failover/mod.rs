@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_route53::types as r53;
+use kube::Resource;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Resource, ResourceExt};
 
 use self::aws::FailoverAws;
 use self::plan::{
@@ -30,7 +30,6 @@ use crate::api::dns_failover::{
 };
 use crate::api::validation::{normalize_dns_name, normalize_zone_id, validate_dns_failover};
 use crate::aws::AwsError;
-use crate::aws::naming::Owner;
 use crate::controller::fargate_app::aws::build_error;
 use crate::runtime::Context;
 use crate::runtime::conditions::{
@@ -48,13 +47,7 @@ async fn clients(ctx: &Context, obj: &DnsFailover) -> Result<FailoverAws, Reconc
         r53: ctx.aws.route53(&cfg),
         batcher: ctx.route53.clone(),
         facts: ctx.facts.clone(),
-        owner: Owner {
-            cluster_id: ctx.config.cluster_id.clone(),
-            namespace: obj.namespace().ok_or(ReconcileError::MissingMetadata("metadata.namespace"))?,
-            kind: KIND.into(),
-            name: obj.name_any(),
-            uid: obj.uid().ok_or(ReconcileError::MissingMetadata("metadata.uid"))?,
-        },
+        owner: super::owner_of(ctx, obj, KIND)?,
     })
 }
 

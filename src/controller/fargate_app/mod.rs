@@ -23,7 +23,7 @@ use super::{
 };
 use crate::api::fargate_app::{DnsRecordType, FargateApp, FargateAppStatus, ReplicaCounts, RolloutStatus};
 use crate::api::{AdoptionPolicy, DeletionPolicy};
-use crate::aws::naming::{Owner, aws_name, idempotency_token};
+use crate::aws::naming::{aws_name, idempotency_token};
 use crate::aws::{AwsError, ErrorCategory, Service};
 use crate::runtime::conditions::{self, DEGRADED, DELETION_BLOCKED, PROGRESSING, READY, SYNCED};
 use crate::runtime::status::{ObjectStatus, set_last_error};
@@ -66,13 +66,7 @@ enum Outcome {
 
 async fn clients(ctx: &Context, obj: &FargateApp) -> Result<FargateAws, ReconcileError> {
     let cfg = ctx.aws.config_for(obj.spec.aws.as_ref()).await;
-    let owner = Owner {
-        cluster_id: ctx.config.cluster_id.clone(),
-        namespace: obj.namespace().ok_or(ReconcileError::MissingMetadata("metadata.namespace"))?,
-        kind: KIND.into(),
-        name: obj.name_any(),
-        uid: obj.uid().ok_or(ReconcileError::MissingMetadata("metadata.uid"))?,
-    };
+    let owner = super::owner_of(ctx, obj, KIND)?;
     Ok(FargateAws {
         caller: ctx.caller.clone(),
         ecs: ctx.aws.ecs(&cfg),

@@ -139,13 +139,7 @@ async fn pool_aws(ctx: &Context, pool: &HotPool) -> PoolAws {
 }
 
 fn owner(ctx: &Context, pool: &HotPool) -> Result<Owner, ReconcileError> {
-    Ok(Owner {
-        cluster_id: ctx.config.cluster_id.clone(),
-        namespace: pool.namespace().ok_or(ReconcileError::MissingMetadata("metadata.namespace"))?,
-        kind: KIND.into(),
-        name: pool.name_any(),
-        uid: pool.uid().ok_or(ReconcileError::MissingMetadata("metadata.uid"))?,
-    })
+    super::owner_of(ctx, pool, KIND)
 }
 
 /// What a converge pass leaves for the status and the requeue.
