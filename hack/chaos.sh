@@ -6,5 +6,6 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$FO_ENV_DIR/env.sh"
+install_crds
 export FO_LOG_DIR FO_ENV_DIR
 exec "$FO_VENV/bin/python" "$ROOT/hack/chaos.py"

@@ -22,11 +22,7 @@ mkdir -p "$FO_LOG_DIR"
 stop_pidfile "fargate-operator (demo)" "$PIDFILE"
 
 log "installing CRDs from crds/"
-# --validate=false: the local v1.20 apiserver predates CEL; it drops x-kubernetes-validations.
-"${KC[@]}" apply --validate=false -f "$ROOT/crds/" >/dev/null
-for crd in "$ROOT"/crds/*.yaml; do
-  "${KC[@]}" wait --for=condition=Established --timeout=60s -f "$crd" >/dev/null
-done
+install_crds
 "${KC[@]}" create namespace "$NS" --dry-run=client -o yaml | "${KC[@]}" apply -f - >/dev/null
 
 log "creating the AWS resources the examples refer to in moto (VPC, subnets, ALB + listener, ECS clusters, task definitions, zones)"

@@ -139,3 +139,16 @@ stop_pidfile() {
 fmt_secs() {
   printf '%dm%02ds' $(($1 / 60)) $(($1 % 60))
 }
+
+# Apply crds/ to the apiserver of the sourced env.sh and wait until every CRD is Established, so
+# `make demo`, `make bench` and `make chaos` work on a fresh environment (not only after the tests).
+# --validate=false: the local v1.20 apiserver predates CEL; it drops x-kubernetes-validations.
+install_crds() {
+  local root
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  kubectl --request-timeout=20s apply --validate=false -f "$root/crds/" >/dev/null
+  local crd
+  for crd in "$root"/crds/*.yaml; do
+    kubectl --request-timeout=20s wait --for=condition=Established --timeout=60s -f "$crd" >/dev/null
+  done
+}

@@ -32,8 +32,8 @@ pub enum RunError {
     /// The leader Lease could not be set up.
     #[error("leader election: {0}")]
     Leader(#[from] kube_lease_manager::LeaseManagerError),
-    /// Another replica took the Lease: exit so the pod restarts as a clean standby.
-    #[error("lost leadership")]
+    /// The leader-election task ended (it only does on a bug in it): exit so the pod restarts.
+    #[error("the leader election task ended")]
     LostLeadership,
 }
 
@@ -43,7 +43,7 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// Run until SIGTERM/SIGINT (Ok) or loss of leadership (Err).
+/// Run until SIGTERM/SIGINT (Ok) or the end of the leader-election task (Err).
 pub async fn run(config: Config) -> Result<(), RunError> {
     telemetry::init(config.log_format, &config.log_level);
     install_crypto_provider();
@@ -75,7 +75,7 @@ pub async fn run_with(
 
     let caller = AwsCaller::new(Budgets::new(config.budgets()), metrics.clone(), RetryPolicy::default());
     let identity = config.identity.clone().unwrap_or_else(leader::default_identity);
-    let ctx = Arc::new(Context {
+    let base = Context {
         client: client.clone(),
         config: Arc::new(config.clone()),
         aws,
@@ -86,7 +86,7 @@ pub async fn run_with(
         route53: crate::aws::route53_batch::Route53Batcher::new(caller.clone()),
         facts: Arc::default(),
         passes: Arc::default(),
-    });
+    };
     // A standby is ready too: readiness gates traffic (metrics scrapes), not leadership.
     health.set_ready(true);
 
@@ -94,30 +94,59 @@ pub async fn run_with(
     if config.leader_elect {
         let namespace = config.leader_election_namespace.clone().unwrap_or_else(leader::default_namespace);
         let lease_duration = std::time::Duration::from_secs(config.lease_duration_seconds);
-        let mut l =
+        leadership = Some(
             Leadership::start(client.clone(), &namespace, &config.leader_election_name, &identity, lease_duration)
-                .await?;
-        tracing::info!(%identity, lease = %config.leader_election_name, %namespace, "waiting for leadership");
-        tokio::select! {
-            acquired = l.acquired() => if !acquired {
-                health.set_ready(false);
-                return Err(RunError::LostLeadership);
-            },
-            _ = shutdown.wait() => {
-                health.set_ready(false);
-                l.release().await;
-                let _ = server_task.await;
-                return Ok(());
-            }
-        }
-        tracing::info!(%identity, "acquired leadership");
-        leadership = Some(l);
+                .await?,
+        );
+        tracing::info!(%identity, lease = %config.leader_election_name, %namespace, "standing by for leadership");
     }
-    metrics.set_leader(true);
 
+    // One term per stretch of leadership. A replica that loses the Lease (an apiserver outage
+    // longer than the deadline, or another replica holding it) stops its controllers, lets in-flight
+    // reconciles finish and stands by again in the same process: nothing waits on a pod restart.
+    let result = loop {
+        if let Some(l) = leadership.as_mut() {
+            tokio::select! {
+                acquired = l.acquired() => if !acquired {
+                    break Err(RunError::LostLeadership);
+                },
+                _ = shutdown.wait() => break Ok(()),
+            }
+            tracing::info!(%identity, "acquired leadership");
+        }
+        lead(&base, &shutdown, leadership.as_ref()).await;
+        if shutdown.is_triggered() || leadership.is_none() {
+            break Ok(());
+        }
+        tracing::warn!(%identity, "lost leadership: controllers stopped, standing by again");
+    };
+
+    health.set_ready(false);
+    if let Some(l) = leadership {
+        l.release().await;
+    }
+    shutdown.trigger();
+    let _ = server_task.await;
+    match &result {
+        Ok(()) => tracing::info!("shut down cleanly"),
+        Err(err) => tracing::error!(%err, "leader election ended"),
+    }
+    result
+}
+
+/// Run the controllers for one leadership term: until shutdown (gracefully) or, with
+/// `leadership`, its loss (at once).
+/// What one term learned about objects (pass history, error backoff) is not carried into the next:
+/// another replica may have changed AWS in between, so the next term starts with full passes.
+async fn lead(base: &Context, shutdown: &Shutdown, leadership: Option<&Leadership>) {
+    let ctx = Arc::new(Context {
+        backoff: Arc::new(BackoffTracker::new(RequeuePolicy::default())),
+        passes: Arc::default(),
+        ..base.clone()
+    });
     let stop_on = {
         let shutdown = shutdown.clone();
-        let lost = leadership.as_ref().map(|l| l.lost());
+        let lost = leadership.map(|l| l.lost());
         let lost = futures::future::FutureExt::shared(async move {
             match lost {
                 Some(lost) => lost.await,
@@ -131,21 +160,20 @@ pub async fn run_with(
             })
         }
     };
-    tracing::info!(cluster_id = %config.cluster_id, namespace = ?config.namespace, "starting controllers");
-    controller::run_all(ctx, stop_on).await;
-    metrics.set_leader(false);
-
-    let lost = !shutdown.is_triggered();
-    health.set_ready(false);
-    if let Some(l) = leadership {
-        l.release().await;
+    base.metrics.set_leader(true);
+    tracing::info!(cluster_id = %base.config.cluster_id, namespace = ?base.config.namespace, "starting controllers");
+    let controllers = controller::run_all(ctx, stop_on);
+    match leadership {
+        // SIGTERM lets in-flight reconciles finish while the Lease is still ours. A lost Lease may
+        // already be another replica's: drop in-flight reconciles at their next await instead of
+        // overlapping with the new leader (no worse than a kill -9, which every step tolerates).
+        Some(l) => {
+            tokio::select! {
+                _ = controllers => {}
+                _ = l.lost() => tracing::warn!("leadership lost: in-flight reconciles dropped"),
+            }
+        }
+        None => controllers.await,
     }
-    shutdown.trigger();
-    let _ = server_task.await;
-    if lost {
-        tracing::error!("lost leadership; exiting so this replica restarts as a standby");
-        return Err(RunError::LostLeadership);
-    }
-    tracing::info!("shut down cleanly");
-    Ok(())
+    base.metrics.set_leader(false);
 }

@@ -89,6 +89,18 @@ impl Operator {
         body.lines().find(|l| l.starts_with(line_prefix))?.rsplit(' ').next()?.parse().ok()
     }
 
+    /// Poll a metric until `want` (a process's own port has nothing to watch).
+    fn wait_metric(&mut self, line_prefix: &str, want: f64, what: &str) {
+        let deadline = Instant::now() + WAIT;
+        while self.metric(line_prefix) != Some(want) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("fargate-operator exited while waiting until {what}: {status}");
+            }
+            assert!(Instant::now() < deadline, "not {what} within {WAIT:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn signal(&self, sig: &str) {
         let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().expect("kill");
         assert!(ok.success());
@@ -251,5 +263,38 @@ async fn standby_takes_over_when_the_leader_dies() {
 
     standby.signal("TERM");
     assert!(standby.wait_exit().success());
+    ctx.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_leader_that_loses_the_lease_stands_by_and_leads_again_in_the_same_process() {
+    let ctx = TestCtx::new("relead").await;
+    let mut op = Operator::start(&ctx, "op-a");
+    wait_holder(&ctx, Some("op-a")).await;
+    op.wait_metric("fargate_operator_leader ", 1.0, "leading");
+
+    // Another holder with a fresh renewal, as after an apiserver outage longer than the lease in
+    // which a standby took over: op-a must stop its controllers, and not exit.
+    let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(k8s_openapi::jiff::Timestamp::now());
+    leases
+        .patch(
+            "fargate-operator",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"holderIdentity": "intruder", "renewTime": now, "acquireTime": now}})),
+        )
+        .await
+        .expect("take the lease");
+    op.wait_metric("fargate_operator_leader ", 0.0, "standing by after losing the lease");
+
+    // The intruder never renews: once its lease expires, op-a takes it back in the same process.
+    wait_holder(&ctx, Some("op-a")).await;
+    op.wait_metric("fargate_operator_leader ", 1.0, "leading again");
+    let apps: Api<FargateApp> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    apps.create(&PostParams::default(), &app_manifest(&ctx, "second-term", 512)).await.expect("create");
+    wait_app(&ctx, "second-term", "reconciled in the second term", |a| condition(a, "Ready").is_some()).await;
+
+    op.signal("TERM");
+    assert!(op.wait_exit().success());
     ctx.cleanup().await;
 }
