@@ -12,7 +12,12 @@ operator binary with its default budgets, N objects created at once, then:
   - the operator's peak and steady RSS and CPU seconds.
 
 Environment: BENCH_SIZES (default "100,1000"), BENCH_IDLE_SECONDS (default 600), BENCH_SCENARIOS
-(default "fargateapp,dnsfailover,hotpool"), BENCH_BINARY (default target/release, else debug).
+(default "fargateapp,dnsfailover,hotpool"), BENCH_BINARY (default target/release, else debug),
+BENCH_OUT (default BENCHMARKS.md), BENCH_RESULTS (default hack/bench-results.json).
+
+Every result is kept in BENCH_RESULTS by scenario and size (a rerun of one replaces it, with its
+date, commit and command), and BENCH_OUT's table and the growth from 100 to 1,000 objects are
+rendered from all of them: a run of one scenario does not drop the others' rows.
 """
 import json
 import os
@@ -38,6 +43,7 @@ IDLE = int(os.environ.get("BENCH_IDLE_SECONDS", "600"))
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", "fargateapp,dnsfailover,hotpool").split(",")
 LOG_DIR = pathlib.Path(os.environ.get("FO_LOG_DIR", "/tmp"))
 METRICS = "127.0.0.1:18181"
+RESULTS = pathlib.Path(os.environ.get("BENCH_RESULTS", ROOT / "hack" / "bench-results.json"))
 MUTATING = {
     "RegisterTaskDefinition", "DeregisterTaskDefinition", "CreateService", "UpdateService", "DeleteService",
     "RunTask", "StopTask", "TagResource", "CreateTargetGroup", "ModifyTargetGroup", "ModifyTargetGroupAttributes",
@@ -287,19 +293,49 @@ def run(scenario, n, binary):
                            capture_output=True)
 
 
-def table(results, command):
+def load_results():
+    try:
+        return json.loads(RESULTS.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def store_result(res, command):
+    """Keep `res` in RESULTS, replacing an earlier result of the same scenario and size."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    stored = load_results()
+    stored[f"{res['scenario']}/{res['n']}"] = {
+        **{k: v for k, v in res.items() if k != "calls"},
+        "calls": {f"{s}:{o}": v for (s, o), v in sorted(res["calls"].items())},
+        "date": time.strftime("%Y-%m-%d"), "commit": commit, "command": command, "idle_s": IDLE,
+    }
+    RESULTS.write_text(json.dumps(dict(sorted(stored.items())), indent=1) + "\n")
+    return stored
+
+
+GROWTH = [("time to converged (s)", "ready_s"), ("AWS calls/object", "calls_per_obj"),
+          ("mutating/object", "mutating_per_obj"), ("status writes/object", "status_writes_per_obj"),
+          ("apiserver requests/object", "api_per_obj"), ("idle AWS reads/object/min", "idle_reads_per_obj_min"),
+          ("peak RSS (MiB)", "peak_rss_mb"), ("CPU s to converge", "cpu_converge_s")]
+
+
+def table(stored):
     cpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
+    order = {s: i for i, s in enumerate(["fargateapp", "dnsfailover", "hotpool"])}
+    results = sorted(stored.values(), key=lambda r: (order.get(r["scenario"], 9), r["n"]))
     lines = [
         "# Benchmarks", "",
-        f"Measured {time.strftime('%Y-%m-%d')} on {platform.system()} {platform.machine()}, {cpu} cores, {mem} GiB, against the",
-        "local kube-apiserver v1.20.2 + etcd + moto 5.2.5 (`make env-up`), operator with its default budgets",
-        f"(ECS 20 rps, ELBv2 8 rps, Route 53 4 rps, 10 launches/s). Command: `{command}`.",
+        f"Measured on {platform.system()} {platform.machine()}, {cpu} cores, {mem} GiB, against the",
+        "local kube-apiserver v1.20.2 + etcd + moto 5.2.5 (`make env-up`), operator release build with its default",
+        "budgets (ECS 20 rps, ELBv2 8 rps, Route 53 4 rps, 10 launches/s). Each row says when, on which commit",
+        "and with which idle window it was measured; `make bench` reruns them (the commands are at the end).",
         "", "FargateApp converges to `Synced` (moto never runs tasks, so `Ready` stays False); DnsFailover to",
         "`Ready`; the HotPool row is a pool of N/2 workers with N claims (`whenEmpty: Wait`), converged when",
         "every claim is Bound. Mutating minimum = the creates the work needs per object.", "",
-        "| scenario | N | time to converged (s) | AWS calls/object | mutating/object (minimum) | Route 53 calls/object | status writes/object | apiserver requests/object | idle: mutating AWS calls | idle: status writes | idle: AWS reads/object/min | idle: apiserver requests/object/min | RSS peak / steady (MiB) | CPU s converge / idle |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | N | time to converged (s) | AWS calls/object | mutating/object (minimum) | Route 53 calls/object | status writes/object | apiserver requests/object | idle: mutating AWS calls | idle: status writes | idle: AWS reads/object/min | idle: apiserver requests/object/min | RSS peak / steady (MiB) | CPU s converge / idle | measured (idle window) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         minimum = f"{r['min_mutating']:.2f}" if r["min_mutating"] is not None else "-"
@@ -308,12 +344,40 @@ def table(results, command):
             f"| {r['scenario']} | {r['n']} | {r['ready_s']:.1f} | {r['calls_per_obj']:.2f} | {r['mutating_per_obj']:.2f} / {minimum}{ratio} | "
             f"{r['route53_per_obj']:.2f} | {r['status_writes_per_obj']:.2f} | {r['api_per_obj']:.1f} | {r['idle_mutating']} | "
             f"{r['idle_status_writes']} | {r['idle_reads_per_obj_min']:.2f} | {r['idle_api_per_obj_min']:.2f} | "
-            f"{r['peak_rss_mb']:.0f} / {r['steady_rss_mb']:.0f} | {r['cpu_converge_s']:.1f} / {r['cpu_idle_s']:.1f} |")
+            f"{r['peak_rss_mb']:.0f} / {r['steady_rss_mb']:.0f} | {r['cpu_converge_s']:.1f} / {r['cpu_idle_s']:.1f} | "
+            f"{r.get('date', '?')} {r.get('commit', '')} ({r.get('idle_s', '?')} s) |")
+    pairs = [(s, stored[f"{s}/100"], stored[f"{s}/1000"]) for s in order if f"{s}/100" in stored and f"{s}/1000" in stored]
+    if pairs:
+        lines += ["", "## Growth from 100 to 1,000 objects (value at 1,000 / value at 100)", "",
+                  "| figure | " + " | ".join(s for s, _, _ in pairs) + " |", "|---" * (len(pairs) + 1) + "|"]
+        for label, key in GROWTH:
+            cells = []
+            for _, small, big in pairs:
+                a, b = small.get(key), big.get(key)
+                cells.append(f"{b / a:.2f}x" if a and b is not None else "-")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "## AWS calls by operation while converging (per object)", ""]
     for r in results:
-        ops = ", ".join(f"{s}:{o} {v / r['n']:.2f}" for (s, o), v in sorted(r["calls"].items()))
+        ops = ", ".join(f"{k} {v / r['n']:.2f}" for k, v in r["calls"].items())
         lines.append(f"- {r['scenario']} x{r['n']}: {ops}")
+    lines += ["", "## Commands", ""]
+    for r in results:
+        lines.append(f"- {r['scenario']} x{r['n']}: `{r.get('command', '?')}`")
     return "\n".join(lines) + "\n"
+
+
+BEGIN, END = "<!-- make bench: generated from hack/bench-results.json, begin -->", "<!-- make bench: end -->"
+
+
+def write_report(out, generated):
+    """Replace the generated part of `out`, keeping what people wrote around it (the analysis)."""
+    old = out.read_text() if out.exists() else ""
+    if BEGIN in old and END in old:
+        head, rest = old.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+    else:
+        head, tail = "", "\n"
+    out.write_text(f"{head}{BEGIN}\n{generated}{END}{tail}")
 
 
 def main():
@@ -325,12 +389,11 @@ def main():
     log(f"binary {binary}; sizes {SIZES}; idle window {IDLE} s; scenarios {SCENARIOS}")
     command = f"BENCH_SIZES={','.join(map(str, SIZES))} BENCH_IDLE_SECONDS={IDLE} BENCH_SCENARIOS={','.join(SCENARIOS)} make bench"
     out = ROOT / os.environ.get("BENCH_OUT", "BENCHMARKS.md")
-    results = []
     for s in SCENARIOS:
         for n in SIZES:
-            results.append(run(s, n, binary))
+            stored = store_result(run(s, n, binary), command)
             # Written after every scenario, so an interrupted run keeps what it measured.
-            out.write_text(table(results, command))
+            write_report(out, table(stored))
             log(f"wrote {out}")
 
 
