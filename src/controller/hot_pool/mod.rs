@@ -608,6 +608,9 @@ impl<'a> Pool<'a> {
     }
 
     async fn delete_worker(&mut self, name: &str) -> Result<(), ReconcileError> {
+        if let Some(w) = self.workers.get(name) {
+            tracing::debug!(pool = %self.name, worker = name, task = ?plan::task_arn(w), token = ?w.spec.launch_token, phase = ?plan::phase(w), "deleting worker");
+        }
         match self.workers_api.delete(name, &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(e)) if e.code == 404 => {}
@@ -766,6 +769,7 @@ impl<'a> Pool<'a> {
                 network: &network,
             })
             .await?;
+        tracing::debug!(pool = %self.name, token, workers = ?names, tasks = ?launched.task_arns, failures = ?launched.failures, "RunTask answered");
         let port = self.pool.spec.versions.iter().find(|v| v.version == version).map(|v| v.port);
         let now = self.now;
         let mut cold = 0;

@@ -166,6 +166,9 @@ pub struct WorkerView {
     pub available_since: Option<Timestamp>,
     /// Launch time (or creation).
     pub started_at: Option<Timestamp>,
+    /// Whether its task ARN is recorded. A worker without one may have a running task nobody has
+    /// found yet (RunTask's answer lost, or the process died before writing it down).
+    pub recorded: bool,
 }
 
 impl WorkerView {
@@ -180,6 +183,7 @@ impl WorkerView {
             claim: st.and_then(|s| s.claim.clone()),
             available_since: st.and_then(|s| micro(s.available_since.as_ref())),
             started_at: st.and_then(|s| micro(s.started_at.as_ref())).or(ts(w.metadata.creation_timestamp.as_ref())),
+            recorded: task_arn(w).is_some(),
         }
     }
 
@@ -424,7 +428,10 @@ pub fn idle_stops(
 ) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut kept: BTreeMap<&str, Vec<&WorkerView>> = BTreeMap::new();
-    for w in workers.iter().filter(|w| w.is_idle()) {
+    // Never a worker whose task is not recorded: removing it would drop the only record of a task
+    // that may be running (its launch token), leaving an orphan until the next sweep. The next pass
+    // records or relaunches it, and then it can go.
+    for w in workers.iter().filter(|w| w.is_idle() && w.recorded) {
         let Some(v) = spec.versions.iter().find(|v| v.version == w.version) else {
             out.push((w.name.clone(), format!("version {} was removed from spec.versions", w.version)));
             continue;
@@ -557,6 +564,7 @@ mod tests {
             }),
             available_since: Some(t(0)),
             started_at: Some(t(0)),
+            recorded: true,
         }
     }
 
@@ -803,6 +811,21 @@ mod tests {
         let stops = idle_stops(&s, &workers, &changed, &BTreeMap::new(), t(10));
         assert!(stops.iter().any(|(n, _)| n == "a") && stops.iter().any(|(n, _)| n == "b"));
         assert!(!stops.iter().any(|(n, _)| n == "gone-claimed"));
+    }
+
+    #[test]
+    fn a_worker_whose_task_is_not_recorded_is_never_stopped() {
+        let s = spec("Wait", "Stop");
+        let mut unrecorded = worker("unrecorded", "0", WorkerPhase::Starting, None);
+        unrecorded.recorded = false;
+        let mut surplus = worker("surplus", "1", WorkerPhase::Starting, None);
+        surplus.recorded = false;
+        let workers = vec![unrecorded, surplus, worker("a", "1", WorkerPhase::Available, None)];
+        let mut one = s.clone();
+        one.versions[0].scale_to = 0;
+        let stops = idle_stops(&one, &workers, &tds(), &BTreeMap::new(), t(10));
+        let names: Vec<&str> = stops.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a"], "version removed or surplus, an unrecorded worker stays: {stops:?}");
     }
 
     #[test]
