@@ -560,6 +560,38 @@ async fn a_lost_run_task_response_and_a_restart_launch_no_duplicate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_written_by_a_launcher_that_died_before_run_task_are_launched_once_and_kept() {
+    // Every RunTask is rejected before it is sent: the first controller writes its workers (the
+    // intent, with the launch token) and never launches them.
+    let mut s = Setup::with_faults("hp-relaunch", "RunTask=throttle>0").await;
+    // No periodic sweep during the test: an orphaned task must not be hidden by one.
+    s.create_pool(&s.pool("pool", versions(&s, &[("1", 0, 3, true)]), json!({"replenishIntervalSeconds": 3600}))).await;
+    let metrics = s.op().metrics.clone();
+    eventually("a rejected RunTask", || {
+        let m = metrics.clone();
+        async move { m.aws_call_count("ecs", "RunTask", "throttling") >= 1 }
+    })
+    .await;
+    if let Some(op) = s.op.take() {
+        op.kill().await;
+    }
+    let written: BTreeSet<String> = s.pool_workers("pool").await.iter().map(|w| w.name_any()).collect();
+    assert_eq!(written.len(), 3, "the workers are written before RunTask");
+    let uid = s.uid("pool").await;
+    assert!(s.tasks(&uid, None).await.is_empty(), "nothing was launched");
+
+    // The next controller launches those workers with their token and keeps them: their tasks are
+    // newer than its task list, which must not make them look lost.
+    s.op = Some(InProcessOperator::start(&s.ctx).await);
+    s.wait_counts("pool", 3, 0).await;
+    let workers = s.assert_one_task_per_worker("pool").await;
+    let kept: BTreeSet<String> = workers.iter().map(|w| w.name_any()).collect();
+    assert_eq!(kept, written, "the relaunched workers were deleted and replaced");
+    assert_eq!(s.tasks(&uid, None).await.len(), 3, "a task was orphaned or launched twice");
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_version_stops_its_idle_workers_but_never_a_claimed_one() {
     let s = Setup::new("hp-versions").await;
     s.create_pool(&s.pool("pool", versions(&s, &[("old", 0, 2, true), ("new", 1, 1, true)]), json!({}))).await;

@@ -387,8 +387,10 @@ impl<'a> Pool<'a> {
                 .await;
         }
 
-        // Each recorded worker's step.
-        let names: Vec<String> = self.workers.keys().cloned().collect();
+        // Each recorded worker's step. Not the ones just relaunched: their tasks are newer than the
+        // task list above, so they would look lost (and be deleted, orphaning the tasks: found by
+        // the chaos run after a leader died between creating workers and recording their tasks).
+        let names: Vec<String> = self.workers.keys().filter(|n| !relaunch.contains(n)).cloned().collect();
         for name in names {
             let Some(w) = self.workers.get(&name) else { continue };
             let step = plan::step_worker(
