@@ -69,6 +69,20 @@ impl Setup {
         self.op.as_ref().expect("operator running")
     }
 
+    /// Kill the operator (no cleanup, like kill -9) once it has made an ECS `op` call that ended in
+    /// `outcome`.
+    async fn kill_operator_after(&mut self, op: &'static str, outcome: &'static str) {
+        let metrics = self.op().metrics.clone();
+        eventually(&format!("an ecs:{op} ending in {outcome}"), || {
+            let m = metrics.clone();
+            async move { m.aws_call_count("ecs", op, outcome) >= 1 }
+        })
+        .await;
+        if let Some(op) = self.op.take() {
+            op.kill().await;
+        }
+    }
+
     /// The example pool with this test's network, cluster and account, and `versions`.
     fn pool(&self, name: &str, versions: serde_json::Value, extra: serde_json::Value) -> HotPool {
         let mut v = support::yaml_docs("examples/hotpool.yaml").remove(0);
@@ -539,16 +553,8 @@ async fn a_lost_run_task_response_and_a_restart_launch_no_duplicate() {
     let mut s = Setup::with_faults("hp-restart", "RunTask=lost@1,ListTasks=throttle>1").await;
     s.create_pool(&s.pool("pool", versions(&s, &[("1", 0, 3, true)]), json!({}))).await;
     // RunTask ran in AWS but its response was lost: workers exist, their task ARNs are unknown.
-    let metrics = s.op().metrics.clone();
-    eventually("the lost RunTask", || {
-        let m = metrics.clone();
-        async move { m.aws_call_count("ecs", "RunTask", "transient") >= 1 }
-    })
-    .await;
     // The controller is killed at that moment; a new one takes over.
-    if let Some(op) = s.op.take() {
-        op.kill().await;
-    }
+    s.kill_operator_after("RunTask", "transient").await;
     let uid = s.uid("pool").await;
     assert_eq!(s.tasks(&uid, None).await.len(), 3, "the lost call launched the batch once");
     s.op = Some(InProcessOperator::start(&s.ctx).await);
@@ -566,15 +572,7 @@ async fn workers_written_by_a_launcher_that_died_before_run_task_are_launched_on
     let mut s = Setup::with_faults("hp-relaunch", "RunTask=throttle>0").await;
     // No periodic sweep during the test: an orphaned task must not be hidden by one.
     s.create_pool(&s.pool("pool", versions(&s, &[("1", 0, 3, true)]), json!({"replenishIntervalSeconds": 3600}))).await;
-    let metrics = s.op().metrics.clone();
-    eventually("a rejected RunTask", || {
-        let m = metrics.clone();
-        async move { m.aws_call_count("ecs", "RunTask", "throttling") >= 1 }
-    })
-    .await;
-    if let Some(op) = s.op.take() {
-        op.kill().await;
-    }
+    s.kill_operator_after("RunTask", "throttling").await;
     let written: BTreeSet<String> = s.pool_workers("pool").await.iter().map(|w| w.name_any()).collect();
     assert_eq!(written.len(), 3, "the workers are written before RunTask");
     let uid = s.uid("pool").await;
