@@ -121,7 +121,11 @@ async fn supervise(
             }
         }
         let leading = held && deadline.is_some_and(|d| SystemTime::now() < d);
-        let was = tx.send_replace(leading);
+        // Only a change wakes the receivers (the controllers' stop futures wait on it).
+        let was = *tx.borrow();
+        if was != leading {
+            tx.send_replace(leading);
+        }
         if was && !leading {
             tracing::warn!(%identity, "leader Lease not confirmed renewed before its deadline: stepping down");
         }
