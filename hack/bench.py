@@ -13,7 +13,8 @@ operator binary with its default budgets, N objects created at once, then:
 
 Environment: BENCH_SIZES (default "100,1000"), BENCH_IDLE_SECONDS (default 600), BENCH_SCENARIOS
 (default "fargateapp,dnsfailover,hotpool"), BENCH_BINARY (default target/release, else debug),
-BENCH_OUT (default BENCHMARKS.md), BENCH_RESULTS (default hack/bench-results.json).
+BENCH_OUT (default BENCHMARKS.md), BENCH_RESULTS (default hack/bench-results.json), BENCH_METRICS_ADDR
+(default 127.0.0.1:18181, the operator's metrics address).
 
 Every result is kept in BENCH_RESULTS by scenario and size (a rerun of one replaces it, with its
 date, commit and command), and BENCH_OUT's table and the growth from 100 to 1,000 objects are
@@ -42,7 +43,7 @@ SIZES = [int(x) for x in os.environ.get("BENCH_SIZES", "100,1000").split(",")]
 IDLE = int(os.environ.get("BENCH_IDLE_SECONDS", "600"))
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", "fargateapp,dnsfailover,hotpool").split(",")
 LOG_DIR = pathlib.Path(os.environ.get("FO_LOG_DIR", "/tmp"))
-METRICS = "127.0.0.1:18181"
+METRICS = os.environ.get("BENCH_METRICS_ADDR", "127.0.0.1:18181")  # another for a second bench on a second env
 RESULTS = pathlib.Path(os.environ.get("BENCH_RESULTS", ROOT / "hack" / "bench-results.json"))
 MUTATING = {
     "RegisterTaskDefinition", "DeregisterTaskDefinition", "CreateService", "UpdateService", "DeleteService",

@@ -146,7 +146,9 @@ fmt_secs() {
 install_crds() {
   local root
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-  kubectl --request-timeout=20s apply --validate=false -f "$root/crds/" >/dev/null
+  # Its stderr warns about CRDs the tests created without last-applied; keep it for a failure only.
+  kubectl --request-timeout=20s apply --validate=false -f "$root/crds/" >/dev/null 2>"$FO_LOG_DIR/install-crds.log" ||
+    { dump_log "$FO_LOG_DIR/install-crds.log"; die "kubectl apply -f crds/ failed"; }
   local crd
   for crd in "$root"/crds/*.yaml; do
     kubectl --request-timeout=20s wait --for=condition=Established --timeout=60s -f "$crd" >/dev/null
