@@ -14,7 +14,9 @@ a fresh moto account. Then:
   4. AWS holds exactly one of each resource per object (counted by owner tag), and nothing that no
      object owns;
   5. everything is deleted: every object goes away (no finalizer wedges) and AWS holds nothing
-     tagged with this run's cluster id.
+     tagged with this run's cluster id;
+  6. every replica not killed on purpose is still running (one that lost the Lease during the
+     apiserver outage stood by again) and exits 0 on SIGTERM.
 Faults stay on throughout. Exit status 0 only if every check passed; the operators' logs are in
 $FO_LOG_DIR/chaos-*.log.
 """
@@ -478,5 +480,5 @@ def main():
 if __name__ == "__main__":
     # A SIGTERM (CI cancelling, a developer's kill) runs main's `finally` too, so no replica outlives
     # the run and holds its metrics port into the next one.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(f"chaos: terminated"))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("chaos: terminated"))
     main()

@@ -102,8 +102,8 @@ pub async fn run_with(
     }
 
     // One term per stretch of leadership. A replica that loses the Lease (an apiserver outage
-    // longer than the deadline, or another replica holding it) stops its controllers, lets in-flight
-    // reconciles finish and stands by again in the same process: nothing waits on a pod restart.
+    // longer than the renew deadline, or another replica holding it) stops its controllers at once
+    // (see `lead`) and stands by again in the same process: nothing waits on a pod restart.
     let result = loop {
         if let Some(l) = leadership.as_mut() {
             tokio::select! {

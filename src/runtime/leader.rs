@@ -127,7 +127,12 @@ async fn supervise(
             tx.send_replace(leading);
         }
         if was && !leading {
-            tracing::warn!(%identity, "leader Lease not confirmed renewed before its deadline: stepping down");
+            let why = if !held || deadline.is_none() {
+                "the Lease is held by another replica"
+            } else {
+                "its renewal was not confirmed before the renew deadline"
+            };
+            tracing::warn!(%identity, why, "stepping down as leader");
         }
         let wake = match deadline {
             Some(d) if held => d.duration_since(SystemTime::now()).unwrap_or_default().min(check_every),
