@@ -119,13 +119,27 @@ def validate(rendered):
           "the IRSA annotation reaches the ServiceAccount")
 
 
+def install_crds():
+    """Install the chart's CRDs and wait until each is Established. The test needs them, so the test
+    installs them: nothing else in `make test` runs before it on an empty cluster. Client-side apply
+    with --validate=false, because Helm 4's server-side apply of crds/ is refused by the test's v1.20
+    apiserver for CRDs that carry CEL rules (x-kubernetes-validations postdates it; it drops them)."""
+    files = sorted((CHART / "crds").glob("*.yaml"))
+    kubectl("apply", "--validate=false", *[a for f in files for a in ("-f", str(f))])
+    names = [d["metadata"]["name"] for f in files for d in docs(f.read_text())]
+    out = kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                  *[f"customresourcedefinition/{n}" for n in names], check_rc=False)
+    check(out.returncode == 0, f"the chart's {len(names)} CRDs are Established {(out.stderr or '').strip()}")
+    if out.returncode != 0:
+        raise RuntimeError("CRDs not Established; the install test cannot go on")
+
+
 def install(values):
     for ns in (SYSTEM_NS, APP_NS):
         kubectl("create", "namespace", ns, check_rc=False)
-    # Helm 4 installs crds/ by server-side apply, which a v1.20 apiserver (the test's) rejects for
-    # CRDs that carry CEL rules (x-kubernetes-validations postdates it). The CRDs are already
-    # installed by create/replace (tests/support) and validated above for 1.28+, so the release is
-    # installed from a copy without crds/: what `helm install --skip-crds` does on old clusters.
+    install_crds()
+    # The CRDs were installed above (and validated for 1.28+ before), so the release is installed
+    # from a copy without crds/: what `helm install --skip-crds` does on old clusters.
     chart = pathlib.Path(tempfile.mkdtemp()) / CHART.name
     shutil.copytree(CHART, chart, ignore=shutil.ignore_patterns("crds"))
     with helm.Config(kubeconfig_path=KUBECONFIG, namespace=SYSTEM_NS) as cfg:

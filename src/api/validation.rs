@@ -11,6 +11,8 @@ use std::fmt;
 use super::dns_failover::{DnsFailoverSpec, HealthCheckSpec, HealthCheckType};
 use super::fargate_app::{FARGATE_SIZES, FargateAppSpec};
 use super::hot_pool::{HotPoolClaimSpec, HotPoolSpec};
+use crate::runtime::clock;
+use k8s_openapi::jiff::Timestamp;
 
 /// One problem with one field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -308,16 +310,43 @@ pub fn validate_hot_pool(spec: &HotPoolSpec) -> Result<(), ValidationErrors> {
     if spec.network.subnets.is_empty() {
         errs.push("spec.network.subnets", "list at least one subnet");
     }
+    // The schema has the same bounds; a cluster that skipped it must still not feed the lease and
+    // timer arithmetic numbers it was never meant to see.
+    for (field, value, min, max) in [
+        ("spec.replenishIntervalSeconds", spec.replenish_interval_seconds, 5, 3600),
+        ("spec.startupTimeoutSeconds", spec.startup_timeout_seconds, 30, 3600),
+        ("spec.maxIdleSeconds", spec.max_idle_seconds, 0, 604_800),
+        ("spec.claims.leaseSeconds", spec.claims.lease_seconds, 10, 604_800),
+    ] {
+        if !(min..=max).contains(&value) {
+            errs.push(field, format!("{value} is out of range: use {min}..{max}"));
+        }
+    }
     errs.into_result()
 }
 
-/// Validate a HotPoolClaim spec.
-pub fn validate_hot_pool_claim(spec: &HotPoolClaimSpec) -> Result<(), ValidationErrors> {
+/// Validate a HotPoolClaim spec at `now` (a `renewedAt` is judged against the current time).
+pub fn validate_hot_pool_claim(spec: &HotPoolClaimSpec, now: Timestamp) -> Result<(), ValidationErrors> {
     let mut errs = ValidationErrors::default();
     for (field, value) in [("spec.pool", &spec.pool), ("spec.version", &spec.version), ("spec.client", &spec.client)] {
         if value.trim().is_empty() {
             errs.push(field, "must not be empty");
         }
+    }
+    if let Some(renewed) = &spec.renewed_at
+        && clock::too_far_ahead(renewed.0, now)
+    {
+        errs.push(
+            "spec.renewedAt",
+            format!(
+                "{} is later than the current time ({}) by more than {} s of clock skew; renew by setting it \
+                 to the current time (e.g. `date -u +%Y-%m-%dT%H:%M:%SZ`); until then the lease runs from \
+                 the binding, as if it had not been renewed",
+                renewed.0.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                clock::MAX_CLOCK_SKEW.as_secs()
+            ),
+        );
     }
     errs.into_result()
 }

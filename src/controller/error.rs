@@ -18,6 +18,10 @@ pub enum ReconcileError {
     /// The object lacks something the apiserver always sets (namespace, uid).
     #[error("object is missing {0}")]
     MissingMetadata(&'static str),
+    /// The reconcile panicked (a bug): caught so one object cannot end the process; it backs off
+    /// like a transient error.
+    #[error("reconcile panicked: {0}")]
+    Panicked(String),
     /// Adding or removing the finalizer, or the wrapped reconcile, failed.
     #[error(transparent)]
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<ReconcileError>>),
@@ -31,7 +35,7 @@ impl ReconcileError {
             Self::Kube(kube::Error::Api(resp)) if resp.code == 429 => ErrorCategory::Throttling,
             Self::Kube(kube::Error::Api(resp)) if resp.code == 404 => ErrorCategory::NotFound,
             Self::Kube(kube::Error::Api(resp)) if (400..500).contains(&resp.code) => ErrorCategory::Terminal,
-            Self::Kube(_) => ErrorCategory::Transient,
+            Self::Kube(_) | Self::Panicked(_) => ErrorCategory::Transient,
             Self::Aws(e) => e.category,
             Self::Invalid(_) | Self::MissingMetadata(_) => ErrorCategory::Terminal,
             Self::Finalizer(e) => match e.as_ref() {

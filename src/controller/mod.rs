@@ -13,7 +13,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
@@ -74,7 +74,10 @@ managed!(FargateApp, crate::api::FargateAppStatus, "FargateApp", |o| validate_fa
 managed!(DnsFailover, crate::api::DnsFailoverStatus, "DnsFailover", |o| validate_dns_failover(&o.spec, None));
 managed!(HotPool, crate::api::HotPoolStatus, "HotPool", |o| validate_hot_pool(&o.spec));
 managed!(HotPoolWorker, crate::api::HotPoolWorkerStatus, "HotPoolWorker", |_o| Ok(()));
-managed!(HotPoolClaim, crate::api::HotPoolClaimStatus, "HotPoolClaim", |o| validate_hot_pool_claim(&o.spec));
+managed!(HotPoolClaim, crate::api::HotPoolClaimStatus, "HotPoolClaim", |o| validate_hot_pool_claim(
+    &o.spec,
+    k8s_openapi::jiff::Timestamp::now()
+));
 
 /// The resync period with up to 10% jitter, so objects created together do not resync together.
 pub fn jittered(period: Duration) -> Duration {
@@ -266,10 +269,43 @@ pub(crate) fn api_for<K: Managed>(ctx: &Context) -> Api<K> {
     }
 }
 
+/// The text of a panic's payload (what `panic!` was given), for the log and the error.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// Run `fut`; a panic inside it becomes `Err` with the panic's message.
+pub(crate) async fn catch_panic<T>(fut: impl std::future::Future<Output = T>) -> Result<T, String> {
+    // Boxed: the reconcile futures are deep, and one more layer of nesting overflows the compiler's
+    // layout query depth.
+    std::panic::AssertUnwindSafe(Box::pin(fut)).catch_unwind().await.map_err(|payload| panic_message(payload.as_ref()))
+}
+
+/// Run one reconcile of `obj`, turning a panic inside it into [`ReconcileError::Panicked`]: a bug
+/// hit by one object's input must not end the process (kube-runtime re-raises a reconcile's panic
+/// in the controller's stream, which ends every controller). The object backs off instead.
+pub(crate) async fn guarded<K: Managed>(
+    obj: &K,
+    reconcile: impl std::future::Future<Output = Result<Action, ReconcileError>>,
+) -> Result<Action, ReconcileError> {
+    match catch_panic(reconcile).await {
+        Ok(result) => result,
+        Err(msg) => {
+            let key = ObjectRef::from_obj(obj).to_string();
+            tracing::error!(kind = K::KIND, object = %key, panic = %msg, "reconcile panicked; the object backs off");
+            Err(ReconcileError::Panicked(msg))
+        }
+    }
+}
+
 async fn run_one<K, R, Fut>(
     ctx: Arc<Context>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-    reconcile: R,
+    mut reconcile: R,
 ) where
     K: Managed,
     R: FnMut(Arc<K>, Arc<Context>) -> Fut,
@@ -278,7 +314,14 @@ async fn run_one<K, R, Fut>(
     Controller::new(api_for::<K>(&ctx), watcher::Config::default().any_semantic())
         .with_config(controller_config(&ctx))
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy::<K>, ctx)
+        .run(
+            move |obj: Arc<K>, ctx| {
+                let fut = reconcile(obj.clone(), ctx);
+                async move { guarded(obj.as_ref(), fut).await }
+            },
+            error_policy::<K>,
+            ctx,
+        )
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!(kind = K::KIND, %err, "controller event");
@@ -315,6 +358,25 @@ mod tests {
         .expect("app");
         app.status = None;
         app
+    }
+
+    #[tokio::test]
+    async fn a_panicking_reconcile_is_an_error_of_its_object_and_backs_off() {
+        let obj = app(512);
+        let panics = async {
+            if obj.spec.memory == 512 {
+                panic!("boom at {}", obj.spec.cpu);
+            }
+            Ok(Action::await_change())
+        };
+        match guarded(&obj, panics).await {
+            Err(err @ ReconcileError::Panicked(_)) => {
+                assert_eq!(err.to_string(), "reconcile panicked: boom at 256");
+                assert_eq!(err.category(), crate::aws::ErrorCategory::Transient);
+            }
+            other => panic!("expected a caught panic, got {other:?}"),
+        }
+        assert!(guarded(&obj, async { Ok(Action::await_change()) }).await.is_ok());
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub fn renew_deadline(lease: &Lease, identity: &str, duration: Duration, margin:
         return None;
     }
     let renewed = spec.renew_time.as_ref().or(spec.acquire_time.as_ref())?;
-    (SystemTime::from(renewed.0) + duration).checked_sub(margin)
+    SystemTime::from(renewed.0).checked_add(duration)?.checked_sub(margin)
 }
 
 impl Leadership {
@@ -112,7 +112,7 @@ async fn supervise(
         let held = *manager.borrow_and_update();
         if !held {
             deadline = None;
-        } else if deadline.is_none_or(|d| d <= SystemTime::now() + check_every) {
+        } else if deadline.is_none_or(|d| SystemTime::now().checked_add(check_every).is_none_or(|soon| d <= soon)) {
             // Confirm when the deadline is near (and on acquiring): at most one GET per check.
             match leases.get(&name).await {
                 // Someone else's holder identity is a loss at once, not at the deadline.

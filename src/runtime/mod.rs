@@ -1,7 +1,8 @@
-//! Shared plumbing: context, backoff, conditions, events, metrics, health server, leader election,
+//! Shared plumbing: panic-free time arithmetic, context, backoff, conditions, events, metrics, health server, leader election,
 //! shutdown and telemetry.
 
 pub mod backoff;
+pub mod clock;
 pub mod conditions;
 pub mod context;
 pub mod events;

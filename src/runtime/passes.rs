@@ -89,7 +89,8 @@ pub fn stretched(base: Duration, objects: usize, calls_per_pass: f64, rate: f64,
     if budget <= 0.0 {
         return base;
     }
-    let needed = Duration::from_secs_f64(objects as f64 * calls_per_pass / budget);
+    // try_: an infinite or huge quotient (a tiny budget) must not panic; the base period stands.
+    let needed = Duration::try_from_secs_f64(objects as f64 * calls_per_pass / budget).unwrap_or(base);
     base.max(needed)
 }
 

@@ -5,6 +5,7 @@
 
 pub mod fixtures;
 pub mod operator;
+pub mod pool;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

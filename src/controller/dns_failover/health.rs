@@ -8,6 +8,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::clients;
@@ -118,62 +119,65 @@ async fn poll_once(ctx: &Context, bucket: &TokenBucket) {
         }
     };
     for obj in reading_order(list.items) {
-        if obj.meta().deletion_timestamp.is_some() || obj.spec.policy.paused {
+        if let Err(panic) = crate::controller::catch_panic(poll_object(ctx, bucket, &obj)).await {
+            tracing::error!(object = %ObjectRef::from_obj(&obj), %panic, "health poller: reading panicked; skipped");
+        }
+    }
+}
+
+/// Read one object's health checks and write what changed.
+async fn poll_object(ctx: &Context, bucket: &TokenBucket, obj: &DnsFailover) {
+    if obj.meta().deletion_timestamp.is_some() || obj.spec.policy.paused {
+        return;
+    }
+    let Some(status) = obj.status.clone() else { return };
+    let Some(checks) = status.health_checks.clone() else { return };
+    if checks.primary.id.is_empty() {
+        return;
+    }
+    let Ok(aws) = clients(ctx, obj).await else { return };
+    let mut states = [HealthState::Unknown, HealthState::Unknown];
+    for (i, id) in [&checks.primary.id, &checks.secondary.id].into_iter().enumerate() {
+        if id.is_empty() {
             continue;
         }
-        let Some(status) = obj.status.clone() else { continue };
-        let Some(checks) = status.health_checks.clone() else { continue };
-        if checks.primary.id.is_empty() {
-            continue;
-        }
-        let Ok(aws) = clients(ctx, &obj).await else { continue };
-        let mut states = [HealthState::Unknown, HealthState::Unknown];
-        for (i, id) in [&checks.primary.id, &checks.secondary.id].into_iter().enumerate() {
-            if id.is_empty() {
-                continue;
+        bucket.acquire().await;
+        let resp = aws
+            .caller
+            .call(Service::Route53, "GetHealthCheckStatus", || {
+                aws.r53.get_health_check_status().health_check_id(id).send()
+            })
+            .await;
+        match resp {
+            Ok(r) => {
+                states[i] = health_from_reports(
+                    r.health_check_observations().iter().filter_map(|o| o.status_report()).filter_map(|s| s.status()),
+                )
             }
-            bucket.acquire().await;
-            let resp = aws
-                .caller
-                .call(Service::Route53, "GetHealthCheckStatus", || {
-                    aws.r53.get_health_check_status().health_check_id(id).send()
-                })
-                .await;
-            match resp {
-                Ok(r) => {
-                    states[i] = health_from_reports(
-                        r.health_check_observations()
-                            .iter()
-                            .filter_map(|o| o.status_report())
-                            .filter_map(|s| s.status()),
-                    )
-                }
-                // A denied or otherwise terminal failure needs a human (health stays Unknown until
-                // then); throttling and blips are retried next round and only debug noise.
-                Err(err) if err.category == crate::aws::ErrorCategory::Terminal => {
-                    tracing::warn!(%err, object = %obj.name_any(), "health poller: GetHealthCheckStatus failed")
-                }
-                Err(err) => {
-                    tracing::debug!(%err, object = %obj.name_any(), "health poller: GetHealthCheckStatus failed")
-                }
+            // A denied or otherwise terminal failure needs a human (health stays Unknown until
+            // then); throttling and blips are retried next round and only debug noise.
+            Err(err) if err.category == crate::aws::ErrorCategory::Terminal => {
+                tracing::warn!(%err, object = %obj.name_any(), "health poller: GetHealthCheckStatus failed")
+            }
+            Err(err) => {
+                tracing::debug!(%err, object = %obj.name_any(), "health poller: GetHealthCheckStatus failed")
             }
         }
-        let (new, flip) =
-            observe(&status, obj.spec.mode, states[0], states[1], obj.meta().generation, Timestamp::now());
-        if new == status {
-            continue;
-        }
-        let ns = obj.namespace().unwrap_or_default();
-        let napi: Api<DnsFailover> = Api::namespaced(ctx.client.clone(), &ns);
-        ctx.metrics.status_written("DnsFailover");
-        if let Err(err) = apply_status(&napi, &obj, &new).await {
-            tracing::warn!(%err, object = %obj.name_any(), "health poller: status write failed");
-            continue;
-        }
-        if let Some(f) = flip {
-            let note = format!("Route 53 now answers the {:?} target ({})", f.to, f.reason).to_lowercase();
-            ctx.events.warning(&obj, &f.reason, "Failover", note).await;
-        }
+    }
+    let (new, flip) = observe(&status, obj.spec.mode, states[0], states[1], obj.meta().generation, Timestamp::now());
+    if new == status {
+        return;
+    }
+    let ns = obj.namespace().unwrap_or_default();
+    let napi: Api<DnsFailover> = Api::namespaced(ctx.client.clone(), &ns);
+    ctx.metrics.status_written("DnsFailover");
+    if let Err(err) = apply_status(&napi, obj, &new).await {
+        tracing::warn!(%err, object = %obj.name_any(), "health poller: status write failed");
+        return;
+    }
+    if let Some(f) = flip {
+        let note = format!("Route 53 now answers the {:?} target ({})", f.to, f.reason).to_lowercase();
+        ctx.events.warning(obj, &f.reason, "Failover", note).await;
     }
 }
 

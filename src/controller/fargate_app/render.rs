@@ -99,9 +99,15 @@ impl From<&ContainerHealthCheck> for RenderedHealthCheck {
 /// Containers without an explicit `memory` share what the explicit ones leave of the task memory
 /// equally (RunTask on some emulators and older agents need a container-level limit).
 pub fn render(spec: &FargateAppSpec, family: &str, region: &str) -> RenderedTaskDefinition {
-    let explicit: i32 = spec.containers.iter().filter_map(|c| c.memory).sum();
-    let implicit_count = spec.containers.iter().filter(|c| c.memory.is_none()).count() as i32;
-    let share = if implicit_count > 0 { ((spec.memory - explicit) / implicit_count).max(6) } else { 0 };
+    // i64: user numbers summed in i32 could overflow (validation refuses such specs, but a pure
+    // renderer must not rely on being called only after it).
+    let explicit: i64 = spec.containers.iter().filter_map(|c| c.memory).map(i64::from).sum();
+    let implicit_count = i64::try_from(spec.containers.iter().filter(|c| c.memory.is_none()).count()).unwrap_or(1);
+    let share = if implicit_count > 0 {
+        i32::try_from(((i64::from(spec.memory) - explicit) / implicit_count).max(6)).unwrap_or(i32::MAX)
+    } else {
+        0
+    };
     let containers = spec
         .containers
         .iter()

@@ -42,6 +42,31 @@ pub fn next_status(
     new
 }
 
+/// The status of a claim whose spec is invalid: it keeps `phase` (a Bound claim stays Ready: its
+/// worker is still its own), `Degraded`/`InvalidSpec` with `message`, then `extra` applied.
+pub fn invalid_status(
+    claim: &HotPoolClaim,
+    phase: ClaimPhase,
+    message: &str,
+    extra: impl FnOnce(&mut HotPoolClaimStatus),
+) -> HotPoolClaimStatus {
+    let reason = if phase == ClaimPhase::Bound { "Bound" } else { REASON_INVALID_SPEC };
+    let ready_message =
+        if phase == ClaimPhase::Bound { "bound; the spec has an error (see Degraded)" } else { message };
+    next_status(claim, phase, reason, ready_message, |s| {
+        conditions::set_condition(
+            &mut s.conditions,
+            DEGRADED,
+            true,
+            REASON_INVALID_SPEC,
+            message,
+            s.observed_generation,
+        );
+        set_last_error(&mut s.last_error, "validate", REASON_INVALID_SPEC, message);
+        extra(s);
+    })
+}
+
 /// Write `new` as the claim's status when it differs, guarded by the resourceVersion `claim` was
 /// read with (a stale copy fails with 409 instead of overwriting a binding). Returns whether it wrote.
 pub async fn put_status(
@@ -66,7 +91,14 @@ pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> 
     Controller::new(claims, watcher::Config::default().any_semantic())
         .with_config(super::super::controller_config(&ctx))
         .graceful_shutdown_on(stop)
-        .run(reconcile, error_policy::<HotPoolClaim>, ctx)
+        .run(
+            |claim: Arc<HotPoolClaim>, ctx| {
+                let fut = reconcile(claim.clone(), ctx);
+                async move { super::super::guarded(claim.as_ref(), fut).await }
+            },
+            error_policy::<HotPoolClaim>,
+            ctx,
+        )
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!(kind = "HotPoolClaim", %err, "controller event");
@@ -79,26 +111,18 @@ async fn reconcile(claim: Arc<HotPoolClaim>, ctx: Arc<Context>) -> Result<Action
     let ns = claim.namespace().ok_or(ReconcileError::MissingMetadata("metadata.namespace"))?;
     let api: Api<HotPoolClaim> = Api::namespaced(ctx.client.clone(), &ns);
     let phase = claim.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
-    if let Err(errs) = claim.validate() {
-        let msg = errs.to_string();
-        let new = next_status(&claim, phase, REASON_INVALID_SPEC, &msg, |s| {
-            conditions::set_condition(
-                &mut s.conditions,
-                DEGRADED,
-                true,
-                REASON_INVALID_SPEC,
-                &msg,
-                s.observed_generation,
-            );
-            set_last_error(&mut s.last_error, "validate", REASON_INVALID_SPEC, &msg);
-        });
-        put_status(&api, &claim, new, &ctx).await?;
-        return Ok(Action::requeue(jittered(ctx.config.resync())));
-    }
+    // Validated before the pool lookup, so an invalid spec is what a claim of a missing pool shows.
+    let invalid = claim.validate().err();
     let pools: Api<HotPool> = Api::namespaced(ctx.client.clone(), &ns);
     if pools.get_opt(&claim.spec.pool).await?.is_some() {
-        // The pool's controller owns this claim's status.
+        // The pool's controller owns this claim's status, an invalid spec included: one writer.
         return Ok(Action::await_change());
+    }
+    // A claim that holds (or held) a worker of a deleted pool is told so; the spec error matters
+    // only for one still waiting.
+    if let Some(errs) = invalid.filter(|_| phase == ClaimPhase::Pending) {
+        put_status(&api, &claim, invalid_status(&claim, phase, &errs.to_string(), |_| {}), &ctx).await?;
+        return Ok(Action::requeue(jittered(ctx.config.resync())));
     }
     let new = match phase {
         ClaimPhase::Expired | ClaimPhase::Failed => return Ok(Action::await_change()),

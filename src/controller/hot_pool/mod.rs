@@ -43,7 +43,8 @@ use crate::api::{DeletionPolicy, FIELD_MANAGER};
 use crate::aws::AwsError;
 use crate::aws::naming::Owner;
 use crate::runtime::Context;
-use crate::runtime::conditions::{self, DEGRADED, PROGRESSING, READY, SYNCED};
+use crate::runtime::clock::{self, plus_secs};
+use crate::runtime::conditions::{self, DEGRADED, PROGRESSING, READY, REASON_INVALID_SPEC, SYNCED};
 use crate::runtime::status::ObjectStatus;
 
 const KIND: &str = "HotPool";
@@ -51,6 +52,9 @@ const KIND: &str = "HotPool";
 pub const LAUNCH_LABEL: &str = "fargate.operator.dev/launch";
 /// How often a pool with Starting workers looks at them again.
 const STARTING_POLL: Duration = Duration::from_secs(3);
+/// The longest a pass waits for a deadline (a lease end, a startup timeout) before looking again;
+/// the backstop `replenishIntervalSeconds` is never longer.
+const MAX_WAKE: Duration = Duration::from_secs(3600);
 
 /// State shared by every HotPool reconcile.
 pub struct Shared {
@@ -109,7 +113,8 @@ pub async fn run(
         .run(
             move |pool, ctx| {
                 let shared = shared.clone();
-                async move { reconcile(pool, ctx, shared).await }
+                let fut = reconcile(pool.clone(), ctx, shared);
+                async move { super::guarded(pool.as_ref(), fut).await }
             },
             error_policy::<HotPool>,
             ctx.clone(),
@@ -405,8 +410,8 @@ impl<'a> Pool<'a> {
                     if plan::phase(w) == WorkerPhase::Starting
                         && let Some(started) = w.status.as_ref().and_then(|s| s.started_at.as_ref())
                     {
-                        let deadline = started.0 + jiff_secs(self.pool.spec.startup_timeout_seconds);
-                        result.due_in(until(self.now, deadline));
+                        let deadline = plus_secs(started.0, i64::from(self.pool.spec.startup_timeout_seconds));
+                        result.due_in(clock::until(self.now, deadline, MAX_WAKE));
                     }
                 }
                 WorkerStep::Ready(ip) => {
@@ -465,7 +470,7 @@ impl<'a> Pool<'a> {
             .into_iter()
             .filter(|c| c.namespace().as_deref() == Some(self.namespace.as_str()) && c.spec.pool == self.name)
             .collect();
-        let views: Vec<ClaimView> = claims.iter().map(|c| ClaimView::of(c)).collect();
+        let views: Vec<ClaimView> = claims.iter().map(|c| ClaimView::of(c, self.now)).collect();
         let by_name: BTreeMap<String, ClaimView> = views.iter().map(|c| (c.name.clone(), c.clone())).collect();
         let worker_views: Vec<WorkerView> = self.workers.values().map(WorkerView::of).collect();
         for r in plan::releases(&worker_views, &by_name, spec.claims.on_release, spec.claims.lease_seconds, self.now) {
@@ -522,12 +527,26 @@ impl<'a> Pool<'a> {
                 }
                 ClaimStep::Hold { expires_at } => {
                     if let Some(e) = expires_at {
-                        result.due_in(until(self.now, e));
+                        result.due_in(clock::until(self.now, e, MAX_WAKE));
                     }
                     let worker = claim.status.as_ref().and_then(|s| s.worker.clone()).unwrap_or_default();
                     let msg = self.bound_message(&worker);
                     self.set_claim(claim, ClaimPhase::Bound, "Bound", &msg, |s| s.expires_at = expires_at.map(Time))
                         .await?;
+                }
+                ClaimStep::Invalid { message, expires_at } => {
+                    if let Some(e) = expires_at {
+                        result.due_in(clock::until(self.now, e, MAX_WAKE));
+                    }
+                    let phase = claim.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
+                    let new = claim::invalid_status(claim, phase, &message, |s| {
+                        if phase == ClaimPhase::Bound {
+                            s.expires_at = expires_at.map(Time);
+                        }
+                    });
+                    if claim::put_status(&self.claims_api, claim, new, self.ctx).await? {
+                        self.ctx.events.warning(claim.as_ref(), REASON_INVALID_SPEC, "Validate", message).await;
+                    }
                 }
                 ClaimStep::Done => {}
             }
@@ -550,7 +569,7 @@ impl<'a> Pool<'a> {
     /// Commit a binding on the claim (the worker already names it).
     async fn bind_claim(&self, claim: &HotPoolClaim, worker: &str, cold_start: bool) -> Result<(), ReconcileError> {
         let ws = self.workers.get(worker).and_then(|w| w.status.clone()).unwrap_or_default();
-        let lease = jiff_secs(self.pool.spec.claims.lease_seconds);
+        let lease = i64::from(self.pool.spec.claims.lease_seconds);
         let now = self.now;
         let msg = self.bound_message(worker);
         let written = self
@@ -560,7 +579,7 @@ impl<'a> Pool<'a> {
                 s.port = ws.port;
                 s.task_arn = ws.task_arn.clone();
                 s.bound_at = Some(Time(now));
-                s.expires_at = Some(Time(now + lease));
+                s.expires_at = Some(Time(plus_secs(now, lease)));
                 s.cold_start = Some(cold_start);
             })
             .await?;
@@ -906,16 +925,6 @@ fn reference_matches(reference: &str, arn: &str, same_generation: bool) -> bool 
     } else {
         same_generation && tail.split(':').next() == Some(reference)
     }
-}
-
-fn jiff_secs(n: i32) -> k8s_openapi::jiff::SignedDuration {
-    k8s_openapi::jiff::SignedDuration::from_secs(i64::from(n))
-}
-
-/// Time from `now` until `at` (zero when past), plus a moment so the deadline has passed.
-fn until(now: Timestamp, at: Timestamp) -> Duration {
-    let d = at.duration_since(now);
-    Duration::try_from(d).unwrap_or(Duration::ZERO) + Duration::from_millis(200)
 }
 
 /// Deleting the pool: stop every task it launched (unless `policy.deletion: Retain`) and remove

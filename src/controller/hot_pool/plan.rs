@@ -10,12 +10,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 
 use crate::api::hot_pool::{
     ClaimPhase, HotPoolClaim, HotPoolSpec, HotPoolWorker, OnRelease, PoolVersion, WhenEmpty, WorkerClaimRef,
     WorkerPhase,
 };
+use crate::api::validation::validate_hot_pool_claim;
+use crate::runtime::clock;
 
 /// What ECS says about one task.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -73,8 +75,9 @@ fn micro(t: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime>) 
     t.map(|t| t.0)
 }
 
-fn secs(n: i32) -> SignedDuration {
-    SignedDuration::from_secs(i64::from(n))
+/// `t` plus `n` seconds; never panics (see [`clock::plus_secs`]).
+fn plus(t: Timestamp, n: i32) -> Timestamp {
+    clock::plus_secs(t, i64::from(n))
 }
 
 /// What a worker's task state asks for.
@@ -117,7 +120,7 @@ pub fn step_worker(
     let started =
         w.status.as_ref().and_then(|s| micro(s.started_at.as_ref())).or(ts(w.metadata.creation_timestamp.as_ref()));
     match started {
-        Some(t) if now >= t + secs(startup_timeout_seconds) => WorkerStep::TimedOut,
+        Some(t) if now >= plus(t, startup_timeout_seconds) => WorkerStep::TimedOut,
         _ => WorkerStep::Keep,
     }
 }
@@ -205,8 +208,11 @@ pub struct ClaimView {
     pub client: String,
     /// Creation time (arrival order).
     pub created: Timestamp,
-    /// `spec.renewedAt`.
+    /// `spec.renewedAt`, unless it is invalid (too far ahead of now): then the lease runs as if
+    /// it had not been renewed.
     pub renewed_at: Option<Timestamp>,
+    /// Why the claim's spec is invalid (`InvalidSpec`): it is neither bound nor waited for.
+    pub invalid: Option<String>,
     /// Phase.
     pub phase: ClaimPhase,
     /// Bound worker.
@@ -216,8 +222,8 @@ pub struct ClaimView {
 }
 
 impl ClaimView {
-    /// The view of a claim object.
-    pub fn of(c: &HotPoolClaim) -> Self {
+    /// The view of a claim object at `now`.
+    pub fn of(c: &HotPoolClaim, now: Timestamp) -> Self {
         let st = c.status.as_ref();
         Self {
             name: c.metadata.name.clone().unwrap_or_default(),
@@ -225,7 +231,8 @@ impl ClaimView {
             version: c.spec.version.clone(),
             client: c.spec.client.clone(),
             created: ts(c.metadata.creation_timestamp.as_ref()).unwrap_or(Timestamp::UNIX_EPOCH),
-            renewed_at: ts(c.spec.renewed_at.as_ref()),
+            renewed_at: ts(c.spec.renewed_at.as_ref()).filter(|r| !clock::too_far_ahead(*r, now)),
+            invalid: validate_hot_pool_claim(&c.spec, now).err().map(|e| e.to_string()),
             phase: st.and_then(|s| s.phase).unwrap_or_default(),
             worker: st.and_then(|s| s.worker.clone()),
             bound_at: st.and_then(|s| ts(s.bound_at.as_ref())),
@@ -238,7 +245,7 @@ impl ClaimView {
             (Some(b), Some(r)) => Some(b.max(r)),
             (b, r) => b.or(r),
         }?;
-        Some(from + secs(lease_seconds))
+        Some(plus(from, lease_seconds))
     }
 }
 
@@ -260,6 +267,9 @@ pub enum ClaimStep {
     Fail { reason: &'static str, message: String },
     /// Bound and healthy; `expires_at` is the lease end to show.
     Hold { expires_at: Option<Timestamp> },
+    /// The spec is invalid: the claim keeps its phase (and its worker until the lease runs out)
+    /// and reports `InvalidSpec` with this message; nothing is bound or launched for it.
+    Invalid { message: String, expires_at: Option<Timestamp> },
     /// Expired or Failed already: nothing to do.
     Done,
 }
@@ -327,9 +337,10 @@ pub fn plan_claims(
             ClaimPhase::Bound => {
                 let bound = c.worker.as_deref();
                 match holder {
-                    Some(w) if Some(w.name.as_str()) == bound => match c.expires_at(lease) {
-                        Some(e) if now >= e => ClaimStep::Expire { worker: w.name.clone() },
-                        e => ClaimStep::Hold { expires_at: e },
+                    Some(w) if Some(w.name.as_str()) == bound => match (c.expires_at(lease), &c.invalid) {
+                        (Some(e), _) if now >= e => ClaimStep::Expire { worker: w.name.clone() },
+                        (e, Some(message)) => ClaimStep::Invalid { message: message.clone(), expires_at: e },
+                        (e, None) => ClaimStep::Hold { expires_at: e },
                     },
                     _ => ClaimStep::Fail {
                         reason: "WorkerLost",
@@ -339,6 +350,9 @@ pub fn plan_claims(
                         ),
                     },
                 }
+            }
+            ClaimPhase::Pending if c.invalid.is_some() => {
+                ClaimStep::Invalid { message: c.invalid.clone().unwrap_or_default(), expires_at: None }
             }
             ClaimPhase::Pending => match holder {
                 Some(w) if w.phase == WorkerPhase::Claimed => ClaimStep::Complete {
@@ -442,7 +456,7 @@ pub fn idle_stops(
             out.push((w.name.clone(), format!("version {} now runs another task definition", v.version)));
         } else if spec.max_idle_seconds > 0
             && w.phase == WorkerPhase::Available
-            && w.available_since.is_some_and(|t| now >= t + secs(spec.max_idle_seconds))
+            && w.available_since.is_some_and(|t| now >= plus(t, spec.max_idle_seconds))
         {
             out.push((w.name.clone(), format!("idle for more than {} s (spec.maxIdleSeconds)", spec.max_idle_seconds)));
         } else {
@@ -576,6 +590,7 @@ mod tests {
             client: "api".into(),
             created: t(created),
             renewed_at: None,
+            invalid: None,
             phase,
             worker: worker.map(str::to_string),
             bound_at: worker.map(|_| t(0)),
@@ -758,6 +773,72 @@ mod tests {
         c.renewed_at = Some(t(50));
         let steps = plan_claims(&spec, std::slice::from_ref(&c), &mut workers, &tds(), t(60));
         assert_eq!(steps[0].1, ClaimStep::Hold { expires_at: Some(t(110)) });
+    }
+
+    fn claim_obj(renewed_at: &str, bound: bool) -> HotPoolClaim {
+        let mut c: HotPoolClaim = serde_json::from_value(serde_json::json!({
+            "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPoolClaim",
+            "metadata": {"name": "c1", "uid": "uid-c1", "creationTimestamp": "2027-01-15T08:00:00Z"},
+            "spec": {"pool": "p", "version": "1", "client": "api", "renewedAt": renewed_at}
+        }))
+        .expect("claim");
+        if bound {
+            c.status = Some(crate::api::hot_pool::HotPoolClaimStatus {
+                phase: Some(ClaimPhase::Bound),
+                worker: Some("w1".into()),
+                bound_at: Some(Time(t(0))),
+                ..Default::default()
+            });
+        }
+        c
+    }
+
+    #[test]
+    fn a_renewal_at_the_end_of_time_is_refused_and_the_lease_runs_from_the_binding() {
+        let spec = spec("Wait", "Stop");
+        let c = ClaimView::of(&claim_obj("9999-12-30T21:59:59Z", true), t(10));
+        assert_eq!(c.renewed_at, None);
+        assert!(c.invalid.as_deref().is_some_and(|m| m.starts_with("spec.renewedAt: 9999-12-30T21:59:59Z")), "{c:?}");
+        let mut workers = vec![worker("w1", "1", WorkerPhase::Claimed, Some("c1"))];
+        let steps = plan_claims(&spec, std::slice::from_ref(&c), &mut workers, &tds(), t(59));
+        assert!(matches!(&steps[0].1, ClaimStep::Invalid { expires_at: Some(e), .. } if *e == t(60)), "{steps:?}");
+        let steps = plan_claims(&spec, std::slice::from_ref(&c), &mut workers, &tds(), t(60));
+        assert_eq!(steps[0].1, ClaimStep::Expire { worker: "w1".into() });
+        // A renewal within the clock skew is a renewal.
+        let skewed = ClaimView::of(&claim_obj(&t(100).to_string(), true), t(0));
+        assert_eq!((skewed.renewed_at, skewed.invalid), (Some(t(100)), None));
+    }
+
+    #[test]
+    fn an_invalid_pending_claim_takes_no_worker_and_is_not_waited_for() {
+        let c = ClaimView::of(&claim_obj("9999-12-30T21:59:59Z", false), t(0));
+        let mut workers = vec![worker("w1", "1", WorkerPhase::Available, None)];
+        let steps = plan_claims(&spec("Wait", "Stop"), std::slice::from_ref(&c), &mut workers, &tds(), t(1));
+        assert!(matches!(steps[0].1, ClaimStep::Invalid { expires_at: None, .. }), "{steps:?}");
+        assert!(workers[0].claim.is_none());
+        assert!(waiting_per_version(&[c], &steps).is_empty());
+    }
+
+    #[test]
+    fn times_at_the_ends_of_time_never_panic() {
+        let end = Timestamp::MAX;
+        let mut c = claim("c1", "1", 0, ClaimPhase::Bound, Some("w1"));
+        c.bound_at = Some(end);
+        assert_eq!(c.expires_at(604_800), Some(end));
+        c.bound_at = Some(Timestamp::MIN);
+        assert_eq!(c.expires_at(i32::MIN), Some(Timestamp::MIN));
+        let w = obj(Some("arn:t"), WorkerPhase::Starting, 0);
+        let mut late = w.clone();
+        if let Some(s) = late.status.as_mut() {
+            s.started_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(end));
+        }
+        assert_eq!(step_worker(&late, None, None, i32::MAX, t(0)), WorkerStep::Keep);
+        assert_eq!(step_worker(&w, None, None, i32::MAX, end), WorkerStep::TimedOut);
+        let mut idle = worker("w2", "1", WorkerPhase::Available, None);
+        idle.available_since = Some(end);
+        let mut spec = spec("Wait", "Stop");
+        spec.max_idle_seconds = i32::MAX;
+        let _ = idle_stops(&spec, &[idle], &tds(), &BTreeMap::new(), end);
     }
 
     #[test]
