@@ -139,7 +139,7 @@ async fn far_future_and_far_past_times_in_every_field_neither_crash_nor_wedge_th
     patch_status(
         &failovers,
         "dr",
-        json!({"lastFailover": {"from": "Primary", "to": "Secondary", "reason": "PrimaryUnhealthy", "time": FAR_FUTURE},
+        json!({"lastFailover": {"from": "primary", "to": "secondary", "reason": "PrimaryUnhealthy", "time": FAR_FUTURE},
                "lastError": {"operation": "x", "code": "y", "message": "z", "time": FAR_FUTURE}}),
     )
     .await;
