@@ -377,3 +377,75 @@ async fn a_new_leader_serves_every_pool_that_already_exists() {
     }
     s.finish().await;
 }
+
+/// `Degraded` is True with `reason` and a message containing `field`.
+fn degraded_for(p: &HotPool, reason: &str, field: &str) -> bool {
+    p.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Degraded" && c.status == "True" && c.reason == reason && c.message.contains(field))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_whose_launches_ecs_rejects_does_not_stop_claims_on_the_others() {
+    let s = Setup::new("hp-rejected").await;
+    s.create_pool(&s.pool("pool", versions(&s, &[("good", 0, 1, true), ("bad", 1, 1, true)]), json!({}))).await;
+    s.wait_counts("pool", 2, 0).await;
+
+    // The bad version's revision is deleted, then its worker's task stops: the replacement's
+    // RunTask is refused ("Unable to describe task definition").
+    let bad_td = s.tds[1].clone();
+    s.ecs.deregister_task_definition().task_definition(&bad_td).send().await.expect("deregister");
+    s.ecs.delete_task_definitions().task_definitions(&bad_td).send().await.expect("delete revision");
+    let bad_worker = s.pool_workers("pool").await.into_iter().find(|w| w.spec.version == "bad").expect("bad worker");
+    let arn = bad_worker.status.as_ref().and_then(|s| s.task_arn.clone()).expect("arn");
+    s.ecs.stop_task().cluster(&s.cluster).task(&arn).send().await.expect("ecs:StopTask");
+    s.wait_pool("pool", "Degraded/LaunchRejected naming spec.versions[1]", |p| {
+        degraded_for(p, "LaunchRejected", "spec.versions[1]")
+    })
+    .await;
+
+    // Claims on the healthy version still bind, one after another (each a pass of the pool).
+    for name in ["c1", "c2", "c3"] {
+        s.create_claim(name, "pool", "good").await;
+        s.wait_claim(name, ClaimPhase::Bound).await;
+    }
+    let rejected = s.op().metrics.aws_call_count("ecs", "RunTask", "terminal")
+        + s.op().metrics.aws_call_count("ecs", "RunTask", "not_found");
+    assert!((1..=2).contains(&rejected), "a rejected version waits before RunTask again; {rejected} rejected calls");
+    // Nothing of the rejected launch is left behind: no worker row without a task.
+    let unrecorded: Vec<String> = s
+        .pool_workers("pool")
+        .await
+        .into_iter()
+        .filter(|w| w.status.as_ref().and_then(|s| s.task_arn.as_ref()).is_none())
+        .map(|w| w.name_any())
+        .collect();
+    assert!(unrecorded.is_empty(), "worker rows without a task: {unrecorded:?}");
+    s.wait_pool("pool", "still Degraded for the bad version", |p| {
+        degraded_for(p, "LaunchRejected", "spec.versions[1]")
+            || degraded_for(p, "TaskDefinitionNotFound", "spec.versions[1]")
+    })
+    .await;
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_on_a_cluster_that_is_gone_reports_it_and_its_deletion_completes() {
+    let s = Setup::new("hp-no-cluster").await;
+    let mut pool = s.pool("pool", versions(&s, &[("1", 0, 2, true)]), json!({}));
+    pool.spec.cluster = "deleted-cluster".into();
+    s.create_pool(&pool).await;
+    s.wait_pool("pool", "Degraded/ClusterNotFound naming spec.cluster", |p| {
+        degraded_for(p, "ClusterNotFound", "spec.cluster")
+    })
+    .await;
+    assert!(s.pool_workers("pool").await.is_empty(), "a rejected launch leaves no worker row");
+    s.pools.delete("pool", &DeleteParams::default()).await.expect("delete pool");
+    tokio::time::timeout(WAIT, await_condition(s.pools.clone(), "pool", |o: Option<&HotPool>| o.is_none()))
+        .await
+        .expect("the pool's deletion completes: a missing cluster has no tasks to stop")
+        .expect("watch");
+    s.finish().await;
+}

@@ -15,6 +15,7 @@
 
 pub mod aws;
 pub mod claim;
+pub mod launch;
 pub mod plan;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -22,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
@@ -30,16 +31,16 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
-use self::aws::{LaunchRequest, PoolAws, RUN_TASK_MAX, TAG_LAUNCH, TAG_VERSION};
+use self::aws::{PoolAws, TAG_LAUNCH};
 use self::plan::{ClaimStep, ClaimView, Release, WorkerStep, WorkerView};
 use super::{
     ReconcileError, emit_transitions, error_policy, gate, jittered, record_aws_error, with_finalizer, write_status,
 };
+use crate::api::DeletionPolicy;
 use crate::api::hot_pool::{
-    ClaimPhase, HotPool, HotPoolClaim, HotPoolClaimStatus, HotPoolStatus, HotPoolWorker, HotPoolWorkerSpec,
-    HotPoolWorkerStatus, OnRelease, POOL_LABEL, VERSION_LABEL, VersionStatus, WorkerClaimRef, WorkerPhase,
+    ClaimPhase, HotPool, HotPoolClaim, HotPoolClaimStatus, HotPoolStatus, HotPoolWorker, HotPoolWorkerStatus,
+    OnRelease, POOL_LABEL, VersionStatus, WorkerClaimRef, WorkerPhase,
 };
-use crate::api::{DeletionPolicy, FIELD_MANAGER};
 use crate::aws::AwsError;
 use crate::aws::naming::Owner;
 use crate::runtime::Context;
@@ -67,6 +68,8 @@ pub struct Shared {
     claims_ready: tokio::sync::watch::Receiver<bool>,
     /// When each pool last listed all its tasks (the orphan and lost-task sweep).
     last_sweep: Mutex<HashMap<String, Instant>>,
+    /// Versions whose RunTask ECS rejected recently.
+    rejections: launch::Rejections,
 }
 
 impl Shared {
@@ -102,7 +105,12 @@ pub async fn run(
             }
         })
         .touched_objects();
-    let shared = Arc::new(Shared { claims: reader, claims_ready, last_sweep: Mutex::new(HashMap::new()) });
+    let shared = Arc::new(Shared {
+        claims: reader,
+        claims_ready,
+        last_sweep: Mutex::new(HashMap::new()),
+        rejections: launch::Rejections::default(),
+    });
     let pool_controller = Controller::new(pools, watcher::Config::default().any_semantic())
         .with_config(super::controller_config(&ctx))
         .owns(workers, watcher::Config::default().any_semantic())
@@ -150,13 +158,19 @@ fn owner(ctx: &Context, pool: &HotPool) -> Result<Owner, ReconcileError> {
 /// What a converge pass leaves for the status and the requeue.
 #[derive(Default)]
 struct PassResult {
-    /// Field problems that keep a version from launching (Degraded).
-    problems: Vec<String>,
+    /// Problems that keep a version from launching (Degraded): condition reason and message.
+    problems: Vec<(&'static str, String)>,
     /// Earliest moment something is due (lease expiry, startup deadline, polling).
     next: Option<Duration>,
 }
 
 impl PassResult {
+    fn problem(&mut self, reason: &'static str, message: String) {
+        if !self.problems.iter().any(|(_, m)| *m == message) {
+            self.problems.push((reason, message));
+        }
+    }
+
     fn due_in(&mut self, d: Duration) {
         self.next = Some(self.next.map_or(d, |n| n.min(d)));
     }
@@ -193,18 +207,29 @@ async fn apply(
                 conditions::set_condition(c, DEGRADED, false, "AsExpected", "no problems found", generation);
                 status.last_error = None;
             } else {
-                let msg = done.problems.join("; ");
-                conditions::set_condition(c, SYNCED, false, "TaskDefinitionNotFound", &msg, generation);
-                conditions::set_condition(c, DEGRADED, true, "TaskDefinitionNotFound", &msg, generation);
-                crate::runtime::status::set_last_error(
-                    &mut status.last_error,
-                    "ecs:DescribeTaskDefinition",
-                    "TaskDefinitionNotFound",
-                    &msg,
-                );
+                let msg = done.problems.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ");
+                let reason = done.problems.first().map_or("TaskDefinitionNotFound", |(r, _)| *r);
+                let operation =
+                    if reason == launch::REASON_LAUNCH_REJECTED { "ecs:RunTask" } else { "ecs:DescribeTaskDefinition" };
+                conditions::set_condition(c, SYNCED, false, reason, &msg, generation);
+                conditions::set_condition(c, DEGRADED, true, reason, &msg, generation);
+                crate::runtime::status::set_last_error(&mut status.last_error, operation, reason, &msg);
             }
             ctx.backoff.on_success(&key);
             Ok(Action::requeue(done.next.map_or(jittered(backstop), |n| n.min(jittered(backstop)))))
+        }
+        // No cluster, no workers: a problem for a human, reported as such and looked at again
+        // at the backstop interval (not retried as an AWS error).
+        Err(ReconcileError::Aws(err)) if err.code == "ClusterNotFoundException" => {
+            let blocked = super::Blocked {
+                reason: "ClusterNotFound",
+                message: format!(
+                    "spec.cluster: ECS cluster {:?} does not exist in this account and region; create it or fix spec.cluster",
+                    pool.spec.cluster
+                ),
+            };
+            super::record_blocked(&mut status, &blocked, generation);
+            Ok(Action::requeue(jittered(backstop)))
         }
         Err(ReconcileError::Aws(err)) => {
             record_aws_error(&mut status, &err, generation);
@@ -233,6 +258,8 @@ struct Pool<'a> {
     workers: BTreeMap<String, HotPoolWorker>,
     /// Claims to launch a reserved worker for, by version.
     cold_starts: Vec<(String, WorkerClaimRef)>,
+    /// Versions whose resolved task definition RunTask did not find: resolved again next pass.
+    stale_task_definitions: BTreeSet<String>,
     now: Timestamp,
 }
 
@@ -253,13 +280,14 @@ impl<'a> Pool<'a> {
             namespace,
             workers: BTreeMap::new(),
             cold_starts: Vec::new(),
+            stale_task_definitions: BTreeSet::new(),
             now: Timestamp::now(),
         })
     }
 
     async fn converge(&mut self, status: &mut HotPoolStatus) -> Result<PassResult, ReconcileError> {
         let mut result = PassResult::default();
-        let current_td = self.resolve_task_definitions(status, &mut result).await?;
+        let mut current_td = self.resolve_task_definitions(status, &mut result).await?;
         tracing::debug!(pool = %self.name, "listing workers");
         self.list_workers().await?;
         let key = format!("{}/{}", self.namespace, self.name);
@@ -269,7 +297,10 @@ impl<'a> Pool<'a> {
         let waiting = self.claims_pass(&current_td, &mut result).await?;
         tracing::debug!(pool = %self.name, "idle stops and launches");
         self.stop_idle(&current_td, &waiting).await?;
-        self.launch(&current_td, &waiting).await?;
+        self.launch(&current_td, &waiting, &mut result).await?;
+        for version in &self.stale_task_definitions {
+            current_td.remove(version);
+        }
         tracing::debug!(pool = %self.name, "pass done");
         self.fill_status(status, &current_td);
         if self.workers.values().any(|w| plan::phase(w) == WorkerPhase::Starting) {
@@ -301,10 +332,13 @@ impl<'a> Pool<'a> {
                 Some(a) => {
                     out.insert(v.version.clone(), a);
                 }
-                None => result.problems.push(format!(
-                    "spec.versions[{i}].taskDefinition: {:?} is not a registered task definition; register it or fix the reference",
-                    v.task_definition
-                )),
+                None => result.problem(
+                    "TaskDefinitionNotFound",
+                    format!(
+                        "spec.versions[{i}].taskDefinition: {:?} is not a registered task definition; register it or fix the reference",
+                        v.task_definition
+                    ),
+                ),
             }
         }
         Ok(out)
@@ -370,7 +404,7 @@ impl<'a> Pool<'a> {
         }
         let relaunch: Vec<String> =
             unrecorded.iter().filter(|n| !recovered.iter().any(|(r, _)| r == *n)).cloned().collect();
-        self.relaunch(&relaunch).await?;
+        self.relaunch(&relaunch, result).await?;
 
         // Tasks of this pool that no worker knows: stop them.
         for (arn, o) in &unknown {
@@ -683,172 +717,6 @@ impl<'a> Pool<'a> {
         Ok(())
     }
 
-    /// Launch what the versions lack plus one reserved worker per cold-starting claim.
-    async fn launch(
-        &mut self,
-        current_td: &BTreeMap<String, String>,
-        waiting: &BTreeMap<String, usize>,
-    ) -> Result<(), ReconcileError> {
-        let views: Vec<WorkerView> = self.workers.values().map(WorkerView::of).collect();
-        let deficits = plan::pool_deficits(&self.pool.spec, &views, current_td, waiting, &BTreeSet::new());
-        let mut slots: BTreeMap<String, Vec<Option<WorkerClaimRef>>> = BTreeMap::new();
-        for (version, r) in std::mem::take(&mut self.cold_starts) {
-            if current_td.contains_key(&version) {
-                slots.entry(version).or_default().push(Some(r));
-            }
-        }
-        for (version, n) in deficits {
-            slots.entry(version).or_default().extend(std::iter::repeat_n(None, n));
-        }
-        for (version, wanted) in slots {
-            let Some(td) = current_td.get(&version) else { continue };
-            for batch in wanted.chunks(RUN_TASK_MAX) {
-                self.launch_batch(&version, td, batch).await?;
-            }
-        }
-        Ok(())
-    }
-
-    fn new_worker(&self, name: &str, version: &str, td: &str, token: &str) -> HotPoolWorker {
-        let mut w = HotPoolWorker::new(
-            name,
-            HotPoolWorkerSpec {
-                pool: self.name.clone(),
-                version: version.into(),
-                task_definition_arn: td.into(),
-                launch_token: Some(token.into()),
-            },
-        );
-        w.metadata.namespace = Some(self.namespace.clone());
-        w.metadata.labels = Some(
-            [
-                (POOL_LABEL.to_string(), self.name.clone()),
-                (VERSION_LABEL.to_string(), version.to_string()),
-                (LAUNCH_LABEL.to_string(), token.to_string()),
-            ]
-            .into(),
-        );
-        w.metadata.owner_references = Some(vec![OwnerReference {
-            api_version: HotPool::api_version(&()).into_owned(),
-            kind: KIND.into(),
-            name: self.name.clone(),
-            uid: self.owner.uid.clone(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        }]);
-        w
-    }
-
-    /// Write the workers first (the intent, with the idempotency token), then RunTask, then record
-    /// each task on its worker.
-    async fn launch_batch(
-        &mut self,
-        version: &str,
-        td: &str,
-        slots: &[Option<WorkerClaimRef>],
-    ) -> Result<(), ReconcileError> {
-        let token = uuid::Uuid::new_v4().to_string();
-        let mut names = Vec::with_capacity(slots.len());
-        for _ in slots {
-            let name = uuid::Uuid::new_v4().to_string();
-            let obj = self.new_worker(&name, version, td, &token);
-            let created = self
-                .workers_api
-                .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &obj)
-                .await?;
-            self.workers.insert(name.clone(), created);
-            names.push(name);
-        }
-        self.run_batch(version, td, &token, &names, slots).await
-    }
-
-    /// RunTask for `names` (workers already written with `token`) and record the tasks.
-    async fn run_batch(
-        &mut self,
-        version: &str,
-        td: &str,
-        token: &str,
-        names: &[String],
-        slots: &[Option<WorkerClaimRef>],
-    ) -> Result<(), ReconcileError> {
-        for _ in names {
-            let waited = self.aws.caller.budgets().launches().acquire().await;
-            self.ctx.metrics.budget_waited("launches", waited);
-        }
-        let mut tags = self.owner.tags(&self.pool.spec.tags);
-        tags.insert(TAG_VERSION.into(), version.into());
-        tags.insert(TAG_LAUNCH.into(), token.into());
-        let network = crate::aws::ecs_network::awsvpc(&self.pool.spec.network)?;
-        let launched = self
-            .aws
-            .run_tasks(&LaunchRequest {
-                task_definition_arn: td,
-                count: names.len(),
-                token,
-                started_by: &self.started_by,
-                tags: &tags,
-                network: &network,
-            })
-            .await?;
-        tracing::debug!(pool = %self.name, token, workers = ?names, tasks = ?launched.task_arns, failures = ?launched.failures, "RunTask answered");
-        let port = self.pool.spec.versions.iter().find(|v| v.version == version).map(|v| v.port);
-        let now = self.now;
-        let mut cold = 0;
-        for (i, name) in names.iter().enumerate() {
-            match launched.task_arns.get(i) {
-                Some(arn) => {
-                    let reservation = slots.get(i).cloned().flatten();
-                    cold += usize::from(reservation.is_some());
-                    self.write_worker(name, |s| {
-                        s.phase = Some(WorkerPhase::Starting);
-                        s.task_arn = Some(arn.clone());
-                        s.started_at = Some(MicroTime(now));
-                        s.port = port;
-                        s.claim = reservation;
-                    })
-                    .await?;
-                }
-                None => self.delete_worker(name).await?,
-            }
-        }
-        self.ctx.metrics.cold_started(cold);
-        let n = launched.task_arns.len();
-        if n > 0 {
-            let note = format!("launched {n} worker(s) of version {version} (RunTask clientToken {token})");
-            self.ctx.events.normal(self.pool, "Launched", "RunTask", note).await;
-        }
-        if !launched.failures.is_empty() {
-            let note = format!(
-                "RunTask started {n} of {} worker(s) of version {version}: {}",
-                names.len(),
-                launched.failures.join("; ")
-            );
-            self.ctx.events.warning(self.pool, "LaunchFailed", "RunTask", note).await;
-        }
-        Ok(())
-    }
-
-    /// Repeat RunTask, with the same token, for workers whose launch found no task.
-    async fn relaunch(&mut self, names: &[String]) -> Result<(), ReconcileError> {
-        let mut groups: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
-        for n in names {
-            let Some(w) = self.workers.get(n) else { continue };
-            let Some(token) = w.spec.launch_token.clone() else { continue };
-            groups
-                .entry((token, w.spec.version.clone(), w.spec.task_definition_arn.clone()))
-                .or_default()
-                .push(n.clone());
-        }
-        for ((token, version, td), mut group) in groups {
-            group.sort();
-            let slots = vec![None; group.len()];
-            for (chunk, slot) in group.chunks(RUN_TASK_MAX).zip(slots.chunks(RUN_TASK_MAX)) {
-                self.run_batch(&version, &td, &token, chunk, slot).await?;
-            }
-        }
-        Ok(())
-    }
-
     fn fill_status(&self, status: &mut HotPoolStatus, current_td: &BTreeMap<String, String>) {
         let mut per: BTreeMap<String, VersionStatus> = BTreeMap::new();
         for v in &self.pool.spec.versions {
@@ -945,6 +813,11 @@ async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Context) -> Resu
         let mut arns: BTreeSet<String> = workers.iter().filter_map(plan::task_arn).map(str::to_string).collect();
         match aws.running_task_arns(&plan::started_by(&owner.uid)).await {
             Ok(running) => arns.extend(running),
+            // The cluster is gone, and every task in it: nothing is left to stop.
+            Err(e) if e.is_not_found() => {
+                tracing::info!(pool = %pool.name_any(), error = %e, "the pool's cluster is gone; no task to stop");
+                arns.clear();
+            }
             Err(e) => return Err(cleanup_error(ctx, &pool, e).await),
         }
         for arn in &arns {

@@ -1,0 +1,352 @@
+//! Launching workers: write the worker rows (the intent, with the RunTask idempotency token), call
+//! RunTask, record each task on its worker; repeat RunTask with the same token for rows whose task
+//! was never recorded.
+//!
+//! A RunTask that ECS rejects (a deregistered or deleted revision, PassRole denied, too many tags:
+//! errors of category `terminal` or `not_found`) is a problem of that version only: its rows are
+//! removed (a rejected request started nothing), the version is reported in `Degraded` with reason
+//! `LaunchRejected`, and the rest of the pass goes on, so claims on the other versions keep binding,
+//! expiring and releasing. The version is not tried again before a growing delay
+//! ([`Rejections`]), so a pool whose claims trigger pass after pass does not call RunTask on every
+//! pass; a spec edit (a new generation) tries again at once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference};
+use kube::Resource;
+use kube::api::PostParams;
+
+use super::aws::{LaunchRequest, RUN_TASK_MAX, TAG_LAUNCH, TAG_VERSION};
+use super::plan::{self, WorkerView};
+use super::{KIND, LAUNCH_LABEL, PassResult, Pool};
+use crate::api::FIELD_MANAGER;
+use crate::api::hot_pool::WorkerPhase;
+use crate::api::hot_pool::{HotPool, HotPoolWorker, HotPoolWorkerSpec, POOL_LABEL, VERSION_LABEL, WorkerClaimRef};
+use crate::aws::{AwsError, ErrorCategory};
+use crate::controller::ReconcileError;
+
+/// Condition reason of a version whose launches ECS rejects.
+pub const REASON_LAUNCH_REJECTED: &str = "LaunchRejected";
+/// First wait after a rejection; it doubles per rejection in a row, up to [`REJECTION_CAP`].
+const REJECTION_BASE: Duration = Duration::from_secs(30);
+const REJECTION_CAP: Duration = Duration::from_secs(600);
+
+/// Whether ECS refused the request itself (nothing was started), as opposed to a failure that
+/// retrying the same request may get past.
+fn is_rejection(e: &AwsError) -> bool {
+    matches!(e.category, ErrorCategory::Terminal | ErrorCategory::NotFound)
+}
+
+/// Recent RunTask rejections per pool generation and version, for the leadership term.
+#[derive(Debug, Default)]
+pub struct Rejections {
+    by_key: Mutex<HashMap<String, Rejection>>,
+}
+
+#[derive(Debug, Clone)]
+struct Rejection {
+    until: Instant,
+    in_a_row: u32,
+    message: String,
+}
+
+impl Rejections {
+    /// The message of a rejection of `key` still within its delay at `now`.
+    pub fn blocked(&self, key: &str, now: Instant) -> Option<String> {
+        let map = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).filter(|r| now < r.until).map(|r| r.message.clone())
+    }
+
+    /// Record a rejection of `key` at `now`; returns the delay before the next attempt.
+    pub fn rejected(&self, key: &str, message: String, now: Instant) -> Duration {
+        let mut map = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget entries long past their delay, so removed pools and old generations do not pile up.
+        map.retain(|_, r| now.saturating_duration_since(r.until) < REJECTION_CAP);
+        let in_a_row = map.get(key).map_or(0, |r| r.in_a_row.saturating_add(1));
+        let delay = crate::runtime::backoff::exponential_delay(in_a_row, REJECTION_BASE, REJECTION_CAP, 1.0);
+        map.insert(key.to_string(), Rejection { until: now + delay, in_a_row, message });
+        delay
+    }
+
+    /// A launch of `key` went through.
+    pub fn accepted(&self, key: &str) {
+        self.by_key.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+}
+
+impl Pool<'_> {
+    fn rejection_key(&self, version: &str) -> String {
+        format!("{}/{}/{:?}/{version}", self.namespace, self.name, self.pool.meta().generation)
+    }
+
+    fn version_field(&self, version: &str) -> String {
+        match self.pool.spec.versions.iter().position(|v| v.version == version) {
+            Some(i) => format!("spec.versions[{i}]"),
+            None => format!("version {version}"),
+        }
+    }
+
+    /// Remember a rejected RunTask of `version` and report it; its unrecorded rows are removed.
+    async fn on_rejected(
+        &mut self,
+        version: &str,
+        names: &[String],
+        e: &AwsError,
+        result: &mut PassResult,
+    ) -> Result<(), ReconcileError> {
+        for name in names {
+            self.delete_worker(name).await?;
+        }
+        let message = format!(
+            "{} ({version}): ECS rejected RunTask: {e}; fix the task definition, its roles or spec.tags",
+            self.version_field(version)
+        );
+        let delay = self.shared.rejections.rejected(&self.rejection_key(version), message.clone(), Instant::now());
+        self.ctx.events.warning(self.pool, REASON_LAUNCH_REJECTED, "RunTask", message.clone()).await;
+        tracing::warn!(pool = %self.name, version, ?delay, error = %e, "RunTask rejected; the version waits");
+        result.problem(REASON_LAUNCH_REJECTED, message);
+        result.due_in(delay);
+        if e.category == ErrorCategory::NotFound {
+            // Most likely the revision was deleted: resolve the reference again next pass.
+            self.stale_task_definitions.insert(version.to_string());
+        }
+        Ok(())
+    }
+
+    /// Launch what the versions lack plus one reserved worker per cold-starting claim.
+    pub(super) async fn launch(
+        &mut self,
+        current_td: &BTreeMap<String, String>,
+        waiting: &BTreeMap<String, usize>,
+        result: &mut PassResult,
+    ) -> Result<(), ReconcileError> {
+        let views: Vec<WorkerView> = self.workers.values().map(WorkerView::of).collect();
+        let deficits = plan::pool_deficits(&self.pool.spec, &views, current_td, waiting, &Default::default());
+        let mut slots: BTreeMap<String, Vec<Option<WorkerClaimRef>>> = BTreeMap::new();
+        for (version, r) in std::mem::take(&mut self.cold_starts) {
+            if current_td.contains_key(&version) {
+                slots.entry(version).or_default().push(Some(r));
+            }
+        }
+        for (version, n) in deficits {
+            slots.entry(version).or_default().extend(std::iter::repeat_n(None, n));
+        }
+        for (version, wanted) in slots {
+            let Some(td) = current_td.get(&version) else { continue };
+            if let Some(message) = self.shared.rejections.blocked(&self.rejection_key(&version), Instant::now()) {
+                result.problem(REASON_LAUNCH_REJECTED, message);
+                continue;
+            }
+            for batch in wanted.chunks(RUN_TASK_MAX) {
+                if !self.launch_batch(&version, td, batch, result).await? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn new_worker(&self, name: &str, version: &str, td: &str, token: &str) -> HotPoolWorker {
+        let mut w = HotPoolWorker::new(
+            name,
+            HotPoolWorkerSpec {
+                pool: self.name.clone(),
+                version: version.into(),
+                task_definition_arn: td.into(),
+                launch_token: Some(token.into()),
+            },
+        );
+        w.metadata.namespace = Some(self.namespace.clone());
+        w.metadata.labels = Some(
+            [
+                (POOL_LABEL.to_string(), self.name.clone()),
+                (VERSION_LABEL.to_string(), version.to_string()),
+                (LAUNCH_LABEL.to_string(), token.to_string()),
+            ]
+            .into(),
+        );
+        w.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: HotPool::api_version(&()).into_owned(),
+            kind: KIND.into(),
+            name: self.name.clone(),
+            uid: self.owner.uid.clone(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }]);
+        w
+    }
+
+    /// Write the workers first (the intent, with the idempotency token), then RunTask, then record
+    /// each task on its worker. False when ECS rejected the launch.
+    async fn launch_batch(
+        &mut self,
+        version: &str,
+        td: &str,
+        slots: &[Option<WorkerClaimRef>],
+        result: &mut PassResult,
+    ) -> Result<bool, ReconcileError> {
+        let token = uuid::Uuid::new_v4().to_string();
+        let mut names = Vec::with_capacity(slots.len());
+        for _ in slots {
+            let name = uuid::Uuid::new_v4().to_string();
+            let obj = self.new_worker(&name, version, td, &token);
+            let created = self
+                .workers_api
+                .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &obj)
+                .await?;
+            self.workers.insert(name.clone(), created);
+            names.push(name);
+        }
+        self.run_batch(version, td, &token, &names, slots, result).await
+    }
+
+    /// RunTask for `names` (workers already written with `token`) and record the tasks. False when
+    /// ECS rejected the request (the rows are removed and the version reported).
+    async fn run_batch(
+        &mut self,
+        version: &str,
+        td: &str,
+        token: &str,
+        names: &[String],
+        slots: &[Option<WorkerClaimRef>],
+        result: &mut PassResult,
+    ) -> Result<bool, ReconcileError> {
+        for _ in names {
+            let waited = self.aws.caller.budgets().launches().acquire().await;
+            self.ctx.metrics.budget_waited("launches", waited);
+        }
+        let mut tags = self.owner.tags(&self.pool.spec.tags);
+        tags.insert(TAG_VERSION.into(), version.into());
+        tags.insert(TAG_LAUNCH.into(), token.into());
+        let network = crate::aws::ecs_network::awsvpc(&self.pool.spec.network)?;
+        let launched = match self
+            .aws
+            .run_tasks(&LaunchRequest {
+                task_definition_arn: td,
+                count: names.len(),
+                token,
+                started_by: &self.started_by,
+                tags: &tags,
+                network: &network,
+            })
+            .await
+        {
+            Ok(l) => l,
+            Err(e) if is_rejection(&e) => {
+                self.on_rejected(version, names, &e, result).await?;
+                return Ok(false);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.shared.rejections.accepted(&self.rejection_key(version));
+        tracing::debug!(pool = %self.name, token, workers = ?names, tasks = ?launched.task_arns, failures = ?launched.failures, "RunTask answered");
+        let port = self.pool.spec.versions.iter().find(|v| v.version == version).map(|v| v.port);
+        let now = self.now;
+        let mut cold = 0;
+        for (i, name) in names.iter().enumerate() {
+            match launched.task_arns.get(i) {
+                Some(arn) => {
+                    let reservation = slots.get(i).cloned().flatten();
+                    cold += usize::from(reservation.is_some());
+                    self.write_worker(name, |s| {
+                        s.phase = Some(WorkerPhase::Starting);
+                        s.task_arn = Some(arn.clone());
+                        s.started_at = Some(MicroTime(now));
+                        s.port = port;
+                        s.claim = reservation;
+                    })
+                    .await?;
+                }
+                None => self.delete_worker(name).await?,
+            }
+        }
+        self.ctx.metrics.cold_started(cold);
+        let n = launched.task_arns.len();
+        if n > 0 {
+            let note = format!("launched {n} worker(s) of version {version} (RunTask clientToken {token})");
+            self.ctx.events.normal(self.pool, "Launched", "RunTask", note).await;
+        }
+        if !launched.failures.is_empty() {
+            let note = format!(
+                "RunTask started {n} of {} worker(s) of version {version}: {}",
+                names.len(),
+                launched.failures.join("; ")
+            );
+            self.ctx.events.warning(self.pool, "LaunchFailed", "RunTask", note).await;
+        }
+        Ok(true)
+    }
+
+    /// Repeat RunTask, with the same token, for workers whose launch found no task. Rows of a
+    /// version whose launches are being held back after a rejection are removed instead.
+    pub(super) async fn relaunch(&mut self, names: &[String], result: &mut PassResult) -> Result<(), ReconcileError> {
+        let mut groups: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
+        for n in names {
+            let Some(w) = self.workers.get(n) else { continue };
+            let Some(token) = w.spec.launch_token.clone() else { continue };
+            groups
+                .entry((token, w.spec.version.clone(), w.spec.task_definition_arn.clone()))
+                .or_default()
+                .push(n.clone());
+        }
+        for ((token, version, td), mut group) in groups {
+            group.sort();
+            if let Some(message) = self.shared.rejections.blocked(&self.rejection_key(&version), Instant::now()) {
+                for name in &group {
+                    self.delete_worker(name).await?;
+                }
+                result.problem(REASON_LAUNCH_REJECTED, message);
+                continue;
+            }
+            let slots = vec![None; group.len()];
+            for (chunk, slot) in group.chunks(RUN_TASK_MAX).zip(slots.chunks(RUN_TASK_MAX)) {
+                if !self.run_batch(&version, &td, &token, chunk, slot, result).await? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejection_holds_the_version_back_for_a_growing_delay_and_an_acceptance_clears_it() {
+        let r = Rejections::default();
+        let t0 = Instant::now();
+        assert_eq!(r.blocked("ns/p/Some(1)/v1", t0), None);
+        assert_eq!(r.rejected("ns/p/Some(1)/v1", "no".into(), t0), Duration::from_secs(30));
+        assert_eq!(r.blocked("ns/p/Some(1)/v1", t0 + Duration::from_secs(29)).as_deref(), Some("no"));
+        assert_eq!(r.blocked("ns/p/Some(1)/v1", t0 + Duration::from_secs(30)), None);
+        assert_eq!(r.blocked("ns/p/Some(2)/v1", t0), None, "a new generation tries at once");
+        let t1 = t0 + Duration::from_secs(31);
+        assert_eq!(r.rejected("ns/p/Some(1)/v1", "no".into(), t1), Duration::from_secs(60));
+        for _ in 0..10 {
+            r.rejected("ns/p/Some(1)/v1", "no".into(), t1);
+        }
+        assert_eq!(r.rejected("ns/p/Some(1)/v1", "no".into(), t1), REJECTION_CAP);
+        r.accepted("ns/p/Some(1)/v1");
+        assert_eq!(r.blocked("ns/p/Some(1)/v1", t1), None);
+        assert_eq!(r.rejected("ns/p/Some(1)/v1", "no".into(), t1), REJECTION_BASE, "the count starts over");
+    }
+
+    #[test]
+    fn only_requests_ecs_refused_are_rejections() {
+        let err = |category| AwsError {
+            service: "ecs",
+            operation: "RunTask",
+            code: "X".into(),
+            message: "m".into(),
+            category,
+        };
+        assert!(is_rejection(&err(ErrorCategory::Terminal)));
+        assert!(is_rejection(&err(ErrorCategory::NotFound)));
+        assert!(!is_rejection(&err(ErrorCategory::Throttling)));
+        assert!(!is_rejection(&err(ErrorCategory::Transient)));
+    }
+}
