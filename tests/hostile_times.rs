@@ -50,7 +50,8 @@ async fn wait_invalid(claims: &Api<HotPoolClaim>, name: &str, field: &'static st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn far_future_and_far_past_times_in_every_field_neither_crash_nor_wedge_the_operator() {
     let s = Setup::new("hostile-times").await;
-    s.create_pool(&s.pool("pool", versions(&s, &[("1", 0, 2, true)]), json!({}))).await;
+    // The longest maxIdleSeconds, so an idle worker's availableSince reaches the idle arithmetic.
+    s.create_pool(&s.pool("pool", versions(&s, &[("1", 0, 2, true)]), json!({"maxIdleSeconds": 604800}))).await;
     s.wait_counts("pool", 2, 0).await;
     s.create_claim("a", "pool", "1").await;
     let bound = s.wait_claim("a", ClaimPhase::Bound).await.status.expect("status");
@@ -87,7 +88,7 @@ async fn far_future_and_far_past_times_in_every_field_neither_crash_nor_wedge_th
         .map(|w| w.metadata.name.expect("name"))
         .find(|n| *n != worker_a)
         .expect("an idle worker");
-    patch_status(&s.workers, &idle, json!({"startedAt": FAR_FUTURE_MICRO, "availableSince": FAR_PAST_MICRO})).await;
+    patch_status(&s.workers, &idle, json!({"startedAt": FAR_PAST_MICRO, "availableSince": FAR_FUTURE_MICRO})).await;
     patch_status(
         &s.workers,
         &worker_a,
@@ -114,7 +115,21 @@ async fn far_future_and_far_past_times_in_every_field_neither_crash_nor_wedge_th
         .await
         .expect("FargateApp with restartedAt in year 9999 Synced")
         .expect("watch");
-    patch_status(&apps, "hello", json!({"restartedAt": FAR_PAST, "lastError": {"operation": "x", "code": "y", "message": "z", "time": FAR_PAST}})).await;
+    patch_status(
+        &apps,
+        "hello",
+        json!({"restartedAt": FAR_PAST, "lastError": {"operation": "x", "code": "y", "message": "z", "time": FAR_PAST},
+               "conditions": [{"type": "Ready", "status": "False", "reason": "X", "message": "m", "lastTransitionTime": FAR_FUTURE}]}),
+    )
+    .await;
+    // A pass over those: the patch left only a Ready condition, a pass writes Synced again.
+    let passed = |o: Option<&FargateApp>| {
+        o.and_then(|a| a.status.as_ref()).is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Synced"))
+    };
+    if tokio::time::timeout(WAIT, await_condition(apps.clone(), "hello", passed)).await.is_err() {
+        let now = apps.get("hello").await.ok().and_then(|a| a.status);
+        panic!("FargateApp did not pass over far-past status times; status: {now:#?}");
+    }
 
     // DnsFailover: its last failover and last error at the end of time.
     let zone = fixtures::hosted_zone(&cfg, "hostile.example.com").await;
@@ -140,9 +155,17 @@ async fn far_future_and_far_past_times_in_every_field_neither_crash_nor_wedge_th
         &failovers,
         "dr",
         json!({"lastFailover": {"from": "primary", "to": "secondary", "reason": "PrimaryUnhealthy", "time": FAR_FUTURE},
-               "lastError": {"operation": "x", "code": "y", "message": "z", "time": FAR_FUTURE}}),
+               "lastError": {"operation": "x", "code": "y", "message": "z", "time": FAR_FUTURE},
+               "conditions": [{"type": "Ready", "status": "False", "reason": "X", "message": "m", "lastTransitionTime": FAR_PAST}]}),
     )
     .await;
+    let passed = |o: Option<&DnsFailover>| {
+        o.and_then(|d| d.status.as_ref()).is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Synced"))
+    };
+    tokio::time::timeout(WAIT, await_condition(failovers.clone(), "dr", passed))
+        .await
+        .expect("DnsFailover passes over far-future status times")
+        .expect("watch");
 
     // Other claims still bind, and the pool still converges.
     s.create_claim("c", "pool", "1").await;
@@ -166,5 +189,8 @@ async fn far_future_and_far_past_times_in_every_field_neither_crash_nor_wedge_th
         .expect("a fixed renewal clears Degraded")
         .expect("watch");
     assert!(!s.op().is_finished(), "the operator process must still be running");
+    for kind in ["FargateApp", "DnsFailover", "HotPool", "HotPoolClaim"] {
+        assert_eq!(s.op().metrics.panic_count(kind), 0, "no {kind} reconcile panicked (and was caught)");
+    }
     s.finish().await;
 }

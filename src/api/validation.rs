@@ -338,12 +338,11 @@ pub fn validate_hot_pool_claim(spec: &HotPoolClaimSpec, now: Timestamp) -> Resul
     {
         errs.push(
             "spec.renewedAt",
+            // No `now` in the message: it would change the status (and send an Event) every pass.
             format!(
-                "{} is later than the current time ({}) by more than {} s of clock skew; renew by setting it \
-                 to the current time (e.g. `date -u +%Y-%m-%dT%H:%M:%SZ`); until then the lease runs from \
-                 the binding, as if it had not been renewed",
+                "{} is more than {} s ahead of the operator's clock; renew by setting it to the current \
+                 time (e.g. `date -u +%Y-%m-%dT%H:%M:%SZ`); until then the lease is not extended",
                 renewed.0.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                now.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 clock::MAX_CLOCK_SKEW.as_secs()
             ),
         );

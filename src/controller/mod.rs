@@ -290,11 +290,13 @@ pub(crate) async fn catch_panic<T>(fut: impl std::future::Future<Output = T>) ->
 /// in the controller's stream, which ends every controller). The object backs off instead.
 pub(crate) async fn guarded<K: Managed>(
     obj: &K,
+    metrics: &crate::runtime::metrics::Metrics,
     reconcile: impl std::future::Future<Output = Result<Action, ReconcileError>>,
 ) -> Result<Action, ReconcileError> {
     match catch_panic(reconcile).await {
         Ok(result) => result,
         Err(msg) => {
+            metrics.reconcile_panicked(K::KIND);
             let key = ObjectRef::from_obj(obj).to_string();
             tracing::error!(kind = K::KIND, object = %key, panic = %msg, "reconcile panicked; the object backs off");
             Err(ReconcileError::Panicked(msg))
@@ -306,6 +308,7 @@ async fn run_one<K, R, Fut>(
     ctx: Arc<Context>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     mut reconcile: R,
+    triggers: impl futures::Stream<Item = ObjectRef<K>> + Send + 'static,
 ) where
     K: Managed,
     R: FnMut(Arc<K>, Arc<Context>) -> Fut,
@@ -313,11 +316,13 @@ async fn run_one<K, R, Fut>(
 {
     Controller::new(api_for::<K>(&ctx), watcher::Config::default().any_semantic())
         .with_config(controller_config(&ctx))
+        .reconcile_on(triggers)
         .graceful_shutdown_on(stop)
         .run(
             move |obj: Arc<K>, ctx| {
+                let metrics = ctx.metrics.clone();
                 let fut = reconcile(obj.clone(), ctx);
-                async move { guarded(obj.as_ref(), fut).await }
+                async move { guarded(obj.as_ref(), &metrics, fut).await }
             },
             error_policy::<K>,
             ctx,
@@ -335,10 +340,14 @@ pub async fn run_all<F>(ctx: Arc<Context>, stop: F)
 where
     F: Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>,
 {
+    // Health readings reach the DnsFailover controller as reconcile triggers: the poller writes no
+    // status. Both end with this call (the leadership term).
+    let (health_tx, health_rx) = tokio::sync::mpsc::unbounded_channel();
+    let health_triggers = futures::stream::unfold(health_rx, |mut rx| async { rx.recv().await.map(|o| (o, rx)) });
     tokio::join!(
-        run_one::<FargateApp, _, _>(ctx.clone(), stop(), fargate_app::reconcile),
-        run_one::<DnsFailover, _, _>(ctx.clone(), stop(), dns_failover::reconcile),
-        dns_failover::health::run(ctx.clone(), stop()),
+        run_one::<FargateApp, _, _>(ctx.clone(), stop(), fargate_app::reconcile, futures::stream::empty()),
+        run_one::<DnsFailover, _, _>(ctx.clone(), stop(), dns_failover::reconcile, health_triggers),
+        dns_failover::health::run(ctx.clone(), stop(), health_tx),
         hot_pool::run(ctx.clone(), stop(), stop()),
     );
 }
@@ -369,14 +378,16 @@ mod tests {
             }
             Ok(Action::await_change())
         };
-        match guarded(&obj, panics).await {
+        let metrics = crate::runtime::metrics::Metrics::new();
+        match guarded(&obj, &metrics, panics).await {
             Err(err @ ReconcileError::Panicked(_)) => {
                 assert_eq!(err.to_string(), "reconcile panicked: boom at 256");
                 assert_eq!(err.category(), crate::aws::ErrorCategory::Transient);
             }
             other => panic!("expected a caught panic, got {other:?}"),
         }
-        assert!(guarded(&obj, async { Ok(Action::await_change()) }).await.is_ok());
+        assert!(guarded(&obj, &metrics, async { Ok(Action::await_change()) }).await.is_ok());
+        assert_eq!(metrics.panic_count("FargateApp"), 1);
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct Context {
     pub facts: Arc<crate::aws::facts::Facts>,
     /// Full passes and rollout polls per object (FargateApp), to keep periodic reads in budget.
     pub passes: Arc<crate::runtime::passes::PassLog>,
+    /// DnsFailover health readings, from the poller to the reconciler.
+    pub health: Arc<crate::controller::dns_failover::readings::Readings>,
 }
 
 impl std::fmt::Debug for Context {

@@ -37,6 +37,7 @@ pub struct Metrics {
     registry: Registry,
     reconciles: Family<KindLabels, Counter>,
     failures: Family<FailureLabels, Counter>,
+    panics: Family<KindLabels, Counter>,
     duration: Family<KindLabels, Histogram, fn() -> Histogram>,
     status_writes: Family<KindLabels, Counter>,
     aws_calls: Family<AwsCallLabels, Counter>,
@@ -71,6 +72,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("fargate_operator");
         let reconciles = Family::<KindLabels, Counter>::default();
         let failures = Family::<FailureLabels, Counter>::default();
+        let panics = Family::<KindLabels, Counter>::default();
         let duration = Family::<KindLabels, Histogram, fn() -> Histogram>::new_with_constructor(duration_histogram);
         let status_writes = Family::<KindLabels, Counter>::default();
         let aws_calls = Family::<AwsCallLabels, Counter>::default();
@@ -83,6 +85,11 @@ impl Metrics {
         let cold_starts = Counter::default();
         registry.register("reconciles", "Reconciles started, by kind", reconciles.clone());
         registry.register("reconcile_failures", "Reconciles that failed, by kind and error category", failures.clone());
+        registry.register(
+            "reconcile_panics",
+            "Reconciles (and health readings) that panicked and were caught, by kind",
+            panics.clone(),
+        );
         registry.register("reconcile_duration_seconds", "Reconcile duration, by kind", duration.clone());
         registry.register(
             "status_writes",
@@ -119,6 +126,7 @@ impl Metrics {
             registry,
             reconciles,
             failures,
+            panics,
             duration,
             status_writes,
             aws_calls,
@@ -143,6 +151,16 @@ impl Metrics {
     /// A reconcile of `kind` failed with an error of `category`.
     pub fn reconcile_failed(&self, kind: &str, category: &str) {
         self.failures.get_or_create(&FailureLabels { kind: kind.into(), category: category.into() }).inc();
+    }
+
+    /// A reconcile (or health reading) of `kind` panicked; the panic was caught.
+    pub fn reconcile_panicked(&self, kind: &str) {
+        self.panics.get_or_create(&KindLabels { kind: kind.into() }).inc();
+    }
+
+    /// Caught panics of `kind` so far.
+    pub fn panic_count(&self, kind: &str) -> u64 {
+        self.panics.get(&KindLabels { kind: kind.into() }).map(|c| c.get()).unwrap_or(0)
     }
 
     /// A status patch of `kind` was sent.

@@ -1,6 +1,8 @@
 //! The shared health poller: one background task reads GetHealthCheckStatus for every DnsFailover
 //! under its own small budget (Route 53 allows about 1 such call per second), instead of each
-//! reconcile polling. A change of the active side updates status and emits an Event.
+//! reconcile polling. It writes no status: it records each reading (`readings`) and, when a reading
+//! would change an object's status, triggers that object's reconcile, which applies it (and emits
+//! the Event of a switch of the active side).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,11 +14,12 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::clients;
+use super::readings::{Reading, apply_reading};
 use crate::api::dns_failover::{ActiveTarget, DnsFailover, DnsFailoverStatus, Failover, FailoverMode, HealthState};
 use crate::aws::{Service, TokenBucket};
 use crate::runtime::Context;
 use crate::runtime::conditions;
-use crate::runtime::status::{ObjectStatus, apply_status};
+use crate::runtime::status::ObjectStatus;
 
 /// Route 53 counts a check healthy when more than 18% of its checkers report success.
 pub fn health_from_reports<'a>(reports: impl IntoIterator<Item = &'a str>) -> HealthState {
@@ -106,7 +109,7 @@ pub fn observe(
     (st, flip)
 }
 
-async fn poll_once(ctx: &Context, bucket: &TokenBucket) {
+async fn poll_once(ctx: &Context, bucket: &TokenBucket, trigger: &Trigger) {
     let api: Api<DnsFailover> = match &ctx.config.namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
@@ -119,14 +122,16 @@ async fn poll_once(ctx: &Context, bucket: &TokenBucket) {
         }
     };
     for obj in reading_order(list.items) {
-        if let Err(panic) = crate::controller::catch_panic(poll_object(ctx, bucket, &obj)).await {
+        if let Err(panic) = crate::controller::catch_panic(poll_object(ctx, bucket, &obj, trigger)).await {
+            ctx.metrics.reconcile_panicked("DnsFailover");
             tracing::error!(object = %ObjectRef::from_obj(&obj), %panic, "health poller: reading panicked; skipped");
         }
     }
 }
 
-/// Read one object's health checks and write what changed.
-async fn poll_object(ctx: &Context, bucket: &TokenBucket, obj: &DnsFailover) {
+/// Read one object's health checks, record the reading, and ask for a reconcile when it changes
+/// what the status says.
+async fn poll_object(ctx: &Context, bucket: &TokenBucket, obj: &DnsFailover, trigger: &Trigger) {
     if obj.meta().deletion_timestamp.is_some() || obj.spec.policy.paused {
         return;
     }
@@ -164,22 +169,24 @@ async fn poll_object(ctx: &Context, bucket: &TokenBucket, obj: &DnsFailover) {
             }
         }
     }
-    let (new, flip) = observe(&status, obj.spec.mode, states[0], states[1], obj.meta().generation, Timestamp::now());
-    if new == status {
-        return;
-    }
-    let ns = obj.namespace().unwrap_or_default();
-    let napi: Api<DnsFailover> = Api::namespaced(ctx.client.clone(), &ns);
-    ctx.metrics.status_written("DnsFailover");
-    if let Err(err) = apply_status(&napi, obj, &new).await {
-        tracing::warn!(%err, object = %obj.name_any(), "health poller: status write failed");
-        return;
-    }
-    if let Some(f) = flip {
-        let note = format!("Route 53 now answers the {:?} target ({})", f.to, f.reason).to_lowercase();
-        ctx.events.warning(obj, &f.reason, "Failover", note).await;
+    let reading = Reading {
+        uid: obj.uid().unwrap_or_default(),
+        primary_id: checks.primary.id.clone(),
+        secondary_id: checks.secondary.id.clone(),
+        primary: states[0],
+        secondary: states[1],
+    };
+    let mut new = status.clone();
+    apply_reading(&mut new, obj, Some(&reading), Timestamp::now());
+    ctx.health.record(obj, reading);
+    if new != status {
+        // The controller is gone only when the term ends, and the poller with it.
+        let _ = trigger.send(ObjectRef::from_obj(obj));
     }
 }
+
+/// Asks the DnsFailover controller to reconcile an object.
+pub type Trigger = tokio::sync::mpsc::UnboundedSender<ObjectRef<DnsFailover>>;
 
 /// Objects whose primary check has no reading yet first: a sweep makes one call per check at about
 /// one per second, so at 1,000 objects a new object would otherwise wait up to half an hour for
@@ -194,14 +201,14 @@ fn reading_order(mut items: Vec<DnsFailover>) -> Vec<DnsFailover> {
     items
 }
 
-/// Poll until `stop` resolves.
-pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> + Send) {
+/// Poll until `stop` resolves, sending objects whose status a reading changes to `trigger`.
+pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> + Send, trigger: Trigger) {
     let bucket = TokenBucket::new(1.0, 1.0);
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => return,
-            _ = poll_once(&ctx, &bucket) => {}
+            _ = poll_once(&ctx, &bucket, &trigger) => {}
         }
         tokio::select! {
             _ = &mut stop => return,

@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod health;
 pub mod plan;
+pub mod readings;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,6 +75,13 @@ async fn apply(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -> 
     }
     let aws = clients(ctx, &obj).await?;
     let outcome = converge(&obj, &aws, &mut status).await;
+    // The poller's latest reading of the checks this status now names (the one status writer).
+    let flip = readings::apply_reading(
+        &mut status,
+        &obj,
+        ctx.health.latest(&obj).as_ref(),
+        k8s_openapi::jiff::Timestamp::now(),
+    );
     let result = match outcome {
         Ok(None) => {
             let c = status.conditions_mut();
@@ -110,6 +118,10 @@ async fn apply(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -> 
     };
     emit_transitions(ctx, obj.as_ref(), &old, &status).await;
     write_status(api, &obj, &status, ctx).await?;
+    if let Some(f) = flip {
+        let note = format!("Route 53 now answers the {:?} target ({})", f.to, f.reason).to_lowercase();
+        ctx.events.warning(obj.as_ref(), &f.reason, "Failover", note).await;
+    }
     result
 }
 
@@ -401,6 +413,7 @@ async fn ensure_delegation(
 }
 
 async fn cleanup(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -> Result<Action, ReconcileError> {
+    ctx.health.forget(&obj);
     if obj.spec.policy.deletion == DeletionPolicy::Retain {
         return Ok(Action::await_change());
     }

@@ -93,8 +93,9 @@ pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> 
         .graceful_shutdown_on(stop)
         .run(
             |claim: Arc<HotPoolClaim>, ctx| {
+                let metrics = ctx.metrics.clone();
                 let fut = reconcile(claim.clone(), ctx);
-                async move { super::super::guarded(claim.as_ref(), fut).await }
+                async move { super::super::guarded(claim.as_ref(), &metrics, fut).await }
             },
             error_policy::<HotPoolClaim>,
             ctx,

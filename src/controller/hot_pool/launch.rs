@@ -8,7 +8,8 @@
 //! `LaunchRejected`, and the rest of the pass goes on, so claims on the other versions keep binding,
 //! expiring and releasing. The version is not tried again before a growing delay
 //! ([`Rejections`]), so a pool whose claims trigger pass after pass does not call RunTask on every
-//! pass; a spec edit (a new generation) tries again at once.
+//! pass; a spec edit (a new generation) or a new revision tries again at once. A missing cluster is
+//! not a version's problem: the pass reports it as `ClusterNotFound`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -34,9 +35,10 @@ const REJECTION_BASE: Duration = Duration::from_secs(30);
 const REJECTION_CAP: Duration = Duration::from_secs(600);
 
 /// Whether ECS refused the request itself (nothing was started), as opposed to a failure that
-/// retrying the same request may get past.
+/// retrying the same request may get past. A missing cluster is the whole pool's problem, not one
+/// version's: it goes up to the pass, which reports `ClusterNotFound`.
 fn is_rejection(e: &AwsError) -> bool {
-    matches!(e.category, ErrorCategory::Terminal | ErrorCategory::NotFound)
+    matches!(e.category, ErrorCategory::Terminal | ErrorCategory::NotFound) && e.code != "ClusterNotFoundException"
 }
 
 /// Recent RunTask rejections per pool generation and version, for the leadership term.
@@ -53,10 +55,10 @@ struct Rejection {
 }
 
 impl Rejections {
-    /// The message of a rejection of `key` still within its delay at `now`.
-    pub fn blocked(&self, key: &str, now: Instant) -> Option<String> {
+    /// The message of a rejection of `key` still within its delay at `now`, and what is left of it.
+    pub fn blocked(&self, key: &str, now: Instant) -> Option<(String, Duration)> {
         let map = self.by_key.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(key).filter(|r| now < r.until).map(|r| r.message.clone())
+        map.get(key).filter(|r| now < r.until).map(|r| (r.message.clone(), r.until.saturating_duration_since(now)))
     }
 
     /// Record a rejection of `key` at `now`; returns the delay before the next attempt.
@@ -77,8 +79,22 @@ impl Rejections {
 }
 
 impl Pool<'_> {
-    fn rejection_key(&self, version: &str) -> String {
-        format!("{}/{}/{:?}/{version}", self.namespace, self.name, self.pool.meta().generation)
+    /// Rejections are remembered per pool generation, version and task definition: an edit, or a
+    /// new revision behind a family reference, tries again at once.
+    fn rejection_key(&self, version: &str, td: &str) -> String {
+        format!("{}/{}/{:?}/{version}/{td}", self.namespace, self.name, self.pool.meta().generation)
+    }
+
+    /// Whether launches of `version` on `td` wait after a rejection; if so, reported in `result`.
+    fn held_back(&self, version: &str, td: &str, result: &mut PassResult) -> bool {
+        match self.shared.rejections.blocked(&self.rejection_key(version, td), Instant::now()) {
+            Some((message, left)) => {
+                result.problem(REASON_LAUNCH_REJECTED, message);
+                result.due_in(left);
+                true
+            }
+            None => false,
+        }
     }
 
     fn version_field(&self, version: &str) -> String {
@@ -92,6 +108,7 @@ impl Pool<'_> {
     async fn on_rejected(
         &mut self,
         version: &str,
+        td: &str,
         names: &[String],
         e: &AwsError,
         result: &mut PassResult,
@@ -103,15 +120,14 @@ impl Pool<'_> {
             "{} ({version}): ECS rejected RunTask: {e}; fix the task definition, its roles or spec.tags",
             self.version_field(version)
         );
-        let delay = self.shared.rejections.rejected(&self.rejection_key(version), message.clone(), Instant::now());
+        let delay = self.shared.rejections.rejected(&self.rejection_key(version, td), message.clone(), Instant::now());
         self.ctx.events.warning(self.pool, REASON_LAUNCH_REJECTED, "RunTask", message.clone()).await;
         tracing::warn!(pool = %self.name, version, ?delay, error = %e, "RunTask rejected; the version waits");
         result.problem(REASON_LAUNCH_REJECTED, message);
         result.due_in(delay);
-        if e.category == ErrorCategory::NotFound {
-            // Most likely the revision was deleted: resolve the reference again next pass.
-            self.stale_task_definitions.insert(version.to_string());
-        }
+        // The revision may have been deregistered or deleted: resolve the reference again next pass
+        // (a family reference then finds its newest revision).
+        self.stale_task_definitions.insert(version.to_string());
         Ok(())
     }
 
@@ -135,8 +151,7 @@ impl Pool<'_> {
         }
         for (version, wanted) in slots {
             let Some(td) = current_td.get(&version) else { continue };
-            if let Some(message) = self.shared.rejections.blocked(&self.rejection_key(&version), Instant::now()) {
-                result.problem(REASON_LAUNCH_REJECTED, message);
+            if self.held_back(&version, td, result) {
                 continue;
             }
             for batch in wanted.chunks(RUN_TASK_MAX) {
@@ -235,12 +250,12 @@ impl Pool<'_> {
         {
             Ok(l) => l,
             Err(e) if is_rejection(&e) => {
-                self.on_rejected(version, names, &e, result).await?;
+                self.on_rejected(version, td, names, &e, result).await?;
                 return Ok(false);
             }
             Err(e) => return Err(e.into()),
         };
-        self.shared.rejections.accepted(&self.rejection_key(version));
+        self.shared.rejections.accepted(&self.rejection_key(version, td));
         tracing::debug!(pool = %self.name, token, workers = ?names, tasks = ?launched.task_arns, failures = ?launched.failures, "RunTask answered");
         let port = self.pool.spec.versions.iter().find(|v| v.version == version).map(|v| v.port);
         let now = self.now;
@@ -293,11 +308,10 @@ impl Pool<'_> {
         }
         for ((token, version, td), mut group) in groups {
             group.sort();
-            if let Some(message) = self.shared.rejections.blocked(&self.rejection_key(&version), Instant::now()) {
+            if self.held_back(&version, &td, result) {
                 for name in &group {
                     self.delete_worker(name).await?;
                 }
-                result.problem(REASON_LAUNCH_REJECTED, message);
                 continue;
             }
             let slots = vec![None; group.len()];
@@ -321,7 +335,10 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(r.blocked("ns/p/Some(1)/v1", t0), None);
         assert_eq!(r.rejected("ns/p/Some(1)/v1", "no".into(), t0), Duration::from_secs(30));
-        assert_eq!(r.blocked("ns/p/Some(1)/v1", t0 + Duration::from_secs(29)).as_deref(), Some("no"));
+        assert_eq!(
+            r.blocked("ns/p/Some(1)/v1", t0 + Duration::from_secs(29)),
+            Some(("no".to_string(), Duration::from_secs(1)))
+        );
         assert_eq!(r.blocked("ns/p/Some(1)/v1", t0 + Duration::from_secs(30)), None);
         assert_eq!(r.blocked("ns/p/Some(2)/v1", t0), None, "a new generation tries at once");
         let t1 = t0 + Duration::from_secs(31);
@@ -348,5 +365,8 @@ mod tests {
         assert!(is_rejection(&err(ErrorCategory::NotFound)));
         assert!(!is_rejection(&err(ErrorCategory::Throttling)));
         assert!(!is_rejection(&err(ErrorCategory::Transient)));
+        let mut no_cluster = err(ErrorCategory::NotFound);
+        no_cluster.code = "ClusterNotFoundException".into();
+        assert!(!is_rejection(&no_cluster), "a missing cluster is the pool's problem");
     }
 }

@@ -121,8 +121,9 @@ pub async fn run(
         .run(
             move |pool, ctx| {
                 let shared = shared.clone();
+                let metrics = ctx.metrics.clone();
                 let fut = reconcile(pool.clone(), ctx, shared);
-                async move { super::guarded(pool.as_ref(), fut).await }
+                async move { super::guarded(pool.as_ref(), &metrics, fut).await }
             },
             error_policy::<HotPool>,
             ctx.clone(),

@@ -219,6 +219,8 @@ pub struct ClaimView {
     pub worker: Option<String>,
     /// When bound.
     pub bound_at: Option<Timestamp>,
+    /// The lease end last written to status (`status.expiresAt`).
+    pub recorded_expiry: Option<Timestamp>,
 }
 
 impl ClaimView {
@@ -236,6 +238,7 @@ impl ClaimView {
             phase: st.and_then(|s| s.phase).unwrap_or_default(),
             worker: st.and_then(|s| s.worker.clone()),
             bound_at: st.and_then(|s| ts(s.bound_at.as_ref())),
+            recorded_expiry: st.and_then(|s| ts(s.expires_at.as_ref())),
         }
     }
 
@@ -245,7 +248,12 @@ impl ClaimView {
             (Some(b), Some(r)) => Some(b.max(r)),
             (b, r) => b.or(r),
         }?;
-        Some(plus(from, lease_seconds))
+        let computed = plus(from, lease_seconds);
+        // An invalid renewal neither extends the lease nor cuts short one a valid renewal gave.
+        match (&self.invalid, self.recorded_expiry) {
+            (Some(_), Some(recorded)) => Some(computed.max(recorded)),
+            _ => Some(computed),
+        }
     }
 }
 
@@ -351,7 +359,8 @@ pub fn plan_claims(
                     },
                 }
             }
-            ClaimPhase::Pending if c.invalid.is_some() => {
+            // A worker already reserved for the claim completes the binding; the lease bounds it.
+            ClaimPhase::Pending if c.invalid.is_some() && holder.is_none() => {
                 ClaimStep::Invalid { message: c.invalid.clone().unwrap_or_default(), expires_at: None }
             }
             ClaimPhase::Pending => match holder {
@@ -594,6 +603,7 @@ mod tests {
             phase,
             worker: worker.map(str::to_string),
             bound_at: worker.map(|_| t(0)),
+            recorded_expiry: None,
         }
     }
 
@@ -804,6 +814,14 @@ mod tests {
         assert!(matches!(&steps[0].1, ClaimStep::Invalid { expires_at: Some(e), .. } if *e == t(60)), "{steps:?}");
         let steps = plan_claims(&spec, std::slice::from_ref(&c), &mut workers, &tds(), t(60));
         assert_eq!(steps[0].1, ClaimStep::Expire { worker: "w1".into() });
+        // A valid renewal's lease end (recorded in status) is not cut short by an invalid one.
+        let mut renewed = claim_obj("9999-12-30T21:59:59Z", true);
+        if let Some(s) = renewed.status.as_mut() {
+            s.expires_at = Some(Time(t(500)));
+        }
+        let c = ClaimView::of(&renewed, t(100));
+        let steps = plan_claims(&spec, std::slice::from_ref(&c), &mut workers, &tds(), t(100));
+        assert!(matches!(&steps[0].1, ClaimStep::Invalid { expires_at: Some(e), .. } if *e == t(500)), "{steps:?}");
         // A renewal within the clock skew is a renewal.
         let skewed = ClaimView::of(&claim_obj(&t(100).to_string(), true), t(0));
         assert_eq!((skewed.renewed_at, skewed.invalid), (Some(t(100)), None));
@@ -816,7 +834,11 @@ mod tests {
         let steps = plan_claims(&spec("Wait", "Stop"), std::slice::from_ref(&c), &mut workers, &tds(), t(1));
         assert!(matches!(steps[0].1, ClaimStep::Invalid { expires_at: None, .. }), "{steps:?}");
         assert!(workers[0].claim.is_none());
-        assert!(waiting_per_version(&[c], &steps).is_empty());
+        assert!(waiting_per_version(std::slice::from_ref(&c), &steps).is_empty());
+        // A worker reserved for it before it became invalid completes the binding.
+        let mut reserved = vec![worker("w1", "1", WorkerPhase::Claimed, Some("c1"))];
+        let steps = plan_claims(&spec("Wait", "Stop"), std::slice::from_ref(&c), &mut reserved, &tds(), t(1));
+        assert!(matches!(steps[0].1, ClaimStep::Complete { .. }), "{steps:?}");
     }
 
     #[test]
