@@ -1,7 +1,8 @@
-//! The DnsFailover controller (first slice): health checks with deterministic CallerReferences,
-//! the PRIMARY/SECONDARY record pair in one ChangeBatch, the manual DR switch through the primary's
-//! health check, status, and deletion. Not yet: cross-object batching, the shared health-status
-//! poller and NS delegation (see the issue note).
+//! The DnsFailover controller: health checks with deterministic CallerReferences, the
+//! PRIMARY/SECONDARY record pair (changes merged per zone by the shared Route 53 batcher), the
+//! manual DR switch through the primary's health check, NS delegation into the parent zone, status
+//! (with the health poller's readings applied here: this is the one writer of the status), and
+//! deletion.
 
 pub mod aws;
 pub mod health;
