@@ -144,6 +144,8 @@ async fn lead(base: &Context, shutdown: &Shutdown, leadership: Option<&Leadershi
         backoff: Arc::new(BackoffTracker::new(RequeuePolicy::default())),
         passes: Arc::default(),
         health: Arc::default(),
+        // Its zone workers end with the term (aborted when the term's last context goes).
+        route53: crate::aws::route53_batch::Route53Batcher::new(base.caller.clone()),
         ..base.clone()
     });
     let stop_on = {

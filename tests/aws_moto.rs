@@ -136,8 +136,9 @@ async fn a_bad_change_is_isolated_by_bisection() {
     let good: Vec<_> = (0..4).map(|i| change(ChangeAction::Upsert, &format!("good{i}"))).collect();
     // Deleting a record that does not exist is rejected by Route 53.
     let bad = change(ChangeAction::Delete, "missing");
-    let mut submissions: Vec<_> = good.iter().map(|c| batcher.submit(&zone, r53.clone(), vec![c.clone()])).collect();
-    submissions.insert(2, batcher.submit(&zone, r53.clone(), vec![bad]));
+    let mut submissions: Vec<_> =
+        good.iter().map(|c| batcher.submit(&zone, "", r53.clone(), vec![c.clone()])).collect();
+    submissions.insert(2, batcher.submit(&zone, "", r53.clone(), vec![bad]));
     let results = futures::future::join_all(submissions).await;
     assert!(results[2].is_err(), "the bad change fails: {:?}", results[2]);
     for (i, r) in results.iter().enumerate().filter(|(i, _)| *i != 2) {

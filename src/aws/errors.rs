@@ -219,6 +219,17 @@ pub struct AwsError {
     pub message: String,
 }
 
+/// An SDK builder rejected a request we built: a bug, reported as terminal.
+pub fn build_error(e: impl std::fmt::Display) -> AwsError {
+    AwsError {
+        service: "sdk",
+        operation: "build",
+        category: ErrorCategory::Terminal,
+        code: "InvalidRequest".into(),
+        message: e.to_string(),
+    }
+}
+
 impl AwsError {
     /// Build from a classified error.
     pub fn new(service: &'static str, operation: &'static str, c: Classified) -> Self {

@@ -2,6 +2,11 @@
 //! ChangeResourceRecordSets calls as the limits allow, one call in flight per zone, under the
 //! Route 53 budget. A batch rejected because of one object's change is split in halves and retried
 //! until the bad change stands alone, so it never blocks the others.
+//!
+//! One worker per (zone, scope), the scope being the account and region an object's calls go to
+//! (its `spec.aws` role and region): a batch is sent with the client of that scope, never under
+//! another object's role. A batcher belongs to one leadership term: when the term's last handle is
+//! dropped its workers are aborted, so no batch is sent by a replica that no longer leads.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -58,11 +63,31 @@ struct Submission {
     reply: oneshot::Sender<Result<(String, String), AwsError>>,
 }
 
-/// Per-zone batching of Route 53 changes, shared by every controller.
+/// Per-zone batching of Route 53 changes, shared by every controller of one leadership term.
 #[derive(Clone)]
 pub struct Route53Batcher {
     caller: AwsCaller,
-    zones: Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Submission>>>>,
+    zones: Arc<Zones>,
+}
+
+/// The workers by (zone, scope); aborted when the last handle goes.
+#[derive(Default)]
+struct Zones {
+    workers: Mutex<HashMap<(String, String), ZoneWorker>>,
+}
+
+struct ZoneWorker {
+    tx: mpsc::UnboundedSender<Submission>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for Zones {
+    fn drop(&mut self) {
+        let workers = self.workers.get_mut().unwrap_or_else(|p| p.into_inner());
+        for w in workers.values() {
+            w.task.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for Route53Batcher {
@@ -77,29 +102,31 @@ impl Route53Batcher {
         Self { caller, zones: Arc::default() }
     }
 
-    /// Submit `changes` (applied together, in one batch) to `zone`; resolves with the change's
-    /// (id, status) once the batch holding them was accepted.
+    fn spawn(&self, zone: &str) -> ZoneWorker {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(zone_worker(self.caller.clone(), zone.to_string(), rx)).abort_handle();
+        ZoneWorker { tx, task }
+    }
+
+    /// Submit `changes` (applied together, in one batch) to `zone`, sent with `client`, whose
+    /// account and region `scope` names; resolves with the change's (id, status) once the batch
+    /// holding them was accepted.
     pub async fn submit(
         &self,
         zone: &str,
+        scope: &str,
         client: aws_sdk_route53::Client,
         changes: Vec<Change>,
     ) -> Result<(String, String), AwsError> {
         let (reply, rx) = oneshot::channel();
         let sub = Submission { changes, client, reply };
         let sender = {
-            let mut zones = self.zones.lock().unwrap_or_else(|p| p.into_inner());
-            let entry = zones.entry(zone.to_string()).or_insert_with(|| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(zone_worker(self.caller.clone(), zone.to_string(), rx));
-                tx
-            });
-            if entry.is_closed() {
-                let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(zone_worker(self.caller.clone(), zone.to_string(), rx));
-                *entry = tx;
+            let mut zones = self.zones.workers.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = zones.entry((zone.to_string(), scope.to_string())).or_insert_with(|| self.spawn(zone));
+            if entry.tx.is_closed() {
+                *entry = self.spawn(zone);
             }
-            entry.clone()
+            entry.tx.clone()
         };
         if let Err(mpsc::error::SendError(sub)) = sender.send(sub) {
             let _ = sub.reply.send(Err(worker_gone()));
@@ -172,7 +199,7 @@ async fn send_bisecting(
                             .unwrap_or_default()
                     })
             }
-            Err(e) => Err(crate::controller::fargate_app::aws::build_error(e)),
+            Err(e) => Err(super::errors::build_error(e)),
         };
         match outcome {
             Err(e) if part.len() > 1 && matches!(e.category, ErrorCategory::Terminal | ErrorCategory::Conflict) => {
@@ -203,6 +230,38 @@ mod tests {
             .build()
             .expect("set");
         Change::builder().action(ChangeAction::Upsert).resource_record_set(set).build().expect("change")
+    }
+
+    #[tokio::test]
+    async fn the_terms_zone_workers_end_with_its_last_batcher_and_scopes_get_their_own() {
+        let caller = AwsCaller::new(
+            crate::aws::Budgets::new(crate::aws::BudgetSettings::default()),
+            Arc::new(crate::runtime::metrics::Metrics::new()),
+            crate::aws::RetryPolicy::default(),
+        );
+        let batcher = Route53Batcher::new(caller);
+        let handles: Vec<tokio::task::AbortHandle> = ["role-a|us-east-1", "role-b|us-east-1"]
+            .iter()
+            .map(|scope| {
+                let w = batcher.spawn("Z1");
+                let task = w.task.clone();
+                batcher.zones.workers.lock().expect("lock").insert(("Z1".into(), (*scope).into()), w);
+                task
+            })
+            .collect();
+        assert_eq!(batcher.zones.workers.lock().expect("lock").len(), 2, "one worker per scope");
+        let other_handle = batcher.clone();
+        drop(batcher);
+        tokio::task::yield_now().await;
+        assert!(handles.iter().all(|h| !h.is_finished()), "a handle of the term is still alive");
+        drop(other_handle);
+        for _ in 0..100 {
+            if handles.iter().all(tokio::task::AbortHandle::is_finished) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("zone workers still running after the term's last batcher was dropped");
     }
 
     #[test]

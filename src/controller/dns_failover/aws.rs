@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use aws_sdk_route53::types as r53;
 
 use super::plan::HealthCheckConfig;
+use crate::aws::errors::build_error;
 use crate::aws::naming::Owner;
 use crate::aws::{AwsCaller, AwsError, Service};
-use crate::controller::fargate_app::aws::build_error;
 
 /// Route 53 for one object's account.
 pub struct FailoverAws {
@@ -19,6 +19,8 @@ pub struct FailoverAws {
     pub owner: Owner,
     /// Per-zone batching of record changes.
     pub batcher: crate::aws::route53_batch::Route53Batcher,
+    /// The account and region of this object's calls (`spec.aws`), which its batches go to.
+    pub scope: String,
     /// Facts remembered by the process (zones, attempted health check creates).
     pub facts: std::sync::Arc<crate::aws::facts::Facts>,
 }
@@ -184,7 +186,7 @@ impl FailoverAws {
 
     /// Apply `changes` together, merged with other objects' changes to the same zone.
     pub async fn change(&self, zone: &str, changes: Vec<r53::Change>) -> Result<Option<(String, String)>, AwsError> {
-        self.batcher.submit(zone, self.r53.clone(), changes).await.map(Some)
+        self.batcher.submit(zone, &self.scope, self.r53.clone(), changes).await.map(Some)
     }
 
     /// Current status of a change (`PENDING`/`INSYNC`); `None` where the API lacks GetChange.

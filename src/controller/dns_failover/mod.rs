@@ -32,7 +32,7 @@ use crate::api::dns_failover::{
 };
 use crate::api::validation::{normalize_dns_name, normalize_zone_id, validate_dns_failover};
 use crate::aws::AwsError;
-use crate::controller::fargate_app::aws::build_error;
+use crate::aws::errors::build_error;
 use crate::runtime::Context;
 use crate::runtime::conditions::{
     self, DEGRADED, DELETION_BLOCKED, READY, REASON_INVALID_SPEC, REASON_NAME_CONFLICT, SYNCED,
@@ -48,6 +48,9 @@ async fn clients(ctx: &Context, obj: &DnsFailover) -> Result<FailoverAws, Reconc
         caller: ctx.caller.clone(),
         r53: ctx.aws.route53(&cfg),
         batcher: ctx.route53.clone(),
+        scope: obj.spec.aws.as_ref().map_or_else(String::new, |a| {
+            format!("{}|{}", a.role_arn.as_deref().unwrap_or(""), a.region.as_deref().unwrap_or(""))
+        }),
         facts: ctx.facts.clone(),
         owner: super::owner_of(ctx, obj, KIND)?,
     })

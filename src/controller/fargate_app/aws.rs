@@ -614,16 +614,7 @@ impl FargateAws {
     }
 }
 
-/// An SDK builder rejected a request we built: a bug, reported as terminal.
-pub fn build_error(e: impl std::fmt::Display) -> AwsError {
-    AwsError {
-        service: "sdk",
-        operation: "build",
-        category: crate::aws::ErrorCategory::Terminal,
-        code: "InvalidRequest".into(),
-        message: e.to_string(),
-    }
-}
+pub use crate::aws::errors::build_error;
 
 /// `family` of `arn:...:task-definition/family:rev` (or `family:rev`).
 pub fn family_of(arn: &str) -> Option<&str> {
