@@ -11,15 +11,21 @@ process dies between a create and recording its result:
 moto creates a new health check and new tasks every time, so a test of "a crash between create and
 status write never duplicates" would measure moto, not the operator. `apply()` adds both
 guarantees; hack/moto-server.py (the shared test moto) and hack/moto-iam-server.py call it.
+
+One Route 53 behaviour is corrected too: a DELETE of a record with a SetIdentifier removes the
+record with that name, type and set identifier (as AWS does); moto 5.2.5 removes every record with
+that set identifier, whatever its name, so a test of "renaming a failover record deletes the old
+pair" would see moto delete the new pair as well.
 Nothing else of moto changes.
 """
 import threading
 
 from moto.core.responses import ActionResult
 from moto.ecs.responses import EC2ContainerServiceResponse
-from moto.route53.models import Route53Backend
+from moto.route53.models import FakeZone, Route53Backend
 
 _lock = threading.Lock()
+_deleting = threading.local()  # (name, type) of the DELETEs with a SetIdentifier of this request
 _run_task_tokens = {}  # (account, region, cluster, token) -> task ARNs of the first request
 
 
@@ -53,6 +59,39 @@ def _run_task(original):
     return run_task
 
 
+def _norm(name):
+    return (name or "").rstrip(".").lower()
+
+
+def _change_resource_record_sets(original):
+    def change_resource_record_sets(self, zoneid, change_list):
+        _deleting.queue = [
+            (_norm(c["ResourceRecordSet"].get("Name")), c["ResourceRecordSet"].get("Type"))
+            for c in change_list
+            if c.get("Action") == "DELETE" and "SetIdentifier" in c.get("ResourceRecordSet", {})
+        ]
+        try:
+            return original(self, zoneid, change_list)
+        finally:
+            _deleting.queue = []
+
+    return change_resource_record_sets
+
+
+def _delete_rrset_by_id(self, set_identifier):
+    queue = getattr(_deleting, "queue", None) or []
+    name, rtype = queue.pop(0) if queue else (None, None)
+    self.rrsets = [
+        r for r in self.rrsets
+        if not (r.set_identifier == set_identifier
+                and (name is None or _norm(r.name) == name)
+                and (rtype is None or r.type == rtype))
+    ]
+
+
 def apply():
+    Route53Backend.change_resource_record_sets = _change_resource_record_sets(
+        Route53Backend.change_resource_record_sets)
+    FakeZone.delete_rrset_by_id = _delete_rrset_by_id
     Route53Backend.create_health_check = _create_health_check(Route53Backend.create_health_check)
     EC2ContainerServiceResponse.run_task = _run_task(EC2ContainerServiceResponse.run_task)

@@ -360,3 +360,101 @@ async fn a_lost_create_or_a_failed_tagging_still_ends_with_one_tagged_check() {
         s.ctx.cleanup().await;
     }
 }
+
+/// The kinds and ids of `status.resources`.
+fn inventory(o: &DnsFailover) -> Vec<(String, String)> {
+    o.status.as_ref().map(|s| s.resources.iter().map(|r| (r.type_.clone(), r.id.clone())).collect()).unwrap_or_default()
+}
+
+/// The NS records named `name` in `zone`.
+async fn ns_records(s: &Setup, zone: &str, name: &str) -> usize {
+    let cfg = s.ctx.sdk_config().await;
+    fixtures::records_named(&cfg, zone, name).await.into_iter().filter(|r| r.r#type().as_str() == "NS").count()
+}
+
+#[tokio::test]
+async fn renaming_the_record_and_removing_the_delegation_leave_nothing_behind() {
+    let s = Setup::new("dnsf-edits").await;
+    let cfg = s.ctx.sdk_config().await;
+    let parent = fixtures::hosted_zone(&cfg, "app.com").await;
+    let mut m = s.manifest("dev", "dev.acs.app.com");
+    m.spec.delegation = Some(serde_json::from_value(json!({"parentHostedZoneId": parent})).expect("delegation"));
+    s.api.create(&PostParams::default(), &m).await.expect("create");
+    let o = s.wait("dev", "DelegationReady", "True").await;
+    let inv = inventory(&o);
+    assert!(inv.iter().any(|(t, id)| t == "HealthCheck" && *id == primary_id(&o)), "{inv:?}");
+    assert_eq!(
+        inv.iter().filter(|(t, id)| t == "Record" && id.contains("/dev.acs.app.com/CNAME/")).count(),
+        2,
+        "{inv:?}"
+    );
+    assert!(inv.iter().any(|(t, id)| t == "Record" && id.ends_with("/acs.app.com/NS")), "{inv:?}");
+
+    // Rename: the pair moves, nothing of ours stays at the old name.
+    s.api
+        .patch("dev", &PatchParams::default(), &Patch::Merge(json!({"spec": {"name": "prod.acs.app.com"}})))
+        .await
+        .expect("rename");
+    let o = s.wait("dev", "Synced", "True").await;
+    assert!(s.records("dev.acs.app.com").await.is_empty(), "the old name's records are deleted");
+    assert_eq!(s.records("prod.acs.app.com").await.len(), 2);
+    assert!(inventory(&o).iter().all(|(_, id)| !id.contains("/dev.acs.app.com/")), "{:?}", inventory(&o));
+
+    // Removing the delegation removes the parent's NS record.
+    s.api
+        .patch("dev", &PatchParams::default(), &Patch::Merge(json!({"spec": {"delegation": null}})))
+        .await
+        .expect("remove delegation");
+    let o = s.wait("dev", "Synced", "True").await;
+    assert_eq!(ns_records(&s, &parent, "acs.app.com").await, 0, "the delegation is removed from the parent");
+    assert!(inventory(&o).iter().all(|(_, id)| !id.ends_with("/NS")), "{:?}", inventory(&o));
+
+    let uid = o.uid().expect("uid");
+    s.api.delete("dev", &DeleteParams::default()).await.expect("delete");
+    tokio::time::timeout(WAIT, await_condition(s.api.clone(), "dev", conditions::is_deleted(&uid)))
+        .await
+        .expect("deleted")
+        .expect("watch");
+    assert!(s.records("prod.acs.app.com").await.is_empty());
+    assert_eq!(s.our_health_checks().await, 0);
+    s.op.stop().await;
+    s.ctx.cleanup().await;
+}
+
+/// A check is replaced (its id in status changes) and then the record change fails: the old check
+/// stays in the inventory and is deleted once the records point at the new one. Before the
+/// inventory, its id was lost with that pass and the check leaked.
+#[tokio::test]
+async fn a_check_replaced_in_a_pass_whose_record_change_failed_is_still_deleted() {
+    let s = Setup::with_faults("dnsf-replace-fail", "ChangeResourceRecordSets=5xx>1").await;
+    s.api.create(&PostParams::default(), &s.manifest("dev", "dev.acs.app.com")).await.expect("create");
+    let old_id = primary_id(&s.wait("dev", "Synced", "True").await);
+    s.api
+        .patch(
+            "dev",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"primary": {"healthCheck": {"requestIntervalSeconds": 10}}}})),
+        )
+        .await
+        .expect("patch");
+    let old = old_id.clone();
+    let replaced = move |o: Option<&DnsFailover>| o.is_some_and(|o| !primary_id(o).is_empty() && primary_id(o) != old);
+    let o = tokio::time::timeout(WAIT, await_condition(s.api.clone(), "dev", replaced))
+        .await
+        .expect("the new check is in status")
+        .expect("watch")
+        .expect("object");
+    assert!(inventory(&o).contains(&("HealthCheck".into(), old_id.clone())), "{:?}", inventory(&o));
+    assert!(s.health_check(&old_id).await.is_some(), "the record still uses the old check");
+
+    // The faults end (a new operator without them): the records move, then the old check goes.
+    let Setup { ctx, r53, zone, op, api } = s;
+    op.stop().await;
+    let s = Setup { op: InProcessOperator::start(&ctx).await, ctx, r53, zone, api };
+    let o = s.wait("dev", "Synced", "True").await;
+    assert!(s.health_check(&old_id).await.is_none(), "the replaced check is deleted");
+    assert_eq!(s.our_health_checks().await, 1);
+    assert!(!inventory(&o).contains(&("HealthCheck".into(), old_id)));
+    s.op.stop().await;
+    s.ctx.cleanup().await;
+}

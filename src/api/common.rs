@@ -100,6 +100,24 @@ pub struct LastError {
     pub time: Time,
 }
 
+/// One AWS object this object created or adopted: the ownership inventory in `status.resources`.
+/// Deleting the object, or an edit that no longer wants the AWS object, removes exactly these.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnedResource {
+    /// Kind of AWS object: `HealthCheck` or `Record` (more kinds as controllers record them).
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Its identity: a health check id, or `<zone>/<name>/<type>[/<set id>]` for a record.
+    pub id: String,
+    /// What it lives in, when deleting it needs that (e.g. a listener ARN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// A name deleting or finding it needs (a health check's CallerReference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
 /// Extra tags copied onto every AWS resource (owner tags always win).
 pub type Tags = BTreeMap<String, String>;
 

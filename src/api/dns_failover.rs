@@ -225,6 +225,11 @@ pub struct DnsFailoverStatus {
     /// The most recent switch of the active target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failover: Option<Failover>,
+    /// Every AWS object this DnsFailover created or adopted (health checks, its records, the
+    /// delegation's NS record in the parent zone). Deletion, and cleanup after an edit that no longer
+    /// wants one of them, work from this list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<super::common::OwnedResource>,
 }
 
 /// Which side Route 53 answers.

@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod health;
+pub mod inventory;
 pub mod plan;
 pub mod readings;
 
@@ -143,6 +144,11 @@ async fn ensure_health_check(
     stale: &mut Vec<String>,
 ) -> Result<String, AwsError> {
     let recorded = side_status(status, side).id.clone();
+    // A check the status names is in the inventory until it is deleted, even if a later step of
+    // this pass fails after its replacement took its place in status.
+    if !recorded.is_empty() {
+        inventory::add(&mut status.resources, inventory::health_check(&recorded, None));
+    }
     let Some(want) = want else {
         if !recorded.is_empty() {
             stale.push(recorded);
@@ -185,6 +191,7 @@ async fn ensure_health_check(
             None => aws.create_health_check(&reference, &want, &aws.owner.tags(&Default::default())).await?,
         },
     };
+    inventory::add(&mut status.resources, inventory::health_check(&id, Some(&reference)));
     let entry = side_status(status, side);
     entry.id = id.clone();
     Ok(id)
@@ -295,8 +302,21 @@ async fn converge(
         }
     }
     let replaced = !stale.is_empty();
-    for id in stale {
+    let mut keep_records: Vec<String> = SIDES
+        .iter()
+        .map(|side| inventory::record_id(&zone, &spec.name, "CNAME", Some(&set_identifier(&uid, side))))
+        .collect();
+    for side in SIDES {
+        inventory::add(
+            &mut status.resources,
+            inventory::record(&zone, &spec.name, "CNAME", Some(&set_identifier(&uid, side))),
+        );
+    }
+    // Checks no side uses any more go once the records point elsewhere (from the inventory: a check
+    // replaced in a pass that then failed is still listed).
+    for id in inventory::unwanted_checks(&status.resources, &[primary_id.as_str(), secondary_id.as_str()]) {
         aws.delete_health_check(&id).await?;
+        inventory::remove(&mut status.resources, inventory::HEALTH_CHECK, &id);
     }
     if let Some(delegation) = &spec.delegation {
         if let Some(blocked) =
@@ -304,8 +324,20 @@ async fn converge(
         {
             return Ok(Some(blocked));
         }
+        keep_records.push(inventory::record_id(
+            normalize_zone_id(&delegation.parent_hosted_zone_id),
+            &zone_name,
+            "NS",
+            None,
+        ));
     } else {
         status.delegation = None;
+    }
+    // Records of an earlier name, zone or delegation: deleted while they are still ours.
+    for id in inventory::unwanted_records(&status.resources, &keep_records) {
+        if inventory::delete_record(aws, &id, Some(&name_servers)).await? {
+            inventory::remove(&mut status.resources, inventory::RECORD, &id);
+        }
     }
     // Propagation: a PENDING change is followed with GetChange until INSYNC.
     if let Some(change) = status.change.as_mut()
@@ -403,6 +435,7 @@ async fn ensure_delegation(
             .map_err(build_error)?;
         aws.change(&parent, vec![change]).await?;
     }
+    inventory::add(&mut status.resources, inventory::record(&parent, zone_name, "NS", None));
     status.delegation =
         Some(crate::api::dns_failover::DelegationStatus { name_servers: name_servers.to_vec(), in_sync: true });
     conditions::set_condition(
@@ -444,6 +477,17 @@ async fn cleanup(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -
 async fn delete_all(obj: &DnsFailover, aws: &FailoverAws) -> Result<(), AwsError> {
     let spec = &obj.spec;
     let zone = normalize_zone_id(&spec.hosted_zone_id).to_string();
+    // First what the inventory lists (records of earlier names and zones, earlier checks); then
+    // what the spec names, for objects from before the inventory and creates whose answer was lost.
+    let resources = obj.status.as_ref().map(|s| s.resources.clone()).unwrap_or_default();
+    let our_servers = match aws.zone(&zone).await {
+        Ok((_, servers)) => Some(servers),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e),
+    };
+    for r in resources.iter().filter(|r| r.type_ == inventory::RECORD) {
+        inventory::delete_record(aws, &r.id, our_servers.as_deref()).await?;
+    }
     let ours: Vec<String> = SIDES.iter().map(|s| set_identifier(&aws.owner.uid, s)).collect();
     match aws.records_at(&zone, &spec.name).await {
         Ok(existing) => {
@@ -503,6 +547,8 @@ async fn delete_all(obj: &DnsFailover, aws: &FailoverAws) -> Result<(), AwsError
             ids.push(id);
         }
     }
+    // Checks go last: Route 53 refuses to delete one a record still uses.
+    ids.extend(resources.iter().filter(|r| r.type_ == inventory::HEALTH_CHECK).map(|r| r.id.clone()));
     ids.sort();
     ids.dedup();
     for id in ids.into_iter().filter(|i| !i.is_empty()) {

@@ -1,0 +1,142 @@
+//! The DnsFailover's ownership inventory (`status.resources`): every health check, failover record
+//! and delegation NS record it made. An edit that no longer wants one of them (a renamed record, a
+//! moved zone, a replaced check, a removed `delegation`) and the object's deletion remove exactly
+//! what is listed here, never what the current spec would name, and only while it still carries our
+//! marks (our set identifier, our zone's name servers).
+
+use aws_sdk_route53::types as r53;
+
+use super::aws::FailoverAws;
+use crate::api::OwnedResource;
+use crate::api::validation::normalize_dns_name;
+use crate::aws::AwsError;
+use crate::aws::errors::build_error;
+
+/// `type` of a Route 53 health check entry.
+pub const HEALTH_CHECK: &str = "HealthCheck";
+/// `type` of a Route 53 record entry.
+pub const RECORD: &str = "Record";
+
+/// A record's inventory id: `<zone>/<name>/<type>[/<set id>]`, the name without its final dot.
+pub fn record_id(zone: &str, name: &str, rtype: &str, set_id: Option<&str>) -> String {
+    let base = format!("{zone}/{}/{rtype}", normalize_dns_name(name));
+    match set_id {
+        Some(s) => format!("{base}/{s}"),
+        None => base,
+    }
+}
+
+/// The parts of a record id: zone, name, type and set identifier.
+pub fn parse_record_id(id: &str) -> Option<(&str, &str, &str, Option<&str>)> {
+    let mut parts = id.splitn(4, '/');
+    let (zone, name, rtype) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((zone, name, rtype, parts.next()))
+}
+
+/// Add `entry` unless an entry of the same type and id is there; the list stays sorted, so the
+/// status does not change with the order things were made in.
+pub fn add(resources: &mut Vec<OwnedResource>, entry: OwnedResource) {
+    if !resources.iter().any(|r| r.type_ == entry.type_ && r.id == entry.id) {
+        resources.push(entry);
+        resources.sort();
+    }
+}
+
+/// Remove the entry of `type_` and `id`.
+pub fn remove(resources: &mut Vec<OwnedResource>, type_: &str, id: &str) {
+    resources.retain(|r| !(r.type_ == type_ && r.id == id));
+}
+
+/// A health check entry (`reference`: its CallerReference, when known).
+pub fn health_check(id: &str, reference: Option<&str>) -> OwnedResource {
+    OwnedResource { type_: HEALTH_CHECK.into(), id: id.into(), parent: None, name: reference.map(str::to_string) }
+}
+
+/// A record entry.
+pub fn record(zone: &str, name: &str, rtype: &str, set_id: Option<&str>) -> OwnedResource {
+    OwnedResource { type_: RECORD.into(), id: record_id(zone, name, rtype, set_id), parent: None, name: None }
+}
+
+/// Health check entries whose id is not in `keep`.
+pub fn unwanted_checks(resources: &[OwnedResource], keep: &[&str]) -> Vec<String> {
+    resources
+        .iter()
+        .filter(|r| r.type_ == HEALTH_CHECK && !keep.contains(&r.id.as_str()))
+        .map(|r| r.id.clone())
+        .collect()
+}
+
+/// Record entries not in `keep` (ids).
+pub fn unwanted_records(resources: &[OwnedResource], keep: &[String]) -> Vec<String> {
+    resources.iter().filter(|r| r.type_ == RECORD && !keep.contains(&r.id)).map(|r| r.id.clone()).collect()
+}
+
+/// Delete the record an entry names, if it is still there and still ours: a failover record with
+/// the entry's set identifier, or an NS record whose values are `our_name_servers`. A zone that is
+/// gone took the record with it. Returns whether the entry can be dropped (deleted, gone, or no
+/// longer ours).
+pub async fn delete_record(aws: &FailoverAws, id: &str, our_name_servers: Option<&[String]>) -> Result<bool, AwsError> {
+    let Some((zone, name, rtype, set_id)) = parse_record_id(id) else { return Ok(true) };
+    let sets = match aws.records_at(zone, name).await {
+        Ok(s) => s,
+        Err(e) if e.is_not_found() => return Ok(true),
+        Err(e) => return Err(e),
+    };
+    let values = |s: &r53::ResourceRecordSet| {
+        let mut v: Vec<String> = s.resource_records().iter().map(|r| normalize_dns_name(r.value())).collect();
+        v.sort();
+        v
+    };
+    let ours = sets.into_iter().find(|s| {
+        normalize_dns_name(s.name()) == name
+            && s.r#type().as_str() == rtype
+            && match (set_id, rtype) {
+                (Some(sid), _) => s.set_identifier() == Some(sid),
+                (None, "NS") => our_name_servers.is_some_and(|ns| {
+                    let mut ns: Vec<String> = ns.iter().map(|n| normalize_dns_name(n)).collect();
+                    ns.sort();
+                    values(s) == ns
+                }),
+                _ => false,
+            }
+    });
+    if let Some(set) = ours {
+        let change = r53::Change::builder()
+            .action(r53::ChangeAction::Delete)
+            .resource_record_set(set)
+            .build()
+            .map_err(build_error)?;
+        aws.change(zone, vec![change]).await?;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_ids_round_trip_and_name_records_without_the_final_dot() {
+        let id = record_id("Z1", "API.Example.com.", "CNAME", Some("uid-primary"));
+        assert_eq!(id, "Z1/api.example.com/CNAME/uid-primary");
+        assert_eq!(parse_record_id(&id), Some(("Z1", "api.example.com", "CNAME", Some("uid-primary"))));
+        assert_eq!(parse_record_id("ZP/sub.example.com/NS"), Some(("ZP", "sub.example.com", "NS", None)));
+        assert_eq!(parse_record_id("nonsense"), None);
+    }
+
+    #[test]
+    fn entries_are_unique_sorted_and_the_unwanted_ones_are_found() {
+        let mut r = Vec::new();
+        add(&mut r, health_check("hc-2", Some("ref-2")));
+        add(&mut r, record("Z1", "a.example.com", "CNAME", Some("s")));
+        add(&mut r, health_check("hc-1", None));
+        add(&mut r, health_check("hc-2", None));
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].id, "hc-1");
+        assert_eq!(r[1].name.as_deref(), Some("ref-2"), "an entry is not replaced by a later add");
+        assert_eq!(unwanted_checks(&r, &["hc-2"]), vec!["hc-1".to_string()]);
+        assert_eq!(unwanted_records(&r, &[]), vec!["Z1/a.example.com/CNAME/s".to_string()]);
+        remove(&mut r, HEALTH_CHECK, "hc-1");
+        assert_eq!(unwanted_checks(&r, &["hc-2"]), Vec::<String>::new());
+    }
+}
