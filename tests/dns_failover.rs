@@ -458,3 +458,33 @@ async fn a_check_replaced_in_a_pass_whose_record_change_failed_is_still_deleted(
     s.op.stop().await;
     s.ctx.cleanup().await;
 }
+
+#[tokio::test]
+async fn moving_to_another_zone_moves_the_pair_and_the_delegation() {
+    let s = Setup::new("dnsf-move").await;
+    let cfg = s.ctx.sdk_config().await;
+    let parent = fixtures::hosted_zone(&cfg, "app.com").await;
+    let other = fixtures::hosted_zone(&cfg, "ops.app.com").await;
+    let mut m = s.manifest("dev", "dev.acs.app.com");
+    m.spec.delegation = Some(serde_json::from_value(json!({"parentHostedZoneId": parent})).expect("delegation"));
+    s.api.create(&PostParams::default(), &m).await.expect("create");
+    s.wait("dev", "DelegationReady", "True").await;
+    assert_eq!(ns_records(&s, &parent, "acs.app.com").await, 1);
+
+    s.api
+        .patch(
+            "dev",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"hostedZoneId": other, "name": "dev.ops.app.com"}})),
+        )
+        .await
+        .expect("move");
+    let o = s.wait("dev", "Synced", "True").await;
+    assert!(s.records("dev.acs.app.com").await.is_empty(), "the old zone's pair is deleted");
+    assert_eq!(fixtures::records_named(&cfg, &other, "dev.ops.app.com").await.len(), 2);
+    assert_eq!(ns_records(&s, &parent, "acs.app.com").await, 0, "the old zone's delegation is deleted");
+    assert_eq!(ns_records(&s, &parent, "ops.app.com").await, 1, "the new zone is delegated");
+    assert!(inventory(&o).iter().all(|(_, id)| !id.contains("acs.app.com/")), "{:?}", inventory(&o));
+    s.op.stop().await;
+    s.ctx.cleanup().await;
+}

@@ -14,7 +14,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::clients;
-use super::readings::{Reading, apply_reading};
+use super::readings::{Reading, Readings, apply_reading};
 use crate::api::dns_failover::{ActiveTarget, DnsFailover, DnsFailoverStatus, Failover, FailoverMode, HealthState};
 use crate::aws::{Service, TokenBucket};
 use crate::runtime::Context;
@@ -121,12 +121,14 @@ async fn poll_once(ctx: &Context, bucket: &TokenBucket, trigger: &Trigger) {
             return;
         }
     };
+    let listed: std::collections::HashSet<String> = list.items.iter().map(Readings::key_of).collect();
     for obj in reading_order(list.items) {
         if let Err(panic) = crate::controller::catch_panic(poll_object(ctx, bucket, &obj, trigger)).await {
             ctx.metrics.reconcile_panicked("DnsFailover");
             tracing::error!(object = %ObjectRef::from_obj(&obj), %panic, "health poller: reading panicked; skipped");
         }
     }
+    ctx.health.retain_listed(&listed);
 }
 
 /// Read one object's health checks, record the reading, and ask for a reconcile when it changes
@@ -141,7 +143,8 @@ async fn poll_object(ctx: &Context, bucket: &TokenBucket, obj: &DnsFailover, tri
         return;
     }
     let Ok(aws) = clients(ctx, obj).await else { return };
-    let mut states = [HealthState::Unknown, HealthState::Unknown];
+    // A blip keeps what was known; only a terminal failure makes the side Unknown.
+    let mut states = [checks.primary.status, checks.secondary.status];
     for (i, id) in [&checks.primary.id, &checks.secondary.id].into_iter().enumerate() {
         if id.is_empty() {
             continue;
@@ -162,6 +165,7 @@ async fn poll_object(ctx: &Context, bucket: &TokenBucket, obj: &DnsFailover, tri
             // A denied or otherwise terminal failure needs a human (health stays Unknown until
             // then); throttling and blips are retried next round and only debug noise.
             Err(err) if err.category == crate::aws::ErrorCategory::Terminal => {
+                states[i] = HealthState::Unknown;
                 tracing::warn!(%err, object = %obj.name_any(), "health poller: GetHealthCheckStatus failed")
             }
             Err(err) => {
@@ -171,6 +175,7 @@ async fn poll_object(ctx: &Context, bucket: &TokenBucket, obj: &DnsFailover, tri
     }
     let reading = Reading {
         uid: obj.uid().unwrap_or_default(),
+        generation: obj.meta().generation,
         primary_id: checks.primary.id.clone(),
         secondary_id: checks.secondary.id.clone(),
         primary: states[0],

@@ -57,6 +57,12 @@ pub fn record(zone: &str, name: &str, rtype: &str, set_id: Option<&str>) -> Owne
     OwnedResource { type_: RECORD.into(), id: record_id(zone, name, rtype, set_id), parent: None, name: None }
 }
 
+/// The delegation's NS record of `zone_name` in `parent`; `name` is the delegated zone's id, whose
+/// name servers make the record ours (also after `hostedZoneId` moved to another zone).
+pub fn delegation(parent: &str, zone_name: &str, zone_id: &str) -> OwnedResource {
+    OwnedResource { name: Some(zone_id.to_string()), ..record(parent, zone_name, "NS", None) }
+}
+
 /// Health check entries whose id is not in `keep`.
 pub fn unwanted_checks(resources: &[OwnedResource], keep: &[&str]) -> Vec<String> {
     resources
@@ -72,11 +78,21 @@ pub fn unwanted_records(resources: &[OwnedResource], keep: &[String]) -> Vec<Str
 }
 
 /// Delete the record an entry names, if it is still there and still ours: a failover record with
-/// the entry's set identifier, or an NS record whose values are `our_name_servers`. A zone that is
-/// gone took the record with it. Returns whether the entry can be dropped (deleted, gone, or no
-/// longer ours).
-pub async fn delete_record(aws: &FailoverAws, id: &str, our_name_servers: Option<&[String]>) -> Result<bool, AwsError> {
-    let Some((zone, name, rtype, set_id)) = parse_record_id(id) else { return Ok(true) };
+/// the entry's set identifier, or an NS record whose values are the name servers of the zone the
+/// entry names. A zone that is gone took the record with it. Returns whether the entry can be
+/// dropped (deleted, gone, or no longer ours).
+pub async fn delete_record(aws: &FailoverAws, entry: &OwnedResource) -> Result<bool, AwsError> {
+    let Some((zone, name, rtype, set_id)) = parse_record_id(&entry.id) else { return Ok(true) };
+    let our_name_servers = match (rtype, entry.name.as_deref()) {
+        ("NS", Some(delegated)) => match aws.zone(delegated).await {
+            Ok((_, servers)) => Some(servers),
+            // The delegated zone is gone: the record cannot be told apart from anyone else's.
+            Err(e) if e.is_not_found() => return Ok(true),
+            Err(e) => return Err(e),
+        },
+        _ => None,
+    };
+    let our_name_servers = our_name_servers.as_deref();
     let sets = match aws.records_at(zone, name).await {
         Ok(s) => s,
         Err(e) if e.is_not_found() => return Ok(true),

@@ -50,7 +50,12 @@ async fn clients(ctx: &Context, obj: &DnsFailover) -> Result<FailoverAws, Reconc
         r53: ctx.aws.route53(&cfg),
         batcher: ctx.route53.clone(),
         scope: obj.spec.aws.as_ref().map_or_else(String::new, |a| {
-            format!("{}|{}", a.role_arn.as_deref().unwrap_or(""), a.region.as_deref().unwrap_or(""))
+            format!(
+                "{}|{}|{}",
+                a.role_arn.as_deref().unwrap_or(""),
+                a.external_id.as_deref().unwrap_or(""),
+                a.region.as_deref().unwrap_or("")
+            )
         }),
         facts: ctx.facts.clone(),
         owner: super::owner_of(ctx, obj, KIND)?,
@@ -284,6 +289,14 @@ async fn converge(
         record(&spec.name, spec.ttl, "primary", &uid, &spec.primary.target, &primary_id)?,
         record(&spec.name, spec.ttl, "secondary", &uid, &spec.secondary.target, &secondary_id)?,
     ];
+    // Listed before they are written: an answer lost after Route 53 applied the change must not
+    // leave records no inventory names.
+    let mut keep_records: Vec<String> = Vec::new();
+    for side in SIDES {
+        let entry = inventory::record(&zone, &spec.name, "CNAME", Some(&set_identifier(&uid, side)));
+        keep_records.push(entry.id.clone());
+        inventory::add(&mut status.resources, entry);
+    }
     let in_place = desired.iter().all(|d| existing.iter().any(|e| same_record(d, e)));
     if !in_place {
         // Both records in one ChangeBatch: Route 53 never serves half a pair.
@@ -302,25 +315,10 @@ async fn converge(
         }
     }
     let replaced = !stale.is_empty();
-    let mut keep_records: Vec<String> = SIDES
-        .iter()
-        .map(|side| inventory::record_id(&zone, &spec.name, "CNAME", Some(&set_identifier(&uid, side))))
-        .collect();
-    for side in SIDES {
-        inventory::add(
-            &mut status.resources,
-            inventory::record(&zone, &spec.name, "CNAME", Some(&set_identifier(&uid, side))),
-        );
-    }
-    // Checks no side uses any more go once the records point elsewhere (from the inventory: a check
-    // replaced in a pass that then failed is still listed).
-    for id in inventory::unwanted_checks(&status.resources, &[primary_id.as_str(), secondary_id.as_str()]) {
-        aws.delete_health_check(&id).await?;
-        inventory::remove(&mut status.resources, inventory::HEALTH_CHECK, &id);
-    }
     if let Some(delegation) = &spec.delegation {
         if let Some(blocked) =
-            ensure_delegation(aws, delegation, &zone_name, &name_servers, status, obj.meta().generation).await?
+            ensure_delegation(aws, delegation, (&zone, &zone_name), &name_servers, status, obj.meta().generation)
+                .await?
         {
             return Ok(Some(blocked));
         }
@@ -332,12 +330,22 @@ async fn converge(
         ));
     } else {
         status.delegation = None;
+        status.conditions.retain(|c| c.type_ != "DelegationReady");
     }
     // Records of an earlier name, zone or delegation: deleted while they are still ours.
     for id in inventory::unwanted_records(&status.resources, &keep_records) {
-        if inventory::delete_record(aws, &id, Some(&name_servers)).await? {
+        let entry = status.resources.iter().find(|r| r.id == id).cloned();
+        if let Some(entry) = entry
+            && inventory::delete_record(aws, &entry).await?
+        {
             inventory::remove(&mut status.resources, inventory::RECORD, &id);
         }
+    }
+    // Then checks no side uses any more (Route 53 refuses to delete one a record still uses): from
+    // the inventory, so a check replaced in a pass that then failed is still deleted.
+    for id in inventory::unwanted_checks(&status.resources, &[primary_id.as_str(), secondary_id.as_str()]) {
+        aws.delete_health_check(&id).await?;
+        inventory::remove(&mut status.resources, inventory::HEALTH_CHECK, &id);
     }
     // Propagation: a PENDING change is followed with GetChange until INSYNC.
     if let Some(change) = status.change.as_mut()
@@ -383,7 +391,7 @@ async fn parent_ns(
 async fn ensure_delegation(
     aws: &FailoverAws,
     delegation: &crate::api::dns_failover::Delegation,
-    zone_name: &str,
+    (zone, zone_name): (&str, &str),
     name_servers: &[String],
     status: &mut DnsFailoverStatus,
     generation: Option<i64>,
@@ -416,6 +424,9 @@ async fn ensure_delegation(
         _ => false,
     };
     if !in_sync {
+        // Listed (with the zone whose servers make it ours) before it is written. A delegation
+        // that was already in place and that this object did not write is not listed.
+        inventory::add(&mut status.resources, inventory::delegation(&parent, zone_name, zone));
         let set = r53::ResourceRecordSet::builder()
             .name(zone_name)
             .r#type(r53::RrType::Ns)
@@ -435,7 +446,6 @@ async fn ensure_delegation(
             .map_err(build_error)?;
         aws.change(&parent, vec![change]).await?;
     }
-    inventory::add(&mut status.resources, inventory::record(&parent, zone_name, "NS", None));
     status.delegation =
         Some(crate::api::dns_failover::DelegationStatus { name_servers: name_servers.to_vec(), in_sync: true });
     conditions::set_condition(
@@ -480,13 +490,8 @@ async fn delete_all(obj: &DnsFailover, aws: &FailoverAws) -> Result<(), AwsError
     // First what the inventory lists (records of earlier names and zones, earlier checks); then
     // what the spec names, for objects from before the inventory and creates whose answer was lost.
     let resources = obj.status.as_ref().map(|s| s.resources.clone()).unwrap_or_default();
-    let our_servers = match aws.zone(&zone).await {
-        Ok((_, servers)) => Some(servers),
-        Err(e) if e.is_not_found() => None,
-        Err(e) => return Err(e),
-    };
     for r in resources.iter().filter(|r| r.type_ == inventory::RECORD) {
-        inventory::delete_record(aws, &r.id, our_servers.as_deref()).await?;
+        inventory::delete_record(aws, r).await?;
     }
     let ours: Vec<String> = SIDES.iter().map(|s| set_identifier(&aws.owner.uid, s)).collect();
     match aws.records_at(&zone, &spec.name).await {

@@ -18,6 +18,9 @@ use crate::api::dns_failover::{DnsFailover, DnsFailoverStatus, Failover, HealthS
 pub struct Reading {
     /// The object it was read for (a recreated object with the same name is another one).
     pub uid: String,
+    /// The object's generation when it was read: a reading of an older spec (another target, port
+    /// or mode on the same check) is not applied to a newer one.
+    pub generation: Option<i64>,
     /// The primary check it read.
     pub primary_id: String,
     /// The secondary check it read (empty when there is none).
@@ -49,6 +52,17 @@ impl Readings {
         self.by_object.lock().unwrap_or_else(|p| p.into_inner()).remove(&key(obj));
     }
 
+    /// Keep only the objects `listed` names (`namespace/name`): an object deleted during a sweep
+    /// may be recorded after its cleanup forgot it.
+    pub fn retain_listed(&self, listed: &std::collections::HashSet<String>) {
+        self.by_object.lock().unwrap_or_else(|p| p.into_inner()).retain(|k, _| listed.contains(k));
+    }
+
+    /// The key of `obj` in the map.
+    pub fn key_of(obj: &DnsFailover) -> String {
+        key(obj)
+    }
+
     /// The latest reading of `obj`, if any.
     pub fn latest(&self, obj: &DnsFailover) -> Option<Reading> {
         self.by_object.lock().unwrap_or_else(|p| p.into_inner()).get(&key(obj)).cloned()
@@ -66,6 +80,7 @@ pub fn apply_reading(
     let reading = reading?;
     let checks = status.health_checks.as_ref()?;
     let current = obj.uid().as_deref() == Some(reading.uid.as_str())
+        && obj.metadata.generation == reading.generation
         && !checks.primary.id.is_empty()
         && checks.primary.id == reading.primary_id
         && checks.secondary.id == reading.secondary_id;
@@ -95,6 +110,7 @@ mod tests {
         );
         o.metadata.namespace = Some("ns".into());
         o.metadata.uid = Some("uid-1".into());
+        o.metadata.generation = Some(4);
         o
     }
 
@@ -113,6 +129,7 @@ mod tests {
     fn reading(primary_id: &str, primary: HealthState) -> Reading {
         Reading {
             uid: "uid-1".into(),
+            generation: Some(4),
             primary_id: primary_id.into(),
             secondary_id: String::new(),
             primary,
@@ -141,6 +158,10 @@ mod tests {
         other.uid = "uid-of-a-deleted-namesake".into();
         assert_eq!(apply_reading(&mut st, &obj(), Some(&other), Timestamp::UNIX_EPOCH), None);
         assert_eq!(st, before);
+        let mut older_spec = reading("hc-2", HealthState::Unhealthy);
+        older_spec.generation = Some(3);
+        assert_eq!(apply_reading(&mut st, &obj(), Some(&older_spec), Timestamp::UNIX_EPOCH), None);
+        assert_eq!(st, before, "a reading taken under an older spec is not applied");
         assert_eq!(apply_reading(&mut st, &obj(), None, Timestamp::UNIX_EPOCH), None);
     }
 
