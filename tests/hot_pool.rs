@@ -390,7 +390,12 @@ fn degraded_for(p: &HotPool, reason: &str, field: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_whose_launches_ecs_rejects_does_not_stop_claims_on_the_others() {
     let s = Setup::new("hp-rejected").await;
-    s.create_pool(&s.pool("pool", versions(&s, &[("good", 0, 1, true), ("bad", 1, 1, true)]), json!({}))).await;
+    s.create_pool(&s.pool(
+        "pool",
+        versions(&s, &[("good", 0, 1, true), ("bad", 1, 1, true)]),
+        json!({"replenishIntervalSeconds": 5}),
+    ))
+    .await;
     s.wait_counts("pool", 2, 0).await;
 
     // The bad version's revision is deleted, then its worker's task stops: the replacement's
