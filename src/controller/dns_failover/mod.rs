@@ -146,7 +146,6 @@ async fn ensure_health_check(
     status: &mut DnsFailoverStatus,
     side: &str,
     want: Option<HealthCheckConfig>,
-    stale: &mut Vec<String>,
 ) -> Result<String, AwsError> {
     let recorded = side_status(status, side).id.clone();
     // A check the status names is in the inventory until it is deleted, even if a later step of
@@ -155,9 +154,6 @@ async fn ensure_health_check(
         inventory::add(&mut status.resources, inventory::health_check(&recorded, None));
     }
     let Some(want) = want else {
-        if !recorded.is_empty() {
-            stale.push(recorded);
-        }
         *side_status(status, side) = HealthCheckStatus::default();
         return Ok(String::new());
     };
@@ -171,17 +167,14 @@ async fn ensure_health_check(
                 aws.update_health_check(&id, &want).await?;
                 id
             }
-            HealthCheckAction::Replace => {
-                // The old check goes after the records point at the new one.
-                stale.push(id);
-                match aws.find_lost_create(&reference).await? {
-                    Some(found) => {
-                        aws.tag_health_check(&found, &aws.owner.tags(&Default::default())).await?;
-                        found
-                    }
-                    None => aws.create_health_check(&reference, &want, &aws.owner.tags(&Default::default())).await?,
+            // The old check (listed in the inventory) goes after the records point at the new one.
+            HealthCheckAction::Replace => match aws.find_lost_create(&reference).await? {
+                Some(found) => {
+                    aws.tag_health_check(&found, &aws.owner.tags(&Default::default())).await?;
+                    found
                 }
-            }
+                None => aws.create_health_check(&reference, &want, &aws.owner.tags(&Default::default())).await?,
+            },
         },
         None => match aws.find_lost_create(&reference).await? {
             Some(found) => {
@@ -198,6 +191,10 @@ async fn ensure_health_check(
     };
     inventory::add(&mut status.resources, inventory::health_check(&id, Some(&reference)));
     let entry = side_status(status, side);
+    if entry.id != id {
+        // A new check has no reading yet: Unknown, so the poller reads it first.
+        entry.status = crate::api::dns_failover::HealthState::Unknown;
+    }
     entry.id = id.clone();
     Ok(id)
 }
@@ -275,15 +272,15 @@ async fn converge(
         }));
     }
 
-    let mut stale = Vec::new();
     let primary_want = desired_health_check(&spec.primary.health_check, &spec.primary.target, spec.mode);
-    let primary_id = ensure_health_check(aws, status, "primary", Some(primary_want), &mut stale).await?;
+    let old_primary = status.health_checks.as_ref().map(|h| h.primary.id.clone()).unwrap_or_default();
+    let primary_id = ensure_health_check(aws, status, "primary", Some(primary_want)).await?;
     let secondary_want = spec
         .secondary
         .health_check
         .as_ref()
         .map(|hc| desired_health_check(hc, &spec.secondary.target, FailoverMode::Auto));
-    let secondary_id = ensure_health_check(aws, status, "secondary", secondary_want, &mut stale).await?;
+    let secondary_id = ensure_health_check(aws, status, "secondary", secondary_want).await?;
 
     let desired = [
         record(&spec.name, spec.ttl, "primary", &uid, &spec.primary.target, &primary_id)?,
@@ -314,7 +311,8 @@ async fn converge(
             status.change = Some(ChangeStatus { id, status: state });
         }
     }
-    let replaced = !stale.is_empty();
+    // Only a new primary check makes the active side unknown (it decides the failover).
+    let replaced = !old_primary.is_empty() && old_primary != primary_id;
     if let Some(delegation) = &spec.delegation {
         if let Some(blocked) =
             ensure_delegation(aws, delegation, (&zone, &zone_name), &name_servers, status, obj.meta().generation)
