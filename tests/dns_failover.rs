@@ -75,6 +75,15 @@ impl Setup {
         }
     }
 
+    /// Delete `name` and wait until it is gone (its finalizer removed).
+    async fn delete_and_wait(&self, name: &str, uid: &str) {
+        self.api.delete(name, &DeleteParams::default()).await.expect("delete");
+        tokio::time::timeout(WAIT, await_condition(self.api.clone(), name, conditions::is_deleted(uid)))
+            .await
+            .unwrap_or_else(|_| panic!("{name} not deleted within {WAIT:?}"))
+            .expect("watch");
+    }
+
     async fn our_health_checks(&self) -> usize {
         let all = self.r53.list_health_checks().send().await.expect("list health checks");
         all.health_checks()
@@ -167,11 +176,7 @@ async fn example_creates_the_pair_and_mode_switches_through_the_health_check_onl
 
     // Delete: no record and no health check left.
     let uid = o.uid().expect("uid");
-    s.api.delete("dev", &DeleteParams::default()).await.expect("delete");
-    tokio::time::timeout(WAIT, await_condition(s.api.clone(), "dev", conditions::is_deleted(&uid)))
-        .await
-        .expect("deleted within 60s")
-        .expect("watch");
+    s.delete_and_wait("dev", &uid).await;
     assert!(s.records("dev.acs.app.com").await.is_empty());
     assert_eq!(s.our_health_checks().await, 0);
     s.op.stop().await;
@@ -252,11 +257,7 @@ async fn delegation_writes_the_parent_ns_record_and_removes_it_on_delete() {
     assert_eq!(values, servers, "the parent delegates to the zone's own name servers");
 
     let uid = o.uid().expect("uid");
-    s.api.delete("dev", &DeleteParams::default()).await.expect("delete");
-    tokio::time::timeout(WAIT, await_condition(s.api.clone(), "dev", conditions::is_deleted(&uid)))
-        .await
-        .expect("deleted within 60s")
-        .expect("watch");
+    s.delete_and_wait("dev", &uid).await;
     let left: Vec<_> = fixtures::records_named(&cfg, &parent, "acs.app.com")
         .await
         .into_iter()
@@ -410,11 +411,7 @@ async fn renaming_the_record_and_removing_the_delegation_leave_nothing_behind() 
     assert!(inventory(&o).iter().all(|(_, id)| !id.ends_with("/NS")), "{:?}", inventory(&o));
 
     let uid = o.uid().expect("uid");
-    s.api.delete("dev", &DeleteParams::default()).await.expect("delete");
-    tokio::time::timeout(WAIT, await_condition(s.api.clone(), "dev", conditions::is_deleted(&uid)))
-        .await
-        .expect("deleted")
-        .expect("watch");
+    s.delete_and_wait("dev", &uid).await;
     assert!(s.records("prod.acs.app.com").await.is_empty());
     assert_eq!(s.our_health_checks().await, 0);
     s.op.stop().await;
