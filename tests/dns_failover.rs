@@ -75,6 +75,17 @@ impl Setup {
         }
     }
 
+    /// Delete `dev` (the object every test names so), check that neither a record at `record` nor a
+    /// health check of ours is left, and end the test.
+    async fn finish_deleted(self, record: &str) {
+        let uid = self.api.get("dev").await.expect("get dev").uid().expect("uid");
+        self.delete_and_wait("dev", &uid).await;
+        assert!(self.records(record).await.is_empty(), "records left at {record}");
+        assert_eq!(self.our_health_checks().await, 0, "health checks left");
+        self.op.stop().await;
+        self.ctx.cleanup().await;
+    }
+
     /// Delete `name` and wait until it is gone (its finalizer removed).
     async fn delete_and_wait(&self, name: &str, uid: &str) {
         self.api.delete(name, &DeleteParams::default()).await.expect("delete");
@@ -175,12 +186,7 @@ async fn example_creates_the_pair_and_mode_switches_through_the_health_check_onl
     }
 
     // Delete: no record and no health check left.
-    let uid = o.uid().expect("uid");
-    s.delete_and_wait("dev", &uid).await;
-    assert!(s.records("dev.acs.app.com").await.is_empty());
-    assert_eq!(s.our_health_checks().await, 0);
-    s.op.stop().await;
-    s.ctx.cleanup().await;
+    s.finish_deleted("dev.acs.app.com").await;
 }
 
 #[tokio::test]
@@ -410,12 +416,7 @@ async fn renaming_the_record_and_removing_the_delegation_leave_nothing_behind() 
     assert_eq!(ns_records(&s, &parent, "acs.app.com").await, 0, "the delegation is removed from the parent");
     assert!(inventory(&o).iter().all(|(_, id)| !id.ends_with("/NS")), "{:?}", inventory(&o));
 
-    let uid = o.uid().expect("uid");
-    s.delete_and_wait("dev", &uid).await;
-    assert!(s.records("prod.acs.app.com").await.is_empty());
-    assert_eq!(s.our_health_checks().await, 0);
-    s.op.stop().await;
-    s.ctx.cleanup().await;
+    s.finish_deleted("prod.acs.app.com").await;
 }
 
 /// A check is replaced (its id in status changes) and then the record change fails: the old check
@@ -513,9 +514,5 @@ async fn a_check_replaced_back_or_re_added_gets_a_new_reference() {
         s.wait("dev", "Synced", "True").await;
     }
     assert_eq!(s.our_health_checks().await, 2, "one check per side, none left over");
-    let uid = s.api.get("dev").await.expect("get").uid().expect("uid");
-    s.delete_and_wait("dev", &uid).await;
-    assert_eq!(s.our_health_checks().await, 0);
-    s.op.stop().await;
-    s.ctx.cleanup().await;
+    s.finish_deleted("dev.acs.app.com").await;
 }

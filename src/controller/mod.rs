@@ -304,10 +304,27 @@ pub(crate) async fn guarded<K: Managed>(
     }
 }
 
+/// `reconcile` with every call run through [`guarded`]: what each controller hands to
+/// `Controller::run`.
+pub(crate) fn guard<K, R, Fut>(
+    mut reconcile: R,
+) -> impl FnMut(Arc<K>, Arc<Context>) -> futures::future::BoxFuture<'static, Result<Action, ReconcileError>>
+where
+    K: Managed,
+    R: FnMut(Arc<K>, Arc<Context>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, ReconcileError>> + Send + 'static,
+{
+    move |obj, ctx| {
+        let metrics = ctx.metrics.clone();
+        let fut = reconcile(obj.clone(), ctx);
+        Box::pin(async move { guarded(obj.as_ref(), &metrics, fut).await })
+    }
+}
+
 async fn run_one<K, R, Fut>(
     ctx: Arc<Context>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-    mut reconcile: R,
+    reconcile: R,
     triggers: impl futures::Stream<Item = ObjectRef<K>> + Send + 'static,
 ) where
     K: Managed,
@@ -318,15 +335,7 @@ async fn run_one<K, R, Fut>(
         .with_config(controller_config(&ctx))
         .reconcile_on(triggers)
         .graceful_shutdown_on(stop)
-        .run(
-            move |obj: Arc<K>, ctx| {
-                let metrics = ctx.metrics.clone();
-                let fut = reconcile(obj.clone(), ctx);
-                async move { guarded(obj.as_ref(), &metrics, fut).await }
-            },
-            error_policy::<K>,
-            ctx,
-        )
+        .run(guard(reconcile), error_policy::<K>, ctx)
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!(kind = K::KIND, %err, "controller event");

@@ -91,15 +91,7 @@ pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> 
     Controller::new(claims, watcher::Config::default().any_semantic())
         .with_config(super::super::controller_config(&ctx))
         .graceful_shutdown_on(stop)
-        .run(
-            |claim: Arc<HotPoolClaim>, ctx| {
-                let metrics = ctx.metrics.clone();
-                let fut = reconcile(claim.clone(), ctx);
-                async move { super::super::guarded(claim.as_ref(), &metrics, fut).await }
-            },
-            error_policy::<HotPoolClaim>,
-            ctx,
-        )
+        .run(super::super::guard(reconcile), error_policy::<HotPoolClaim>, ctx)
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!(kind = "HotPoolClaim", %err, "controller event");

@@ -118,16 +118,7 @@ pub async fn run(
             c.namespace().map(|ns| ObjectRef::<HotPool>::new(&c.spec.pool).within(&ns))
         })
         .graceful_shutdown_on(stop_pools)
-        .run(
-            move |pool, ctx| {
-                let shared = shared.clone();
-                let metrics = ctx.metrics.clone();
-                let fut = reconcile(pool.clone(), ctx, shared);
-                async move { super::guarded(pool.as_ref(), &metrics, fut).await }
-            },
-            error_policy::<HotPool>,
-            ctx.clone(),
-        )
+        .run(super::guard(move |pool, ctx| reconcile(pool, ctx, shared.clone())), error_policy::<HotPool>, ctx.clone())
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!(kind = KIND, %err, "controller event");
