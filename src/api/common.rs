@@ -108,8 +108,7 @@ pub struct OwnedResource {
     /// Kind of AWS object: `HealthCheck` or `Record` (more kinds as controllers record them).
     #[serde(rename = "type")]
     pub type_: String,
-    /// Its identity: a health check id (`planned:<CallerReference>` while its create is unanswered),
-    /// or `<zone>/<name>/<type>[/<set id>]` for a record.
+    /// Its identity: a health check id, or `<zone>/<name>/<type>[/<set id>]` for a record.
     pub id: String,
     /// What it lives in, when deleting it needs that (e.g. a listener ARN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
