@@ -105,15 +105,18 @@ pub struct LastError {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OwnedResource {
-    /// Kind of AWS object: `HealthCheck` or `Record` (more kinds as controllers record them).
+    /// Kind of AWS object: `HealthCheck`, `Record`, `TargetGroup`, `ListenerRule`, `Service` or
+    /// `TaskDefinitionFamily`.
     #[serde(rename = "type")]
     pub type_: String,
-    /// Its identity: a health check id, or `<zone>/<name>/<type>[/<set id>]` for a record.
+    /// Its identity: an ARN, a health check id, a task definition family, or
+    /// `<zone>/<name>/<type>[/<set id>]` for a record.
     pub id: String,
-    /// What it lives in, when deleting it needs that (e.g. a listener ARN).
+    /// What it lives in, when deleting it needs that (a listener ARN, an ECS cluster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
-    /// A name deleting or finding it needs (a health check's CallerReference).
+    /// A name deleting or finding it needs: a health check's CallerReference, or the target a
+    /// record was written with (only a record still pointing there is ours to delete).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }

@@ -553,6 +553,13 @@ pub struct FargateAppStatus {
     /// The `spec.restartedAt` already rolled out (a different value forces a new deployment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarted_at: Option<Time>,
+    /// Every AWS object this FargateApp created or adopted: its target group, listener rule (with
+    /// the listener it is on), ECS service (with its cluster), task definition family and Route 53
+    /// record (with the load balancer name it points at). Deletion, and cleanup after an edit that no
+    /// longer wants one of them (a renamed record, a moved listener, a removed load balancer), work
+    /// from this list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<super::common::OwnedResource>,
 }
 
 /// ECS task counts.

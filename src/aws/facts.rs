@@ -56,6 +56,11 @@ impl Facts {
         self.listeners.lock().unwrap_or_else(|p| p.into_inner()).insert(listener_arn.to_string(), info);
     }
 
+    /// Forget the load balancer behind `listener_arn` (the listener was deleted).
+    pub fn forget_listener(&self, listener_arn: &str) {
+        self.listeners.lock().unwrap_or_else(|p| p.into_inner()).remove(listener_arn);
+    }
+
     /// Record that a create with idempotency key `key` is about to be sent; true if one was before.
     pub fn attempt(&self, key: &str) -> bool {
         !self.attempted.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string())

@@ -8,6 +8,7 @@ pub mod dns_failover;
 pub mod error;
 pub mod fargate_app;
 pub mod hot_pool;
+pub mod inventory;
 
 use std::fmt::Debug;
 use std::sync::Arc;

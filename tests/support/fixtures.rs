@@ -159,6 +159,44 @@ pub async fn alb(cfg: &SdkConfig, net: &Network, name: &str) -> Alb {
     Alb { arn, listener_arn, dns_name, canonical_zone_id }
 }
 
+/// Another HTTP listener (fixed 404 by default) on load balancer `lb_arn`; returns its ARN.
+pub async fn listener(cfg: &SdkConfig, lb_arn: &str, port: i32) -> String {
+    use aws_sdk_elasticloadbalancingv2::types::{Action, FixedResponseActionConfig, ProtocolEnum};
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(cfg);
+    let not_found = FixedResponseActionConfig::builder().status_code("404").content_type("text/plain").build();
+    let out = elb
+        .create_listener()
+        .load_balancer_arn(lb_arn)
+        .protocol(ProtocolEnum::Http)
+        .port(port)
+        .default_actions(
+            Action::builder().r#type(ActionTypeEnum::FixedResponse).fixed_response_config(not_found).build(),
+        )
+        .send()
+        .await
+        .expect("elbv2:CreateListener");
+    out.listeners().first().and_then(|l| l.listener_arn()).expect("ListenerArn").to_string()
+}
+
+/// A CNAME `name` -> `value` written as someone else would (no operator involved).
+pub async fn upsert_cname(r53: &aws_sdk_route53::Client, zone_id: &str, name: &str, value: &str) {
+    use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
+    let set = ResourceRecordSet::builder()
+        .name(name)
+        .r#type(RrType::Cname)
+        .ttl(60)
+        .resource_records(ResourceRecord::builder().value(value).build().expect("record"))
+        .build()
+        .expect("record set");
+    let change = Change::builder().action(ChangeAction::Upsert).resource_record_set(set).build().expect("change");
+    r53.change_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .change_batch(ChangeBatch::builder().changes(change).build().expect("batch"))
+        .send()
+        .await
+        .expect("route53:ChangeResourceRecordSets");
+}
+
 /// An ECS cluster; returns its ARN.
 pub async fn ecs_cluster(cfg: &SdkConfig, name: &str) -> String {
     let ecs = aws_sdk_ecs::Client::new(cfg);

@@ -3,6 +3,7 @@
 //! parallel without seeing each other.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod fixtures;
 pub mod operator;
 pub mod pool;

@@ -12,40 +12,11 @@ use crate::api::validation::normalize_dns_name;
 use crate::aws::AwsError;
 use crate::aws::errors::build_error;
 
+use crate::controller::inventory::parse_record_id;
+pub use crate::controller::inventory::{RECORD, add, record_id, remove};
+
 /// `type` of a Route 53 health check entry.
 pub const HEALTH_CHECK: &str = "HealthCheck";
-/// `type` of a Route 53 record entry.
-pub const RECORD: &str = "Record";
-
-/// A record's inventory id: `<zone>/<name>/<type>[/<set id>]`, the name without its final dot.
-pub fn record_id(zone: &str, name: &str, rtype: &str, set_id: Option<&str>) -> String {
-    let base = format!("{zone}/{}/{rtype}", normalize_dns_name(name));
-    match set_id {
-        Some(s) => format!("{base}/{s}"),
-        None => base,
-    }
-}
-
-/// The parts of a record id: zone, name, type and set identifier.
-pub fn parse_record_id(id: &str) -> Option<(&str, &str, &str, Option<&str>)> {
-    let mut parts = id.splitn(4, '/');
-    let (zone, name, rtype) = (parts.next()?, parts.next()?, parts.next()?);
-    Some((zone, name, rtype, parts.next()))
-}
-
-/// Add `entry` unless an entry of the same type and id is there; the list stays sorted, so the
-/// status does not change with the order things were made in.
-pub fn add(resources: &mut Vec<OwnedResource>, entry: OwnedResource) {
-    if !resources.iter().any(|r| r.type_ == entry.type_ && r.id == entry.id) {
-        resources.push(entry);
-        resources.sort();
-    }
-}
-
-/// Remove the entry of `type_` and `id`.
-pub fn remove(resources: &mut Vec<OwnedResource>, type_: &str, id: &str) {
-    resources.retain(|r| !(r.type_ == type_ && r.id == id));
-}
 
 /// A health check entry (`reference`: its CallerReference, when known).
 pub fn health_check(id: &str, reference: Option<&str>) -> OwnedResource {
@@ -130,15 +101,6 @@ pub async fn delete_record(aws: &FailoverAws, entry: &OwnedResource) -> Result<b
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn record_ids_round_trip_and_name_records_without_the_final_dot() {
-        let id = record_id("Z1", "API.Example.com.", "CNAME", Some("uid-primary"));
-        assert_eq!(id, "Z1/api.example.com/CNAME/uid-primary");
-        assert_eq!(parse_record_id(&id), Some(("Z1", "api.example.com", "CNAME", Some("uid-primary"))));
-        assert_eq!(parse_record_id("ZP/sub.example.com/NS"), Some(("ZP", "sub.example.com", "NS", None)));
-        assert_eq!(parse_record_id("nonsense"), None);
-    }
 
     #[test]
     fn entries_are_unique_sorted_and_the_unwanted_ones_are_found() {

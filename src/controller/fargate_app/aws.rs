@@ -1,13 +1,12 @@
-//! AWS reads and writes of the FargateApp controller. Every call goes through `AwsCaller` (budget,
-//! retries, metrics) under the AWS operation's own name.
+//! ELBv2 and Route 53 reads and writes of the FargateApp controller (the ECS ones are in `ecs.rs`).
+//! Every call goes through `AwsCaller` (budget, retries, metrics) under the AWS operation's own name.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_ecs::types as ecs;
 use aws_sdk_elasticloadbalancingv2::types as elb;
 use aws_sdk_route53::types as r53;
 
-use super::plan::{DesiredTargetGroup, ObservedRule, ObservedService, ObservedTargetGroup, sorted};
+use super::plan::{DesiredTargetGroup, ObservedRule, ObservedTargetGroup, sorted};
 use crate::aws::naming::Owner;
 use crate::aws::{AwsCaller, AwsError, Service};
 
@@ -34,12 +33,12 @@ fn elb_tags_of(tags: &BTreeMap<String, String>) -> Vec<elb::Tag> {
     tags.iter().map(|(k, v)| elb::Tag::builder().key(k).value(v).build()).collect()
 }
 
-fn tag_map<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> BTreeMap<String, String> {
+pub(super) fn tag_map<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> BTreeMap<String, String> {
     tags.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 impl FargateAws {
-    fn owns(&self, tags: &BTreeMap<String, String>) -> bool {
+    pub(super) fn owns(&self, tags: &BTreeMap<String, String>) -> bool {
         self.owner.owns(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 
@@ -246,6 +245,15 @@ impl FargateAws {
         }
     }
 
+    /// Whether the target group `arn` carries our owner tags; None when it is gone.
+    pub async fn target_group_is_ours(&self, arn: &str) -> Result<Option<bool>, AwsError> {
+        match self.elb_tags(&[arn.to_string()]).await {
+            Ok(tags) => Ok(Some(tags.get(arn).is_some_and(|t| self.owns(t)))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every rule of the listener, with ownership.
     pub async fn rules(&self, listener_arn: &str) -> Result<Vec<ObservedRule>, AwsError> {
         let mut rules = Vec::new();
@@ -423,151 +431,13 @@ impl FargateAws {
         }
     }
 
-    /// The service by name, if it exists and is not INACTIVE.
-    pub async fn service(&self, cluster: &str, name: &str) -> Result<Option<ObservedService>, AwsError> {
-        let resp = self
-            .caller
-            .call(Service::Ecs, "DescribeServices", || {
-                self.ecs.describe_services().cluster(cluster).services(name).include(ecs::ServiceField::Tags).send()
-            })
-            .await?;
-        let Some(s) = resp.services().iter().find(|s| s.status() != Some("INACTIVE")) else { return Ok(None) };
-        let tags = tag_map(s.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())));
-        let net = s.network_configuration().and_then(|n| n.awsvpc_configuration());
-        let mut lbs: Vec<(String, String, i32)> = s
-            .load_balancers()
-            .iter()
-            .map(|l| {
-                (
-                    l.target_group_arn().unwrap_or_default().to_string(),
-                    l.container_name().unwrap_or_default().to_string(),
-                    l.container_port().unwrap_or_default(),
-                )
-            })
-            .collect();
-        lbs.sort();
-        let deployment = s.deployment_configuration().and_then(|d| {
-            Some((
-                d.minimum_healthy_percent()?,
-                d.maximum_percent()?,
-                d.deployment_circuit_breaker().map(|c| (c.enable(), c.rollback())),
-            ))
-        });
-        let primary = s.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
-        Ok(Some(ObservedService {
-            arn: s.service_arn().unwrap_or_default().to_string(),
-            status: s.status().unwrap_or_default().to_string(),
-            desired: s.desired_count(),
-            running: s.running_count(),
-            pending: s.pending_count(),
-            task_definition: s.task_definition().unwrap_or_default().to_string(),
-            subnets: sorted(net.map(|n| n.subnets()).unwrap_or_default()),
-            security_groups: sorted(net.map(|n| n.security_groups()).unwrap_or_default()),
-            public_ip: net.and_then(|n| n.assign_public_ip()).map(|a| *a == ecs::AssignPublicIp::Enabled),
-            load_balancers: lbs,
-            deployment,
-            grace_period: s.health_check_grace_period_seconds(),
-            rollout: primary.and_then(|d| {
-                Some((
-                    d.rollout_state()?.as_str().to_string(),
-                    d.rollout_state_reason().unwrap_or_default().to_string(),
-                    d.failed_tasks(),
-                ))
-            }),
-            ours: self.owns(&tags),
-        }))
-    }
-
-    /// Content-hash tag of a task definition revision (None when it has none or is gone).
-    pub async fn task_definition_hash(&self, arn: &str) -> Result<Option<String>, AwsError> {
-        let resp = match self
-            .caller
-            .call(Service::Ecs, "DescribeTaskDefinition", || {
-                self.ecs.describe_task_definition().task_definition(arn).include(ecs::TaskDefinitionField::Tags).send()
-            })
-            .await
-        {
-            Ok(r) => r,
-            // ECS answers ClientException for a missing revision.
-            Err(e) if e.is_not_found() || e.code == "ClientException" => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        Ok(resp
-            .tags()
-            .iter()
-            .find(|t| t.key() == Some(super::render::TAG_CONTENT_HASH))
-            .and_then(|t| t.value())
-            .map(str::to_string))
-    }
-
-    /// ACTIVE revisions of `family`, newest first.
-    pub async fn revisions(&self, family: &str) -> Result<Vec<String>, AwsError> {
-        let mut arns = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let resp = self
-                .caller
-                .call(Service::Ecs, "ListTaskDefinitions", || {
-                    self.ecs
-                        .list_task_definitions()
-                        .family_prefix(family)
-                        .status(ecs::TaskDefinitionStatus::Active)
-                        .set_next_token(token.clone())
-                        .send()
-                })
-                .await?;
-            arns.extend(resp.task_definition_arns().iter().filter(|a| family_of(a) == Some(family)).cloned());
-            token = resp.next_token().map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
-        // Some implementations ignore `sort`; order by revision number ourselves.
-        arns.sort_by_key(|a| std::cmp::Reverse(revision_of(a)));
-        Ok(arns)
-    }
-
-    /// Deregister a revision; NotFound counts as done.
-    pub async fn deregister(&self, arn: &str) -> Result<(), AwsError> {
-        match self
-            .caller
-            .call(Service::Ecs, "DeregisterTaskDefinition", || {
-                self.ecs.deregister_task_definition().task_definition(arn).send()
-            })
-            .await
-        {
-            Err(e) if !(e.is_not_found() || e.code == "ClientException") => Err(e),
-            _ => Ok(()),
-        }
-    }
-
-    /// Delete the service: scale to 0, then delete with force. NotFound counts as done.
-    pub async fn delete_service(&self, cluster: &str, name: &str) -> Result<(), AwsError> {
-        let scaled = self
-            .caller
-            .call(Service::Ecs, "UpdateService", || {
-                self.ecs.update_service().cluster(cluster).service(name).desired_count(0).send()
-            })
-            .await;
-        match scaled {
-            Err(e) if e.is_not_found() || e.code == "ServiceNotActiveException" => return Ok(()),
-            Err(e) => return Err(e),
-            Ok(_) => {}
-        }
-        match self
-            .caller
-            .call(Service::Ecs, "DeleteService", || {
-                self.ecs.delete_service().cluster(cluster).service(name).force(true).send()
-            })
-            .await
-        {
-            Err(e) if !(e.is_not_found() || e.code == "ServiceNotActiveException") => Err(e),
-            _ => Ok(()),
-        }
-    }
-
-    /// The record at `name` of `rtype` in the zone: (alias DNS name or first value).
-    pub async fn record(&self, zone: &str, name: &str, rtype: r53::RrType) -> Result<Option<String>, AwsError> {
+    /// The record set at `name` of `rtype` in the zone, if any.
+    pub async fn record(
+        &self,
+        zone: &str,
+        name: &str,
+        rtype: r53::RrType,
+    ) -> Result<Option<r53::ResourceRecordSet>, AwsError> {
         let fqdn = format!("{}.", name.trim_end_matches('.'));
         let resp = self
             .caller
@@ -581,30 +451,20 @@ impl FargateAws {
                     .send()
             })
             .await?;
+        let wanted = crate::api::validation::normalize_dns_name(name);
         Ok(resp
             .resource_record_sets()
             .iter()
-            .find(|r| {
-                crate::api::validation::normalize_dns_name(r.name()) == crate::api::validation::normalize_dns_name(name)
-                    && *r.r#type() == rtype
-            })
-            .map(|r| {
-                r.alias_target()
-                    .map(|a| a.dns_name().to_string())
-                    .or_else(|| r.resource_records().first().map(|v| v.value().to_string()))
-                    .unwrap_or_default()
-            }))
+            .find(|r| crate::api::validation::normalize_dns_name(r.name()) == wanted && *r.r#type() == rtype)
+            .cloned())
     }
 
-    /// UPSERT or DELETE the app's record.
-    pub async fn change_record(
-        &self,
-        zone: &str,
-        action: r53::ChangeAction,
-        set: r53::ResourceRecordSet,
-    ) -> Result<(), AwsError> {
-        let change = r53::Change::builder().action(action).resource_record_set(set).build().map_err(build_error)?;
-        let batch = r53::ChangeBatch::builder().changes(change).build().map_err(build_error)?;
+    /// Apply `changes` to the zone in one change batch (atomic in Route 53).
+    pub async fn change_records(&self, zone: &str, changes: Vec<r53::Change>) -> Result<(), AwsError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let batch = r53::ChangeBatch::builder().set_changes(Some(changes)).build().map_err(build_error)?;
         self.caller
             .call(Service::Route53, "ChangeResourceRecordSets", || {
                 self.r53.change_resource_record_sets().hosted_zone_id(zone).change_batch(batch.clone()).send()
@@ -616,30 +476,7 @@ impl FargateAws {
 
 pub use crate::aws::errors::build_error;
 
-/// `family` of `arn:...:task-definition/family:rev` (or `family:rev`).
-pub fn family_of(arn: &str) -> Option<&str> {
-    arn.rsplit('/').next()?.rsplit_once(':').map(|(f, _)| f)
-}
-
-/// Revision number of a task definition ARN.
-pub fn revision_of(arn: &str) -> u64 {
-    arn.rsplit_once(':').and_then(|(_, r)| r.parse().ok()).unwrap_or(0)
-}
-
 /// Set of taken priorities on a listener (ours excluded when `except` names our rule).
 pub fn taken_priorities(rules: &[ObservedRule], except: Option<&str>) -> BTreeSet<i32> {
     rules.iter().filter(|r| Some(r.arn.as_str()) != except).filter_map(|r| r.priority).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn arn_parts() {
-        let arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/fa-ns-web-1a2b3c4d:17";
-        assert_eq!(family_of(arn), Some("fa-ns-web-1a2b3c4d"));
-        assert_eq!(revision_of(arn), 17);
-        assert_eq!(family_of("web:3"), Some("web"));
-    }
 }

@@ -1,32 +1,38 @@
-//! The FargateApp controller: observe -> pure plan -> apply -> status, with a finalizer that
-//! deletes in the order of API.md.
+//! The FargateApp controller: a full pass (target group, listener rule, task definition, service,
+//! record, then whatever the spec no longer wants, from the inventory in `status.resources`) or a
+//! cheap poll of the service while a rollout runs; status once per pass; a finalizer that deletes
+//! from the inventory in the order of the README.
 
 pub mod aws;
+mod cleanup;
+mod dns;
+pub mod ecs;
+pub mod inventory;
 pub mod plan;
 pub mod render;
+mod rule;
+mod service;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_route53::types as r53;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
-use self::aws::{FargateAws, ListenerInfo, build_error, taken_priorities};
-use self::plan::{DesiredTargetGroup, lb_target, lowest_free_priority, readiness, rule_needs_modify, service_update};
+use self::aws::{FargateAws, ListenerInfo};
+use self::plan::{DesiredTargetGroup, lb_target, readiness, service_update};
 use super::{
     Blocked, ReconcileError, emit_transitions, gate, jittered, record_aws_error, record_blocked, with_finalizer,
     write_status,
 };
-use crate::api::fargate_app::{DnsRecordType, FargateApp, FargateAppStatus, ReplicaCounts, RolloutStatus};
-use crate::api::{AdoptionPolicy, DeletionPolicy};
-use crate::aws::naming::{aws_name, idempotency_token};
-use crate::aws::{AwsError, ErrorCategory, Service};
-use crate::runtime::conditions::{self, DEGRADED, DELETION_BLOCKED, PROGRESSING, READY, SYNCED};
-use crate::runtime::status::{ObjectStatus, set_last_error};
+use crate::api::fargate_app::{FargateApp, FargateAppStatus, ReplicaCounts, RolloutStatus};
+use crate::api::{AdoptionPolicy, OwnedResource};
+use crate::aws::naming::aws_name;
+use crate::aws::{AwsError, Service};
+use crate::runtime::conditions::{self, DEGRADED, PROGRESSING, READY, SYNCED};
+use crate::runtime::status::ObjectStatus;
 use crate::runtime::{Context, passes};
 
 const KIND: &str = "FargateApp";
@@ -83,7 +89,7 @@ pub async fn reconcile(obj: Arc<FargateApp>, ctx: Arc<Context>) -> Result<Action
         obj,
         ctx,
         |api, obj, ctx| async move { apply(&api, obj, &ctx).await },
-        |api, obj, ctx| async move { cleanup(&api, obj, &ctx).await },
+        |api, obj, ctx| async move { cleanup::cleanup(&api, obj, &ctx).await },
     )
     .await
 }
@@ -163,7 +169,8 @@ async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Re
     result
 }
 
-/// Bring AWS in line with the spec and fill `status`. Read-only when nothing differs.
+/// Bring AWS in line with the spec and fill `status`. Read-only when nothing differs. Everything
+/// made or adopted goes into the inventory as it lands; what the spec no longer wants goes last.
 async fn converge(
     obj: &FargateApp,
     aws: &FargateAws,
@@ -172,88 +179,162 @@ async fn converge(
     read_attributes: bool,
 ) -> Result<Outcome, AwsError> {
     let spec = &obj.spec;
-    let ns = obj.namespace().unwrap_or_default();
-    let names = Names::new(&ns, &obj.name_any());
+    let names = Names::new(&obj.namespace().unwrap_or_default(), &obj.name_any());
     let tags = aws.owner.tags(&spec.tags);
-    let region = ctx.aws.config_for(spec.aws.as_ref()).await.region().map(|r| r.to_string()).unwrap_or_default();
+    inventory::seed_from_status(spec, status);
 
     // 1. Target group and listener rule.
-    let mut listener: Option<ListenerInfo> = None;
-    let mut tg_arn: Option<String> = None;
+    let (mut listener, mut tg_arn, mut rule_arn) = (None, None, None);
     if let Some(lb) = &spec.load_balancer {
         if let Some(rule) = &lb.listener_rule {
-            listener = Some(aws.listener(&rule.listener_arn).await?);
+            match rule::listener(aws, &rule.listener_arn).await? {
+                Ok(info) => listener = Some(info),
+                Err(blocked) => return Ok(Outcome::Blocked(blocked)),
+            }
         }
-        let vpc_id =
-            lb.target_group.vpc_id.clone().or_else(|| listener.as_ref().map(|l| l.vpc_id.clone())).unwrap_or_default();
-        let Some((_, port)) = lb_target(spec, lb) else {
-            return Ok(Outcome::Blocked(Blocked {
-                reason: "InvalidSpec",
-                message: "no container port for the load balancer".into(),
-            }));
+        let arn = match ensure_target_group(obj, aws, status, ctx, &names, listener.as_ref(), read_attributes).await? {
+            Ok(arn) => arn,
+            Err(blocked) => return Ok(Outcome::Blocked(blocked)),
         };
-        let desired = DesiredTargetGroup {
-            name: names.target_group.clone(),
-            port,
-            protocol: format!("{:?}", lb.target_group.protocol),
-            vpc_id,
-            health: lb.target_group.health_check.clone(),
-            deregistration_delay: lb.target_group.deregistration_delay_seconds,
-        };
-        let recorded = status.target_group_arn.clone();
-        let arn = match aws.target_group(&desired.name, read_attributes, recorded.as_deref()).await? {
-            None => {
-                let arn = aws.create_target_group(&desired, &tags).await?;
-                aws.set_deregistration_delay(&arn, desired.deregistration_delay).await?;
-                ctx.events.normal(obj, "Created", "CreateTargetGroup", format!("target group {}", desired.name)).await;
-                arn
-            }
-            Some((observed, owned)) if !adoptable(spec, owned, status.target_group_arn.as_deref(), &observed.arn) => {
-                return Ok(Outcome::Blocked(name_conflict("target group", &desired.name, owned)));
-            }
-            Some((observed, _)) => {
-                let changes = plan::target_group_changes(&desired, &observed);
-                if !changes.immutable.is_empty() {
-                    return Ok(Outcome::Blocked(Blocked {
-                        reason: "ImmutableFieldChanged",
-                        message: format!(
-                            "target group {} cannot change {} in place; delete and re-create the FargateApp to apply it",
-                            desired.name,
-                            changes.immutable.join(", ")
-                        ),
-                    }));
-                }
-                if changes.health_check {
-                    aws.modify_target_group(&observed.arn, &desired).await?;
-                }
-                if changes.deregistration_delay && read_attributes {
-                    aws.set_deregistration_delay(&observed.arn, desired.deregistration_delay).await?;
-                }
-                observed.arn
-            }
-        };
-        status.target_group_arn = Some(arn.clone());
-        tg_arn = Some(arn.clone());
-
-        if let (Some(rule), Some(info)) = (&lb.listener_rule, &listener) {
-            status.load_balancer_dns_name = Some(info.dns_name.clone());
-            match ensure_rule(aws, rule, &arn, &tags).await? {
-                Ok((rule_arn, priority)) => {
-                    status.listener_rule_arn = Some(rule_arn);
+        inventory::add(&mut status.resources, inventory::target_group(&arn));
+        if let Some(rule) = &lb.listener_rule {
+            // An ALB target group is forwarded to by one load balancer only: a rule left on
+            // another one goes before the new rule is made.
+            let elsewhere: Vec<OwnedResource> =
+                inventory::rules_on_other_load_balancers(&status.resources, &rule.listener_arn)
+                    .into_iter()
+                    .cloned()
+                    .collect();
+            cleanup::remove_rules(aws, &mut status.resources, &elsewhere).await?;
+            match rule::ensure_rule(aws, rule, &arn, &tags).await? {
+                Ok((made, priority)) => {
+                    inventory::add(&mut status.resources, inventory::listener_rule(&made, &rule.listener_arn));
                     status.listener_rule_priority = Some(priority);
+                    rule_arn = Some(made);
                 }
                 Err(blocked) => return Ok(Outcome::Blocked(blocked)),
             }
         }
+        tg_arn = Some(arn);
     }
+    status.target_group_arn.clone_from(&tg_arn);
+    status.listener_rule_arn.clone_from(&rule_arn);
+    if rule_arn.is_none() {
+        status.listener_rule_priority = None;
+    }
+    status.load_balancer_dns_name = listener.as_ref().map(|l| l.dns_name.clone());
 
-    // 2. Task definition: register only when the rendered content changed.
+    // 2. Task definition and service.
+    let observed_service = match ensure_service(obj, aws, status, ctx, &names, tg_arn.as_deref()).await? {
+        Ok(observed) => observed,
+        Err(blocked) => return Ok(Outcome::Blocked(blocked)),
+    };
+
+    // 3. DNS record.
+    let desired_dns = spec.dns.as_ref().zip(listener.as_ref());
+    if let Err(blocked) = dns::sync(aws, desired_dns, &mut status.resources).await? {
+        return Ok(Outcome::Blocked(blocked));
+    }
+    status.url = plan::url(spec, listener.as_ref().map(|l| l.dns_name.as_str()));
+
+    // 4. What the spec no longer wants: a rule on the old listener, a removed target group, a
+    //    service in the old cluster.
+    let wanted = inventory::Wanted {
+        rule: rule_arn.as_deref(),
+        record: desired_dns.map(|(dns, _)| inventory::dns_record_id(dns)),
+        service: status.service_arn.as_deref(),
+        target_group: tg_arn.as_deref(),
+    };
+    cleanup::remove_unwanted(aws, &mut status.resources, &wanted).await?;
+
+    // 5. Readiness from what ECS and the target group report.
+    let Some(svc) = observed_service else {
+        return Ok(just_created(obj, status));
+    };
+    report(obj, aws, status, svc, tg_arn.as_deref()).await
+}
+
+/// Our target group, created, adopted or brought in line with the spec. The inner `Err` is a
+/// conflict a human must resolve.
+async fn ensure_target_group(
+    obj: &FargateApp,
+    aws: &FargateAws,
+    status: &FargateAppStatus,
+    ctx: &Context,
+    names: &Names,
+    listener: Option<&ListenerInfo>,
+    read_attributes: bool,
+) -> Result<Result<String, Blocked>, AwsError> {
+    let spec = &obj.spec;
+    let Some(lb) = &spec.load_balancer else {
+        return Ok(Err(Blocked { reason: "InvalidSpec", message: "spec.loadBalancer is not set".into() }));
+    };
+    let vpc_id = lb.target_group.vpc_id.clone().or_else(|| listener.map(|l| l.vpc_id.clone())).unwrap_or_default();
+    let Some((_, port)) = lb_target(spec, lb) else {
+        return Ok(Err(Blocked { reason: "InvalidSpec", message: "no container port for the load balancer".into() }));
+    };
+    let desired = DesiredTargetGroup {
+        name: names.target_group.clone(),
+        port,
+        protocol: format!("{:?}", lb.target_group.protocol),
+        vpc_id,
+        health: lb.target_group.health_check.clone(),
+        deregistration_delay: lb.target_group.deregistration_delay_seconds,
+    };
+    let recorded = status.target_group_arn.as_deref();
+    match aws.target_group(&desired.name, read_attributes, recorded).await? {
+        None => {
+            let arn = aws.create_target_group(&desired, &aws.owner.tags(&spec.tags)).await?;
+            aws.set_deregistration_delay(&arn, desired.deregistration_delay).await?;
+            ctx.events.normal(obj, "Created", "CreateTargetGroup", format!("target group {}", desired.name)).await;
+            Ok(Ok(arn))
+        }
+        Some((observed, owned)) if !adoptable(spec, owned, recorded, &observed.arn) => {
+            Ok(Err(name_conflict("target group", &desired.name, owned)))
+        }
+        Some((observed, _)) => {
+            let changes = plan::target_group_changes(&desired, &observed);
+            if !changes.immutable.is_empty() {
+                return Ok(Err(Blocked {
+                    reason: "ImmutableFieldChanged",
+                    message: format!(
+                        "target group {} cannot change {} in place; delete and re-create the FargateApp to apply it",
+                        desired.name,
+                        changes.immutable.join(", ")
+                    ),
+                }));
+            }
+            if changes.health_check {
+                aws.modify_target_group(&observed.arn, &desired).await?;
+            }
+            if changes.deregistration_delay && read_attributes {
+                aws.set_deregistration_delay(&observed.arn, desired.deregistration_delay).await?;
+            }
+            Ok(Ok(observed.arn))
+        }
+    }
+}
+
+/// The task definition revision (registered only when the rendered content changed) and the
+/// service running it. Returns the service as ECS reports it (None right after a create ECS does
+/// not list yet); the inner `Err` is a conflict a human must resolve.
+async fn ensure_service(
+    obj: &FargateApp,
+    aws: &FargateAws,
+    status: &mut FargateAppStatus,
+    ctx: &Context,
+    names: &Names,
+    tg_arn: Option<&str>,
+) -> Result<Result<Option<plan::ObservedService>, Blocked>, AwsError> {
+    let spec = &obj.spec;
+    let tags = aws.owner.tags(&spec.tags);
+    let region = ctx.aws.config_for(spec.aws.as_ref()).await.region().map(|r| r.to_string()).unwrap_or_default();
     let rendered = render::render(spec, &names.family, &region);
     let hash = rendered.content_hash();
     let service = match aws.service(&spec.cluster, &names.family).await {
         Ok(s) => s,
         Err(e) if e.code == "ClusterNotFoundException" => {
-            return Ok(Outcome::Blocked(Blocked {
+            return Ok(Err(Blocked {
                 reason: "ClusterNotFound",
                 message: format!(
                     "spec.cluster: ECS cluster {:?} does not exist in this account and region",
@@ -266,10 +347,11 @@ async fn converge(
     if let Some(s) = &service
         && !adoptable(spec, s.ours, status.service_arn.as_deref(), &s.arn)
     {
-        return Ok(Outcome::Blocked(name_conflict("ECS service", &names.family, s.ours)));
+        return Ok(Err(name_conflict("ECS service", &names.family, s.ours)));
     }
+    inventory::add(&mut status.resources, inventory::family(&names.family));
     let mut registered = false;
-    let td_arn = match find_revision(aws, status, service.as_ref(), &names.family, &hash).await? {
+    let td_arn = match service::find_revision(aws, status, service.as_ref(), &names.family, &hash).await? {
         Some(arn) => arn,
         None => {
             let resp = aws
@@ -285,22 +367,21 @@ async fn converge(
     status.task_definition_arn = Some(td_arn.clone());
     status.task_definition_hash = Some(hash);
 
-    // 3. Service.
     let restart = spec.restarted_at.is_some() && spec.restarted_at != status.restarted_at;
-    let observed_service = match service {
+    let observed = match service {
         None => {
-            let arn = create_service(aws, obj, &names, &td_arn, tg_arn.as_deref(), &tags).await?;
+            let arn = service::create_service(aws, obj, names, &td_arn, tg_arn, &tags).await?;
             ctx.events.normal(obj, "Created", "CreateService", format!("service {}", names.family)).await;
             status.restarted_at = spec.restarted_at.clone();
-            // AWS identifiers go to status right after each create.
+            inventory::add(&mut status.resources, inventory::service(&arn, &spec.cluster));
             status.service_arn = Some(arn);
             // Read it back so this pass reports what ECS says, not a placeholder the next pass rewrites.
             aws.service(&spec.cluster, &names.family).await?
         }
         Some(s) => {
-            let update = service_update(spec, &s, &td_arn, tg_arn.as_deref(), restart);
+            let update = service_update(spec, &s, &td_arn, tg_arn, restart);
             if !update.is_empty() {
-                update_service(aws, obj, &names, &update, tg_arn.as_deref()).await?;
+                service::update_service(aws, obj, names, &update, tg_arn).await?;
                 if update.task_definition.is_some() || update.force_new_deployment {
                     ctx.events.normal(obj, "RolloutStarted", "UpdateService", format!("rolling to {td_arn}")).await;
                 }
@@ -309,26 +390,14 @@ async fn converge(
             Some(s)
         }
     };
-    if registered {
-        prune_revisions(aws, &names.family, &td_arn, spec.keep_task_definition_revisions).await?;
-    }
-
-    // 4. DNS record.
-    if let (Some(dns), Some(info)) = (&spec.dns, &listener)
-        && let Err(blocked) = ensure_dns(aws, dns, info, status).await?
-    {
-        return Ok(Outcome::Blocked(blocked));
-    }
-    status.url = plan::url(spec, listener.as_ref().map(|l| l.dns_name.as_str()));
-
-    // 5. Readiness from what ECS and the target group report.
-    if let Some(svc) = &observed_service {
+    if let Some(svc) = &observed {
+        inventory::add(&mut status.resources, inventory::service(&svc.arn, &spec.cluster));
         status.service_arn = Some(svc.arn.clone());
     }
-    let Some(svc) = observed_service else {
-        return Ok(just_created(obj, status));
-    };
-    report(obj, aws, status, svc, tg_arn.as_deref()).await
+    if registered {
+        service::prune_revisions(aws, &names.family, &td_arn, spec.keep_task_definition_revisions).await?;
+    }
+    Ok(Ok(observed))
 }
 
 /// Readiness while ECS has not reported a just-created service.
@@ -389,66 +458,6 @@ async fn poll(obj: &FargateApp, aws: &FargateAws, status: &mut FargateAppStatus)
     report(obj, aws, status, svc, tg_arn.as_deref()).await.map(Some)
 }
 
-/// Our rule on the listener: created at the right priority or brought in line. The inner `Err` is a
-/// conflict a human must resolve.
-async fn ensure_rule(
-    aws: &FargateAws,
-    rule: &crate::api::fargate_app::ListenerRuleSpec,
-    tg_arn: &str,
-    tags: &BTreeMap<String, String>,
-) -> Result<Result<(String, i32), Blocked>, AwsError> {
-    let range = &rule.priority_range;
-    let lock = aws.facts.listener_lock(&rule.listener_arn);
-    let _serialised = lock.lock().await;
-    // Another creator (a human, another cluster) may take the priority we picked: re-read and take
-    // the next free one.
-    for _ in 0..5 {
-        let rules = aws.rules(&rule.listener_arn).await?;
-        let ours = rules.iter().find(|r| r.ours).cloned();
-        let taken = taken_priorities(&rules, ours.as_ref().map(|r| r.arn.as_str()));
-        if let Some(ours) = ours {
-            if rule_needs_modify(&ours, &rule.path_patterns, &rule.host_headers, tg_arn) {
-                aws.modify_rule(&ours.arn, &rule.path_patterns, &rule.host_headers, tg_arn).await?;
-            }
-            let current = ours.priority.unwrap_or_default();
-            let wanted = match rule.priority {
-                Some(p) => p,
-                None if (range.min..=range.max).contains(&current) => current,
-                None => match lowest_free_priority(&taken, range.min, range.max) {
-                    Some(p) => p,
-                    None => return Ok(Err(no_free_priority(range.min, range.max))),
-                },
-            };
-            if wanted != current {
-                if taken.contains(&wanted) {
-                    return Ok(Err(priority_conflict(wanted)));
-                }
-                aws.set_rule_priority(&ours.arn, wanted).await?;
-            }
-            return Ok(Ok((ours.arn, wanted)));
-        }
-        let priority = match rule.priority {
-            Some(p) if taken.contains(&p) => return Ok(Err(priority_conflict(p))),
-            Some(p) => p,
-            None => match lowest_free_priority(&taken, range.min, range.max) {
-                Some(p) => p,
-                None => return Ok(Err(no_free_priority(range.min, range.max))),
-            },
-        };
-        match aws.create_rule(&rule.listener_arn, priority, &rule.path_patterns, &rule.host_headers, tg_arn, tags).await
-        {
-            Ok(arn) => return Ok(Ok((arn, priority))),
-            Err(e) if e.code == "PriorityInUse" && rule.priority.is_none() => continue,
-            Err(e) if e.code == "PriorityInUse" => return Ok(Err(priority_conflict(priority))),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(Err(Blocked {
-        reason: "PriorityConflict",
-        message: "listener priorities kept changing under us; retrying later".into(),
-    }))
-}
-
 /// Whether an existing resource with our name may be used. `IfTagged`: it carries our owner tags.
 /// `Never`: only the one this object already records in status (created by it), never one found.
 fn adoptable(spec: &crate::api::fargate_app::FargateAppSpec, owned: bool, recorded: Option<&str>, arn: &str) -> bool {
@@ -470,325 +479,6 @@ fn name_conflict(what: &str, name: &str, owned: bool) -> Blocked {
     }
 }
 
-fn priority_conflict(p: i32) -> Blocked {
-    Blocked {
-        reason: "PriorityConflict",
-        message: format!(
-            "listener rule priority {p} is taken by a rule this object does not own; choose another spec.loadBalancer.listenerRule.priority or omit it"
-        ),
-    }
-}
-
-fn no_free_priority(min: i32, max: i32) -> Blocked {
-    Blocked {
-        reason: "PriorityConflict",
-        message: format!("no free listener rule priority in spec.loadBalancer.listenerRule.priorityRange {min}..{max}"),
-    }
-}
-
-/// The revision to run: the service's when its hash matches, else the newest revision of the family
-/// carrying the hash (registered before a crash), else None (register).
-async fn find_revision(
-    aws: &FargateAws,
-    status: &FargateAppStatus,
-    service: Option<&plan::ObservedService>,
-    family: &str,
-    hash: &str,
-) -> Result<Option<String>, AwsError> {
-    if let Some(s) = service {
-        // Converged: status already says which revision carries this hash; no AWS call.
-        if status.task_definition_hash.as_deref() == Some(hash)
-            && status.task_definition_arn.as_deref() == Some(&s.task_definition)
-        {
-            return Ok(Some(s.task_definition.clone()));
-        }
-        if aws.task_definition_hash(&s.task_definition).await?.as_deref() == Some(hash) {
-            return Ok(Some(s.task_definition.clone()));
-        }
-    }
-    for arn in aws.revisions(family).await?.into_iter().take(3) {
-        if aws.task_definition_hash(&arn).await?.as_deref() == Some(hash) {
-            return Ok(Some(arn));
-        }
-    }
-    Ok(None)
-}
-
-async fn prune_revisions(aws: &FargateAws, family: &str, current: &str, keep: i32) -> Result<(), AwsError> {
-    let revisions = aws.revisions(family).await?;
-    for arn in revisions.iter().skip(keep.max(1) as usize) {
-        if arn != current {
-            aws.deregister(arn).await?;
-        }
-    }
-    Ok(())
-}
-
-fn deployment(
-    spec: &crate::api::fargate_app::FargateAppSpec,
-) -> Result<aws_sdk_ecs::types::DeploymentConfiguration, AwsError> {
-    use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
-    let d = &spec.deployment;
-    let breaker = DeploymentCircuitBreaker::builder()
-        .enable(d.circuit_breaker.enable)
-        .rollback(d.circuit_breaker.rollback)
-        .build();
-    Ok(DeploymentConfiguration::builder()
-        .minimum_healthy_percent(d.minimum_healthy_percent)
-        .maximum_percent(d.maximum_percent)
-        .deployment_circuit_breaker(breaker)
-        .build())
-}
-
-fn load_balancers(
-    spec: &crate::api::fargate_app::FargateAppSpec,
-    tg_arn: Option<&str>,
-) -> Vec<aws_sdk_ecs::types::LoadBalancer> {
-    plan::desired_load_balancers(spec, tg_arn)
-        .into_iter()
-        .map(|(tg, container, port)| {
-            aws_sdk_ecs::types::LoadBalancer::builder()
-                .target_group_arn(tg)
-                .container_name(container)
-                .container_port(port)
-                .build()
-        })
-        .collect()
-}
-
-async fn create_service(
-    aws: &FargateAws,
-    obj: &FargateApp,
-    names: &Names,
-    td_arn: &str,
-    tg_arn: Option<&str>,
-    tags: &BTreeMap<String, String>,
-) -> Result<String, AwsError> {
-    use aws_sdk_ecs::types::{LaunchType, PropagateTags, Tag};
-    let spec = &obj.spec;
-    let lbs = load_balancers(spec, tg_arn);
-    let grace = (!lbs.is_empty()).then(|| spec.deployment.health_check_grace_period_seconds.unwrap_or(0));
-    let token = idempotency_token(&aws.owner.uid, "create-service", 36);
-    let tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
-    let (net, dep) = (crate::aws::ecs_network::awsvpc(&spec.network)?, deployment(spec)?);
-    let resp = aws
-        .caller
-        .call_create(Service::Ecs, "CreateService", || {
-            aws.ecs
-                .create_service()
-                .cluster(&spec.cluster)
-                .service_name(&names.family)
-                .task_definition(td_arn)
-                .desired_count(spec.replicas)
-                .launch_type(LaunchType::Fargate)
-                .network_configuration(net.clone())
-                .deployment_configuration(dep.clone())
-                .set_load_balancers(Some(lbs.clone()))
-                .set_health_check_grace_period_seconds(grace)
-                .client_token(&token)
-                .propagate_tags(PropagateTags::Service)
-                .enable_ecs_managed_tags(true)
-                .set_tags(Some(tags.clone()))
-                .send()
-        })
-        .await?;
-    Ok(resp.service().and_then(|s| s.service_arn()).unwrap_or_default().to_string())
-}
-
-async fn update_service(
-    aws: &FargateAws,
-    obj: &FargateApp,
-    names: &Names,
-    u: &plan::ServiceUpdate,
-    tg_arn: Option<&str>,
-) -> Result<(), AwsError> {
-    let spec = &obj.spec;
-    let net = if u.network { Some(crate::aws::ecs_network::awsvpc(&spec.network)?) } else { None };
-    let dep = if u.deployment { Some(deployment(spec)?) } else { None };
-    let lbs = if u.load_balancers { Some(load_balancers(spec, tg_arn)) } else { None };
-    let grace = u.grace_period.then(|| spec.deployment.health_check_grace_period_seconds.unwrap_or(0));
-    aws.caller
-        .call(Service::Ecs, "UpdateService", || {
-            aws.ecs
-                .update_service()
-                .cluster(&spec.cluster)
-                .service(&names.family)
-                .set_task_definition(u.task_definition.clone())
-                .set_desired_count(u.desired)
-                .set_network_configuration(net.clone())
-                .set_deployment_configuration(dep.clone())
-                .set_load_balancers(lbs.clone())
-                .set_health_check_grace_period_seconds(grace)
-                .force_new_deployment(u.force_new_deployment)
-                .send()
-        })
-        .await?;
-    Ok(())
-}
-
-fn record_set(dns: &crate::api::fargate_app::DnsSpec, info: &ListenerInfo) -> Result<r53::ResourceRecordSet, AwsError> {
-    let name = format!("{}.", dns.name.trim_end_matches('.'));
-    match dns.record_type {
-        DnsRecordType::Alias => r53::ResourceRecordSet::builder()
-            .name(name)
-            .r#type(r53::RrType::A)
-            .alias_target(
-                r53::AliasTarget::builder()
-                    .hosted_zone_id(&info.canonical_zone_id)
-                    .dns_name(&info.dns_name)
-                    .evaluate_target_health(true)
-                    .build()
-                    .map_err(build_error)?,
-            )
-            .build()
-            .map_err(build_error),
-        DnsRecordType::CNAME => r53::ResourceRecordSet::builder()
-            .name(name)
-            .r#type(r53::RrType::Cname)
-            .ttl(dns.ttl)
-            .resource_records(r53::ResourceRecord::builder().value(&info.dns_name).build().map_err(build_error)?)
-            .build()
-            .map_err(build_error),
-    }
-}
-
-fn same_target(a: &str, b: &str) -> bool {
-    let norm = |s: &str| crate::api::validation::normalize_dns_name(s).trim_start_matches("dualstack.").to_string();
-    norm(a) == norm(b)
-}
-
-async fn ensure_dns(
-    aws: &FargateAws,
-    dns: &crate::api::fargate_app::DnsSpec,
-    info: &ListenerInfo,
-    status: &FargateAppStatus,
-) -> Result<Result<(), Blocked>, AwsError> {
-    let zone = crate::api::validation::normalize_zone_id(&dns.hosted_zone_id);
-    let rtype = match dns.record_type {
-        DnsRecordType::Alias => r53::RrType::A,
-        DnsRecordType::CNAME => r53::RrType::Cname,
-    };
-    match aws.record(zone, &dns.name, rtype).await? {
-        Some(current) if same_target(&current, &info.dns_name) => return Ok(Ok(())),
-        // Ours from before (the load balancer changed): safe to rewrite. Anything else is not ours.
-        Some(current) if status.load_balancer_dns_name.as_deref().is_none_or(|prev| !same_target(&current, prev)) => {
-            return Ok(Err(Blocked {
-                reason: crate::runtime::conditions::REASON_NAME_CONFLICT,
-                message: format!(
-                    "{} already points at {current}, not written by this object; it is left untouched",
-                    dns.name
-                ),
-            }));
-        }
-        _ => {}
-    }
-    aws.change_record(zone, r53::ChangeAction::Upsert, record_set(dns, info)?).await?;
-    Ok(Ok(()))
-}
-
-/// Delete in the order of API.md: listener rule -> DNS record -> service -> target group -> revisions.
-async fn cleanup(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Result<Action, ReconcileError> {
-    if obj.spec.policy.deletion == DeletionPolicy::Retain {
-        ctx.events
-            .normal(obj.as_ref(), "Retained", "Delete", "deletion policy Retain: AWS resources left in place".into())
-            .await;
-        return Ok(Action::await_change());
-    }
-    let aws = clients(ctx, &obj).await?;
-    match delete_all(&obj, &aws).await {
-        Ok(()) => {
-            ctx.passes.forget(&ObjectRef::from_obj(obj.as_ref()).to_string());
-            ctx.events
-                .normal(obj.as_ref(), "Deleted", "Delete", "every AWS resource of this app is deleted".into())
-                .await;
-            Ok(Action::await_change())
-        }
-        Err(err) => {
-            let mut status = obj.status.clone().unwrap_or_default();
-            let msg = format!("waiting to delete: {err}");
-            conditions::set_condition(
-                status.conditions_mut(),
-                DELETION_BLOCKED,
-                true,
-                err.category.reason(),
-                &msg,
-                obj.meta().generation,
-            );
-            set_last_error(&mut status.last_error, &err.operation_path(), &err.code, &err.message);
-            write_status(api, &obj, &status, ctx).await?;
-            Err(ReconcileError::Aws(err))
-        }
-    }
-}
-
-async fn delete_all(obj: &FargateApp, aws: &FargateAws) -> Result<(), AwsError> {
-    let spec = &obj.spec;
-    let names = Names::new(&obj.namespace().unwrap_or_default(), &obj.name_any());
-    let listener = match spec.load_balancer.as_ref().and_then(|lb| lb.listener_rule.as_ref()) {
-        Some(rule) => {
-            match aws.listener(&rule.listener_arn).await {
-                Ok(info) => {
-                    for r in aws.rules(&rule.listener_arn).await?.into_iter().filter(|r| r.ours) {
-                        aws.delete_rule(&r.arn).await?;
-                    }
-                    Some(info)
-                }
-                // The listener is gone, and with it our rule.
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e),
-            }
-        }
-        None => None,
-    };
-    if let (Some(dns), Some(info)) = (&spec.dns, &listener) {
-        let zone = crate::api::validation::normalize_zone_id(&dns.hosted_zone_id);
-        let rtype = match dns.record_type {
-            DnsRecordType::Alias => r53::RrType::A,
-            DnsRecordType::CNAME => r53::RrType::Cname,
-        };
-        match aws.record(zone, &dns.name, rtype).await {
-            Ok(Some(current)) if same_target(&current, &info.dns_name) => {
-                aws.change_record(zone, r53::ChangeAction::Delete, record_set(dns, info)?).await?;
-            }
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    match aws.service(&spec.cluster, &names.family).await {
-        Ok(Some(s)) if s.ours => {
-            aws.delete_service(&spec.cluster, &names.family).await?;
-            // The target group cannot go while the service still drains its tasks from it.
-            if let Some(after) = aws.service(&spec.cluster, &names.family).await?
-                && after.status != "INACTIVE"
-            {
-                return Err(AwsError {
-                    service: "ecs",
-                    operation: "DeleteService",
-                    category: ErrorCategory::Conflict,
-                    code: "ServiceDraining".into(),
-                    message: format!(
-                        "service {} is {}; its target group and revisions go once it is INACTIVE",
-                        names.family, after.status
-                    ),
-                });
-            }
-        }
-        Ok(_) => {}
-        Err(e) if e.is_not_found() || e.code == "ClusterNotFoundException" => {}
-        Err(e) => return Err(e),
-    }
-    if spec.load_balancer.is_some()
-        && let Some((tg, true)) = aws.target_group(&names.target_group, false, None).await?
-    {
-        aws.delete_target_group(&tg.arn).await?;
-    }
-    for arn in aws.revisions(&names.family).await? {
-        aws.deregister(&arn).await?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -799,11 +489,5 @@ mod tests {
         assert!(a.target_group.len() <= 32);
         assert_ne!(a, Names::new("team-b", "web"));
         assert_eq!(a, Names::new("team-a", "web"));
-    }
-
-    #[test]
-    fn alias_targets_compare_without_case_dot_or_dualstack() {
-        assert!(same_target("dualstack.Shared-1.us-east-1.elb.amazonaws.com.", "shared-1.us-east-1.elb.amazonaws.com"));
-        assert!(!same_target("a.elb.amazonaws.com", "b.elb.amazonaws.com"));
     }
 }

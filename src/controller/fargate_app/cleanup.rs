@@ -1,0 +1,207 @@
+//! Deleting what a FargateApp made: the objects an edit no longer wants (after each pass) and
+//! everything on deletion (the finalizer). Both work from the inventory in `status.resources`, in
+//! the order listener rules → records → services → target groups → task definition revisions, and
+//! touch only objects that still carry our marks. Deletion also looks for what a crash may have
+//! left unrecorded under the names this object derives (found by owner tags only). A parent that is
+//! gone (listener, zone, cluster) took its children with it.
+
+use std::sync::Arc;
+
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+
+use super::aws::FargateAws;
+use super::inventory::{self, LISTENER_RULE, SERVICE, TARGET_GROUP, TASK_DEFINITION_FAMILY, Wanted};
+use super::{Names, dns, service};
+use crate::api::fargate_app::{FargateApp, FargateAppStatus};
+use crate::api::{DeletionPolicy, OwnedResource};
+use crate::aws::{AwsError, ErrorCategory};
+use crate::controller::{ReconcileError, write_status};
+use crate::runtime::Context;
+use crate::runtime::conditions::{self, DELETION_BLOCKED};
+use crate::runtime::status::{ObjectStatus, set_last_error};
+
+/// Delete the entries `wanted` no longer keeps (records are `dns::sync`'s), each leaving the
+/// inventory once its object is gone.
+pub async fn remove_unwanted(
+    aws: &FargateAws,
+    resources: &mut Vec<OwnedResource>,
+    wanted: &Wanted<'_>,
+) -> Result<(), AwsError> {
+    for entry in inventory::unwanted_entries(resources, wanted) {
+        match entry.type_.as_str() {
+            LISTENER_RULE => aws.delete_rule(&entry.id).await?,
+            SERVICE => {
+                delete_service(aws, &entry).await?;
+                if !service_gone(aws, &entry).await? {
+                    // Kept until ECS reports it INACTIVE, so a later pass checks again.
+                    continue;
+                }
+            }
+            TARGET_GROUP => delete_target_group(aws, &entry.id).await?,
+            _ => continue,
+        }
+        inventory::remove(resources, &entry.type_, &entry.id);
+    }
+    Ok(())
+}
+
+/// Delete listener rule entries now (before a rule is made on another load balancer).
+pub async fn remove_rules(
+    aws: &FargateAws,
+    resources: &mut Vec<OwnedResource>,
+    rules: &[OwnedResource],
+) -> Result<(), AwsError> {
+    for entry in rules {
+        aws.delete_rule(&entry.id).await?;
+        inventory::remove(resources, LISTENER_RULE, &entry.id);
+    }
+    Ok(())
+}
+
+async fn delete_target_group(aws: &FargateAws, arn: &str) -> Result<(), AwsError> {
+    if aws.target_group_is_ours(arn).await? == Some(true) {
+        aws.delete_target_group(arn).await?;
+    }
+    Ok(())
+}
+
+/// The cluster and name of a service entry.
+fn service_of(entry: &OwnedResource) -> (&str, &str) {
+    (entry.parent.as_deref().unwrap_or_default(), inventory::service_name(&entry.id))
+}
+
+/// Delete the service an entry names, if it is still the one we recorded and ours.
+async fn delete_service(aws: &FargateAws, entry: &OwnedResource) -> Result<(), AwsError> {
+    let (cluster, name) = service_of(entry);
+    match aws.service(cluster, name).await {
+        Ok(Some(s)) if s.ours && s.arn == entry.id && s.status == "ACTIVE" => aws.delete_service(cluster, name).await,
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the service an entry names is gone or INACTIVE (or no longer the one we recorded).
+async fn service_gone(aws: &FargateAws, entry: &OwnedResource) -> Result<bool, AwsError> {
+    let (cluster, name) = service_of(entry);
+    match aws.service(cluster, name).await {
+        Ok(Some(s)) => Ok(s.arn != entry.id || s.status == "INACTIVE"),
+        Ok(None) => Ok(true),
+        Err(e) if e.is_not_found() => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// The finalizer's work: delete everything, or leave it with `deletion: Retain`.
+pub async fn cleanup(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Result<Action, ReconcileError> {
+    if obj.spec.policy.deletion == DeletionPolicy::Retain {
+        ctx.events
+            .normal(obj.as_ref(), "Retained", "Delete", "deletion policy Retain: AWS resources left in place".into())
+            .await;
+        return Ok(Action::await_change());
+    }
+    let aws = super::clients(ctx, &obj).await?;
+    let mut status = obj.status.clone().unwrap_or_default();
+    match delete_all(&obj, &aws, &mut status).await {
+        Ok(()) => {
+            ctx.passes.forget(&ObjectRef::from_obj(obj.as_ref()).to_string());
+            ctx.events
+                .normal(obj.as_ref(), "Deleted", "Delete", "every AWS resource of this app is deleted".into())
+                .await;
+            Ok(Action::await_change())
+        }
+        Err(err) => {
+            let msg = format!("waiting to delete: {err}");
+            conditions::set_condition(
+                status.conditions_mut(),
+                DELETION_BLOCKED,
+                true,
+                err.category.reason(),
+                &msg,
+                obj.meta().generation,
+            );
+            set_last_error(&mut status.last_error, &err.operation_path(), &err.code, &err.message);
+            write_status(api, &obj, &status, ctx).await?;
+            Err(ReconcileError::Aws(err))
+        }
+    }
+}
+
+/// Delete every AWS object of the app. The inventory shrinks as objects go, so a deletion that
+/// stops half-way (a service still draining) resumes where it stopped.
+async fn delete_all(obj: &FargateApp, aws: &FargateAws, status: &mut FargateAppStatus) -> Result<(), AwsError> {
+    let spec = &obj.spec;
+    let names = Names::new(&obj.namespace().unwrap_or_default(), &obj.name_any());
+    inventory::seed_from_status(spec, status);
+    let resources = &mut status.resources;
+
+    // What a crash may have left unrecorded: our rule on the spec's listener, and the spec's
+    // record while it points at that listener's load balancer.
+    if let Some(rule) = spec.load_balancer.as_ref().and_then(|lb| lb.listener_rule.as_ref()) {
+        match aws.listener(&rule.listener_arn).await {
+            Ok(info) => {
+                for r in aws.rules(&rule.listener_arn).await?.into_iter().filter(|r| r.ours) {
+                    inventory::add(resources, inventory::listener_rule(&r.arn, &rule.listener_arn));
+                }
+                if let Some(dns) = &spec.dns {
+                    inventory::add(resources, inventory::record(dns, &info.dns_name));
+                }
+            }
+            // The listener is gone, and with it every rule on it.
+            Err(e) if e.is_not_found() => aws.facts.forget_listener(&rule.listener_arn),
+            Err(e) => return Err(e),
+        }
+    }
+    if let Ok(Some(s)) = aws.service(&spec.cluster, &names.family).await
+        && s.ours
+        && s.status == "ACTIVE"
+    {
+        inventory::add(resources, inventory::service(&s.arn, &spec.cluster));
+    }
+    if spec.load_balancer.is_some()
+        && let Some((tg, true)) = aws.target_group(&names.target_group, false, None).await?
+    {
+        inventory::add(resources, inventory::target_group(&tg.arn));
+    }
+    inventory::add(resources, inventory::family(&names.family));
+
+    // Rules, records, then services: a target group goes once nothing forwards to it.
+    let rules: Vec<OwnedResource> = resources.iter().filter(|r| r.type_ == LISTENER_RULE).cloned().collect();
+    remove_rules(aws, resources, &rules).await?;
+    // With no record desired there is nothing to conflict with.
+    let _nothing_desired = dns::sync(aws, None, resources).await?;
+    let services: Vec<OwnedResource> = resources.iter().filter(|r| r.type_ == SERVICE).cloned().collect();
+    for entry in &services {
+        delete_service(aws, entry).await?;
+    }
+    for entry in &services {
+        if !service_gone(aws, entry).await? {
+            let (_, name) = service_of(entry);
+            return Err(AwsError {
+                service: "ecs",
+                operation: "DeleteService",
+                category: ErrorCategory::Conflict,
+                code: "ServiceDraining".into(),
+                message: format!("service {name} is draining; its target group and revisions go once it is INACTIVE"),
+            });
+        }
+        inventory::remove(resources, SERVICE, &entry.id);
+    }
+    let groups: Vec<OwnedResource> = resources.iter().filter(|r| r.type_ == TARGET_GROUP).cloned().collect();
+    for entry in groups {
+        delete_target_group(aws, &entry.id).await?;
+        inventory::remove(resources, TARGET_GROUP, &entry.id);
+    }
+    let families: Vec<OwnedResource> =
+        resources.iter().filter(|r| r.type_ == TASK_DEFINITION_FAMILY).cloned().collect();
+    for entry in families {
+        for arn in aws.revisions(&entry.id).await? {
+            service::deregister_if_ours(aws, &arn).await?;
+        }
+        inventory::remove(resources, TASK_DEFINITION_FAMILY, &entry.id);
+    }
+    Ok(())
+}

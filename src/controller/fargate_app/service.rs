@@ -1,0 +1,169 @@
+//! The FargateApp's task definition revisions and ECS service: the revision to run (found by its
+//! content-hash tag, only among revisions carrying our owner tags), old revisions pruned, and the
+//! service created with its idempotency token or updated in place.
+
+use std::collections::BTreeMap;
+
+use super::Names;
+use super::aws::FargateAws;
+use super::plan;
+use crate::api::FargateApp;
+use crate::api::fargate_app::FargateAppStatus;
+use crate::aws::naming::idempotency_token;
+use crate::aws::{AwsError, Service};
+
+/// The revision to run: the service's when its hash matches, else the newest revision of the family
+/// carrying the hash (registered before a crash), else None (register).
+pub async fn find_revision(
+    aws: &FargateAws,
+    status: &FargateAppStatus,
+    service: Option<&plan::ObservedService>,
+    family: &str,
+    hash: &str,
+) -> Result<Option<String>, AwsError> {
+    if let Some(s) = service {
+        // Converged: status already says which revision carries this hash; no AWS call.
+        if status.task_definition_hash.as_deref() == Some(hash)
+            && status.task_definition_arn.as_deref() == Some(&s.task_definition)
+        {
+            return Ok(Some(s.task_definition.clone()));
+        }
+        if carries(aws, &s.task_definition, hash).await? {
+            return Ok(Some(s.task_definition.clone()));
+        }
+    }
+    for arn in aws.revisions(family).await?.into_iter().take(3) {
+        if carries(aws, &arn, hash).await? {
+            return Ok(Some(arn));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether revision `arn` is ours and was registered with content hash `hash`.
+async fn carries(aws: &FargateAws, arn: &str, hash: &str) -> Result<bool, AwsError> {
+    Ok(aws.task_definition_marks(arn).await?.is_some_and(|m| m.ours && m.hash.as_deref() == Some(hash)))
+}
+
+pub async fn prune_revisions(aws: &FargateAws, family: &str, current: &str, keep: i32) -> Result<(), AwsError> {
+    let revisions = aws.revisions(family).await?;
+    let keep = usize::try_from(keep).unwrap_or(0).max(1);
+    for arn in revisions.iter().skip(keep) {
+        if arn != current {
+            deregister_if_ours(aws, arn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deregister revision `arn` if it carries our owner tags: a family name is derived from
+/// namespace/name only, so another cluster's operator may register into the same family.
+pub async fn deregister_if_ours(aws: &FargateAws, arn: &str) -> Result<(), AwsError> {
+    if aws.task_definition_marks(arn).await?.is_some_and(|m| m.ours) {
+        aws.deregister(arn).await?;
+    }
+    Ok(())
+}
+
+fn deployment(
+    spec: &crate::api::fargate_app::FargateAppSpec,
+) -> Result<aws_sdk_ecs::types::DeploymentConfiguration, AwsError> {
+    use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
+    let d = &spec.deployment;
+    let breaker = DeploymentCircuitBreaker::builder()
+        .enable(d.circuit_breaker.enable)
+        .rollback(d.circuit_breaker.rollback)
+        .build();
+    Ok(DeploymentConfiguration::builder()
+        .minimum_healthy_percent(d.minimum_healthy_percent)
+        .maximum_percent(d.maximum_percent)
+        .deployment_circuit_breaker(breaker)
+        .build())
+}
+
+fn load_balancers(
+    spec: &crate::api::fargate_app::FargateAppSpec,
+    tg_arn: Option<&str>,
+) -> Vec<aws_sdk_ecs::types::LoadBalancer> {
+    plan::desired_load_balancers(spec, tg_arn)
+        .into_iter()
+        .map(|(tg, container, port)| {
+            aws_sdk_ecs::types::LoadBalancer::builder()
+                .target_group_arn(tg)
+                .container_name(container)
+                .container_port(port)
+                .build()
+        })
+        .collect()
+}
+
+pub async fn create_service(
+    aws: &FargateAws,
+    obj: &FargateApp,
+    names: &Names,
+    td_arn: &str,
+    tg_arn: Option<&str>,
+    tags: &BTreeMap<String, String>,
+) -> Result<String, AwsError> {
+    use aws_sdk_ecs::types::{LaunchType, PropagateTags, Tag};
+    let spec = &obj.spec;
+    let lbs = load_balancers(spec, tg_arn);
+    let grace = (!lbs.is_empty()).then(|| spec.deployment.health_check_grace_period_seconds.unwrap_or(0));
+    // Per cluster: moving the app to another cluster creates a different service.
+    let token = idempotency_token(&aws.owner.uid, &format!("create-service/{}", spec.cluster), 36);
+    let tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+    let (net, dep) = (crate::aws::ecs_network::awsvpc(&spec.network)?, deployment(spec)?);
+    let resp = aws
+        .caller
+        .call_create(Service::Ecs, "CreateService", || {
+            aws.ecs
+                .create_service()
+                .cluster(&spec.cluster)
+                .service_name(&names.family)
+                .task_definition(td_arn)
+                .desired_count(spec.replicas)
+                .launch_type(LaunchType::Fargate)
+                .network_configuration(net.clone())
+                .deployment_configuration(dep.clone())
+                .set_load_balancers(Some(lbs.clone()))
+                .set_health_check_grace_period_seconds(grace)
+                .client_token(&token)
+                .propagate_tags(PropagateTags::Service)
+                .enable_ecs_managed_tags(true)
+                .set_tags(Some(tags.clone()))
+                .send()
+        })
+        .await?;
+    Ok(resp.service().and_then(|s| s.service_arn()).unwrap_or_default().to_string())
+}
+
+pub async fn update_service(
+    aws: &FargateAws,
+    obj: &FargateApp,
+    names: &Names,
+    u: &plan::ServiceUpdate,
+    tg_arn: Option<&str>,
+) -> Result<(), AwsError> {
+    let spec = &obj.spec;
+    let net = if u.network { Some(crate::aws::ecs_network::awsvpc(&spec.network)?) } else { None };
+    let dep = if u.deployment { Some(deployment(spec)?) } else { None };
+    let lbs = if u.load_balancers { Some(load_balancers(spec, tg_arn)) } else { None };
+    let grace = u.grace_period.then(|| spec.deployment.health_check_grace_period_seconds.unwrap_or(0));
+    aws.caller
+        .call(Service::Ecs, "UpdateService", || {
+            aws.ecs
+                .update_service()
+                .cluster(&spec.cluster)
+                .service(&names.family)
+                .set_task_definition(u.task_definition.clone())
+                .set_desired_count(u.desired)
+                .set_network_configuration(net.clone())
+                .set_deployment_configuration(dep.clone())
+                .set_load_balancers(lbs.clone())
+                .set_health_check_grace_period_seconds(grace)
+                .force_new_deployment(u.force_new_deployment)
+                .send()
+        })
+        .await?;
+    Ok(())
+}

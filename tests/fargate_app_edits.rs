@@ -1,0 +1,239 @@
+//! FargateApp spec edits as GitOps users make them, against the real apiserver and moto: each edit
+//! must leave exactly the AWS objects the new spec asks for (read from AWS directly, by owner tag),
+//! record them in `status.resources`, and the app must still delete completely afterwards.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use aws_config::SdkConfig;
+use fargate_operator::api::FargateApp;
+use kube::ResourceExt;
+use kube::api::DeleteParams;
+use serde_json::json;
+use support::app::{Setup, status_of, wait_condition, wait_deleted, wait_synced};
+use support::fixtures::{self, app_owner};
+
+/// `(type, id)` of every inventory entry.
+fn inventory(app: &FargateApp) -> BTreeSet<(String, String)> {
+    status_of(app).resources.into_iter().map(|r| (r.type_, r.id)).collect()
+}
+
+/// The inventory entries of `type_`.
+fn entries(app: &FargateApp, type_: &str) -> Vec<fargate_operator::api::OwnedResource> {
+    status_of(app).resources.into_iter().filter(|r| r.type_ == type_).collect()
+}
+
+/// Record types at `name` in the test zone, sorted.
+async fn record_types(s: &Setup, name: &str) -> Vec<String> {
+    let mut types: Vec<String> = fixtures::records_named(&s.cfg, &s.fx.zone_id, name)
+        .await
+        .iter()
+        .map(|r| r.r#type().as_str().to_string())
+        .collect();
+    types.sort();
+    types
+}
+
+/// Where the record of `rtype` at `name` points (alias target or first value), normalised.
+async fn record_target(s: &Setup, name: &str, rtype: &str) -> Option<String> {
+    fixtures::records_named(&s.cfg, &s.fx.zone_id, name).await.into_iter().find(|r| r.r#type().as_str() == rtype).map(
+        |r| {
+            let target = r
+                .alias_target()
+                .map(|a| a.dns_name().to_string())
+                .or_else(|| r.resource_records().first().map(|v| v.value().to_string()))
+                .unwrap_or_default();
+            fixtures::normalize_dns(&target)
+        },
+    )
+}
+
+/// Patch the spec and wait until a pass at the new generation is Synced.
+async fn edit(s: &Setup, name: &str, spec: serde_json::Value) -> FargateApp {
+    s.merge_patch(name, &json!({ "spec": spec })).await;
+    wait_synced(&s.api, name).await
+}
+
+/// Delete the app and check AWS holds nothing carrying its owner tag, and no record at `names`.
+async fn delete_and_check_nothing_left(s: &Setup, name: &str, listeners: &[&str], names: &[&str]) {
+    let uid = s.api.get(name).await.expect("get").uid().expect("uid");
+    s.api.delete(name, &DeleteParams::default()).await.expect("delete");
+    wait_deleted(&s.api, name, &uid).await;
+    nothing_left(&s.cfg, &s.ctx.namespace, name, listeners).await;
+    for n in names {
+        assert_eq!(record_types(s, n).await, Vec::<String>::new(), "no record is left at {n}");
+    }
+}
+
+/// No rule on `listeners`, no service, no target group carrying the app's owner tag.
+async fn nothing_left(cfg: &SdkConfig, namespace: &str, name: &str, listeners: &[&str]) {
+    let owner = app_owner(namespace, name);
+    for l in listeners {
+        assert!(fixtures::owned_rules(cfg, l, &owner).await.is_empty(), "no rule of {owner} on {l}");
+    }
+    assert!(fixtures::owned_active_services(cfg, &owner).await.is_empty(), "no service of {owner}");
+    assert!(fixtures::owned_target_groups(cfg, &owner).await.is_empty(), "no target group of {owner}");
+}
+
+#[tokio::test]
+async fn renaming_retyping_and_removing_the_record_leave_no_record_behind() {
+    let s = Setup::new("fa-edit-dns").await;
+    s.create(s.app_json("web")).await;
+    let app = wait_synced(&s.api, "web").await;
+    let alb = fixtures::normalize_dns(&s.fx.alb.dns_name);
+    assert_eq!(record_types(&s, "web.apps.example.com").await, ["A"]);
+    let zone = &s.fx.zone_id;
+    assert!(inventory(&app).contains(&("Record".into(), format!("{zone}/web.apps.example.com/A"))), "{app:?}");
+    // Someone else's record in the same zone is never touched by any of the edits below.
+    let r53 = aws_sdk_route53::Client::new(&s.cfg);
+    fixtures::upsert_cname(&r53, zone, "mine.apps.example.com", "elsewhere.example.net").await;
+
+    // Rename: the new name is written, the old one deleted.
+    let app = edit(&s, "web", json!({"dns": {"name": "www.apps.example.com"}})).await;
+    assert_eq!(record_types(&s, "web.apps.example.com").await, Vec::<String>::new(), "the old name is deleted");
+    assert_eq!(record_target(&s, "www.apps.example.com", "A").await.as_deref(), Some(alb.as_str()));
+    assert_eq!(entries(&app, "Record").len(), 1, "{:?}", entries(&app, "Record"));
+
+    // Alias -> CNAME -> Alias at the same name: one record at a time, never both, never a loop.
+    let app = edit(&s, "web", json!({"dns": {"type": "CNAME"}})).await;
+    assert_eq!(record_types(&s, "www.apps.example.com").await, ["CNAME"]);
+    assert_eq!(record_target(&s, "www.apps.example.com", "CNAME").await.as_deref(), Some(alb.as_str()));
+    assert_eq!(entries(&app, "Record")[0].id, format!("{zone}/www.apps.example.com/CNAME"));
+    edit(&s, "web", json!({"dns": {"type": "Alias"}})).await;
+    assert_eq!(record_types(&s, "www.apps.example.com").await, ["A"]);
+
+    // Remove the block: the record goes, and so does its entry.
+    let app = edit(&s, "web", json!({"dns": null})).await;
+    assert_eq!(record_types(&s, "www.apps.example.com").await, Vec::<String>::new());
+    assert!(entries(&app, "Record").is_empty(), "{:?}", entries(&app, "Record"));
+    assert!(status_of(&app).url.is_some_and(|u| !u.contains("www.apps")), "the url no longer names the record");
+
+    delete_and_check_nothing_left(&s, "web", &[&s.fx.alb.listener_arn], &["web.apps.example.com"]).await;
+    assert_eq!(record_types(&s, "mine.apps.example.com").await, ["CNAME"], "someone else's record stays");
+    s.finish().await;
+}
+
+#[tokio::test]
+async fn moving_the_rule_to_another_listener_and_another_load_balancer_leaves_one_rule() {
+    let s = Setup::new("fa-edit-listener").await;
+    let second = fixtures::listener(&s.cfg, &s.fx.alb.arn, 8080).await;
+    let other = fixtures::alb(&s.cfg, &s.fx.net, "other").await;
+    s.create(s.app_json("web")).await;
+    let app = wait_synced(&s.api, "web").await;
+    let owner = app_owner(&s.ctx.namespace, "web");
+    let tg = status_of(&app).target_group_arn.expect("target group");
+    let first = s.fx.alb.listener_arn.clone();
+
+    // Another listener of the same load balancer: the new rule is made, then the old one goes.
+    let app = edit(&s, "web", json!({"loadBalancer": {"listenerRule": {"listenerArn": second}}})).await;
+    assert!(fixtures::owned_rules(&s.cfg, &first, &owner).await.is_empty(), "the rule on the old listener is gone");
+    let rules = fixtures::owned_rules(&s.cfg, &second, &owner).await;
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(rules[0].forward_to, BTreeSet::from([tg.clone()]), "it forwards to the same target group");
+    assert_eq!(status_of(&app).listener_rule_arn.as_deref(), Some(rules[0].arn.as_str()));
+    let recorded = entries(&app, "ListenerRule");
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0].parent.as_deref(), Some(second.as_str()));
+
+    // A listener on another load balancer: one rule there, and the record follows the load balancer.
+    let app = edit(&s, "web", json!({"loadBalancer": {"listenerRule": {"listenerArn": other.listener_arn}}})).await;
+    for l in [&first, &second] {
+        assert!(fixtures::owned_rules(&s.cfg, l, &owner).await.is_empty(), "no rule of ours left on {l}");
+    }
+    assert_eq!(fixtures::owned_rules(&s.cfg, &other.listener_arn, &owner).await.len(), 1);
+    assert_eq!(status_of(&app).target_group_arn.as_deref(), Some(tg.as_str()), "the target group is kept");
+    assert_eq!(
+        record_target(&s, "web.apps.example.com", "A").await,
+        Some(fixtures::normalize_dns(&other.dns_name)),
+        "the record points at the new load balancer"
+    );
+    assert_eq!(entries(&app, "ListenerRule").len(), 1);
+
+    // And back: nothing accumulates.
+    let app = edit(&s, "web", json!({"loadBalancer": {"listenerRule": {"listenerArn": first}}})).await;
+    assert!(fixtures::owned_rules(&s.cfg, &other.listener_arn, &owner).await.is_empty());
+    assert_eq!(fixtures::owned_rules(&s.cfg, &first, &owner).await.len(), 1);
+    assert_eq!(record_target(&s, "web.apps.example.com", "A").await, Some(fixtures::normalize_dns(&s.fx.alb.dns_name)));
+    assert_eq!(entries(&app, "ListenerRule").len(), 1);
+
+    delete_and_check_nothing_left(&s, "web", &[&first, &second, &other.listener_arn], &["web.apps.example.com"]).await;
+    s.finish().await;
+}
+
+#[tokio::test]
+async fn removing_the_load_balancer_removes_its_rule_record_and_target_group() {
+    let s = Setup::new("fa-edit-lb").await;
+    s.create(s.app_json("web")).await;
+    let app = wait_synced(&s.api, "web").await;
+    let owner = app_owner(&s.ctx.namespace, "web");
+    let tg = status_of(&app).target_group_arn.expect("target group");
+
+    let app = edit(&s, "web", json!({"loadBalancer": null, "dns": null})).await;
+    assert!(fixtures::owned_rules(&s.cfg, &s.fx.alb.listener_arn, &owner).await.is_empty(), "the rule is gone");
+    assert!(fixtures::target_group(&s.cfg, &tg).await.is_none(), "the target group is gone");
+    assert_eq!(record_types(&s, "web.apps.example.com").await, Vec::<String>::new(), "the record is gone");
+    let services = fixtures::owned_active_services(&s.cfg, &owner).await;
+    assert_eq!(services.len(), 1, "the service stays");
+    assert!(services[0].load_balancers().is_empty(), "and no longer registers with a target group");
+    let types: BTreeSet<String> = inventory(&app).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(types, BTreeSet::from(["Service".to_string(), "TaskDefinitionFamily".to_string()]));
+    let st = status_of(&app);
+    assert_eq!((st.target_group_arn, st.listener_rule_arn, st.load_balancer_dns_name), (None, None, None));
+
+    delete_and_check_nothing_left(&s, "web", &[&s.fx.alb.listener_arn], &["web.apps.example.com"]).await;
+    s.finish().await;
+}
+
+#[tokio::test]
+async fn a_listener_deleted_under_the_app_is_reported_and_the_app_still_deletes() {
+    let s = Setup::new("fa-edit-gone").await;
+    s.create(s.app_json("web")).await;
+    let app = wait_synced(&s.api, "web").await;
+    let tg = status_of(&app).target_group_arn.expect("target group");
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&s.cfg);
+    elb.delete_listener().listener_arn(&s.fx.alb.listener_arn).send().await.expect("DeleteListener");
+
+    // The next full pass (any edit) says which field names what is gone.
+    s.merge_patch("web", &json!({"spec": {"replicas": 3}})).await;
+    let app = wait_condition(&s.api, "web", "Degraded", "True", Some("ListenerNotFound")).await;
+    let message = &support::app::condition(&app, "Degraded").expect("Degraded").message;
+    assert!(message.contains("spec.loadBalancer.listenerRule.listenerArn"), "{message}");
+
+    delete_and_check_nothing_left(&s, "web", &[], &["web.apps.example.com"]).await;
+    assert!(fixtures::target_group(&s.cfg, &tg).await.is_none(), "the target group is gone");
+    s.finish().await;
+}
+
+#[tokio::test]
+async fn moving_to_another_cluster_moves_the_service() {
+    let s = Setup::new("fa-edit-cluster").await;
+    let second = fixtures::ecs_cluster(&s.cfg, "apps2").await;
+    s.create(s.app_json("web")).await;
+    let app = wait_synced(&s.api, "web").await;
+    let old = status_of(&app).service_arn.expect("service");
+
+    let app = edit(&s, "web", json!({"cluster": second})).await;
+    let owner = app_owner(&s.ctx.namespace, "web");
+    let moved: Vec<_> = fixtures::services_in(&s.cfg, "apps2")
+        .await
+        .into_iter()
+        .filter(|svc| svc.status() == Some("ACTIVE"))
+        .filter(|svc| fixtures::ecs_tag_map(svc.tags()).get(fixtures::OWNER_TAG) == Some(&owner))
+        .collect();
+    assert_eq!(moved.len(), 1, "one service in the new cluster");
+    assert!(fixtures::owned_active_services(&s.cfg, &owner).await.is_empty(), "none left in the old one");
+    let svc = fixtures::service(&s.cfg, &old).await;
+    assert!(svc.as_ref().is_none_or(|v| v.status() != Some("ACTIVE")), "the old service is deleted: {svc:?}");
+    let services = entries(&app, "Service");
+    assert_eq!(services.len(), 1, "{services:?}");
+    assert_eq!(services[0].parent.as_deref(), Some(second.as_str()));
+
+    s.api.delete("web", &DeleteParams::default()).await.expect("delete");
+    wait_deleted(&s.api, "web", &app.uid().expect("uid")).await;
+    let left: Vec<_> =
+        fixtures::services_in(&s.cfg, "apps2").await.into_iter().filter(|svc| svc.status() == Some("ACTIVE")).collect();
+    assert!(left.is_empty(), "{left:?}");
+    nothing_left(&s.cfg, &s.ctx.namespace, "web", &[&s.fx.alb.listener_arn]).await;
+    s.finish().await;
+}
