@@ -12,7 +12,11 @@ moto creates a new health check and new tasks every time, so a test of "a crash 
 status write never duplicates" would measure moto, not the operator. `apply()` adds both
 guarantees; hack/moto-server.py (the shared test moto) and hack/moto-iam-server.py call it.
 
-One Route 53 behaviour is corrected too: a DELETE of a record with a SetIdentifier removes the
+Route 53 also remembers the CallerReference of a deleted health check: a create with it fails with
+HealthCheckAlreadyExists, whatever the settings (moto creates a new check). Added here, so a test of
+"a check removed and re-added" sees what AWS does.
+
+One more Route 53 behaviour is corrected: a DELETE of a record with a SetIdentifier removes the
 record with that name, type and set identifier (as AWS does); moto 5.2.5 removes every record with
 that set identifier, whatever its name, so a test of "renaming a failover record deletes the old
 pair" would see moto delete the new pair as well.
@@ -22,6 +26,7 @@ import threading
 
 from moto.core.responses import ActionResult
 from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.route53.exceptions import Route53ClientError
 from moto.route53.models import FakeZone, Route53Backend
 
 _lock = threading.Lock()
@@ -29,15 +34,43 @@ _deleting = threading.local()  # (name, type) of the DELETEs with a SetIdentifie
 _run_task_tokens = {}  # (account, region, cluster, token) -> task ARNs of the first request
 
 
+_deleted_references = set()  # (account, CallerReference) of deleted health checks
+
+
+class HealthCheckAlreadyExists(Route53ClientError):
+    # moto finds the error's HTTP status in the service model named by the class's module.
+    __module__ = "moto.route53.exceptions"
+
+    def __init__(self, reference):
+        super().__init__("HealthCheckAlreadyExists",
+                         f"A health check with CallerReference {reference} already exists or existed.")
+
+
 def _create_health_check(original):
     def create_health_check(self, caller_reference, health_check_args):
         with _lock:
+            # Route 53: "If you send a CreateHealthCheck request with the same CallerReference as a
+            # deleted health check, regardless of the settings, Route 53 returns a
+            # HealthCheckAlreadyExists error."
+            if (self.account_id, caller_reference) in _deleted_references:
+                raise HealthCheckAlreadyExists(caller_reference)
             for check in self.health_checks.values():
                 if check.caller_reference == caller_reference:
                     return check
             return original(self, caller_reference, health_check_args)
 
     return create_health_check
+
+
+def _delete_health_check(original):
+    def delete_health_check(self, health_check_id):
+        with _lock:
+            check = self.health_checks.get(health_check_id)
+            if check is not None:
+                _deleted_references.add((self.account_id, check.caller_reference))
+        return original(self, health_check_id)
+
+    return delete_health_check
 
 
 def _run_task(original):
@@ -94,4 +127,5 @@ def apply():
         Route53Backend.change_resource_record_sets)
     FakeZone.delete_rrset_by_id = _delete_rrset_by_id
     Route53Backend.create_health_check = _create_health_check(Route53Backend.create_health_check)
+    Route53Backend.delete_health_check = _delete_health_check(Route53Backend.delete_health_check)
     EC2ContainerServiceResponse.run_task = _run_task(EC2ContainerServiceResponse.run_task)

@@ -222,3 +222,33 @@ async fn printer_columns_show_in_kubectl_get() {
     assert!(out.contains("Auto") && out.contains("dev.acs.app.com"), "{out}");
     ctx.cleanup().await;
 }
+
+/// A status write conditional on the resourceVersion a pass read is refused once the object changed
+/// (so a pass planned from a stale cache cannot overwrite what the pass before it recorded), and
+/// goes through from the version the previous write produced.
+#[tokio::test]
+async fn a_status_write_from_a_stale_read_is_refused() {
+    use fargate_operator::api::{DnsFailover, DnsFailoverStatus};
+    use fargate_operator::runtime::status::apply_status_at;
+    let ctx = TestCtx::new("crds-stale-status").await;
+    let doc = yaml_docs("examples/dnsfailover.yaml").into_iter().find(|d| d["kind"] == "DnsFailover").expect("example");
+    let mut doc = doc;
+    doc["metadata"] = json!({"name": "stale", "namespace": ctx.namespace});
+    create(&ctx, &doc).await.expect("create");
+    let api: Api<DnsFailover> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let read = api.get("stale").await.expect("get");
+    let first_version = read.metadata.resource_version.clone().expect("resourceVersion");
+    let first = DnsFailoverStatus { observed_generation: Some(1), ..Default::default() };
+    let written =
+        apply_status_at(&api, "stale", &first_version, &first).await.expect("a write from the current version");
+    let second = DnsFailoverStatus { observed_generation: Some(2), ..Default::default() };
+    match apply_status_at(&api, "stale", &first_version, &second).await {
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        other => panic!("a write from the stale version must be a conflict: {other:?}"),
+    }
+    let next = written.metadata.resource_version.expect("resourceVersion");
+    apply_status_at(&api, "stale", &next, &second).await.expect("a write from the version the last write produced");
+    let now = api.get("stale").await.expect("get");
+    assert_eq!(now.status.and_then(|s| s.observed_generation), Some(2));
+    ctx.cleanup().await;
+}

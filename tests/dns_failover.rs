@@ -486,3 +486,33 @@ async fn moving_to_another_zone_moves_the_pair_and_the_delegation() {
     s.op.stop().await;
     s.ctx.cleanup().await;
 }
+
+/// Route 53 refuses a deleted check's CallerReference for good (the test moto does too): a check
+/// replaced and replaced back, or removed and re-added, gets a reference of its own each time.
+#[tokio::test]
+async fn a_check_replaced_back_or_re_added_gets_a_new_reference() {
+    let s = Setup::new("dnsf-reref").await;
+    s.api.create(&PostParams::default(), &s.manifest("dev", "dev.acs.app.com")).await.expect("create");
+    let first = primary_id(&s.wait("dev", "Synced", "True").await);
+    for interval in [10, 30] {
+        let patch = json!({"spec": {"primary": {"healthCheck": {"requestIntervalSeconds": interval}}}});
+        s.api.patch("dev", &PatchParams::default(), &Patch::Merge(patch)).await.expect("patch interval");
+        s.wait("dev", "Synced", "True").await;
+    }
+    let back = primary_id(&s.wait("dev", "Synced", "True").await);
+    assert_ne!(back, first, "30 -> 10 -> 30 ends on a new check");
+    assert_eq!(s.health_check(&back).await.and_then(|h| h.request_interval()), Some(30));
+    assert_eq!(s.our_health_checks().await, 1, "the replaced checks are deleted");
+
+    // The secondary's check removed, then added back.
+    let hc = json!({"type": "HTTPS", "path": "/health"});
+    for secondary in [json!({"healthCheck": hc}), json!({"healthCheck": null}), json!({"healthCheck": hc})] {
+        s.api
+            .patch("dev", &PatchParams::default(), &Patch::Merge(json!({"spec": {"secondary": secondary}})))
+            .await
+            .expect("patch secondary");
+        s.wait("dev", "Synced", "True").await;
+    }
+    assert_eq!(s.our_health_checks().await, 2, "one check per side, none left over");
+    s.finish_deleted("dev.acs.app.com").await;
+}

@@ -109,8 +109,8 @@ pub struct OwnedResource {
     /// `TaskDefinitionFamily`.
     #[serde(rename = "type")]
     pub type_: String,
-    /// Its identity: an ARN, a health check id, a task definition family, or
-    /// `<zone>/<name>/<type>[/<set id>]` for a record.
+    /// Its identity: an ARN, a health check id (`planned:<CallerReference>` while its create is
+    /// unanswered), a task definition family, or `<zone>/<name>/<type>[/<set id>]` for a record.
     pub id: String,
     /// What it lives in, when deleting it needs that (a listener ARN, an ECS cluster).
     #[serde(default, skip_serializing_if = "Option::is_none")]

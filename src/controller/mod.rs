@@ -185,6 +185,53 @@ pub async fn write_status<K: Managed>(
     Ok(())
 }
 
+/// Writes one object's status during one pass, each write conditional on the resourceVersion the
+/// pass read (then on the version its own previous write produced). A pass that planned from a stale
+/// copy of the object (the reconcile cache lags behind the pass before it) gets a conflict instead of
+/// overwriting newer status, so it cannot drop what that pass recorded, e.g. a create's idempotency
+/// token written before the create was sent.
+pub struct StatusWriter<'a, K: Managed> {
+    api: &'a Api<K>,
+    ctx: &'a Context,
+    name: String,
+    state: std::sync::Mutex<(Option<String>, Option<K::Status>)>,
+}
+
+impl<'a, K: Managed> StatusWriter<'a, K> {
+    /// A writer for `obj` as the pass read it.
+    pub fn new(api: &'a Api<K>, obj: &K, ctx: &'a Context) -> Self {
+        let state = (obj.meta().resource_version.clone(), obj.status_ref().cloned());
+        Self { api, ctx, name: obj.name_any(), state: std::sync::Mutex::new(state) }
+    }
+
+    /// Write `status` unless it is what the object already has. `Err` 409: the object changed since
+    /// this pass read it (nothing was written).
+    pub async fn write(&self, status: &K::Status) -> Result<(), ReconcileError> {
+        let (version, current) = self.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if current.as_ref() == Some(status) {
+            return Ok(());
+        }
+        self.ctx.metrics.status_written(K::KIND);
+        let written = match version {
+            Some(v) => crate::runtime::status::apply_status_at(self.api, &self.name, &v, status).await?,
+            None => return Err(ReconcileError::MissingMetadata("metadata.resourceVersion")),
+        };
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) =
+            (written.meta().resource_version.clone(), Some(status.clone()));
+        Ok(())
+    }
+
+    /// The status as this pass last wrote it (or read it).
+    pub fn current(&self) -> Option<K::Status> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
+    }
+}
+
+/// Whether `err` is a status write refused because the object changed since it was read.
+pub fn is_stale_write(err: &ReconcileError) -> bool {
+    matches!(err, ReconcileError::Kube(kube::Error::Api(resp)) if resp.code == 409)
+}
+
 /// An Event for every change of `Ready` or `Degraded` between `old` and `new`: Normal when it got
 /// better, Warning when it got worse (a first `Ready=False` is not news).
 pub async fn emit_transitions<K: Managed>(ctx: &Context, obj: &K, old: &K::Status, new: &K::Status) {

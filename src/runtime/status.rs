@@ -1,5 +1,5 @@
-//! What every kind's status has in common, and the one way status is written (server-side apply,
-//! only when it changed).
+//! What every kind's status has in common, and the way status is written: server-side apply, only
+//! when it changed, optionally with the resourceVersion the writer read as a precondition.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -69,4 +69,25 @@ where
     });
     api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
     Ok(())
+}
+
+/// Server-side apply `status` on object `name` with `resource_version` as a precondition: the write
+/// is refused (409) when the object changed since that version. Returns the object as written.
+pub async fn apply_status_at<K, S>(
+    api: &Api<K>,
+    name: &str,
+    resource_version: &str,
+    status: &S,
+) -> Result<K, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {"resourceVersion": resource_version},
+        "status": status,
+    });
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await
 }

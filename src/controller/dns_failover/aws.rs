@@ -53,17 +53,6 @@ impl FailoverAws {
         }
     }
 
-    /// Before a create: the health check a lost CreateHealthCheck response of this process made.
-    /// Searched only when this process already sent that create: otherwise there is nothing to find
-    /// (after a restart, Route 53 itself returns the existing check for a repeated CallerReference
-    /// with the same settings), and listing every health check per new object would cost N² reads.
-    pub async fn find_lost_create(&self, reference: &str) -> Result<Option<String>, AwsError> {
-        if !self.facts.attempted(reference) {
-            return Ok(None);
-        }
-        self.find_by_reference(reference).await
-    }
-
     /// The health check created with `reference`, by listing them all (deletion must not leak one
     /// whose id never reached status).
     pub async fn find_by_reference(&self, reference: &str) -> Result<Option<String>, AwsError> {

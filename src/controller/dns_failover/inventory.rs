@@ -34,13 +34,39 @@ pub fn delegation(parent: &str, zone_name: &str, zone_id: &str) -> OwnedResource
     OwnedResource { name: Some(zone_id.to_string()), ..record(parent, zone_name, "NS", None) }
 }
 
-/// Health check entries whose id is not in `keep`.
+/// The id of a planned create's entry: Route 53 has not named the check yet.
+const PLANNED: &str = "planned:";
+
+/// Whether `r` is a create planned (its reference recorded) but not yet answered.
+pub fn is_planned(r: &OwnedResource) -> bool {
+    r.type_ == HEALTH_CHECK && r.id.starts_with(PLANNED)
+}
+
+/// Health check entries whose id is not in `keep` (planned creates, which have no id yet, aside).
 pub fn unwanted_checks(resources: &[OwnedResource], keep: &[&str]) -> Vec<String> {
     resources
         .iter()
-        .filter(|r| r.type_ == HEALTH_CHECK && !keep.contains(&r.id.as_str()))
+        .filter(|r| r.type_ == HEALTH_CHECK && !is_planned(r) && !keep.contains(&r.id.as_str()))
         .map(|r| r.id.clone())
         .collect()
+}
+
+/// The CallerReference of a planned create (an entry without id) whose reference starts with
+/// `stem`.
+pub fn planned(resources: &[OwnedResource], stem: &str) -> Option<String> {
+    let prefix = format!("{stem}-");
+    resources.iter().filter(|r| is_planned(r)).filter_map(|r| r.name.clone()).find(|n| n.starts_with(&prefix))
+}
+
+/// Record a planned create with `reference` (no id yet).
+pub fn plan_create(resources: &mut Vec<OwnedResource>, reference: &str) {
+    resources.push(health_check(&format!("{PLANNED}{reference}"), Some(reference)));
+    resources.sort();
+}
+
+/// The planned create with `reference` is done (or abandoned).
+pub fn unplan(resources: &mut Vec<OwnedResource>, reference: &str) {
+    resources.retain(|r| !(is_planned(r) && r.name.as_deref() == Some(reference)));
 }
 
 /// Record entries not in `keep` (ids).
@@ -116,5 +142,13 @@ mod tests {
         assert_eq!(unwanted_records(&r, &[]), vec!["Z1/a.example.com/CNAME/s".to_string()]);
         remove(&mut r, HEALTH_CHECK, "hc-1");
         assert_eq!(unwanted_checks(&r, &["hc-2"]), Vec::<String>::new());
+        plan_create(&mut r, "uid-primary-abcd1234-n1");
+        plan_create(&mut r, "uid-secondary-abcd1234-n2");
+        assert_eq!(planned(&r, "uid-primary-abcd1234").as_deref(), Some("uid-primary-abcd1234-n1"));
+        assert_eq!(planned(&r, "uid-primary-ffff0000"), None, "another configuration plans its own");
+        assert_eq!(unwanted_checks(&r, &["hc-2"]), Vec::<String>::new(), "a planned create is not deleted");
+        unplan(&mut r, "uid-primary-abcd1234-n1");
+        assert_eq!(planned(&r, "uid-primary-abcd1234"), None);
+        assert!(planned(&r, "uid-secondary-abcd1234").is_some());
     }
 }

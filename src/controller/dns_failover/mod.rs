@@ -24,16 +24,16 @@ use self::plan::{
     HealthCheckAction, HealthCheckConfig, caller_reference, desired_health_check, health_check_action, set_identifier,
 };
 use super::{
-    Blocked, ReconcileError, emit_transitions, jittered, record_aws_error, record_blocked, record_paused,
-    with_finalizer, write_status,
+    Blocked, ReconcileError, StatusWriter, emit_transitions, is_stale_write, jittered, record_aws_error,
+    record_blocked, record_paused, with_finalizer, write_status,
 };
 use crate::api::DeletionPolicy;
 use crate::api::dns_failover::{
     ActiveTarget, ChangeStatus, DnsFailover, DnsFailoverStatus, FailoverMode, HealthCheckStatus, HealthChecksStatus,
 };
 use crate::api::validation::{normalize_dns_name, normalize_zone_id, validate_dns_failover};
-use crate::aws::AwsError;
 use crate::aws::errors::build_error;
+use crate::aws::{AwsError, ErrorCategory};
 use crate::runtime::Context;
 use crate::runtime::conditions::{
     self, DEGRADED, DELETION_BLOCKED, READY, REASON_INVALID_SPEC, REASON_NAME_CONFLICT, SYNCED,
@@ -84,7 +84,9 @@ async fn apply(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -> 
         return Ok(Action::requeue(jittered(ctx.config.resync())));
     }
     let aws = clients(ctx, &obj).await?;
-    let outcome = converge(&obj, &aws, &mut status).await;
+    let writer = StatusWriter::new(api, obj.as_ref(), ctx);
+    let persist = Persist { writer: &writer };
+    let outcome = converge(&obj, &aws, &mut status, &persist).await;
     // The poller's latest reading of the checks this status now names (the one status writer).
     let flip = readings::apply_reading(
         &mut status,
@@ -126,8 +128,16 @@ async fn apply(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -> 
             Err(ReconcileError::Aws(err))
         }
     };
+    match writer.write(&status).await {
+        // This pass read a copy older than the object (the cache lags behind a write): nothing
+        // it decided is recorded; the newer version triggers a pass of its own.
+        Err(e) if is_stale_write(&e) => {
+            tracing::debug!(object = ?obj.meta().name, "stale read; status not written");
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
+        written => written?,
+    }
     emit_transitions(ctx, obj.as_ref(), &old, &status).await;
-    write_status(api, &obj, &status, ctx).await?;
     if let Some(f) = flip {
         let note = format!("Route 53 now answers the {:?} target ({})", f.to, f.reason).to_lowercase();
         ctx.events.warning(obj.as_ref(), &f.reason, "Failover", note).await;
@@ -140,12 +150,86 @@ fn side_status<'a>(status: &'a mut DnsFailoverStatus, side: &str) -> &'a mut Hea
     if side == "primary" { &mut checks.primary } else { &mut checks.secondary }
 }
 
+/// Writes the status in the middle of a pass, so that a create's idempotency token is recorded
+/// before the create is sent (the pass's final write comes at its end, as always).
+struct Persist<'a> {
+    writer: &'a StatusWriter<'a, DnsFailover>,
+}
+
+impl Persist<'_> {
+    /// Record `status.resources` only: the rest of the status (conditions, observedGeneration)
+    /// describes the last finished pass until this one finishes. Refused when the object changed
+    /// since this pass read it: then nothing is created on a stale plan.
+    async fn write(&self, status: &DnsFailoverStatus) -> Result<(), AwsError> {
+        let mut recorded = self.writer.current().unwrap_or_default();
+        recorded.resources = status.resources.clone();
+        self.writer.write(&recorded).await.map_err(|e| {
+            let stale = is_stale_write(&e);
+            AwsError {
+                service: "kubernetes",
+                operation: "status",
+                category: if stale { ErrorCategory::Conflict } else { ErrorCategory::Transient },
+                code: if stale { "StaleObject" } else { "StatusWriteFailed" }.into(),
+                message: format!("could not record the planned create before sending it: {e}"),
+            }
+        })
+    }
+}
+
+/// Create the side's check with the reference planned for it: planned (stem + nonce) and recorded
+/// first when there is none, repeated as it is after a lost answer (Route 53 then returns the
+/// check it made).
+async fn create_planned(
+    aws: &FailoverAws,
+    status: &mut DnsFailoverStatus,
+    stem: &str,
+    want: &HealthCheckConfig,
+    persist: &Persist<'_>,
+) -> Result<String, AwsError> {
+    let reference = match inventory::planned(&status.resources, stem) {
+        Some(r) => r,
+        None => {
+            let nonce: String = uuid::Uuid::new_v4().simple().to_string().chars().take(6).collect();
+            let r = format!("{stem}-{nonce}");
+            inventory::plan_create(&mut status.resources, &r);
+            persist.write(status).await?;
+            r
+        }
+    };
+    let tags = aws.owner.tags(&Default::default());
+    let id = match aws.create_health_check(&reference, want, &tags).await {
+        Ok(id) => id,
+        // The reference with other settings (the mode changed after a lost answer), or a deleted
+        // check's: find the check by its reference; with none, the next pass plans a new one.
+        Err(e) if e.code == "HealthCheckAlreadyExists" => match aws.find_by_reference(&reference).await? {
+            Some(found) => {
+                if let Some(have) = aws.health_check(&found).await?
+                    && health_check_action(want, &have) == HealthCheckAction::Update
+                {
+                    aws.update_health_check(&found, want).await?;
+                }
+                aws.tag_health_check(&found, &tags).await?;
+                found
+            }
+            None => {
+                inventory::unplan(&mut status.resources, &reference);
+                return Err(e);
+            }
+        },
+        Err(e) => return Err(e),
+    };
+    inventory::unplan(&mut status.resources, &reference);
+    inventory::add(&mut status.resources, inventory::health_check(&id, Some(&reference)));
+    Ok(id)
+}
+
 /// Ensure one side's health check; returns its id (empty when the side has none).
 async fn ensure_health_check(
     aws: &FailoverAws,
     status: &mut DnsFailoverStatus,
     side: &str,
     want: Option<HealthCheckConfig>,
+    persist: &Persist<'_>,
 ) -> Result<String, AwsError> {
     let recorded = side_status(status, side).id.clone();
     // A check the status names is in the inventory until it is deleted, even if a later step of
@@ -157,7 +241,7 @@ async fn ensure_health_check(
         *side_status(status, side) = HealthCheckStatus::default();
         return Ok(String::new());
     };
-    let reference = caller_reference(&aws.owner.uid, side, &want);
+    let stem = caller_reference(&aws.owner.uid, side, &want);
     let have =
         if recorded.is_empty() { None } else { aws.health_check(&recorded).await?.map(|h| (recorded.clone(), h)) };
     let id = match have {
@@ -168,28 +252,11 @@ async fn ensure_health_check(
                 id
             }
             // The old check (listed in the inventory) goes after the records point at the new one.
-            HealthCheckAction::Replace => match aws.find_lost_create(&reference).await? {
-                Some(found) => {
-                    aws.tag_health_check(&found, &aws.owner.tags(&Default::default())).await?;
-                    found
-                }
-                None => aws.create_health_check(&reference, &want, &aws.owner.tags(&Default::default())).await?,
-            },
+            HealthCheckAction::Replace => create_planned(aws, status, &stem, &want, persist).await?,
         },
-        None => match aws.find_lost_create(&reference).await? {
-            Some(found) => {
-                if let Some(have) = aws.health_check(&found).await?
-                    && health_check_action(&want, &have) == HealthCheckAction::Update
-                {
-                    aws.update_health_check(&found, &want).await?;
-                }
-                aws.tag_health_check(&found, &aws.owner.tags(&Default::default())).await?;
-                found
-            }
-            None => aws.create_health_check(&reference, &want, &aws.owner.tags(&Default::default())).await?,
-        },
+        None => create_planned(aws, status, &stem, &want, persist).await?,
     };
-    inventory::add(&mut status.resources, inventory::health_check(&id, Some(&reference)));
+    inventory::add(&mut status.resources, inventory::health_check(&id, None));
     let entry = side_status(status, side);
     if entry.id != id {
         // A new check has no reading yet: Unknown, so the poller reads it first.
@@ -240,6 +307,7 @@ async fn converge(
     obj: &DnsFailover,
     aws: &FailoverAws,
     status: &mut DnsFailoverStatus,
+    persist: &Persist<'_>,
 ) -> Result<Option<Blocked>, AwsError> {
     let spec = &obj.spec;
     let zone = normalize_zone_id(&spec.hosted_zone_id).to_string();
@@ -274,13 +342,13 @@ async fn converge(
 
     let primary_want = desired_health_check(&spec.primary.health_check, &spec.primary.target, spec.mode);
     let old_primary = status.health_checks.as_ref().map(|h| h.primary.id.clone()).unwrap_or_default();
-    let primary_id = ensure_health_check(aws, status, "primary", Some(primary_want)).await?;
+    let primary_id = ensure_health_check(aws, status, "primary", Some(primary_want), persist).await?;
     let secondary_want = spec
         .secondary
         .health_check
         .as_ref()
         .map(|hc| desired_health_check(hc, &spec.secondary.target, FailoverMode::Auto));
-    let secondary_id = ensure_health_check(aws, status, "secondary", secondary_want).await?;
+    let secondary_id = ensure_health_check(aws, status, "secondary", secondary_want, persist).await?;
 
     let desired = [
         record(&spec.name, spec.ttl, "primary", &uid, &spec.primary.target, &primary_id)?,
@@ -550,8 +618,21 @@ async fn delete_all(obj: &DnsFailover, aws: &FailoverAws) -> Result<(), AwsError
             ids.push(id);
         }
     }
-    // Checks go last: Route 53 refuses to delete one a record still uses.
-    ids.extend(resources.iter().filter(|r| r.type_ == inventory::HEALTH_CHECK).map(|r| r.id.clone()));
+    // Checks go last: Route 53 refuses to delete one a record still uses. A planned create whose
+    // answer never came is found by its reference.
+    ids.extend(
+        resources
+            .iter()
+            .filter(|r| r.type_ == inventory::HEALTH_CHECK && !inventory::is_planned(r))
+            .map(|r| r.id.clone()),
+    );
+    for r in resources.iter().filter(|r| inventory::is_planned(r)) {
+        if let Some(reference) = &r.name
+            && let Some(id) = aws.find_by_reference(reference).await?
+        {
+            ids.push(id);
+        }
+    }
     ids.sort();
     ids.dedup();
     for id in ids.into_iter().filter(|i| !i.is_empty()) {

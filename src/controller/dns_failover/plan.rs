@@ -76,8 +76,11 @@ pub fn health_check_action(want: &HealthCheckConfig, have: &HealthCheckConfig) -
     }
 }
 
-/// Deterministic CallerReference: object uid + the immutable configuration, so a retry after a lost
-/// response finds the same check and a replacement gets a new one.
+/// The stem of a side's CallerReference: object uid + side + the immutable configuration. Each
+/// create adds a nonce planned (and recorded in `status.resources`) before the call: a retry after
+/// a lost response repeats the same reference (Route 53 answers with the existing check), and a
+/// check removed and re-added, or replaced and replaced back, gets a new one (Route 53 refuses a
+/// deleted check's reference for good).
 pub fn caller_reference(uid: &str, side: &str, want: &HealthCheckConfig) -> String {
     let hash = sha256_hex(format!("{}/{}/{}", side, want.check_type, want.interval).as_bytes());
     format!("{uid}-{side}-{}", &hash[..8])
