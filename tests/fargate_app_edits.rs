@@ -237,3 +237,41 @@ async fn moving_to_another_cluster_moves_the_service() {
     nothing_left(&s.cfg, &s.ctx.namespace, "web", &[&s.fx.alb.listener_arn]).await;
     s.finish().await;
 }
+
+/// The way out of a deletion AWS keeps refusing (a role that can no longer be assumed, a permission
+/// taken away): `DeletionBlocked` says why, and `spec.policy.deletion: Retain` lets the object go,
+/// leaving its AWS objects (listed in `status.resources`) in place.
+#[tokio::test]
+async fn a_deletion_aws_keeps_refusing_is_reported_and_retain_lets_the_object_go() {
+    use kube::runtime::wait::await_condition;
+    let s = Setup::new("fa-edit-wayout").await;
+    s.create(s.app_json("web")).await;
+    let app = wait_synced(&s.api, "web").await;
+    let recorded = status_of(&app).resources;
+    assert!(!recorded.is_empty());
+    let support::app::Setup { ctx, cfg, fx, op, api } = s;
+    op.stop().await;
+    // Every AWS call now fails as if AWS refused it.
+    let op = support::operator::InProcessOperator::start_with_faults(&ctx, "*=5xx%1").await;
+    let s = support::app::Setup { ctx, cfg, fx, op, api };
+
+    s.api.delete("web", &DeleteParams::default()).await.expect("delete");
+    let blocked = tokio::time::timeout(
+        support::app::WAIT,
+        await_condition(s.api.clone(), "web", |o: Option<&FargateApp>| {
+            o.and_then(|a| support::app::condition(a, "DeletionBlocked")).is_some_and(|c| c.status == "True")
+        }),
+    )
+    .await
+    .expect("DeletionBlocked within the wait")
+    .expect("watch")
+    .expect("the object is still there");
+    assert_eq!(status_of(&blocked).resources, recorded, "nothing was deleted, so the inventory is intact");
+
+    s.merge_patch("web", &json!({"spec": {"policy": {"deletion": "Retain"}}})).await;
+    wait_deleted(&s.api, "web", &app.uid().expect("uid")).await;
+    let owner = app_owner(&s.ctx.namespace, "web");
+    assert_eq!(fixtures::owned_active_services(&s.cfg, &owner).await.len(), 1, "Retain leaves the service");
+    assert_eq!(fixtures::owned_rules(&s.cfg, &s.fx.alb.listener_arn, &owner).await.len(), 1, "and the rule");
+    s.finish().await;
+}
