@@ -922,6 +922,29 @@ async fn lost_responses_and_throttling_on_create_still_end_with_exactly_one_of_e
 }
 
 /// Wait for Synced=True on the generation `patched` produced.
+/// With `adoption: Never`, a create whose answer was lost is still this object's own: the create was
+/// recorded as planned before it was sent, so the next pass uses what it made instead of reporting
+/// its own target group and service as a NameConflict forever.
+#[tokio::test]
+async fn adoption_never_survives_a_lost_create_response() {
+    let s = Setup::with_faults("fa-never-lost", "CreateTargetGroup=lost@1,CreateService=lost@1").await;
+    let mut app = s.app_json("web");
+    app["spec"]["policy"] = json!({"adoption": "Never"});
+    s.create(app).await;
+    let app = wait_synced(&s.api, "web").await;
+    let m = &s.op.metrics;
+    for (svc, op) in [("elbv2", "CreateTargetGroup"), ("ecs", "CreateService")] {
+        assert!(m.aws_call_count(svc, op, "transient") >= 1, "{svc}:{op} never lost a response");
+    }
+    let owner = app_owner(&s.ctx.namespace, "web");
+    let st = status_of(&app);
+    let tgs = fixtures::owned_target_groups(&s.cfg, &owner).await;
+    assert_eq!(tgs.iter().map(|t| t.arn()).collect::<Vec<_>>(), [st.target_group_arn.as_deref().unwrap_or("?")]);
+    assert_eq!(fixtures::owned_active_services(&s.cfg, &owner).await.len(), 1);
+    assert!(st.resources.iter().all(|r| !r.id.starts_with("planned:")), "no plan is left: {:?}", st.resources);
+    s.finish().await;
+}
+
 async fn wait_synced_generation(api: &Api<FargateApp>, name: &str, generation: Option<i64>) -> FargateApp {
     wait_app(api, name, "Synced=True on the new generation", move |a| {
         current(a) && a.metadata.generation == generation && condition(a, "Synced").is_some_and(|c| c.status == "True")

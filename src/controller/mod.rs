@@ -225,6 +225,30 @@ impl<'a, K: Managed> StatusWriter<'a, K> {
     pub fn current(&self) -> Option<K::Status> {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
     }
+
+    /// In the middle of a pass: write the status as last written (or read) with `change` applied,
+    /// e.g. a create's idempotency token added to the inventory before the create is sent. The rest
+    /// of the status (conditions, observedGeneration) describes the last finished pass until this
+    /// one finishes. Refused when the object changed since the pass read it, so nothing is created
+    /// on a stale plan.
+    pub async fn record(&self, change: impl FnOnce(&mut K::Status)) -> Result<(), crate::aws::AwsError> {
+        let mut recorded = self.current().unwrap_or_default();
+        change(&mut recorded);
+        self.write(&recorded).await.map_err(|e| {
+            let stale = is_stale_write(&e);
+            crate::aws::AwsError {
+                service: "kubernetes",
+                operation: "status",
+                category: if stale {
+                    crate::aws::ErrorCategory::Conflict
+                } else {
+                    crate::aws::ErrorCategory::Transient
+                },
+                code: if stale { "StaleObject" } else { "StatusWriteFailed" }.into(),
+                message: format!("could not record a planned create before sending it: {e}"),
+            }
+        })
+    }
 }
 
 /// Whether `err` is a status write refused because the object changed since it was read.

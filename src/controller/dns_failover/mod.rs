@@ -32,8 +32,8 @@ use crate::api::dns_failover::{
     ActiveTarget, ChangeStatus, DnsFailover, DnsFailoverStatus, FailoverMode, HealthCheckStatus, HealthChecksStatus,
 };
 use crate::api::validation::{normalize_dns_name, normalize_zone_id, validate_dns_failover};
+use crate::aws::AwsError;
 use crate::aws::errors::build_error;
-use crate::aws::{AwsError, ErrorCategory};
 use crate::runtime::Context;
 use crate::runtime::conditions::{
     self, DEGRADED, DELETION_BLOCKED, READY, REASON_INVALID_SPEC, REASON_NAME_CONFLICT, SYNCED,
@@ -157,22 +157,9 @@ struct Persist<'a> {
 }
 
 impl Persist<'_> {
-    /// Record `status.resources` only: the rest of the status (conditions, observedGeneration)
-    /// describes the last finished pass until this one finishes. Refused when the object changed
-    /// since this pass read it: then nothing is created on a stale plan.
+    /// Record `status.resources` (see [`StatusWriter::record`]).
     async fn write(&self, status: &DnsFailoverStatus) -> Result<(), AwsError> {
-        let mut recorded = self.writer.current().unwrap_or_default();
-        recorded.resources = status.resources.clone();
-        self.writer.write(&recorded).await.map_err(|e| {
-            let stale = is_stale_write(&e);
-            AwsError {
-                service: "kubernetes",
-                operation: "status",
-                category: if stale { ErrorCategory::Conflict } else { ErrorCategory::Transient },
-                code: if stale { "StaleObject" } else { "StatusWriteFailed" }.into(),
-                message: format!("could not record the planned create before sending it: {e}"),
-            }
-        })
+        self.writer.record(|s| s.resources = status.resources.clone()).await
     }
 }
 

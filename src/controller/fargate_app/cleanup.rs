@@ -167,6 +167,8 @@ async fn delete_all(obj: &FargateApp, aws: &FargateAws, status: &mut FargateAppS
         inventory::add(resources, inventory::target_group(&tg.arn));
     }
     inventory::add(resources, inventory::family(&names.family));
+    // A planned create's object, if it was made, was found by its name above.
+    resources.retain(|r| !inventory::is_planned(r));
 
     // Rules, records, then services: a target group goes once nothing forwards to it.
     let rules: Vec<OwnedResource> = resources.iter().filter(|r| r.type_ == LISTENER_RULE).cloned().collect();

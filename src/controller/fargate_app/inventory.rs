@@ -40,6 +40,20 @@ pub fn family(name: &str) -> OwnedResource {
     OwnedResource { type_: TASK_DEFINITION_FAMILY.into(), id: name.into(), parent: None, name: None }
 }
 
+/// The id prefix of a create recorded before it was sent, whose answer has not come yet.
+const PLANNED: &str = "planned:";
+
+/// A create of a `type_` object named `key`, recorded before it is sent: after a lost answer it
+/// tells the next pass that the object with that name and our tags is this object's own.
+pub fn planned(type_: &str, key: &str) -> OwnedResource {
+    OwnedResource { type_: type_.into(), id: format!("{PLANNED}{key}"), parent: None, name: None }
+}
+
+/// Whether `entry` is a planned create (no AWS id yet).
+pub fn is_planned(entry: &OwnedResource) -> bool {
+    entry.id.starts_with(PLANNED)
+}
+
 /// Route 53 type of a record of `record_type`.
 pub fn rr_type(record_type: DnsRecordType) -> &'static str {
     match record_type {
@@ -137,6 +151,7 @@ pub fn unwanted_entries(resources: &[OwnedResource], wanted: &Wanted<'_>) -> Vec
     [(LISTENER_RULE, wanted.rule), (RECORD, record), (SERVICE, wanted.service), (TARGET_GROUP, wanted.target_group)]
         .into_iter()
         .flat_map(|(type_, keep)| unwanted(resources, type_, keep.as_slice()).into_iter().cloned())
+        .filter(|e| !is_planned(e))
         .collect()
 }
 

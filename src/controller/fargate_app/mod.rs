@@ -24,8 +24,8 @@ use kube::{Resource, ResourceExt};
 use self::aws::{FargateAws, ListenerInfo};
 use self::plan::{DesiredTargetGroup, lb_target, readiness, service_update};
 use super::{
-    Blocked, ReconcileError, emit_transitions, gate, jittered, record_aws_error, record_blocked, with_finalizer,
-    write_status,
+    Blocked, ReconcileError, StatusWriter, emit_transitions, gate, is_stale_write, jittered, record_aws_error,
+    record_blocked, with_finalizer,
 };
 use crate::api::fargate_app::{FargateApp, FargateAppStatus, ReplicaCounts, RolloutStatus};
 use crate::api::{AdoptionPolicy, OwnedResource};
@@ -103,6 +103,7 @@ async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Re
     let old = obj.status.clone().unwrap_or_default();
     let mut status = old.clone();
     let aws = clients(ctx, &obj).await?;
+    let writer = StatusWriter::new(api, obj.as_ref(), ctx);
     let budgets = ctx.config.budgets();
     let full_every = passes::stretched(
         ctx.config.resync(),
@@ -126,7 +127,7 @@ async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Re
         None => {
             let read_attributes = old.observed_generation != generation
                 || ctx.passes.full_passes(&key).is_multiple_of(ATTRIBUTE_CHECK_EVERY_FULL_PASSES);
-            let outcome = converge(&obj, &aws, &mut status, ctx, read_attributes).await;
+            let outcome = converge(&obj, &aws, &mut status, ctx, &writer, read_attributes).await;
             if outcome.is_ok() {
                 ctx.passes.record_full(&key, generation);
             }
@@ -164,8 +165,13 @@ async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Re
             Err(ReconcileError::Aws(err))
         }
     };
+    match writer.write(&status).await {
+        // This pass read a copy older than the object (the cache lags behind a write): nothing
+        // it decided is recorded; the newer version triggers a pass of its own.
+        Err(e) if is_stale_write(&e) => return Ok(Action::requeue(Duration::from_secs(1))),
+        written => written?,
+    }
     emit_transitions(ctx, obj.as_ref(), &old, &status).await;
-    write_status(api, &obj, &status, ctx).await?;
     result
 }
 
@@ -176,6 +182,7 @@ async fn converge(
     aws: &FargateAws,
     status: &mut FargateAppStatus,
     ctx: &Context,
+    writer: &StatusWriter<'_, FargateApp>,
     read_attributes: bool,
 ) -> Result<Outcome, AwsError> {
     let spec = &obj.spec;
@@ -192,7 +199,9 @@ async fn converge(
                 Err(blocked) => return Ok(Outcome::Blocked(blocked)),
             }
         }
-        let arn = match ensure_target_group(obj, aws, status, ctx, &names, listener.as_ref(), read_attributes).await? {
+        let arn = match ensure_target_group(obj, aws, status, ctx, writer, &names, listener.as_ref(), read_attributes)
+            .await?
+        {
             Ok(arn) => arn,
             Err(blocked) => return Ok(Outcome::Blocked(blocked)),
         };
@@ -225,7 +234,7 @@ async fn converge(
     status.load_balancer_dns_name = listener.as_ref().map(|l| l.dns_name.clone());
 
     // 2. Task definition and service.
-    let observed_service = match ensure_service(obj, aws, status, ctx, &names, tg_arn.as_deref()).await? {
+    let observed_service = match ensure_service(obj, aws, status, ctx, writer, &names, tg_arn.as_deref()).await? {
         Ok(observed) => observed,
         Err(blocked) => return Ok(Outcome::Blocked(blocked)),
     };
@@ -256,11 +265,13 @@ async fn converge(
 
 /// Our target group, created, adopted or brought in line with the spec. The inner `Err` is a
 /// conflict a human must resolve.
+#[allow(clippy::too_many_arguments)]
 async fn ensure_target_group(
     obj: &FargateApp,
     aws: &FargateAws,
-    status: &FargateAppStatus,
+    status: &mut FargateAppStatus,
     ctx: &Context,
+    writer: &StatusWriter<'_, FargateApp>,
     names: &Names,
     listener: Option<&ListenerInfo>,
     read_attributes: bool,
@@ -281,18 +292,23 @@ async fn ensure_target_group(
         health: lb.target_group.health_check.clone(),
         deregistration_delay: lb.target_group.deregistration_delay_seconds,
     };
-    let recorded = status.target_group_arn.as_deref();
-    match aws.target_group(&desired.name, read_attributes, recorded).await? {
+    let recorded = status.target_group_arn.clone();
+    let planned = inventory::planned(inventory::TARGET_GROUP, &desired.name);
+    let was_planned = status.resources.contains(&planned);
+    match aws.target_group(&desired.name, read_attributes, recorded.as_deref()).await? {
         None => {
+            record_planned(&mut status.resources, writer, &planned).await?;
             let arn = aws.create_target_group(&desired, &aws.owner.tags(&spec.tags)).await?;
+            inventory::remove(&mut status.resources, &planned.type_, &planned.id);
             aws.set_deregistration_delay(&arn, desired.deregistration_delay).await?;
             ctx.events.normal(obj, "Created", "CreateTargetGroup", format!("target group {}", desired.name)).await;
             Ok(Ok(arn))
         }
-        Some((observed, owned)) if !adoptable(spec, owned, recorded, &observed.arn) => {
+        Some((observed, owned)) if !adoptable(spec, owned, recorded.as_deref(), &observed.arn, was_planned) => {
             Ok(Err(name_conflict("target group", &desired.name, owned)))
         }
         Some((observed, _)) => {
+            inventory::remove(&mut status.resources, &planned.type_, &planned.id);
             let changes = plan::target_group_changes(&desired, &observed);
             if !changes.immutable.is_empty() {
                 return Ok(Err(Blocked {
@@ -323,6 +339,7 @@ async fn ensure_service(
     aws: &FargateAws,
     status: &mut FargateAppStatus,
     ctx: &Context,
+    writer: &StatusWriter<'_, FargateApp>,
     names: &Names,
     tg_arn: Option<&str>,
 ) -> Result<Result<Option<plan::ObservedService>, Blocked>, AwsError> {
@@ -344,8 +361,10 @@ async fn ensure_service(
         }
         Err(e) => return Err(e),
     };
+    let planned = inventory::planned(inventory::SERVICE, &format!("{}/{}", spec.cluster, names.family));
+    let was_planned = status.resources.contains(&planned);
     if let Some(s) = &service
-        && !adoptable(spec, s.ours, status.service_arn.as_deref(), &s.arn)
+        && !adoptable(spec, s.ours, status.service_arn.as_deref(), &s.arn, was_planned)
     {
         return Ok(Err(name_conflict("ECS service", &names.family, s.ours)));
     }
@@ -370,6 +389,7 @@ async fn ensure_service(
     let restart = spec.restarted_at.is_some() && spec.restarted_at != status.restarted_at;
     let observed = match service {
         None => {
+            record_planned(&mut status.resources, writer, &planned).await?;
             let arn = service::create_service(aws, obj, names, &td_arn, tg_arn, &tags).await?;
             ctx.events.normal(obj, "Created", "CreateService", format!("service {}", names.family)).await;
             status.restarted_at = spec.restarted_at.clone();
@@ -391,6 +411,7 @@ async fn ensure_service(
         }
     };
     if let Some(svc) = &observed {
+        inventory::remove(&mut status.resources, &planned.type_, &planned.id);
         inventory::add(&mut status.resources, inventory::service(&svc.arn, &spec.cluster));
         status.service_arn = Some(svc.arn.clone());
     }
@@ -459,12 +480,30 @@ async fn poll(obj: &FargateApp, aws: &FargateAws, status: &mut FargateAppStatus)
 }
 
 /// Whether an existing resource with our name may be used. `IfTagged`: it carries our owner tags.
-/// `Never`: only the one this object already records in status (created by it), never one found.
-fn adoptable(spec: &crate::api::fargate_app::FargateAppSpec, owned: bool, recorded: Option<&str>, arn: &str) -> bool {
+/// `Never`: only one this object made: recorded in status, or whose create it recorded as planned
+/// before sending it (the answer was lost), never one found.
+fn adoptable(
+    spec: &crate::api::fargate_app::FargateAppSpec,
+    owned: bool,
+    recorded: Option<&str>,
+    arn: &str,
+    planned: bool,
+) -> bool {
     match spec.policy.adoption {
         AdoptionPolicy::IfTagged => owned,
-        AdoptionPolicy::Never => owned && recorded == Some(arn),
+        AdoptionPolicy::Never => owned && (recorded == Some(arn) || planned),
     }
+}
+
+/// Record a create as planned in the inventory, and write it, before the create is sent.
+async fn record_planned(
+    resources: &mut Vec<OwnedResource>,
+    writer: &StatusWriter<'_, FargateApp>,
+    planned: &OwnedResource,
+) -> Result<(), AwsError> {
+    inventory::add(resources, planned.clone());
+    let recorded = resources.clone();
+    writer.record(|s| s.resources = recorded).await
 }
 
 fn name_conflict(what: &str, name: &str, owned: bool) -> Blocked {
