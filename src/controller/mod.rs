@@ -185,6 +185,21 @@ pub async fn write_status<K: Managed>(
     Ok(())
 }
 
+/// Record a deletion that cannot finish yet: `DeletionBlocked` with the error's reason, and the
+/// error in `lastError`. The finalizer stays until a later attempt succeeds.
+pub fn record_deletion_blocked<S: ObjectStatus>(status: &mut S, err: &crate::aws::AwsError, generation: Option<i64>) {
+    let msg = format!("waiting to delete: {err}");
+    conditions::set_condition(
+        status.conditions_mut(),
+        conditions::DELETION_BLOCKED,
+        true,
+        err.category.reason(),
+        &msg,
+        generation,
+    );
+    set_last_error(status.last_error_mut(), &err.operation_path(), &err.code, &err.message);
+}
+
 /// Writes one object's status during one pass, each write conditional on the resourceVersion the
 /// pass read (then on the version its own previous write produced). A pass that planned from a stale
 /// copy of the object (the reconcile cache lags behind the pass before it) gets a conflict instead of

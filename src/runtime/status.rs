@@ -62,12 +62,12 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize,
 {
-    let patch = serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": status,
-    });
-    api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch::<K, S>(status, None)),
+    )
+    .await?;
     Ok(())
 }
 
@@ -83,11 +83,14 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize,
 {
-    let patch = serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "metadata": {"resourceVersion": resource_version},
-        "status": status,
-    });
+    let patch = patch::<K, S>(status, Some(resource_version));
     api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await
+}
+
+fn patch<K: Resource<DynamicType = ()>, S: Serialize>(status: &S, resource_version: Option<&str>) -> serde_json::Value {
+    let mut patch = serde_json::json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
+    if let Some(v) = resource_version {
+        patch["metadata"] = serde_json::json!({"resourceVersion": v});
+    }
+    patch
 }

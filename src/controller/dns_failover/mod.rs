@@ -25,7 +25,7 @@ use self::plan::{
 };
 use super::{
     Blocked, ReconcileError, StatusWriter, emit_transitions, is_stale_write, jittered, record_aws_error,
-    record_blocked, record_paused, with_finalizer, write_status,
+    record_blocked, record_deletion_blocked, record_paused, with_finalizer, write_status,
 };
 use crate::api::DeletionPolicy;
 use crate::api::dns_failover::{
@@ -35,9 +35,7 @@ use crate::api::validation::{normalize_dns_name, normalize_zone_id, validate_dns
 use crate::aws::AwsError;
 use crate::aws::errors::build_error;
 use crate::runtime::Context;
-use crate::runtime::conditions::{
-    self, DEGRADED, DELETION_BLOCKED, READY, REASON_INVALID_SPEC, REASON_NAME_CONFLICT, SYNCED,
-};
+use crate::runtime::conditions::{self, DEGRADED, READY, REASON_INVALID_SPEC, REASON_NAME_CONFLICT, SYNCED};
 use crate::runtime::status::ObjectStatus;
 
 const KIND: &str = "DnsFailover";
@@ -522,15 +520,7 @@ async fn cleanup(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -
         Ok(()) => Ok(Action::await_change()),
         Err(err) => {
             let mut status = obj.status.clone().unwrap_or_default();
-            let msg = format!("waiting to delete: {err}");
-            conditions::set_condition(
-                status.conditions_mut(),
-                DELETION_BLOCKED,
-                true,
-                err.category.reason(),
-                &msg,
-                obj.meta().generation,
-            );
+            record_deletion_blocked(&mut status, &err, obj.meta().generation);
             write_status(api, &obj, &status, ctx).await?;
             Err(ReconcileError::Aws(err))
         }

@@ -18,10 +18,8 @@ use super::{Names, dns, service};
 use crate::api::fargate_app::{FargateApp, FargateAppStatus};
 use crate::api::{DeletionPolicy, OwnedResource};
 use crate::aws::{AwsError, ErrorCategory};
-use crate::controller::{ReconcileError, write_status};
+use crate::controller::{ReconcileError, record_deletion_blocked, write_status};
 use crate::runtime::Context;
-use crate::runtime::conditions::{self, DELETION_BLOCKED};
-use crate::runtime::status::{ObjectStatus, set_last_error};
 
 /// Delete the entries `wanted` no longer keeps (records are `dns::sync`'s), each leaving the
 /// inventory once its object is gone.
@@ -114,16 +112,7 @@ pub async fn cleanup(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context)
             Ok(Action::await_change())
         }
         Err(err) => {
-            let msg = format!("waiting to delete: {err}");
-            conditions::set_condition(
-                status.conditions_mut(),
-                DELETION_BLOCKED,
-                true,
-                err.category.reason(),
-                &msg,
-                obj.meta().generation,
-            );
-            set_last_error(&mut status.last_error, &err.operation_path(), &err.code, &err.message);
+            record_deletion_blocked(&mut status, &err, obj.meta().generation);
             write_status(api, &obj, &status, ctx).await?;
             Err(ReconcileError::Aws(err))
         }

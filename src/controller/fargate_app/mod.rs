@@ -175,6 +175,16 @@ async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Re
     result
 }
 
+/// What every step of one full pass works with.
+#[derive(Clone, Copy)]
+struct Pass<'a> {
+    obj: &'a FargateApp,
+    aws: &'a FargateAws,
+    ctx: &'a Context,
+    writer: &'a StatusWriter<'a, FargateApp>,
+    names: &'a Names,
+}
+
 /// Bring AWS in line with the spec and fill `status`. Read-only when nothing differs. Everything
 /// made or adopted goes into the inventory as it lands; what the spec no longer wants goes last.
 async fn converge(
@@ -188,6 +198,7 @@ async fn converge(
     let spec = &obj.spec;
     let names = Names::new(&obj.namespace().unwrap_or_default(), &obj.name_any());
     let tags = aws.owner.tags(&spec.tags);
+    let pass = Pass { obj, aws, ctx, writer, names: &names };
     inventory::seed_from_status(spec, status);
 
     // 1. Target group and listener rule.
@@ -199,9 +210,7 @@ async fn converge(
                 Err(blocked) => return Ok(Outcome::Blocked(blocked)),
             }
         }
-        let arn = match ensure_target_group(obj, aws, status, ctx, writer, &names, listener.as_ref(), read_attributes)
-            .await?
-        {
+        let arn = match ensure_target_group(&pass, status, listener.as_ref(), read_attributes).await? {
             Ok(arn) => arn,
             Err(blocked) => return Ok(Outcome::Blocked(blocked)),
         };
@@ -234,7 +243,7 @@ async fn converge(
     status.load_balancer_dns_name = listener.as_ref().map(|l| l.dns_name.clone());
 
     // 2. Task definition and service.
-    let observed_service = match ensure_service(obj, aws, status, ctx, writer, &names, tg_arn.as_deref()).await? {
+    let observed_service = match ensure_service(&pass, status, tg_arn.as_deref()).await? {
         Ok(observed) => observed,
         Err(blocked) => return Ok(Outcome::Blocked(blocked)),
     };
@@ -265,17 +274,13 @@ async fn converge(
 
 /// Our target group, created, adopted or brought in line with the spec. The inner `Err` is a
 /// conflict a human must resolve.
-#[allow(clippy::too_many_arguments)]
 async fn ensure_target_group(
-    obj: &FargateApp,
-    aws: &FargateAws,
+    pass: &Pass<'_>,
     status: &mut FargateAppStatus,
-    ctx: &Context,
-    writer: &StatusWriter<'_, FargateApp>,
-    names: &Names,
     listener: Option<&ListenerInfo>,
     read_attributes: bool,
 ) -> Result<Result<String, Blocked>, AwsError> {
+    let Pass { obj, aws, ctx, writer, names } = *pass;
     let spec = &obj.spec;
     let Some(lb) = &spec.load_balancer else {
         return Ok(Err(Blocked { reason: "InvalidSpec", message: "spec.loadBalancer is not set".into() }));
@@ -335,14 +340,11 @@ async fn ensure_target_group(
 /// service running it. Returns the service as ECS reports it (None right after a create ECS does
 /// not list yet); the inner `Err` is a conflict a human must resolve.
 async fn ensure_service(
-    obj: &FargateApp,
-    aws: &FargateAws,
+    pass: &Pass<'_>,
     status: &mut FargateAppStatus,
-    ctx: &Context,
-    writer: &StatusWriter<'_, FargateApp>,
-    names: &Names,
     tg_arn: Option<&str>,
 ) -> Result<Result<Option<plan::ObservedService>, Blocked>, AwsError> {
+    let Pass { obj, aws, ctx, writer, names } = *pass;
     let spec = &obj.spec;
     let tags = aws.owner.tags(&spec.tags);
     let region = ctx.aws.config_for(spec.aws.as_ref()).await.region().map(|r| r.to_string()).unwrap_or_default();
