@@ -9,6 +9,7 @@ pub mod error;
 pub mod fargate_app;
 pub mod hot_pool;
 pub mod inventory;
+pub mod pass;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use error::ReconcileError;
+pub use pass::{PassEnd, StatusWriter, finish_pass, is_stale_write};
 
 use crate::api::validation::{
     ValidationErrors, validate_dns_failover, validate_fargate_app, validate_hot_pool, validate_hot_pool_claim,
@@ -198,77 +200,6 @@ pub fn record_deletion_blocked<S: ObjectStatus>(status: &mut S, err: &crate::aws
         generation,
     );
     set_last_error(status.last_error_mut(), &err.operation_path(), &err.code, &err.message);
-}
-
-/// Writes one object's status during one pass, each write conditional on the resourceVersion the
-/// pass read (then on the version its own previous write produced). A pass that planned from a stale
-/// copy of the object (the reconcile cache lags behind the pass before it) gets a conflict instead of
-/// overwriting newer status, so it cannot drop what that pass recorded, e.g. a create's idempotency
-/// token written before the create was sent.
-pub struct StatusWriter<'a, K: Managed> {
-    api: &'a Api<K>,
-    ctx: &'a Context,
-    name: String,
-    state: std::sync::Mutex<(Option<String>, Option<K::Status>)>,
-}
-
-impl<'a, K: Managed> StatusWriter<'a, K> {
-    /// A writer for `obj` as the pass read it.
-    pub fn new(api: &'a Api<K>, obj: &K, ctx: &'a Context) -> Self {
-        let state = (obj.meta().resource_version.clone(), obj.status_ref().cloned());
-        Self { api, ctx, name: obj.name_any(), state: std::sync::Mutex::new(state) }
-    }
-
-    /// Write `status` unless it is what the object already has. `Err` 409: the object changed since
-    /// this pass read it (nothing was written).
-    pub async fn write(&self, status: &K::Status) -> Result<(), ReconcileError> {
-        let (version, current) = self.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if current.as_ref() == Some(status) {
-            return Ok(());
-        }
-        self.ctx.metrics.status_written(K::KIND);
-        let written = match version {
-            Some(v) => crate::runtime::status::apply_status_at(self.api, &self.name, &v, status).await?,
-            None => return Err(ReconcileError::MissingMetadata("metadata.resourceVersion")),
-        };
-        *self.state.lock().unwrap_or_else(|p| p.into_inner()) =
-            (written.meta().resource_version.clone(), Some(status.clone()));
-        Ok(())
-    }
-
-    /// The status as this pass last wrote it (or read it).
-    pub fn current(&self) -> Option<K::Status> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
-    }
-
-    /// In the middle of a pass: write the status as last written (or read) with `change` applied,
-    /// e.g. a create's idempotency token added to the inventory before the create is sent. The rest
-    /// of the status (conditions, observedGeneration) describes the last finished pass until this
-    /// one finishes. Refused when the object changed since the pass read it, so nothing is created
-    /// on a stale plan.
-    pub async fn record(&self, change: impl FnOnce(&mut K::Status)) -> Result<(), crate::aws::AwsError> {
-        let mut recorded = self.current().unwrap_or_default();
-        change(&mut recorded);
-        self.write(&recorded).await.map_err(|e| {
-            let stale = is_stale_write(&e);
-            crate::aws::AwsError {
-                service: "kubernetes",
-                operation: "status",
-                category: if stale {
-                    crate::aws::ErrorCategory::Conflict
-                } else {
-                    crate::aws::ErrorCategory::Transient
-                },
-                code: if stale { "StaleObject" } else { "StatusWriteFailed" }.into(),
-                message: format!("could not record a planned create before sending it: {e}"),
-            }
-        })
-    }
-}
-
-/// Whether `err` is a status write refused because the object changed since it was read.
-pub fn is_stale_write(err: &ReconcileError) -> bool {
-    matches!(err, ReconcileError::Kube(kube::Error::Api(resp)) if resp.code == 409)
 }
 
 /// An Event for every change of `Ready` or `Degraded` between `old` and `new`: Normal when it got

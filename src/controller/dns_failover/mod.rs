@@ -17,15 +17,14 @@ use aws_sdk_route53::types as r53;
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
 
 use self::aws::FailoverAws;
 use self::plan::{
     HealthCheckAction, HealthCheckConfig, caller_reference, desired_health_check, health_check_action, set_identifier,
 };
 use super::{
-    Blocked, ReconcileError, StatusWriter, emit_transitions, is_stale_write, jittered, record_aws_error,
-    record_blocked, record_deletion_blocked, record_paused, with_finalizer, write_status,
+    Blocked, PassEnd, ReconcileError, StatusWriter, finish_pass, jittered, record_deletion_blocked, record_paused,
+    with_finalizer, write_status,
 };
 use crate::api::DeletionPolicy;
 use crate::api::dns_failover::{
@@ -35,7 +34,7 @@ use crate::api::validation::{normalize_dns_name, normalize_zone_id, validate_dns
 use crate::aws::AwsError;
 use crate::aws::errors::build_error;
 use crate::runtime::Context;
-use crate::runtime::conditions::{self, DEGRADED, READY, REASON_INVALID_SPEC, REASON_NAME_CONFLICT, SYNCED};
+use crate::runtime::conditions::{self, READY, REASON_INVALID_SPEC, REASON_NAME_CONFLICT};
 use crate::runtime::status::ObjectStatus;
 
 const KIND: &str = "DnsFailover";
@@ -92,50 +91,27 @@ async fn apply(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -> 
         ctx.health.latest(&obj).as_ref(),
         k8s_openapi::jiff::Timestamp::now(),
     );
-    let result = match outcome {
+    let end = match outcome {
         Ok(None) => {
-            let c = status.conditions_mut();
             conditions::set_condition(
-                c,
-                SYNCED,
-                true,
-                "Synced",
-                "health checks and both records match the spec",
-                generation,
-            );
-            conditions::set_condition(
-                c,
+                status.conditions_mut(),
                 READY,
                 true,
                 "RecordsInPlace",
                 "Route 53 serves the failover pair as specified",
                 generation,
             );
-            conditions::set_condition(c, DEGRADED, false, "AsExpected", "no problems found", generation);
-            status.last_error = None;
-            ctx.backoff.on_success(&ObjectRef::from_obj(obj.as_ref()).to_string());
             let pending = status.change.as_ref().is_some_and(|c| c.status == "PENDING");
-            Ok(Action::requeue(if pending { Duration::from_secs(10) } else { jittered(ctx.config.resync()) }))
+            let requeue = if pending { Duration::from_secs(10) } else { jittered(ctx.config.resync()) };
+            PassEnd::Converged { message: "health checks and both records match the spec", requeue }
         }
-        Ok(Some(b)) => {
-            record_blocked(&mut status, &b, generation);
-            Ok(Action::requeue(Duration::from_secs(300)))
-        }
-        Err(err) => {
-            record_aws_error(&mut status, &err, generation);
-            Err(ReconcileError::Aws(err))
-        }
+        Ok(Some(b)) => PassEnd::Blocked(b),
+        Err(err) => PassEnd::Failed(err),
     };
-    match writer.write(&status).await {
-        // This pass read a copy older than the object (the cache lags behind a write): nothing
-        // it decided is recorded; the newer version triggers a pass of its own.
-        Err(e) if is_stale_write(&e) => {
-            tracing::debug!(object = ?obj.meta().name, "stale read; status not written");
-            return Ok(Action::requeue(Duration::from_secs(1)));
-        }
-        written => written?,
+    let (result, written) = finish_pass(&writer, obj.as_ref(), ctx, &old, status, end).await;
+    if !written {
+        return result;
     }
-    emit_transitions(ctx, obj.as_ref(), &old, &status).await;
     if let Some(f) = flip {
         let note = format!("Route 53 now answers the {:?} target ({})", f.to, f.reason).to_lowercase();
         ctx.events.warning(obj.as_ref(), &f.reason, "Failover", note).await;

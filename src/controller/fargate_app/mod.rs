@@ -14,7 +14,6 @@ mod rule;
 mod service;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -23,15 +22,12 @@ use kube::{Resource, ResourceExt};
 
 use self::aws::{FargateAws, ListenerInfo};
 use self::plan::{DesiredTargetGroup, lb_target, readiness, service_update};
-use super::{
-    Blocked, ReconcileError, StatusWriter, emit_transitions, gate, is_stale_write, jittered, record_aws_error,
-    record_blocked, with_finalizer,
-};
+use super::{Blocked, PassEnd, ReconcileError, StatusWriter, finish_pass, gate, jittered, with_finalizer};
 use crate::api::fargate_app::{FargateApp, FargateAppStatus, ReplicaCounts, RolloutStatus};
 use crate::api::{AdoptionPolicy, OwnedResource};
 use crate::aws::naming::aws_name;
 use crate::aws::{AwsError, Service};
-use crate::runtime::conditions::{self, DEGRADED, PROGRESSING, READY, SYNCED};
+use crate::runtime::conditions::{self, PROGRESSING, READY, SYNCED};
 use crate::runtime::status::ObjectStatus;
 use crate::runtime::{Context, passes};
 
@@ -134,16 +130,10 @@ async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Re
             outcome
         }
     };
-    status.observed_generation = generation;
-    let result = match outcome {
+    let end = match outcome {
         Ok(Outcome::Done { progressing }) => {
-            let c = status.conditions_mut();
-            conditions::set_condition(c, SYNCED, true, "Synced", "every AWS resource matches the spec", generation);
-            conditions::set_condition(c, DEGRADED, false, "AsExpected", "no problems found", generation);
-            status.last_error = None;
-            ctx.backoff.on_success(&key);
             let polling = ctx.passes.set_progressing(&key, progressing);
-            let wait = if progressing {
+            let requeue = if progressing {
                 passes::stretched(
                     passes::MIN_PROGRESS_POLL,
                     polling,
@@ -154,25 +144,12 @@ async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Re
             } else {
                 jittered(full_every)
             };
-            Ok(Action::requeue(wait))
+            PassEnd::Converged { message: "every AWS resource matches the spec", requeue }
         }
-        Ok(Outcome::Blocked(b)) => {
-            record_blocked(&mut status, &b, generation);
-            Ok(Action::requeue(Duration::from_secs(300)))
-        }
-        Err(err) => {
-            record_aws_error(&mut status, &err, generation);
-            Err(ReconcileError::Aws(err))
-        }
+        Ok(Outcome::Blocked(b)) => PassEnd::Blocked(b),
+        Err(err) => PassEnd::Failed(err),
     };
-    match writer.write(&status).await {
-        // This pass read a copy older than the object (the cache lags behind a write): nothing
-        // it decided is recorded; the newer version triggers a pass of its own.
-        Err(e) if is_stale_write(&e) => return Ok(Action::requeue(Duration::from_secs(1))),
-        written => written?,
-    }
-    emit_transitions(ctx, obj.as_ref(), &old, &status).await;
-    result
+    finish_pass(&writer, obj.as_ref(), ctx, &old, status, end).await.0
 }
 
 /// What every step of one full pass works with.

@@ -1,0 +1,151 @@
+//! The end of every reconcile pass, the same for each kind: the outcome recorded in conditions,
+//! `lastError` and the per-object backoff; the status written once, conditional on the
+//! resourceVersion the pass read (a pass planned from a stale copy is refused and starts again);
+//! Events for what changed.
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+
+use super::{Blocked, Managed, ReconcileError, emit_transitions, record_aws_error, record_blocked};
+use crate::aws::AwsError;
+use crate::runtime::Context;
+use crate::runtime::conditions::{self, DEGRADED, SYNCED};
+use crate::runtime::status::ObjectStatus;
+
+/// How a pass ended.
+pub enum PassEnd {
+    /// Every write the spec needs was made: `Synced`, not `Degraded`; the next pass after `requeue`.
+    Converged {
+        /// The `Synced` message, e.g. "every AWS resource matches the spec".
+        message: &'static str,
+        /// When to look again.
+        requeue: Duration,
+    },
+    /// A problem a human must fix: `Degraded` with its reason; looked at again after 5 minutes or
+    /// an edit.
+    Blocked(Blocked),
+    /// An AWS call failed: recorded, retried with the per-object backoff.
+    Failed(AwsError),
+}
+
+/// How long a blocked object waits before it is looked at again without an edit.
+const BLOCKED_RECHECK: Duration = Duration::from_secs(300);
+
+/// Record `end` in `status`, write it (once, conditional on the version the pass read) and emit the
+/// Events of what changed since `old`. Returns the action and whether the status was written (a
+/// pass that read a stale copy writes nothing and is requeued at once).
+pub async fn finish_pass<K: Managed>(
+    writer: &StatusWriter<'_, K>,
+    obj: &K,
+    ctx: &Context,
+    old: &K::Status,
+    mut status: K::Status,
+    end: PassEnd,
+) -> (Result<Action, ReconcileError>, bool) {
+    let generation = obj.meta().generation;
+    *status.observed_generation_mut() = generation;
+    let result = match end {
+        PassEnd::Converged { message, requeue } => {
+            let c = status.conditions_mut();
+            conditions::set_condition(c, SYNCED, true, "Synced", message, generation);
+            conditions::set_condition(c, DEGRADED, false, "AsExpected", "no problems found", generation);
+            *status.last_error_mut() = None;
+            ctx.backoff.on_success(&ObjectRef::from_obj(obj).to_string());
+            Ok(Action::requeue(requeue))
+        }
+        PassEnd::Blocked(b) => {
+            record_blocked(&mut status, &b, generation);
+            Ok(Action::requeue(BLOCKED_RECHECK))
+        }
+        PassEnd::Failed(err) => {
+            record_aws_error(&mut status, &err, generation);
+            Err(ReconcileError::Aws(err))
+        }
+    };
+    match writer.write(&status).await {
+        Ok(()) => {}
+        // Nothing this pass decided is recorded; the newer version triggers a pass of its own.
+        Err(e) if is_stale_write(&e) => {
+            tracing::debug!(kind = K::KIND, object = %obj.name_any(), "stale read; status not written");
+            return (Ok(Action::requeue(Duration::from_secs(1))), false);
+        }
+        Err(e) => return (Err(e), false),
+    }
+    emit_transitions(ctx, obj, old, &status).await;
+    (result, true)
+}
+
+/// Writes one object's status during one pass, each write conditional on the resourceVersion the
+/// pass read (then on the version its own previous write produced). A pass that planned from a stale
+/// copy of the object (the reconcile cache lags behind the pass before it) gets a conflict instead of
+/// overwriting newer status, so it cannot drop what that pass recorded, e.g. a create's idempotency
+/// token written before the create was sent.
+pub struct StatusWriter<'a, K: Managed> {
+    api: &'a Api<K>,
+    ctx: &'a Context,
+    name: String,
+    state: std::sync::Mutex<(Option<String>, Option<K::Status>)>,
+}
+
+impl<'a, K: Managed> StatusWriter<'a, K> {
+    /// A writer for `obj` as the pass read it.
+    pub fn new(api: &'a Api<K>, obj: &K, ctx: &'a Context) -> Self {
+        let state = (obj.meta().resource_version.clone(), obj.status_ref().cloned());
+        Self { api, ctx, name: obj.name_any(), state: std::sync::Mutex::new(state) }
+    }
+
+    /// Write `status` unless it is what the object already has. `Err` 409: the object changed since
+    /// this pass read it (nothing was written).
+    pub async fn write(&self, status: &K::Status) -> Result<(), ReconcileError> {
+        let (version, current) = self.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if current.as_ref() == Some(status) {
+            return Ok(());
+        }
+        self.ctx.metrics.status_written(K::KIND);
+        let written = match version {
+            Some(v) => crate::runtime::status::apply_status_at(self.api, &self.name, &v, status).await?,
+            None => return Err(ReconcileError::MissingMetadata("metadata.resourceVersion")),
+        };
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) =
+            (written.meta().resource_version.clone(), Some(status.clone()));
+        Ok(())
+    }
+
+    /// The status as this pass last wrote it (or read it).
+    pub fn current(&self) -> Option<K::Status> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
+    }
+
+    /// In the middle of a pass: write the status as last written (or read) with `change` applied,
+    /// e.g. a create's idempotency token added to the inventory before the create is sent. The rest
+    /// of the status (conditions, observedGeneration) describes the last finished pass until this
+    /// one finishes. Refused when the object changed since the pass read it, so nothing is created
+    /// on a stale plan.
+    pub async fn record(&self, change: impl FnOnce(&mut K::Status)) -> Result<(), crate::aws::AwsError> {
+        let mut recorded = self.current().unwrap_or_default();
+        change(&mut recorded);
+        self.write(&recorded).await.map_err(|e| {
+            let stale = is_stale_write(&e);
+            crate::aws::AwsError {
+                service: "kubernetes",
+                operation: "status",
+                category: if stale {
+                    crate::aws::ErrorCategory::Conflict
+                } else {
+                    crate::aws::ErrorCategory::Transient
+                },
+                code: if stale { "StaleObject" } else { "StatusWriteFailed" }.into(),
+                message: format!("could not record a planned create before sending it: {e}"),
+            }
+        })
+    }
+}
+
+/// Whether `err` is a status write refused because the object changed since it was read.
+pub fn is_stale_write(err: &ReconcileError) -> bool {
+    matches!(err, ReconcileError::Kube(kube::Error::Api(resp)) if resp.code == 409)
+}
