@@ -36,10 +36,14 @@ async fn a_two_version_pool_reaches_its_counts_and_kubectl_shows_the_table() {
         .collect();
     assert_eq!(by_version["2.4.1"], (3, 3, Some(s.tds[0].as_str())));
     assert_eq!(by_version["2.5.0"], (2, 2, Some(s.tds[1].as_str())));
+    // The ownership inventory: the cluster the pool started its tasks in, and how to find them.
+    let uid = s.uid("pool").await;
+    let inventory: Vec<(&str, &str, Option<&str>)> =
+        st.resources.iter().map(|r| (r.type_.as_str(), r.id.as_str(), r.name.as_deref())).collect();
+    assert_eq!(inventory, [("Tasks", s.cluster.as_str(), Some(started_by(&uid).as_str()))]);
 
     let workers = s.assert_one_task_per_worker("pool").await;
     assert_eq!(workers.len(), 5);
-    let uid = s.uid("pool").await;
     for w in &workers {
         let ws = w.status.as_ref().expect("worker status");
         assert_eq!(ws.phase, Some(WorkerPhase::Available));

@@ -236,6 +236,9 @@ impl Pool<'_> {
         tags.insert(TAG_VERSION.into(), version.into());
         tags.insert(TAG_LAUNCH.into(), token.into());
         let network = crate::aws::ecs_network::awsvpc(&self.pool.spec.network)?;
+        // Recorded before the call: whatever it starts is then found (and stopped on deletion) in
+        // this cluster even after `spec.cluster` moves on.
+        super::inventory::record(&mut self.resources, &self.aws.cluster, &self.started_by);
         let launched = match self
             .aws
             .run_tasks(&LaunchRequest {

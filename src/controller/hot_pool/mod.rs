@@ -22,6 +22,7 @@ pub mod aws;
 mod binding;
 pub mod claim;
 mod cleanup;
+pub mod inventory;
 pub mod launch;
 mod observe;
 pub mod plan;
@@ -44,6 +45,7 @@ use self::aws::PoolAws;
 use super::{
     ReconcileError, emit_transitions, error_policy, gate, jittered, record_aws_error, with_finalizer, write_status,
 };
+use crate::api::OwnedResource;
 use crate::api::hot_pool::{
     HotPool, HotPoolClaim, HotPoolStatus, HotPoolWorker, POOL_LABEL, WorkerClaimRef, WorkerPhase,
 };
@@ -191,8 +193,10 @@ async fn apply(
     let key = ObjectRef::from_obj(pool.as_ref()).to_string();
     tracing::debug!(pool = %pool.name_any(), "credentials");
     let aws = pool_aws(ctx, &pool).await;
-    let mut pass = Pool::new(&pool, ctx, shared, aws)?;
+    let mut pass = Pool::new(&pool, ctx, shared, aws, status.resources.clone())?;
     let outcome = pass.converge(&mut status).await;
+    // Also after a failed pass: a RunTask it made may have started tasks in a cluster it recorded.
+    status.resources = std::mem::take(&mut pass.resources);
     status.observed_generation = generation;
     let backstop = Duration::from_secs(u64::try_from(pool.spec.replenish_interval_seconds).unwrap_or(30));
     let result = match outcome {
@@ -256,11 +260,19 @@ struct Pool<'a> {
     cold_starts: Vec<(String, WorkerClaimRef)>,
     /// Versions whose resolved task definition RunTask did not find: resolved again next pass.
     stale_task_definitions: BTreeSet<String>,
+    /// The ownership inventory (`status.resources`), updated as the pass goes.
+    resources: Vec<OwnedResource>,
     now: Timestamp,
 }
 
 impl<'a> Pool<'a> {
-    fn new(pool: &'a HotPool, ctx: &'a Context, shared: &'a Shared, aws: PoolAws) -> Result<Self, ReconcileError> {
+    fn new(
+        pool: &'a HotPool,
+        ctx: &'a Context,
+        shared: &'a Shared,
+        aws: PoolAws,
+        resources: Vec<OwnedResource>,
+    ) -> Result<Self, ReconcileError> {
         let owner = owner(ctx, pool)?;
         let namespace = owner.namespace.clone();
         Ok(Self {
@@ -277,6 +289,7 @@ impl<'a> Pool<'a> {
             workers: BTreeMap::new(),
             cold_starts: Vec::new(),
             stale_task_definitions: BTreeSet::new(),
+            resources,
             now: Timestamp::now(),
         })
     }
@@ -286,6 +299,7 @@ impl<'a> Pool<'a> {
         let mut current_td = self.resolve_task_definitions(status, &mut result).await?;
         tracing::debug!(pool = %self.name, "listing workers");
         self.list_workers().await?;
+        self.record_worker_clusters();
         let key = format!("{}/{}", self.namespace, self.name);
         tracing::debug!(pool = %self.name, workers = self.workers.len(), "observing tasks");
         self.observe_and_repair(&key, &mut result).await?;
@@ -353,6 +367,18 @@ impl<'a> Pool<'a> {
             .map(|w| (w.name_any(), w))
             .collect();
         Ok(())
+    }
+
+    /// Record the cluster of every task a worker holds. Pools launched before the inventory existed
+    /// get their entries this way, and so does a cluster whose entry a crash kept from being written
+    /// (it is recorded before RunTask, but written with the status at the end of the pass).
+    fn record_worker_clusters(&mut self) {
+        for w in self.workers.values() {
+            if let Some(arn) = plan::task_arn(w) {
+                let cluster = inventory::cluster_of(arn, &self.pool.spec.cluster);
+                inventory::record(&mut self.resources, cluster, &self.started_by);
+            }
+        }
     }
 }
 
