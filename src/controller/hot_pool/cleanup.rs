@@ -1,6 +1,7 @@
 //! Deleting a pool: stop every task it launched (unless `policy.deletion: Retain`), found by
-//! `startedBy` and through its workers, and remove its workers. A cluster that is gone has no tasks
-//! left to stop.
+//! `startedBy` in every cluster of the inventory and in `spec.cluster`, and through its workers
+//! (each task in the cluster its ARN names), then remove its workers. A cluster that is gone has no
+//! tasks left to stop.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
-use super::{owner, plan, pool_aws};
+use super::{inventory, owner, plan, pool_aws};
 use crate::api::DeletionPolicy;
 use crate::api::hot_pool::{HotPool, HotPoolWorker, POOL_LABEL};
 use crate::aws::AwsError;
@@ -33,14 +34,18 @@ pub(super) async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Conte
     if pool.spec.policy.deletion != DeletionPolicy::Retain {
         let aws = pool_aws(ctx, &pool).await;
         let mut arns: BTreeSet<String> = workers.iter().filter_map(plan::task_arn).map(str::to_string).collect();
-        match aws.running_task_arns(&plan::started_by(&owner.uid)).await {
-            Ok(running) => arns.extend(running),
-            // The cluster is gone, and every task in it: nothing is left to stop.
-            Err(e) if e.is_not_found() => {
-                tracing::info!(pool = %pool.name_any(), error = %e, "the pool's cluster is gone; no task to stop");
-                arns.clear();
+        let started_by = plan::started_by(&owner.uid);
+        let resources = pool.status.as_ref().map(|s| s.resources.as_slice()).unwrap_or_default();
+        for cluster in inventory::clusters_to_search(resources, &pool.spec.cluster) {
+            match aws.running_task_arns(cluster, &started_by).await {
+                Ok(running) => arns.extend(running),
+                // The cluster is gone, and every task in it: nothing is left to stop there (StopTask
+                // of a worker's task in it finds no cluster, which counts as stopped).
+                Err(e) if e.is_not_found() => {
+                    tracing::info!(pool = %pool.name_any(), cluster, error = %e, "cluster is gone; no task to stop there");
+                }
+                Err(e) => return Err(cleanup_error(ctx, &pool, e).await),
             }
-            Err(e) => return Err(cleanup_error(ctx, &pool, e).await),
         }
         for arn in &arns {
             if let Err(e) = aws.stop_task(arn, "fargate-operator: HotPool deleted").await {

@@ -1,6 +1,10 @@
 //! Looking at the pool's tasks each pass: recover launches whose task ARN was never recorded
 //! (found by their launch tag), relaunch the rest with their token, stop tasks of the pool that no
 //! worker records (orphans), and apply each worker's step (Starting -> Available, lost, timed out).
+//!
+//! The full sweep lists the pool's tasks (ListTasks `startedBy`) in `spec.cluster` and in every
+//! cluster of the inventory, so tasks left in a cluster `spec.cluster` no longer names are still
+//! seen; a recorded cluster with nothing of ours left is dropped from the inventory.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -10,7 +14,7 @@ use kube::ResourceExt;
 
 use super::aws::TAG_LAUNCH;
 use super::plan::{self, WorkerStep};
-use super::{MAX_WAKE, PassResult, Pool};
+use super::{MAX_WAKE, PassResult, Pool, inventory};
 use crate::api::hot_pool::{HotPoolWorker, WorkerPhase};
 use crate::controller::ReconcileError;
 use crate::runtime::clock::{self, plus_secs};
@@ -26,7 +30,8 @@ impl Pool<'_> {
         let unrecorded: Vec<String> =
             self.workers.values().filter(|w| plan::task_arn(w).is_none()).map(|w| w.name_any()).collect();
         let full = !unrecorded.is_empty() || self.shared.sweep_due(key, every);
-        let running = if full { Some(self.aws.running_task_arns(&self.started_by).await?) } else { None };
+        let per_cluster = if full { Some(self.list_running().await?) } else { None };
+        let running: Option<BTreeSet<String>> = per_cluster.as_ref().map(|m| m.values().flatten().cloned().collect());
         let known: BTreeSet<String> = self.workers.values().filter_map(plan::task_arn).map(str::to_string).collect();
         let mut describe: BTreeSet<String> = self
             .workers
@@ -143,7 +148,44 @@ impl Pool<'_> {
                 }
             }
         }
+        if let Some(per_cluster) = &per_cluster {
+            self.drop_empty_clusters(per_cluster);
+        }
         Ok(())
+    }
+
+    /// The pool's running tasks in `spec.cluster` and in every recorded cluster, by cluster. A
+    /// recorded cluster that is gone has none; `spec.cluster` gone is an error (the pool reports it).
+    async fn list_running(&self) -> Result<BTreeMap<String, BTreeSet<String>>, ReconcileError> {
+        let mut out = BTreeMap::new();
+        for cluster in inventory::clusters_to_search(&self.resources, &self.pool.spec.cluster) {
+            let arns = match self.aws.running_task_arns(cluster, &self.started_by).await {
+                Ok(a) => a,
+                Err(e) if e.is_not_found() && !inventory::same_cluster(cluster, &self.pool.spec.cluster) => {
+                    BTreeSet::new()
+                }
+                Err(e) => return Err(e.into()),
+            };
+            out.insert(cluster.to_string(), arns);
+        }
+        Ok(out)
+    }
+
+    /// Forget the recorded clusters (other than `spec.cluster`) where the sweep found no running
+    /// task of ours and no worker's task is. Not while a worker's task is unrecorded: it may be in
+    /// one of them.
+    fn drop_empty_clusters(&mut self, per_cluster: &BTreeMap<String, BTreeSet<String>>) {
+        let mut worker_clusters = BTreeSet::new();
+        for w in self.workers.values() {
+            let Some(arn) = plan::task_arn(w) else { return };
+            worker_clusters
+                .insert(inventory::cluster_name(inventory::cluster_of(arn, &self.pool.spec.cluster)).to_string());
+        }
+        let dropped =
+            inventory::drop_empty(&mut self.resources, &self.pool.spec.cluster, per_cluster, &worker_clusters);
+        for cluster in dropped {
+            tracing::info!(pool = %self.name, cluster, "no task of the pool is left in the cluster; its inventory entry is dropped");
+        }
     }
 
     pub(super) fn port_of(&self, worker: &str) -> Option<i32> {

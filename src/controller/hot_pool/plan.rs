@@ -99,6 +99,9 @@ pub struct WorkerView {
     /// Whether its task ARN is recorded. A worker without one may have a running task nobody has
     /// found yet (RunTask's answer lost, or the process died before writing it down).
     pub recorded: bool,
+    /// The cluster its task is in, from the task ARN (`None` before the ARN is recorded, or for an
+    /// old-format ARN, which names none).
+    pub cluster: Option<String>,
 }
 
 impl WorkerView {
@@ -114,6 +117,7 @@ impl WorkerView {
             available_since: st.and_then(|s| micro(s.available_since.as_ref())),
             started_at: st.and_then(|s| micro(s.started_at.as_ref())).or(ts(w.metadata.creation_timestamp.as_ref())),
             recorded: task_arn(w).is_some(),
+            cluster: task_arn(w).and_then(super::inventory::task_cluster).map(str::to_string),
         }
     }
 
@@ -188,6 +192,7 @@ pub(super) mod fixtures {
             available_since: Some(t(0)),
             started_at: Some(t(0)),
             recorded: true,
+            cluster: Some("workers".into()),
         }
     }
 

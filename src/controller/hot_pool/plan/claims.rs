@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::jiff::Timestamp;
 
+use super::super::inventory::same_cluster;
 use super::{WorkerView, plus, ts};
 use crate::api::hot_pool::{
     ClaimPhase, HotPoolClaim, HotPoolSpec, OnRelease, PoolVersion, WhenEmpty, WorkerClaimRef, WorkerPhase,
@@ -205,7 +206,7 @@ pub fn plan_claims(
                     },
                     Some(v) => {
                         let td = current_td.get(&v.version);
-                        let pick = pick_idle(workers, &v.version, td.map(String::as_str));
+                        let pick = pick_idle(workers, &v.version, td.map(String::as_str), &spec.cluster);
                         match pick {
                             Some(i) => {
                                 let w = &mut workers[i];
@@ -250,14 +251,18 @@ pub fn plan_claims(
     out
 }
 
-/// The idle Available worker to hand out: the current task definition first, then the one idle
-/// longest (so `maxIdleSeconds` recycles as few as possible).
-fn pick_idle(workers: &[WorkerView], version: &str, td: Option<&str>) -> Option<usize> {
+/// The idle Available worker to hand out: one in `spec.cluster` with the current task definition
+/// first (the others are about to be replaced), then the one idle longest (so `maxIdleSeconds`
+/// recycles as few as possible).
+fn pick_idle(workers: &[WorkerView], version: &str, td: Option<&str>, cluster: &str) -> Option<usize> {
     workers
         .iter()
         .enumerate()
         .filter(|(_, w)| w.version == version && w.phase == WorkerPhase::Available && w.claim.is_none())
-        .min_by_key(|(_, w)| (td.is_some_and(|t| t != w.task_definition_arn), w.available_since, w.name.clone()))
+        .min_by_key(|(_, w)| {
+            let elsewhere = w.cluster.as_deref().is_some_and(|c| !same_cluster(c, cluster));
+            (elsewhere, td.is_some_and(|t| t != w.task_definition_arn), w.available_since, w.name.clone())
+        })
         .map(|(i, _)| i)
 }
 
@@ -313,6 +318,24 @@ mod tests {
         // A second pass over the result binds nothing twice.
         let again = plan_claims(&spec, &claims, &mut workers, &tds(), t(100));
         assert!(again.iter().all(|(_, s)| !matches!(s, ClaimStep::Bind { .. })));
+    }
+
+    #[test]
+    fn a_claim_takes_a_worker_in_spec_cluster_before_one_left_in_the_old_cluster() {
+        let mut s = spec("Wait", "Stop");
+        s.cluster = "spare".into();
+        let mut old = worker("a-old", "1", WorkerPhase::Available, None);
+        old.available_since = Some(t(-100));
+        let mut new = worker("b-new", "1", WorkerPhase::Available, None);
+        new.cluster = Some("spare".into());
+        let mut workers = vec![old, new];
+        let claims = vec![claim("c1", "1", 0, ClaimPhase::Pending, None)];
+        let steps = plan_claims(&s, &claims, &mut workers, &tds(), t(1));
+        assert_eq!(steps, vec![("c1".into(), ClaimStep::Bind { worker: "b-new".into() })]);
+        // With only the old cluster's worker idle, the claim still gets it (it is running).
+        let claims = vec![claim("c2", "1", 0, ClaimPhase::Pending, None)];
+        let steps = plan_claims(&s, &claims, &mut workers, &tds(), t(1));
+        assert_eq!(steps, vec![("c2".into(), ClaimStep::Bind { worker: "a-old".into() })]);
     }
 
     #[test]

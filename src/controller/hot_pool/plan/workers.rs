@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::jiff::Timestamp;
 
+use super::super::inventory::same_cluster;
 use super::{TaskObs, WorkerView, micro, phase, plus, task_arn, ts};
 use crate::api::hot_pool::{HotPoolSpec, HotPoolWorker, WorkerPhase};
 
@@ -80,9 +81,10 @@ pub fn recover_launches<'a>(
     out
 }
 
-/// Idle workers to stop, with the reason: version removed, pooling off, task definition changed,
-/// idle longer than `maxIdleSeconds`, or more idle workers than the version needs. Claimed and
-/// reserved workers are never stopped here.
+/// Idle workers to stop, with the reason: version removed, pooling off, task in a cluster other than
+/// `spec.cluster` (they are replaced there), task definition changed, idle longer than
+/// `maxIdleSeconds`, or more idle workers than the version needs. Claimed and reserved workers are
+/// never stopped here.
 pub fn idle_stops(
     spec: &HotPoolSpec,
     workers: &[WorkerView],
@@ -102,6 +104,8 @@ pub fn idle_stops(
         };
         if !v.pooling {
             out.push((w.name.clone(), format!("spec.versions[{}].pooling is false", v.version)));
+        } else if let Some(c) = w.cluster.as_deref().filter(|c| !same_cluster(c, &spec.cluster)) {
+            out.push((w.name.clone(), format!("its task is in cluster {c}, spec.cluster is now {}", spec.cluster)));
         } else if current_td.get(&v.version).is_some_and(|td| *td != w.task_definition_arn) {
             out.push((w.name.clone(), format!("version {} now runs another task definition", v.version)));
         } else if spec.max_idle_seconds > 0
@@ -251,6 +255,33 @@ mod tests {
         let stops = idle_stops(&s, &workers, &changed, &BTreeMap::new(), t(10));
         assert!(stops.iter().any(|(n, _)| n == "a") && stops.iter().any(|(n, _)| n == "b"));
         assert!(!stops.iter().any(|(n, _)| n == "gone-claimed"));
+    }
+
+    #[test]
+    fn idle_workers_in_a_cluster_spec_cluster_no_longer_names_are_stopped_claimed_ones_never() {
+        let mut s = spec("Wait", "Stop");
+        s.cluster = "arn:aws:ecs:us-east-1:123456789012:cluster/spare".into();
+        let in_spare = |name: &str, phase, claim| {
+            let mut w = worker(name, "1", phase, claim);
+            w.cluster = Some("spare".into());
+            w
+        };
+        let mut unknown = worker("old-format-arn", "1", WorkerPhase::Available, None);
+        unknown.cluster = None;
+        let workers = vec![
+            worker("old-idle", "1", WorkerPhase::Available, None),
+            worker("old-starting", "1", WorkerPhase::Starting, None),
+            worker("old-claimed", "1", WorkerPhase::Claimed, Some("c")),
+            in_spare("new-a", WorkerPhase::Available, None),
+            unknown,
+        ];
+        let stops = idle_stops(&s, &workers, &tds(), &BTreeMap::new(), t(10));
+        let names: BTreeSet<&str> = stops.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["old-idle", "old-starting"].into(), "{stops:?}");
+        assert!(stops.iter().all(|(_, why)| why.contains("cluster workers")), "{stops:?}");
+        // The deficit after those stops is filled in spec.cluster.
+        let left: Vec<WorkerView> = workers.into_iter().filter(|w| !names.contains(w.name.as_str())).collect();
+        assert_eq!(pool_deficits(&s, &left, &tds(), &BTreeMap::new(), &BTreeSet::new()).get("1"), None);
     }
 
     #[test]
