@@ -32,11 +32,20 @@ pub struct PoolAws {
     pub cluster: String,
 }
 
+/// One task a RunTask call returned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LaunchedTask {
+    /// Its ARN.
+    pub arn: String,
+    /// Its [`TAG_LAUNCH`] tag, when the response carries the task's tags.
+    pub launch_tag: Option<String>,
+}
+
 /// What one RunTask call returned.
 #[derive(Debug, Default)]
 pub struct Launched {
-    /// ARNs of the tasks started.
-    pub task_arns: Vec<String>,
+    /// The tasks started; for a repeated token, the tasks the first call with it started.
+    pub tasks: Vec<LaunchedTask>,
     /// `reason` of each failure ECS reported (capacity, limits).
     pub failures: Vec<String>,
 }
@@ -121,7 +130,15 @@ impl PoolAws {
             })
             .await?;
         Ok(Launched {
-            task_arns: out.tasks().iter().filter_map(|t| t.task_arn()).map(str::to_string).collect(),
+            tasks: out
+                .tasks()
+                .iter()
+                .filter_map(|t| {
+                    let launch_tag =
+                        t.tags().iter().find(|tag| tag.key() == Some(TAG_LAUNCH)).and_then(|tag| tag.value());
+                    Some(LaunchedTask { arn: t.task_arn()?.to_string(), launch_tag: launch_tag.map(str::to_string) })
+                })
+                .collect(),
             failures: out.failures().iter().map(|f| f.reason().unwrap_or("unknown").to_string()).collect(),
         })
     }

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::jiff::Timestamp;
 
+use super::super::aws::LaunchedTask;
 use super::super::inventory::same_cluster;
 use super::{TaskObs, WorkerView, micro, phase, plus, task_arn, ts};
 use crate::api::hot_pool::{HotPoolSpec, HotPoolWorker, WorkerPhase};
@@ -139,6 +140,32 @@ pub fn idle_stops(
         }
     }
     out
+}
+
+/// Pair the tasks one RunTask call returned with the workers it was made for (`workers`: name, and
+/// whether the worker is reserved for a claim), all written with launch token `token`. RunTask gives
+/// every task of a call the same tags and `startedBy`, so the tasks of one call are alike and a task
+/// may go to any of its workers; what matters is that no task goes to two workers. A task is skipped
+/// when a worker already holds it (`taken`: a repeated token returns the tasks of the first call,
+/// some of which launch recovery has recorded), when its launch tag names another token, or when it
+/// was paired already. Reserved workers are served first, then the others in the order given; a
+/// worker left out got no task. Never by position: with some tasks failing for capacity, or a
+/// repeated token, the i-th task is not the i-th worker's.
+pub fn pair_launched(
+    workers: &[(String, bool)],
+    token: &str,
+    tasks: &[LaunchedTask],
+    taken: &BTreeSet<String>,
+) -> Vec<(String, String)> {
+    let mut free: Vec<&str> = Vec::new();
+    for t in tasks {
+        let ours = t.launch_tag.as_deref().is_none_or(|tag| tag == token);
+        if ours && !taken.contains(&t.arn) && !free.contains(&t.arn.as_str()) {
+            free.push(&t.arn);
+        }
+    }
+    let reserved_first = workers.iter().filter(|(_, r)| *r).chain(workers.iter().filter(|(_, r)| !*r));
+    reserved_first.zip(free).map(|((name, _), arn)| (name.clone(), arn.to_string())).collect()
 }
 
 /// Workers to launch per version for the pool (not counting cold starts): `scaleTo` plus the claims
@@ -282,6 +309,49 @@ mod tests {
         // The deficit after those stops is filled in spec.cluster.
         let left: Vec<WorkerView> = workers.into_iter().filter(|w| !names.contains(w.name.as_str())).collect();
         assert_eq!(pool_deficits(&s, &left, &tds(), &BTreeMap::new(), &BTreeSet::new()).get("1"), None);
+    }
+
+    fn task(arn: &str, tag: Option<&str>) -> LaunchedTask {
+        LaunchedTask { arn: arn.into(), launch_tag: tag.map(str::to_string) }
+    }
+
+    fn names(workers: &[&str], reserved: &str) -> Vec<(String, bool)> {
+        workers.iter().map(|w| (w.to_string(), *w == reserved)).collect()
+    }
+
+    #[test]
+    fn launched_tasks_are_paired_by_launch_tag_each_once_never_by_position() {
+        let none = BTreeSet::new();
+        // Some tasks failed for capacity: two tasks for three workers; the reserved one (last) is
+        // served first, the third worker gets none.
+        let got = pair_launched(
+            &names(&["w1", "w2", "w3"], "w3"),
+            "tok",
+            &[task("t1", Some("tok")), task("t2", Some("tok"))],
+            &none,
+        );
+        assert_eq!(got, [("w3".to_string(), "t1".to_string()), ("w1".to_string(), "t2".to_string())]);
+
+        // A lost response recovered: launch recovery recorded t1 and t2 on two workers; the repeated
+        // RunTask (same token) for the third returns all three tasks of the first call. Position
+        // would give the third worker t1, a task another worker holds.
+        let taken: BTreeSet<String> = ["t1".to_string(), "t2".to_string()].into();
+        let first_call = [task("t1", Some("tok")), task("t2", Some("tok")), task("t3", Some("tok"))];
+        let got = pair_launched(&names(&["w3"], ""), "tok", &first_call, &taken);
+        assert_eq!(got, [("w3".to_string(), "t3".to_string())]);
+        // Every task of the token held already: the worker gets none (it is removed and replaced).
+        let all: BTreeSet<String> = ["t1", "t2", "t3"].iter().map(|t| t.to_string()).collect();
+        assert!(pair_launched(&names(&["w3"], ""), "tok", &first_call, &all).is_empty());
+
+        // A task of another token, or one listed twice, goes to nobody (twice); a response without
+        // tags is the call's own.
+        let got = pair_launched(
+            &names(&["w1", "w2", "w3"], ""),
+            "tok",
+            &[task("other", Some("not-tok")), task("t1", None), task("t1", Some("tok"))],
+            &none,
+        );
+        assert_eq!(got, [("w1".to_string(), "t1".to_string())]);
     }
 
     #[test]
