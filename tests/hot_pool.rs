@@ -1,6 +1,8 @@
 //! HotPool against moto and the real apiserver: the plan and implementation tables, claims bound
 //! exactly once (also in a burst), release with Stop and Recycle, lease expiry, lost and orphan
-//! tasks, pool deletion, and a lost RunTask response followed by a controller restart.
+//! tasks, pool deletion, a lost RunTask response followed by a controller restart, and a move to
+//! another cluster (idle workers replaced there, the claimed one kept until released, deletion
+//! stopping tasks in both).
 //!
 //! moto starts Fargate tasks RUNNING with an ENI IP at once (env-up pins its state machine so they
 //! stay RUNNING); stopping a task "behind the operator's back" is a StopTask from the test.
@@ -36,10 +38,14 @@ async fn a_two_version_pool_reaches_its_counts_and_kubectl_shows_the_table() {
         .collect();
     assert_eq!(by_version["2.4.1"], (3, 3, Some(s.tds[0].as_str())));
     assert_eq!(by_version["2.5.0"], (2, 2, Some(s.tds[1].as_str())));
+    // The ownership inventory: the cluster the pool started its tasks in, and how to find them.
+    let uid = s.uid("pool").await;
+    let inventory: Vec<(&str, &str, Option<&str>)> =
+        st.resources.iter().map(|r| (r.type_.as_str(), r.id.as_str(), r.name.as_deref())).collect();
+    assert_eq!(inventory, [("Tasks", s.cluster.as_str(), Some(started_by(&uid).as_str()))]);
 
     let workers = s.assert_one_task_per_worker("pool").await;
     assert_eq!(workers.len(), 5);
-    let uid = s.uid("pool").await;
     for w in &workers {
         let ws = w.status.as_ref().expect("worker status");
         assert_eq!(ws.phase, Some(WorkerPhase::Available));
@@ -459,5 +465,126 @@ async fn a_pool_on_a_cluster_that_is_gone_reports_it_and_its_deletion_completes(
         .await
         .expect("the pool's deletion completes: a missing cluster has no tasks to stop")
         .expect("watch");
+    s.finish().await;
+}
+
+/// The `Tasks` entries of the pool's inventory: (cluster, startedBy).
+fn inventory(p: &HotPool) -> Vec<(String, Option<String>)> {
+    p.status.as_ref().map_or_else(Vec::new, |s| {
+        s.resources.iter().filter(|r| r.type_ == "Tasks").map(|r| (r.id.clone(), r.name.clone())).collect()
+    })
+}
+
+/// Move the pool to `cluster` and wait until the edit's generation is Ready with `available` idle
+/// and `claimed` claimed workers.
+async fn move_pool(s: &Setup, pool: &str, cluster: &str, available: i32, claimed: i32) -> HotPool {
+    let patch = json!({"spec": {"cluster": cluster}});
+    let edited = s.pools.patch(pool, &PatchParams::default(), &Patch::Merge(patch)).await.expect("patch cluster");
+    let generation = edited.metadata.generation;
+    s.wait_pool(pool, "the moved pool Ready with its counts", move |p| {
+        let st = p.status.as_ref();
+        st.is_some_and(|s| s.observed_generation == generation)
+            && st.and_then(|s| s.available) == Some(available)
+            && st.and_then(|s| s.claimed) == Some(claimed)
+            && st.and_then(|s| s.starting) == Some(0)
+            && st.is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_a_pool_to_another_cluster_replaces_its_idle_workers_and_keeps_the_claimed_one_until_released() {
+    let s = Setup::new("hp-move").await;
+    let spare = s.another_cluster("spare").await;
+    s.create_pool(&s.pool("pool", versions(&s, &[("1", 0, 2, true)]), json!({"replenishIntervalSeconds": 5}))).await;
+    s.wait_counts("pool", 2, 0).await;
+    s.create_claim("held", "pool", "1").await;
+    let held = s.wait_claim("held", ClaimPhase::Bound).await.status.expect("claim status");
+    let held_task = held.task_arn.clone().expect("task");
+    let held_worker = held.worker.clone().expect("worker");
+    s.wait_counts("pool", 2, 1).await;
+    let uid = s.uid("pool").await;
+    let before = s.tasks_in(&s.cluster, &uid, Some(DesiredStatus::Running)).await;
+    assert_eq!(before.len(), 3);
+
+    let moved = move_pool(&s, "pool", &spare, 2, 1).await;
+    // The idle tasks in the old cluster are stopped; the claimed one runs on, and the new cluster
+    // has scaleTo idle workers of the pool.
+    let old = s.tasks_in(&s.cluster, &uid, Some(DesiredStatus::Running)).await;
+    assert_eq!(old, [held_task.clone()].into(), "only the claimed task is left in the old cluster");
+    for arn in before.iter().filter(|a| **a != held_task) {
+        assert_eq!(s.task_state(arn).await.0, "STOPPED", "idle task {arn} of the old cluster");
+    }
+    let new = s.tasks_in(&spare, &uid, Some(DesiredStatus::Running)).await;
+    assert_eq!(new.len(), 2, "scaleTo idle workers in the new cluster: {new:?}");
+    let workers = s.assert_one_task_per_worker("pool").await;
+    for w in &workers {
+        let arn = w.status.as_ref().and_then(|s| s.task_arn.clone()).expect("arn");
+        if w.name_any() == held_worker {
+            assert_eq!(arn, held_task);
+            assert_eq!(w.status.as_ref().and_then(|s| s.phase), Some(WorkerPhase::Claimed));
+        } else {
+            assert!(new.contains(&arn), "idle worker {} is not in the new cluster", w.name_any());
+        }
+    }
+    assert_eq!(s.claims.get("held").await.expect("claim").status.and_then(|s| s.phase), Some(ClaimPhase::Bound));
+    let both: Vec<(String, Option<String>)> =
+        vec![(spare.clone(), Some(started_by(&uid))), (s.cluster.clone(), Some(started_by(&uid)))];
+    assert_eq!(inventory(&moved), both, "both clusters have tasks of the pool");
+
+    // Released (onRelease: Stop), the claimed task stops in its own cluster, and the old cluster,
+    // empty now, leaves the inventory.
+    s.claims.delete("held", &DeleteParams::default()).await.expect("delete claim");
+    s.wait_worker_gone(&held_worker).await;
+    assert_eq!(s.task_state(&held_task).await.0, "STOPPED");
+    assert!(s.tasks_in(&s.cluster, &uid, Some(DesiredStatus::Running)).await.is_empty());
+    let only_new = vec![(spare.clone(), Some(started_by(&uid)))];
+    let expected = only_new.clone();
+    s.wait_pool("pool", "only the new cluster in status.resources", move |p| inventory(p) == expected).await;
+    s.wait_counts("pool", 2, 0).await;
+    assert_eq!(s.tasks_in(&spare, &uid, Some(DesiredStatus::Running)).await.len(), 2);
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_pool_after_a_cluster_move_stops_its_tasks_in_both_clusters() {
+    let s = Setup::new("hp-move-delete").await;
+    let spare = s.another_cluster("spare").await;
+    s.create_pool(&s.pool("pool", versions(&s, &[("1", 0, 1, true)]), json!({}))).await;
+    s.wait_counts("pool", 1, 0).await;
+    s.create_claim("held", "pool", "1").await;
+    s.wait_claim("held", ClaimPhase::Bound).await;
+    s.wait_counts("pool", 1, 1).await;
+    let uid = s.uid("pool").await;
+    let moved = move_pool(&s, "pool", &spare, 1, 1).await;
+    assert_eq!(inventory(&moved).len(), 2, "{:?}", inventory(&moved));
+    // A task of the pool in the old cluster that no worker records and that carries no owner tags
+    // (the sweep leaves such a task alone): only ListTasks startedBy in that cluster finds it.
+    let net = fargate_operator::aws::ecs_network::awsvpc(&moved.spec.network).expect("network");
+    let out = s
+        .ecs
+        .run_task()
+        .cluster(&s.cluster)
+        .task_definition(&s.tds[0])
+        .launch_type(LaunchType::Fargate)
+        .started_by(started_by(&uid))
+        .network_configuration(net)
+        .send()
+        .await
+        .expect("ecs:RunTask");
+    let unrecorded = out.tasks().first().and_then(|t| t.task_arn()).expect("arn").to_string();
+    assert_eq!(s.tasks_in(&s.cluster, &uid, Some(DesiredStatus::Running)).await.len(), 2);
+    assert_eq!(s.tasks_in(&spare, &uid, Some(DesiredStatus::Running)).await.len(), 1);
+
+    s.pools.delete("pool", &DeleteParams::default()).await.expect("delete pool");
+    tokio::time::timeout(WAIT, await_condition(s.pools.clone(), "pool", |o: Option<&HotPool>| o.is_none()))
+        .await
+        .expect("pool deleted")
+        .expect("watch");
+    for cluster in [&s.cluster, &spare] {
+        let left = s.tasks_in(cluster, &uid, Some(DesiredStatus::Running)).await;
+        assert!(left.is_empty(), "tasks left running in cluster {cluster}: {left:?}");
+    }
+    assert_eq!(s.task_state(&unrecorded).await.0, "STOPPED");
     s.finish().await;
 }

@@ -105,8 +105,8 @@ pub struct LastError {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OwnedResource {
-    /// Kind of AWS object: `HealthCheck`, `Record`, `TargetGroup`, `ListenerRule`, `Service` or
-    /// `TaskDefinitionFamily`.
+    /// Kind of AWS object: `HealthCheck`, `Record`, `TargetGroup`, `ListenerRule`, `Service`,
+    /// `TaskDefinitionFamily`, or `Tasks` (a HotPool's ECS tasks in the cluster `id` names).
     #[serde(rename = "type")]
     pub type_: String,
     /// Its identity: an ARN, a health check id (`planned:<CallerReference>` while its create is
@@ -115,8 +115,9 @@ pub struct OwnedResource {
     /// What it lives in, when deleting it needs that (a listener ARN, an ECS cluster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
-    /// A name deleting or finding it needs: a health check's CallerReference, or the target a
-    /// record was written with (only a record still pointing there is ours to delete).
+    /// A name deleting or finding it needs: a health check's CallerReference, the target a record
+    /// was written with (only a record still pointing there is ours to delete), or the `startedBy`
+    /// that finds a HotPool's tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }

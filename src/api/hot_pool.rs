@@ -183,6 +183,13 @@ pub struct HotPoolStatus {
     /// Starting workers over all versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starting: Option<i32>,
+    /// Every ECS cluster this pool has started tasks in, one entry each:
+    /// `{type: Tasks, id: <cluster as spec.cluster named it>, name: <startedBy>}`, the ECS tasks this
+    /// pool started in that cluster, found by ListTasks `startedBy`. A cluster is recorded before the
+    /// first RunTask into it; after a `spec.cluster` edit the old cluster's entry stays until no task
+    /// of the pool runs there and no worker is there. Deleting the pool stops the tasks of every entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<super::common::OwnedResource>,
 }
 
 /// Worker counts of one version.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_sdk_ecs::types::{DesiredStatus, TaskField};
 use fargate_operator::api::hot_pool::ClaimPhase;
 use fargate_operator::api::{HotPool, HotPoolClaim, HotPoolWorker};
+use fargate_operator::controller::hot_pool::inventory::task_cluster;
 use fargate_operator::controller::hot_pool::plan::started_by;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, PostParams};
@@ -167,8 +168,25 @@ impl Setup {
         self.pools.get(pool).await.expect("pool").uid().expect("uid")
     }
 
-    /// ARNs of the pool's tasks with `desired` status (all of them when `None`).
+    /// Another ECS cluster in this test's account (for moving a pool there).
+    pub async fn another_cluster(&self, name: &str) -> String {
+        fixtures::ecs_cluster(&self.ctx.sdk_config().await, name).await;
+        name.to_string()
+    }
+
+    /// ARNs of the pool's tasks with `desired` status (all of them when `None`), in every cluster of
+    /// this test's account.
     pub async fn tasks(&self, pool_uid: &str, desired: Option<DesiredStatus>) -> BTreeSet<String> {
+        let clusters = self.ecs.list_clusters().send().await.expect("ecs:ListClusters");
+        let mut out = BTreeSet::new();
+        for cluster in clusters.cluster_arns() {
+            out.extend(self.tasks_in(cluster, pool_uid, desired.clone()).await);
+        }
+        out
+    }
+
+    /// ARNs of the pool's tasks in `cluster` with `desired` status (all of them when `None`).
+    pub async fn tasks_in(&self, cluster: &str, pool_uid: &str, desired: Option<DesiredStatus>) -> BTreeSet<String> {
         let statuses = match desired {
             Some(d) => vec![d],
             None => vec![DesiredStatus::Running, DesiredStatus::Stopped],
@@ -180,7 +198,7 @@ impl Setup {
                 let page = self
                     .ecs
                     .list_tasks()
-                    .cluster(&self.cluster)
+                    .cluster(cluster)
                     .started_by(started_by(pool_uid))
                     .desired_status(d.clone())
                     .set_next_token(token)
@@ -201,7 +219,7 @@ impl Setup {
         let out = self
             .ecs
             .describe_tasks()
-            .cluster(&self.cluster)
+            .cluster(task_cluster(arn).unwrap_or(&self.cluster))
             .tasks(arn)
             .include(TaskField::Tags)
             .send()

@@ -1,10 +1,13 @@
 //! ECS reads and writes of the HotPool controller: stand-alone Fargate tasks launched in batches of
-//! at most 10, found again by `startedBy` and tags, observed in batches of at most 100.
+//! at most 10 into `spec.cluster`, found again by `startedBy` and tags, observed in batches of at
+//! most 100. A task is described and stopped in the cluster its ARN names, which is not
+//! `spec.cluster` any more after an edit of it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ecs::types::{DesiredStatus, LaunchType, NetworkConfiguration, Tag, TaskField};
 
+use super::inventory;
 use super::plan::TaskObs;
 use crate::aws::{AwsCaller, AwsError, Service};
 
@@ -24,15 +27,25 @@ pub struct PoolAws {
     pub caller: AwsCaller,
     /// ECS.
     pub ecs: aws_sdk_ecs::Client,
-    /// Cluster name or ARN.
+    /// `spec.cluster` (name or ARN): where tasks are launched, and the cluster of a task whose ARN
+    /// is of the old format without one.
     pub cluster: String,
+}
+
+/// One task a RunTask call returned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LaunchedTask {
+    /// Its ARN.
+    pub arn: String,
+    /// Its [`TAG_LAUNCH`] tag, when the response carries the task's tags.
+    pub launch_tag: Option<String>,
 }
 
 /// What one RunTask call returned.
 #[derive(Debug, Default)]
 pub struct Launched {
-    /// ARNs of the tasks started.
-    pub task_arns: Vec<String>,
+    /// The tasks started; for a repeated token, the tasks the first call with it started.
+    pub tasks: Vec<LaunchedTask>,
     /// `reason` of each failure ECS reported (capacity, limits).
     pub failures: Vec<String>,
 }
@@ -117,13 +130,21 @@ impl PoolAws {
             })
             .await?;
         Ok(Launched {
-            task_arns: out.tasks().iter().filter_map(|t| t.task_arn()).map(str::to_string).collect(),
+            tasks: out
+                .tasks()
+                .iter()
+                .filter_map(|t| {
+                    let launch_tag =
+                        t.tags().iter().find(|tag| tag.key() == Some(TAG_LAUNCH)).and_then(|tag| tag.value());
+                    Some(LaunchedTask { arn: t.task_arn()?.to_string(), launch_tag: launch_tag.map(str::to_string) })
+                })
+                .collect(),
             failures: out.failures().iter().map(|f| f.reason().unwrap_or("unknown").to_string()).collect(),
         })
     }
 
-    /// ARNs of every task started by `started_by` that ECS still wants running.
-    pub async fn running_task_arns(&self, started_by: &str) -> Result<BTreeSet<String>, AwsError> {
+    /// ARNs of every task in `cluster` started by `started_by` that ECS still wants running.
+    pub async fn running_task_arns(&self, cluster: &str, started_by: &str) -> Result<BTreeSet<String>, AwsError> {
         let mut arns = BTreeSet::new();
         let mut token: Option<String> = None;
         loop {
@@ -132,7 +153,7 @@ impl PoolAws {
                 .call(Service::Ecs, "ListTasks", || {
                     self.ecs
                         .list_tasks()
-                        .cluster(&self.cluster)
+                        .cluster(cluster)
                         .started_by(started_by)
                         .desired_status(DesiredStatus::Running)
                         .max_results(100)
@@ -148,37 +169,50 @@ impl PoolAws {
         }
     }
 
-    /// The state of each task in `arns` that ECS knows (with tags), ≤ 100 ARNs per call.
+    /// The state of each task in `arns` that ECS knows (with tags), asked of each task's own
+    /// cluster, ≤ 100 ARNs per call. A cluster other than `spec.cluster` that is gone knows no task;
+    /// `spec.cluster` gone is an error (the pool reports it).
     pub async fn describe_tasks(&self, arns: &[String]) -> Result<BTreeMap<String, TaskObs>, AwsError> {
+        let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for arn in arns {
+            by_cluster.entry(inventory::cluster_of(arn, &self.cluster)).or_default().push(arn.clone());
+        }
         let mut out = BTreeMap::new();
-        for chunk in arns.chunks(DESCRIBE_TASKS_MAX) {
-            let resp = self
-                .caller
-                .call(Service::Ecs, "DescribeTasks", || {
-                    self.ecs
-                        .describe_tasks()
-                        .cluster(&self.cluster)
-                        .set_tasks(Some(chunk.to_vec()))
-                        .include(TaskField::Tags)
-                        .send()
-                })
-                .await?;
-            for t in resp.tasks() {
-                if let Some(arn) = t.task_arn() {
-                    out.insert(arn.to_string(), task_obs(t));
+        for (cluster, arns) in by_cluster {
+            for chunk in arns.chunks(DESCRIBE_TASKS_MAX) {
+                let resp = self
+                    .caller
+                    .call(Service::Ecs, "DescribeTasks", || {
+                        self.ecs
+                            .describe_tasks()
+                            .cluster(cluster)
+                            .set_tasks(Some(chunk.to_vec()))
+                            .include(TaskField::Tags)
+                            .send()
+                    })
+                    .await;
+                let resp = match resp {
+                    Ok(r) => r,
+                    Err(e) if e.is_not_found() && !inventory::same_cluster(cluster, &self.cluster) => break,
+                    Err(e) => return Err(e),
+                };
+                for t in resp.tasks() {
+                    if let Some(arn) = t.task_arn() {
+                        out.insert(arn.to_string(), task_obs(t));
+                    }
                 }
             }
         }
         Ok(out)
     }
 
-    /// Stop one task; a task ECS no longer knows counts as stopped.
+    /// Stop one task, in the cluster its ARN names; a task (or cluster) ECS no longer knows counts as
+    /// stopped.
     pub async fn stop_task(&self, arn: &str, reason: &str) -> Result<(), AwsError> {
+        let cluster = inventory::cluster_of(arn, &self.cluster);
         let out = self
             .caller
-            .call(Service::Ecs, "StopTask", || {
-                self.ecs.stop_task().cluster(&self.cluster).task(arn).reason(reason).send()
-            })
+            .call(Service::Ecs, "StopTask", || self.ecs.stop_task().cluster(cluster).task(arn).reason(reason).send())
             .await;
         match out {
             Ok(_) => Ok(()),

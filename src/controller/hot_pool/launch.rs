@@ -2,6 +2,12 @@
 //! RunTask, record each task on its worker; repeat RunTask with the same token for rows whose task
 //! was never recorded.
 //!
+//! The tasks a call returns are paired with its workers by their launch tag, each task once and
+//! never one a worker already holds ([`plan::pair_launched`]), not by position: when some tasks fail
+//! for capacity, or a repeated token returns the first call's tasks (some recorded by launch
+//! recovery), the i-th task is not the i-th worker's. A worker left without a task is removed; the
+//! deficit, or its claim's next pass, launches anew.
+//!
 //! A RunTask that ECS rejects (a deregistered or deleted revision, PassRole denied, too many tags:
 //! errors of category `terminal` or `not_found`) is a problem of that version only: its rows are
 //! removed (a rejected request started nothing), the version is reported in `Degraded` with reason
@@ -11,7 +17,7 @@
 //! pass; a spec edit (a new generation) or a new revision tries again at once. A missing cluster is
 //! not a version's problem: the pass reports it as `ClusterNotFound`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -236,6 +242,9 @@ impl Pool<'_> {
         tags.insert(TAG_VERSION.into(), version.into());
         tags.insert(TAG_LAUNCH.into(), token.into());
         let network = crate::aws::ecs_network::awsvpc(&self.pool.spec.network)?;
+        // Recorded before the call: whatever it starts is then found (and stopped on deletion) in
+        // this cluster even after `spec.cluster` moves on.
+        super::inventory::record(&mut self.resources, &self.aws.cluster, &self.started_by);
         let launched = match self
             .aws
             .run_tasks(&LaunchRequest {
@@ -256,12 +265,17 @@ impl Pool<'_> {
             Err(e) => return Err(e.into()),
         };
         self.shared.rejections.accepted(&self.rejection_key(version, td));
-        tracing::debug!(pool = %self.name, token, workers = ?names, tasks = ?launched.task_arns, failures = ?launched.failures, "RunTask answered");
+        tracing::debug!(pool = %self.name, token, workers = ?names, tasks = ?launched.tasks, failures = ?launched.failures, "RunTask answered");
+        let taken: BTreeSet<String> = self.workers.values().filter_map(plan::task_arn).map(str::to_string).collect();
+        let workers: Vec<(String, bool)> =
+            names.iter().enumerate().map(|(i, n)| (n.clone(), slots.get(i).is_some_and(Option::is_some))).collect();
+        let paired: BTreeMap<String, String> =
+            plan::pair_launched(&workers, token, &launched.tasks, &taken).into_iter().collect();
         let port = self.pool.spec.versions.iter().find(|v| v.version == version).map(|v| v.port);
         let now = self.now;
         let mut cold = 0;
         for (i, name) in names.iter().enumerate() {
-            match launched.task_arns.get(i) {
+            match paired.get(name) {
                 Some(arn) => {
                     let reservation = slots.get(i).cloned().flatten();
                     cold += usize::from(reservation.is_some());
@@ -274,11 +288,13 @@ impl Pool<'_> {
                     })
                     .await?;
                 }
+                // Every task this call answered with is held by a worker now, so none is this
+                // worker's: its row goes, and the deficit (or the claim's next pass) launches anew.
                 None => self.delete_worker(name).await?,
             }
         }
         self.ctx.metrics.cold_started(cold);
-        let n = launched.task_arns.len();
+        let n = paired.len();
         if n > 0 {
             let note = format!("launched {n} worker(s) of version {version} (RunTask clientToken {token})");
             self.ctx.events.normal(self.pool, "Launched", "RunTask", note).await;

@@ -12,40 +12,46 @@
 //! (`spec.launchToken`, also a task tag). After a crash or a lost response between RunTask and the
 //! status write, the next pass finds the task by that tag, or repeats RunTask with the same token,
 //! so a task is never launched twice for one worker.
+//!
+//! A pass, in order: resolve task definitions, list workers, `observe` the tasks (recover, relaunch,
+//! stop orphans, apply each worker's step), the claims pass (`binding`), idle stops and `launch`,
+//! then `status`. Worker writes live in `workers`, pool deletion in `cleanup`, the pure decisions in
+//! `plan`.
 
 pub mod aws;
+mod binding;
 pub mod claim;
+mod cleanup;
+pub mod inventory;
 pub mod launch;
+mod observe;
 pub mod plan;
+mod status;
+mod workers;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
-use self::aws::{PoolAws, TAG_LAUNCH};
-use self::plan::{ClaimStep, ClaimView, Release, WorkerStep, WorkerView};
+use self::aws::PoolAws;
 use super::{
     ReconcileError, emit_transitions, error_policy, gate, jittered, record_aws_error, with_finalizer, write_status,
 };
-use crate::api::DeletionPolicy;
+use crate::api::OwnedResource;
 use crate::api::hot_pool::{
-    ClaimPhase, HotPool, HotPoolClaim, HotPoolClaimStatus, HotPoolStatus, HotPoolWorker, HotPoolWorkerStatus,
-    OnRelease, POOL_LABEL, VersionStatus, WorkerClaimRef, WorkerPhase,
+    HotPool, HotPoolClaim, HotPoolStatus, HotPoolWorker, POOL_LABEL, WorkerClaimRef, WorkerPhase,
 };
-use crate::aws::AwsError;
 use crate::aws::naming::Owner;
 use crate::runtime::Context;
-use crate::runtime::clock::{self, plus_secs};
-use crate::runtime::conditions::{self, DEGRADED, PROGRESSING, READY, REASON_INVALID_SPEC, SYNCED};
+use crate::runtime::conditions::{self, DEGRADED, SYNCED};
 use crate::runtime::status::ObjectStatus;
 
 const KIND: &str = "HotPool";
@@ -133,7 +139,7 @@ pub async fn reconcile(obj: Arc<HotPool>, ctx: Arc<Context>, shared: Arc<Shared>
         obj,
         ctx,
         |api, obj, ctx| async move { apply(&api, obj, &ctx, &shared).await },
-        |api, obj, ctx| async move { cleanup(&api, obj, &ctx).await },
+        |api, obj, ctx| async move { cleanup::cleanup(&api, obj, &ctx).await },
     )
     .await
 }
@@ -187,8 +193,10 @@ async fn apply(
     let key = ObjectRef::from_obj(pool.as_ref()).to_string();
     tracing::debug!(pool = %pool.name_any(), "credentials");
     let aws = pool_aws(ctx, &pool).await;
-    let mut pass = Pool::new(&pool, ctx, shared, aws)?;
+    let mut pass = Pool::new(&pool, ctx, shared, aws, status.resources.clone())?;
     let outcome = pass.converge(&mut status).await;
+    // Also after a failed pass: a RunTask it made may have started tasks in a cluster it recorded.
+    status.resources = std::mem::take(&mut pass.resources);
     status.observed_generation = generation;
     let backstop = Duration::from_secs(u64::try_from(pool.spec.replenish_interval_seconds).unwrap_or(30));
     let result = match outcome {
@@ -252,11 +260,19 @@ struct Pool<'a> {
     cold_starts: Vec<(String, WorkerClaimRef)>,
     /// Versions whose resolved task definition RunTask did not find: resolved again next pass.
     stale_task_definitions: BTreeSet<String>,
+    /// The ownership inventory (`status.resources`), updated as the pass goes.
+    resources: Vec<OwnedResource>,
     now: Timestamp,
 }
 
 impl<'a> Pool<'a> {
-    fn new(pool: &'a HotPool, ctx: &'a Context, shared: &'a Shared, aws: PoolAws) -> Result<Self, ReconcileError> {
+    fn new(
+        pool: &'a HotPool,
+        ctx: &'a Context,
+        shared: &'a Shared,
+        aws: PoolAws,
+        resources: Vec<OwnedResource>,
+    ) -> Result<Self, ReconcileError> {
         let owner = owner(ctx, pool)?;
         let namespace = owner.namespace.clone();
         Ok(Self {
@@ -273,6 +289,7 @@ impl<'a> Pool<'a> {
             workers: BTreeMap::new(),
             cold_starts: Vec::new(),
             stale_task_definitions: BTreeSet::new(),
+            resources,
             now: Timestamp::now(),
         })
     }
@@ -282,6 +299,7 @@ impl<'a> Pool<'a> {
         let mut current_td = self.resolve_task_definitions(status, &mut result).await?;
         tracing::debug!(pool = %self.name, "listing workers");
         self.list_workers().await?;
+        self.record_worker_clusters();
         let key = format!("{}/{}", self.namespace, self.name);
         tracing::debug!(pool = %self.name, workers = self.workers.len(), "observing tasks");
         self.observe_and_repair(&key, &mut result).await?;
@@ -351,425 +369,16 @@ impl<'a> Pool<'a> {
         Ok(())
     }
 
-    /// Look at the tasks: recover unrecorded launches, stop orphans, and apply each worker's step.
-    async fn observe_and_repair(&mut self, key: &str, result: &mut PassResult) -> Result<(), ReconcileError> {
-        let every = Duration::from_secs(u64::try_from(self.pool.spec.replenish_interval_seconds).unwrap_or(30));
-        let unrecorded: Vec<String> =
-            self.workers.values().filter(|w| plan::task_arn(w).is_none()).map(|w| w.name_any()).collect();
-        let full = !unrecorded.is_empty() || self.shared.sweep_due(key, every);
-        let running = if full { Some(self.aws.running_task_arns(&self.started_by).await?) } else { None };
-        let known: BTreeSet<String> = self.workers.values().filter_map(plan::task_arn).map(str::to_string).collect();
-        let mut describe: BTreeSet<String> = self
-            .workers
-            .values()
-            .filter(|w| plan::phase(w) == WorkerPhase::Starting)
-            .filter_map(plan::task_arn)
-            .map(str::to_string)
-            .collect();
-        if let Some(r) = &running {
-            describe.extend(known.difference(r).cloned());
-            describe.extend(r.difference(&known).cloned());
-        }
-        let obs = if describe.is_empty() {
-            BTreeMap::new()
-        } else {
-            self.aws.describe_tasks(&describe.into_iter().collect::<Vec<_>>()).await?
-        };
-        if full {
-            self.shared.swept(key);
-        }
-
-        // Launches whose task ARN was never recorded.
-        let unknown: BTreeMap<String, plan::TaskObs> =
-            obs.iter().filter(|(arn, _)| !known.contains(*arn)).map(|(a, o)| (a.clone(), o.clone())).collect();
-        let pending: Vec<&HotPoolWorker> = unrecorded.iter().filter_map(|n| self.workers.get(n)).collect();
-        let recovered = plan::recover_launches(pending, &unknown, TAG_LAUNCH);
-        let adopted: BTreeSet<String> = recovered.iter().map(|(_, arn)| arn.clone()).collect();
-        for (name, arn) in &recovered {
-            let port = self.port_of(name);
-            self.write_worker(name, |s| {
-                s.phase = Some(WorkerPhase::Starting);
-                s.task_arn = Some(arn.clone());
-                s.port = port;
-            })
-            .await?;
-        }
-        let relaunch: Vec<String> =
-            unrecorded.iter().filter(|n| !recovered.iter().any(|(r, _)| r == *n)).cloned().collect();
-        self.relaunch(&relaunch, result).await?;
-
-        // Tasks of this pool that no worker knows: stop them.
-        for (arn, o) in &unknown {
-            if adopted.contains(arn)
-                || o.is_stopped()
-                || !self.owner.owns(o.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            {
-                continue;
-            }
-            self.aws.stop_task(arn, "fargate-operator: task of a HotPool with no HotPoolWorker (orphan)").await?;
-            self.ctx
-                .events
-                .warning(
-                    self.pool,
-                    "OrphanStopped",
-                    "StopTask",
-                    format!("stopped task {arn}: no HotPoolWorker records it"),
-                )
-                .await;
-        }
-
-        // Each recorded worker's step. Not the ones just relaunched: their tasks are newer than the
-        // task list above, so they would look lost (and be deleted, orphaning the tasks: found by
-        // the chaos run after a leader died between creating workers and recording their tasks).
-        let names: Vec<String> = self.workers.keys().filter(|n| !relaunch.contains(n)).cloned().collect();
-        for name in names {
-            let Some(w) = self.workers.get(&name) else { continue };
-            let step = plan::step_worker(
-                w,
-                plan::task_arn(w).and_then(|a| obs.get(a)),
-                running.as_ref(),
-                self.pool.spec.startup_timeout_seconds,
-                self.now,
-            );
-            match step {
-                WorkerStep::Keep => {
-                    if plan::phase(w) == WorkerPhase::Starting
-                        && let Some(started) = w.status.as_ref().and_then(|s| s.started_at.as_ref())
-                    {
-                        let deadline = plus_secs(started.0, i64::from(self.pool.spec.startup_timeout_seconds));
-                        result.due_in(clock::until(self.now, deadline, MAX_WAKE));
-                    }
-                }
-                WorkerStep::Ready(ip) => {
-                    let reserved = plan::claim_ref(w).is_some();
-                    let now = self.now;
-                    self.write_worker(&name, |s| {
-                        s.ip = Some(ip.clone());
-                        if reserved {
-                            s.phase = Some(WorkerPhase::Claimed);
-                        } else {
-                            s.phase = Some(WorkerPhase::Available);
-                            s.available_since = Some(MicroTime(now));
-                        }
-                    })
-                    .await?;
-                }
-                WorkerStep::Lost(why) => {
-                    self.ctx
-                        .events
-                        .warning(self.pool, "WorkerLost", "DescribeTasks", format!("worker {name}: {why}"))
-                        .await;
-                    self.delete_worker(&name).await?;
-                }
-                WorkerStep::TimedOut => {
-                    let why = format!(
-                        "not RUNNING with an IP within {} s (spec.startupTimeoutSeconds)",
-                        self.pool.spec.startup_timeout_seconds
-                    );
-                    self.ctx
-                        .events
-                        .warning(self.pool, "StartupTimeout", "StopTask", format!("worker {name}: {why}"))
-                        .await;
-                    self.stop_worker(&name, &why).await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn port_of(&self, worker: &str) -> Option<i32> {
-        let version = &self.workers.get(worker)?.spec.version;
-        self.pool.spec.versions.iter().find(|v| &v.version == version).map(|v| v.port)
-    }
-
-    /// Claims: releases first, then every claim in arrival order. Returns claims waiting per version.
-    async fn claims_pass(
-        &mut self,
-        current_td: &BTreeMap<String, String>,
-        result: &mut PassResult,
-    ) -> Result<BTreeMap<String, usize>, ReconcileError> {
-        let spec = &self.pool.spec;
-        let claims: Vec<Arc<HotPoolClaim>> = self
-            .shared
-            .claims
-            .state()
-            .into_iter()
-            .filter(|c| c.namespace().as_deref() == Some(self.namespace.as_str()) && c.spec.pool == self.name)
-            .collect();
-        let views: Vec<ClaimView> = claims.iter().map(|c| ClaimView::of(c, self.now)).collect();
-        let by_name: BTreeMap<String, ClaimView> = views.iter().map(|c| (c.name.clone(), c.clone())).collect();
-        let worker_views: Vec<WorkerView> = self.workers.values().map(WorkerView::of).collect();
-        for r in plan::releases(&worker_views, &by_name, spec.claims.on_release, spec.claims.lease_seconds, self.now) {
-            match r {
-                Release::Released { worker, on_release, why } => self.release(&worker, on_release, &why).await?,
-                Release::Unreserve { worker } => self.release(&worker, OnRelease::Recycle, "unreserved").await?,
-            }
-        }
-        let mut worker_views: Vec<WorkerView> = self.workers.values().map(WorkerView::of).collect();
-        let steps = plan::plan_claims(spec, &views, &mut worker_views, current_td, self.now);
-        let waiting = plan::waiting_per_version(&views, &steps);
-        let claim_objs: BTreeMap<String, &Arc<HotPoolClaim>> = claims.iter().map(|c| (c.name_any(), c)).collect();
-        let mut cold: Vec<(String, WorkerClaimRef)> = Vec::new();
-        for (name, step) in steps {
-            let Some(claim) = claim_objs.get(&name) else { continue };
-            match step {
-                ClaimStep::Bind { worker } => {
-                    let Some(r) = worker_views.iter().find(|w| w.name == worker).and_then(|w| w.claim.clone()) else {
-                        continue;
-                    };
-                    self.write_worker(&worker, |s| {
-                        s.phase = Some(WorkerPhase::Claimed);
-                        s.claim = Some(r.clone());
-                    })
-                    .await?;
-                    self.bind_claim(claim, &worker, false).await?;
-                }
-                ClaimStep::Complete { worker, cold_start } => self.bind_claim(claim, &worker, cold_start).await?,
-                ClaimStep::ColdStart => {
-                    let r = WorkerClaimRef {
-                        name: name.clone(),
-                        uid: claim.uid(),
-                        client: Some(claim.spec.client.clone()),
-                        since: Time(self.now),
-                        cold_start: true,
-                    };
-                    cold.push((claim.spec.version.clone(), r));
-                    let msg = format!("launching a worker of version {} for this claim", claim.spec.version);
-                    self.set_claim(claim, ClaimPhase::Pending, "ColdStarting", &msg, |_| {}).await?;
-                }
-                ClaimStep::Pending { reason, message } => {
-                    self.set_claim(claim, ClaimPhase::Pending, reason, &message, |_| {}).await?;
-                }
-                ClaimStep::Expire { worker } => {
-                    let lease = spec.claims.lease_seconds;
-                    let msg = format!("the lease of {lease} s ran out without spec.renewedAt being renewed");
-                    self.set_claim(claim, ClaimPhase::Expired, "LeaseExpired", &msg, |_| {}).await?;
-                    self.ctx.events.warning(claim.as_ref(), "LeaseExpired", "Release", msg).await;
-                    self.release(&worker, spec.claims.on_release, "its claim expired").await?;
-                }
-                ClaimStep::Fail { reason, message } => {
-                    self.set_claim(claim, ClaimPhase::Failed, reason, &message, |_| {}).await?;
-                    self.ctx.events.warning(claim.as_ref(), reason, "Bind", message).await;
-                }
-                ClaimStep::Hold { expires_at } => {
-                    if let Some(e) = expires_at {
-                        result.due_in(clock::until(self.now, e, MAX_WAKE));
-                    }
-                    let worker = claim.status.as_ref().and_then(|s| s.worker.clone()).unwrap_or_default();
-                    let msg = self.bound_message(&worker);
-                    self.set_claim(claim, ClaimPhase::Bound, "Bound", &msg, |s| s.expires_at = expires_at.map(Time))
-                        .await?;
-                }
-                ClaimStep::Invalid { message, expires_at } => {
-                    if let Some(e) = expires_at {
-                        result.due_in(clock::until(self.now, e, MAX_WAKE));
-                    }
-                    let phase = claim.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
-                    let new = claim::invalid_status(claim, phase, &message, |s| {
-                        if phase == ClaimPhase::Bound {
-                            s.expires_at = expires_at.map(Time);
-                        }
-                    });
-                    if claim::put_status(&self.claims_api, claim, new, self.ctx).await? {
-                        self.ctx.events.warning(claim.as_ref(), REASON_INVALID_SPEC, "Validate", message).await;
-                    }
-                }
-                ClaimStep::Done => {}
-            }
-        }
-        self.cold_starts = cold;
-        Ok(waiting)
-    }
-
-    fn bound_message(&self, worker: &str) -> String {
-        match self.workers.get(worker).and_then(|w| w.status.as_ref()) {
-            Some(s) => format!(
-                "bound to worker {worker} at {}:{}",
-                s.ip.as_deref().unwrap_or("?"),
-                s.port.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
-            ),
-            None => format!("bound to worker {worker}"),
-        }
-    }
-
-    /// Commit a binding on the claim (the worker already names it).
-    async fn bind_claim(&self, claim: &HotPoolClaim, worker: &str, cold_start: bool) -> Result<(), ReconcileError> {
-        let ws = self.workers.get(worker).and_then(|w| w.status.clone()).unwrap_or_default();
-        let lease = i64::from(self.pool.spec.claims.lease_seconds);
-        let now = self.now;
-        let msg = self.bound_message(worker);
-        let written = self
-            .set_claim(claim, ClaimPhase::Bound, "Bound", &msg, |s| {
-                s.worker = Some(worker.to_string());
-                s.ip = ws.ip.clone();
-                s.port = ws.port;
-                s.task_arn = ws.task_arn.clone();
-                s.bound_at = Some(Time(now));
-                s.expires_at = Some(Time(plus_secs(now, lease)));
-                s.cold_start = Some(cold_start);
-            })
-            .await?;
-        if written {
-            let created = claim.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
-            let waited = now.duration_since(created).as_secs_f64().max(0.0);
-            self.ctx.metrics.claim_bound(cold_start, waited);
-            self.ctx.events.normal(claim, "Bound", "Bind", msg).await;
-        }
-        Ok(())
-    }
-
-    /// Write a claim's status (phase, conditions, extra fields) when it changed, guarded by the
-    /// resourceVersion it was read with. Returns whether a write happened.
-    async fn set_claim(
-        &self,
-        claim: &HotPoolClaim,
-        phase: ClaimPhase,
-        reason: &str,
-        message: &str,
-        extra: impl FnOnce(&mut HotPoolClaimStatus),
-    ) -> Result<bool, ReconcileError> {
-        let new = claim::next_status(claim, phase, reason, message, extra);
-        claim::put_status(&self.claims_api, claim, new, self.ctx).await
-    }
-
-    /// Change a worker's status with `f` and write it when it changed, guarded by the
-    /// resourceVersion of the copy this pass holds (updated from the response).
-    async fn write_worker(
-        &mut self,
-        name: &str,
-        f: impl FnOnce(&mut HotPoolWorkerStatus),
-    ) -> Result<(), ReconcileError> {
-        let Some(w) = self.workers.get(name) else { return Ok(()) };
-        let mut obj = w.clone();
-        let mut st = obj.status.clone().unwrap_or_default();
-        f(&mut st);
-        st.observed_generation = obj.meta().generation;
-        if obj.status.as_ref() == Some(&st) {
-            return Ok(());
-        }
-        obj.status = Some(st);
-        self.ctx.metrics.status_written("HotPoolWorker");
-        let written = self.workers_api.replace_status(name, &PostParams::default(), &obj).await?;
-        self.workers.insert(name.to_string(), written);
-        Ok(())
-    }
-
-    async fn delete_worker(&mut self, name: &str) -> Result<(), ReconcileError> {
-        if let Some(w) = self.workers.get(name) {
-            tracing::debug!(pool = %self.name, worker = name, task = ?plan::task_arn(w), token = ?w.spec.launch_token, phase = ?plan::phase(w), "deleting worker");
-        }
-        match self.workers_api.delete(name, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-        self.workers.remove(name);
-        Ok(())
-    }
-
-    /// Stop the worker's task (if it has one) and remove the worker.
-    async fn stop_worker(&mut self, name: &str, why: &str) -> Result<(), ReconcileError> {
-        if let Some(arn) = self.workers.get(name).and_then(plan::task_arn).map(str::to_string) {
-            let reason = format!("fargate-operator: {why}");
-            self.aws.stop_task(&arn, &reason.chars().take(255).collect::<String>()).await?;
-        }
-        self.delete_worker(name).await
-    }
-
-    /// A claim let go of `worker`: a reserved worker that never started joins the pool; otherwise
-    /// `onRelease` decides between stopping it and returning it to Available.
-    async fn release(&mut self, worker: &str, on_release: OnRelease, why: &str) -> Result<(), ReconcileError> {
-        let Some(w) = self.workers.get(worker) else { return Ok(()) };
-        let now = self.now;
-        match (plan::phase(w), on_release) {
-            (WorkerPhase::Starting, _) => self.write_worker(worker, |s| s.claim = None).await,
-            (_, OnRelease::Recycle) => {
-                self.write_worker(worker, |s| {
-                    s.claim = None;
-                    s.phase = Some(WorkerPhase::Available);
-                    s.available_since = Some(MicroTime(now));
-                })
-                .await
-            }
-            (_, OnRelease::Stop) => self.stop_worker(worker, &format!("released: {why}")).await,
-        }
-    }
-
-    /// Stop idle workers the plan no longer wants.
-    async fn stop_idle(
-        &mut self,
-        current_td: &BTreeMap<String, String>,
-        waiting: &BTreeMap<String, usize>,
-    ) -> Result<(), ReconcileError> {
-        let views: Vec<WorkerView> = self.workers.values().map(WorkerView::of).collect();
-        for (name, why) in plan::idle_stops(&self.pool.spec, &views, current_td, waiting, self.now) {
-            self.stop_worker(&name, &why).await?;
-            self.ctx.events.normal(self.pool, "WorkerStopped", "StopTask", format!("worker {name}: {why}")).await;
-        }
-        Ok(())
-    }
-
-    fn fill_status(&self, status: &mut HotPoolStatus, current_td: &BTreeMap<String, String>) {
-        let mut per: BTreeMap<String, VersionStatus> = BTreeMap::new();
-        for v in &self.pool.spec.versions {
-            per.insert(
-                v.version.clone(),
-                VersionStatus {
-                    version: v.version.clone(),
-                    task_definition_arn: current_td.get(&v.version).cloned(),
-                    scale_to: if v.pooling { v.scale_to } else { 0 },
-                    ..Default::default()
-                },
-            );
-        }
+    /// Record the cluster of every task a worker holds. Pools launched before the inventory existed
+    /// get their entries this way, and so does a cluster whose entry a crash kept from being written
+    /// (it is recorded before RunTask, but written with the status at the end of the pass).
+    fn record_worker_clusters(&mut self) {
         for w in self.workers.values() {
-            let e = per
-                .entry(w.spec.version.clone())
-                .or_insert_with(|| VersionStatus { version: w.spec.version.clone(), ..Default::default() });
-            match (plan::phase(w), plan::claim_ref(w).is_some()) {
-                (WorkerPhase::Available, false) => e.available += 1,
-                (WorkerPhase::Available | WorkerPhase::Claimed, _) => e.claimed += 1,
-                (WorkerPhase::Starting, _) => e.starting += 1,
-                (WorkerPhase::Stopping | WorkerPhase::Failed, _) => e.stopping += 1,
+            if let Some(arn) = plan::task_arn(w) {
+                let cluster = inventory::cluster_of(arn, &self.pool.spec.cluster);
+                inventory::record(&mut self.resources, cluster, &self.started_by);
             }
         }
-        let versions: Vec<VersionStatus> = per.into_values().collect();
-        status.available = Some(versions.iter().map(|v| v.available).sum());
-        status.claimed = Some(versions.iter().map(|v| v.claimed).sum());
-        status.starting = Some(versions.iter().map(|v| v.starting).sum());
-        let short: Vec<String> = versions
-            .iter()
-            .filter(|v| v.available < v.scale_to)
-            .map(|v| format!("{}: {}/{} available", v.version, v.available, v.scale_to))
-            .collect();
-        let generation = self.pool.meta().generation;
-        let starting = status.starting.unwrap_or(0);
-        let c = status.conditions_mut();
-        if short.is_empty() {
-            conditions::set_condition(
-                c,
-                READY,
-                true,
-                "PoolFull",
-                "every pooled version has scaleTo Available workers",
-                generation,
-            );
-        } else {
-            conditions::set_condition(c, READY, false, "Replenishing", &short.join(", "), generation);
-        }
-        if starting > 0 {
-            conditions::set_condition(
-                c,
-                PROGRESSING,
-                true,
-                "WorkersStarting",
-                &format!("{starting} worker(s) starting"),
-                generation,
-            );
-        } else {
-            conditions::set_condition(c, PROGRESSING, false, "Idle", "no worker is starting", generation);
-        }
-        status.versions = versions;
     }
 }
 
@@ -785,68 +394,4 @@ fn reference_matches(reference: &str, arn: &str, same_generation: bool) -> bool 
     } else {
         same_generation && tail.split(':').next() == Some(reference)
     }
-}
-
-/// Deleting the pool: stop every task it launched (unless `policy.deletion: Retain`) and remove
-/// its workers.
-async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Context) -> Result<Action, ReconcileError> {
-    let owner = owner(ctx, &pool)?;
-    let workers_api: Api<HotPoolWorker> = Api::namespaced(ctx.client.clone(), &owner.namespace);
-    let lp = ListParams::default().labels(&format!("{POOL_LABEL}={}", pool.name_any()));
-    let workers: Vec<HotPoolWorker> = workers_api
-        .list(&lp)
-        .await?
-        .items
-        .into_iter()
-        .filter(|w| w.owner_references().iter().any(|o| o.uid == owner.uid))
-        .collect();
-    if pool.spec.policy.deletion != DeletionPolicy::Retain {
-        let aws = pool_aws(ctx, &pool).await;
-        let mut arns: BTreeSet<String> = workers.iter().filter_map(plan::task_arn).map(str::to_string).collect();
-        match aws.running_task_arns(&plan::started_by(&owner.uid)).await {
-            Ok(running) => arns.extend(running),
-            // The cluster is gone, and every task in it: nothing is left to stop.
-            Err(e) if e.is_not_found() => {
-                tracing::info!(pool = %pool.name_any(), error = %e, "the pool's cluster is gone; no task to stop");
-                arns.clear();
-            }
-            Err(e) => return Err(cleanup_error(ctx, &pool, e).await),
-        }
-        for arn in &arns {
-            if let Err(e) = aws.stop_task(arn, "fargate-operator: HotPool deleted").await {
-                return Err(cleanup_error(ctx, &pool, e).await);
-            }
-        }
-        if !arns.is_empty() {
-            ctx.events.normal(pool.as_ref(), "Deleted", "StopTask", format!("stopped {} task(s)", arns.len())).await;
-        }
-    }
-    for w in &workers {
-        match workers_api.delete(&w.name_any(), &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(Action::await_change())
-}
-
-async fn cleanup_error(ctx: &Context, pool: &HotPool, e: AwsError) -> ReconcileError {
-    let mut status = pool.status.clone().unwrap_or_default();
-    let msg = format!("cannot stop the pool's tasks: {e}; the finalizer stays until it succeeds");
-    conditions::set_condition(
-        &mut status.conditions,
-        conditions::DELETION_BLOCKED,
-        true,
-        e.category.reason(),
-        &msg,
-        pool.meta().generation,
-    );
-    if let Some(ns) = pool.namespace() {
-        let api: Api<HotPool> = Api::namespaced(ctx.client.clone(), &ns);
-        if let Err(err) = write_status(&api, pool, &status, ctx).await {
-            tracing::warn!(%err, "could not record DeletionBlocked");
-        }
-    }
-    ReconcileError::Aws(e)
 }

@@ -1,0 +1,87 @@
+//! Deleting a pool: stop every task it launched (unless `policy.deletion: Retain`), found by
+//! `startedBy` in every cluster of the inventory and in `spec.cluster`, and through its workers
+//! (each task in the cluster its ARN names), then remove its workers. A cluster that is gone has no
+//! tasks left to stop.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use kube::api::{Api, DeleteParams, ListParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+
+use super::{inventory, owner, plan, pool_aws};
+use crate::api::DeletionPolicy;
+use crate::api::hot_pool::{HotPool, HotPoolWorker, POOL_LABEL};
+use crate::aws::AwsError;
+use crate::controller::{ReconcileError, write_status};
+use crate::runtime::Context;
+use crate::runtime::conditions;
+
+/// Deleting the pool: stop every task it launched (unless `policy.deletion: Retain`) and remove
+/// its workers.
+pub(super) async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Context) -> Result<Action, ReconcileError> {
+    let owner = owner(ctx, &pool)?;
+    let workers_api: Api<HotPoolWorker> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    let lp = ListParams::default().labels(&format!("{POOL_LABEL}={}", pool.name_any()));
+    let workers: Vec<HotPoolWorker> = workers_api
+        .list(&lp)
+        .await?
+        .items
+        .into_iter()
+        .filter(|w| w.owner_references().iter().any(|o| o.uid == owner.uid))
+        .collect();
+    if pool.spec.policy.deletion != DeletionPolicy::Retain {
+        let aws = pool_aws(ctx, &pool).await;
+        let mut arns: BTreeSet<String> = workers.iter().filter_map(plan::task_arn).map(str::to_string).collect();
+        let started_by = plan::started_by(&owner.uid);
+        let resources = pool.status.as_ref().map(|s| s.resources.as_slice()).unwrap_or_default();
+        for cluster in inventory::clusters_to_search(resources, &pool.spec.cluster) {
+            match aws.running_task_arns(cluster, &started_by).await {
+                Ok(running) => arns.extend(running),
+                // The cluster is gone, and every task in it: nothing is left to stop there (StopTask
+                // of a worker's task in it finds no cluster, which counts as stopped).
+                Err(e) if e.is_not_found() => {
+                    tracing::info!(pool = %pool.name_any(), cluster, error = %e, "cluster is gone; no task to stop there");
+                }
+                Err(e) => return Err(cleanup_error(ctx, &pool, e).await),
+            }
+        }
+        for arn in &arns {
+            if let Err(e) = aws.stop_task(arn, "fargate-operator: HotPool deleted").await {
+                return Err(cleanup_error(ctx, &pool, e).await);
+            }
+        }
+        if !arns.is_empty() {
+            ctx.events.normal(pool.as_ref(), "Deleted", "StopTask", format!("stopped {} task(s)", arns.len())).await;
+        }
+    }
+    for w in &workers {
+        match workers_api.delete(&w.name_any(), &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Action::await_change())
+}
+
+async fn cleanup_error(ctx: &Context, pool: &HotPool, e: AwsError) -> ReconcileError {
+    let mut status = pool.status.clone().unwrap_or_default();
+    let msg = format!("cannot stop the pool's tasks: {e}; the finalizer stays until it succeeds");
+    conditions::set_condition(
+        &mut status.conditions,
+        conditions::DELETION_BLOCKED,
+        true,
+        e.category.reason(),
+        &msg,
+        pool.meta().generation,
+    );
+    if let Some(ns) = pool.namespace() {
+        let api: Api<HotPool> = Api::namespaced(ctx.client.clone(), &ns);
+        if let Err(err) = write_status(&api, pool, &status, ctx).await {
+            tracing::warn!(%err, "could not record DeletionBlocked");
+        }
+    }
+    ReconcileError::Aws(e)
+}

@@ -1,0 +1,98 @@
+//! Worker writes of a pass: status changes guarded by the resourceVersion this pass holds,
+//! deletion, stopping a worker's task, releasing a worker a claim let go of, and stopping the idle
+//! workers the plan no longer wants.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::Resource;
+use kube::api::{DeleteParams, PostParams};
+
+use super::Pool;
+use super::plan::{self, WorkerView};
+use crate::api::hot_pool::{HotPoolWorkerStatus, OnRelease, WorkerPhase};
+use crate::controller::ReconcileError;
+
+impl Pool<'_> {
+    /// Change a worker's status with `f` and write it when it changed, guarded by the
+    /// resourceVersion of the copy this pass holds (updated from the response).
+    pub(super) async fn write_worker(
+        &mut self,
+        name: &str,
+        f: impl FnOnce(&mut HotPoolWorkerStatus),
+    ) -> Result<(), ReconcileError> {
+        let Some(w) = self.workers.get(name) else { return Ok(()) };
+        let mut obj = w.clone();
+        let mut st = obj.status.clone().unwrap_or_default();
+        f(&mut st);
+        st.observed_generation = obj.meta().generation;
+        if obj.status.as_ref() == Some(&st) {
+            return Ok(());
+        }
+        obj.status = Some(st);
+        self.ctx.metrics.status_written("HotPoolWorker");
+        let written = self.workers_api.replace_status(name, &PostParams::default(), &obj).await?;
+        self.workers.insert(name.to_string(), written);
+        Ok(())
+    }
+
+    pub(super) async fn delete_worker(&mut self, name: &str) -> Result<(), ReconcileError> {
+        if let Some(w) = self.workers.get(name) {
+            tracing::debug!(pool = %self.name, worker = name, task = ?plan::task_arn(w), token = ?w.spec.launch_token, phase = ?plan::phase(w), "deleting worker");
+        }
+        match self.workers_api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.workers.remove(name);
+        Ok(())
+    }
+
+    /// Stop the worker's task (if it has one) and remove the worker.
+    pub(super) async fn stop_worker(&mut self, name: &str, why: &str) -> Result<(), ReconcileError> {
+        if let Some(arn) = self.workers.get(name).and_then(plan::task_arn).map(str::to_string) {
+            let reason = format!("fargate-operator: {why}");
+            self.aws.stop_task(&arn, &reason.chars().take(255).collect::<String>()).await?;
+        }
+        self.delete_worker(name).await
+    }
+
+    /// A claim let go of `worker`: a reserved worker that never started joins the pool; otherwise
+    /// `onRelease` decides between stopping it and returning it to Available.
+    pub(super) async fn release(
+        &mut self,
+        worker: &str,
+        on_release: OnRelease,
+        why: &str,
+    ) -> Result<(), ReconcileError> {
+        let Some(w) = self.workers.get(worker) else { return Ok(()) };
+        let now = self.now;
+        match (plan::phase(w), on_release) {
+            (WorkerPhase::Starting, _) => self.write_worker(worker, |s| s.claim = None).await,
+            (_, OnRelease::Recycle) => {
+                self.write_worker(worker, |s| {
+                    s.claim = None;
+                    s.phase = Some(WorkerPhase::Available);
+                    s.available_since = Some(MicroTime(now));
+                })
+                .await
+            }
+            (_, OnRelease::Stop) => self.stop_worker(worker, &format!("released: {why}")).await,
+        }
+    }
+
+    /// Stop idle workers the plan no longer wants.
+    pub(super) async fn stop_idle(
+        &mut self,
+        current_td: &BTreeMap<String, String>,
+        waiting: &BTreeMap<String, usize>,
+    ) -> Result<(), ReconcileError> {
+        let views: Vec<WorkerView> = self.workers.values().map(WorkerView::of).collect();
+        for (name, why) in plan::idle_stops(&self.pool.spec, &views, current_td, waiting, self.now) {
+            self.stop_worker(&name, &why).await?;
+            self.ctx.events.normal(self.pool, "WorkerStopped", "StopTask", format!("worker {name}: {why}")).await;
+        }
+        Ok(())
+    }
+}
