@@ -109,8 +109,9 @@ pub struct OwnedResource {
     /// `TaskDefinitionFamily`, or `Tasks` (a HotPool's ECS tasks in the cluster `id` names).
     #[serde(rename = "type")]
     pub type_: String,
-    /// Its identity: an ARN, a health check id (`planned:<CallerReference>` while its create is
-    /// unanswered), a task definition family, or `<zone>/<name>/<type>[/<set id>]` for a record.
+    /// Its identity: an ARN, a health check id, a task definition family, an ECS cluster (`Tasks`),
+    /// or `<zone>/<name>/<type>[/<set id>]` for a record; `planned:<reference or name>` for a create
+    /// recorded before it was sent whose answer has not come yet.
     pub id: String,
     /// What it lives in, when deleting it needs that (a listener ARN, an ECS cluster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
