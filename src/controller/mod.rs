@@ -1,8 +1,10 @@
 //! Controllers, one per kind, on a shared driver.
 //!
-//! The driver owns what every kind does the same way: watching, per-object backoff, metrics, the
-//! finalizer, validation into `Degraded` and `paused` (`gate`), recording errors and blocks, and
-//! status writes only on change. Each kind's module holds only what is its own.
+//! The driver owns what every kind does the same way: watching, per-object backoff, metrics, panics
+//! caught per object (`guard`), the finalizer and `DeletionBlocked`, validation into `Degraded` and
+//! `paused` (`gate`), the end of every pass (`pass::finish_pass`: outcome into conditions, one
+//! resourceVersion-guarded status write, Events) and the inventory helpers. Each kind's module holds
+//! only what is its own: its observe, decide and apply steps.
 
 pub mod dns_failover;
 pub mod error;

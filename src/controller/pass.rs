@@ -14,7 +14,7 @@ use super::{Blocked, Managed, ReconcileError, emit_transitions, record_aws_error
 use crate::aws::AwsError;
 use crate::runtime::Context;
 use crate::runtime::conditions::{self, DEGRADED, SYNCED};
-use crate::runtime::status::ObjectStatus;
+use crate::runtime::status::{ObjectStatus, set_last_error};
 
 /// How a pass ended.
 pub enum PassEnd {
@@ -28,8 +28,23 @@ pub enum PassEnd {
     /// A problem a human must fix: `Degraded` with its reason; looked at again after 5 minutes or
     /// an edit.
     Blocked(Blocked),
+    /// Like `Blocked`, looked at again after `requeue`.
+    BlockedFor(Blocked, Duration),
+    /// The pass did what it could, but part of the object cannot be made to match (e.g. one HotPool
+    /// version whose task definition ECS rejects): not `Synced`, `Degraded` with the problem, and
+    /// `lastError` names `operation`; not an error of the pass (no backoff).
+    Partial {
+        /// What is wrong and what to do.
+        problem: Blocked,
+        /// The AWS operation that refused, as `service:Operation`.
+        operation: &'static str,
+        /// When to look again.
+        requeue: Duration,
+    },
     /// An AWS call failed: recorded, retried with the per-object backoff.
     Failed(AwsError),
+    /// Any other error (Kubernetes, missing metadata): status written as it is, retried with backoff.
+    Error(ReconcileError),
 }
 
 /// How long a blocked object waits before it is looked at again without an edit.
@@ -61,6 +76,19 @@ pub async fn finish_pass<K: Managed>(
             record_blocked(&mut status, &b, generation);
             Ok(Action::requeue(BLOCKED_RECHECK))
         }
+        PassEnd::BlockedFor(b, requeue) => {
+            record_blocked(&mut status, &b, generation);
+            Ok(Action::requeue(requeue))
+        }
+        PassEnd::Partial { problem, operation, requeue } => {
+            let c = status.conditions_mut();
+            conditions::set_condition(c, SYNCED, false, problem.reason, &problem.message, generation);
+            conditions::set_condition(c, DEGRADED, true, problem.reason, &problem.message, generation);
+            set_last_error(status.last_error_mut(), operation, problem.reason, &problem.message);
+            ctx.backoff.on_success(&ObjectRef::from_obj(obj).to_string());
+            Ok(Action::requeue(requeue))
+        }
+        PassEnd::Error(err) => Err(err),
         PassEnd::Failed(err) => {
             record_aws_error(&mut status, &err, generation);
             Err(ReconcileError::Aws(err))

@@ -1,8 +1,9 @@
-//! The DnsFailover controller: health checks with deterministic CallerReferences, the
-//! PRIMARY/SECONDARY record pair (changes merged per zone by the shared Route 53 batcher), the
-//! manual DR switch through the primary's health check, NS delegation into the parent zone, status
-//! (with the health poller's readings applied here: this is the one writer of the status), and
-//! deletion.
+//! The DnsFailover controller: health checks whose CallerReferences (stem + nonce) are recorded in
+//! the inventory before each create, the PRIMARY/SECONDARY record pair (changes merged per zone by
+//! the shared Route 53 batcher), the manual DR switch through the primary's health check, NS
+//! delegation into the parent zone, status (with the health poller's readings applied here: this
+//! is the one writer of the status), cleanup of what an edit no longer wants and deletion, both
+//! from the inventory in `status.resources`.
 
 pub mod aws;
 pub mod health;

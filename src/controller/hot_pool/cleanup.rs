@@ -14,9 +14,8 @@ use super::{inventory, owner, plan, pool_aws};
 use crate::api::DeletionPolicy;
 use crate::api::hot_pool::{HotPool, HotPoolWorker, POOL_LABEL};
 use crate::aws::AwsError;
-use crate::controller::{ReconcileError, write_status};
+use crate::controller::{ReconcileError, record_deletion_blocked, write_status};
 use crate::runtime::Context;
-use crate::runtime::conditions;
 
 /// Deleting the pool: stop every task it launched (unless `policy.deletion: Retain`) and remove
 /// its workers.
@@ -68,15 +67,7 @@ pub(super) async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Conte
 
 async fn cleanup_error(ctx: &Context, pool: &HotPool, e: AwsError) -> ReconcileError {
     let mut status = pool.status.clone().unwrap_or_default();
-    let msg = format!("cannot stop the pool's tasks: {e}; the finalizer stays until it succeeds");
-    conditions::set_condition(
-        &mut status.conditions,
-        conditions::DELETION_BLOCKED,
-        true,
-        e.category.reason(),
-        &msg,
-        pool.meta().generation,
-    );
+    record_deletion_blocked(&mut status, &e, pool.meta().generation);
     if let Some(ns) = pool.namespace() {
         let api: Api<HotPool> = Api::namespaced(ctx.client.clone(), &ns);
         if let Err(err) = write_status(&api, pool, &status, ctx).await {

@@ -42,17 +42,13 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
 use self::aws::PoolAws;
-use super::{
-    ReconcileError, emit_transitions, error_policy, gate, jittered, record_aws_error, with_finalizer, write_status,
-};
+use super::{PassEnd, ReconcileError, StatusWriter, error_policy, finish_pass, gate, jittered, with_finalizer};
 use crate::api::OwnedResource;
 use crate::api::hot_pool::{
     HotPool, HotPoolClaim, HotPoolStatus, HotPoolWorker, POOL_LABEL, WorkerClaimRef, WorkerPhase,
 };
 use crate::aws::naming::Owner;
 use crate::runtime::Context;
-use crate::runtime::conditions::{self, DEGRADED, SYNCED};
-use crate::runtime::status::ObjectStatus;
 
 const KIND: &str = "HotPool";
 /// Label on workers: the launch token they were started with.
@@ -180,7 +176,6 @@ async fn apply(
     ctx: &Context,
     shared: &Shared,
 ) -> Result<Action, ReconcileError> {
-    let generation = pool.meta().generation;
     if let Some(done) = gate(api, pool.as_ref(), pool.spec.policy.paused, ctx).await? {
         return Ok(done);
     }
@@ -190,33 +185,28 @@ async fn apply(
     if shared.claims_ready.clone().wait_for(|ready| *ready).await.is_err() {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
-    let key = ObjectRef::from_obj(pool.as_ref()).to_string();
     tracing::debug!(pool = %pool.name_any(), "credentials");
     let aws = pool_aws(ctx, &pool).await;
     let mut pass = Pool::new(&pool, ctx, shared, aws, status.resources.clone())?;
     let outcome = pass.converge(&mut status).await;
     // Also after a failed pass: a RunTask it made may have started tasks in a cluster it recorded.
     status.resources = std::mem::take(&mut pass.resources);
-    status.observed_generation = generation;
     let backstop = Duration::from_secs(u64::try_from(pool.spec.replenish_interval_seconds).unwrap_or(30));
-    let result = match outcome {
+    let end = match outcome {
         Ok(done) => {
-            let c = status.conditions_mut();
-            if done.problems.is_empty() {
-                conditions::set_condition(c, SYNCED, true, "Synced", "workers match the plan table", generation);
-                conditions::set_condition(c, DEGRADED, false, "AsExpected", "no problems found", generation);
-                status.last_error = None;
-            } else {
-                let msg = done.problems.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ");
-                let reason = done.problems.first().map_or("TaskDefinitionNotFound", |(r, _)| *r);
-                let operation =
-                    if reason == launch::REASON_LAUNCH_REJECTED { "ecs:RunTask" } else { "ecs:DescribeTaskDefinition" };
-                conditions::set_condition(c, SYNCED, false, reason, &msg, generation);
-                conditions::set_condition(c, DEGRADED, true, reason, &msg, generation);
-                crate::runtime::status::set_last_error(&mut status.last_error, operation, reason, &msg);
+            let requeue = done.next.map_or(jittered(backstop), |n| n.min(jittered(backstop)));
+            match done.problems.first() {
+                None => PassEnd::Converged { message: "workers match the plan table", requeue },
+                Some((reason, _)) => {
+                    let message = done.problems.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ");
+                    let operation = if *reason == launch::REASON_LAUNCH_REJECTED {
+                        "ecs:RunTask"
+                    } else {
+                        "ecs:DescribeTaskDefinition"
+                    };
+                    PassEnd::Partial { problem: super::Blocked { reason, message }, operation, requeue }
+                }
             }
-            ctx.backoff.on_success(&key);
-            Ok(Action::requeue(done.next.map_or(jittered(backstop), |n| n.min(jittered(backstop)))))
         }
         // No cluster, no workers: a problem for a human, reported as such and looked at again
         // at the backstop interval (not retried as an AWS error).
@@ -228,18 +218,13 @@ async fn apply(
                     pool.spec.cluster
                 ),
             };
-            super::record_blocked(&mut status, &blocked, generation);
-            Ok(Action::requeue(jittered(backstop)))
+            PassEnd::BlockedFor(blocked, jittered(backstop))
         }
-        Err(ReconcileError::Aws(err)) => {
-            record_aws_error(&mut status, &err, generation);
-            Err(ReconcileError::Aws(err))
-        }
-        Err(other) => Err(other),
+        Err(ReconcileError::Aws(err)) => PassEnd::Failed(err),
+        Err(other) => PassEnd::Error(other),
     };
-    emit_transitions(ctx, pool.as_ref(), &old, &status).await;
-    write_status(api, &pool, &status, ctx).await?;
-    result
+    let writer = StatusWriter::new(api, pool.as_ref(), ctx);
+    finish_pass(&writer, pool.as_ref(), ctx, &old, status, end).await.0
 }
 
 /// One converge pass over one pool.
