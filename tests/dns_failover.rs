@@ -516,3 +516,27 @@ async fn a_check_replaced_back_or_re_added_gets_a_new_reference() {
     assert_eq!(s.our_health_checks().await, 2, "one check per side, none left over");
     s.finish_deleted("dev.acs.app.com").await;
 }
+
+/// A GetChange that fails is the pass's error, named in `lastError`, not a change left PENDING
+/// without a word. (The test moto answers every change INSYNC at once, so the PENDING change is
+/// written into status as a slow Route 53 would have left it.)
+#[tokio::test]
+async fn a_failing_get_change_is_reported_not_swallowed() {
+    let s = Setup::with_faults("dnsf-getchange", "GetChange=5xx%1").await;
+    s.api.create(&PostParams::default(), &s.manifest("dev", "dev.acs.app.com")).await.expect("create");
+    s.wait("dev", "Synced", "True").await;
+    let pending = json!({"status": {"change": {"id": "/change/CPENDING0001", "status": "PENDING"}}});
+    s.api.patch_status("dev", &PatchParams::default(), &Patch::Merge(pending)).await.expect("patch status");
+    let cond = |o: Option<&DnsFailover>| {
+        o.and_then(|o| o.status.as_ref()?.last_error.as_ref()).is_some_and(|e| e.operation.contains("GetChange"))
+    };
+    let app = tokio::time::timeout(WAIT, await_condition(s.api.clone(), "dev", cond))
+        .await
+        .expect("lastError names GetChange")
+        .expect("watch")
+        .expect("object");
+    let st = app.status.expect("status");
+    assert!(st.conditions.iter().any(|c| c.type_ == "Synced" && c.status == "False"), "{:?}", st.conditions);
+    s.op.stop().await;
+    s.ctx.cleanup().await;
+}

@@ -178,12 +178,16 @@ impl FailoverAws {
         self.batcher.submit(zone, &self.scope, self.r53.clone(), changes).await.map(Some)
     }
 
-    /// Current status of a change (`PENDING`/`INSYNC`); `None` where the API lacks GetChange.
-    pub async fn change_status(&self, id: &str) -> Option<String> {
+    /// Current status of a change (`PENDING`/`INSYNC`). A change Route 53 no longer knows
+    /// (NoSuchChange: it keeps them for a limited time) is long in sync. Any other error is the
+    /// pass's: status cannot say the change propagated, and `lastError` says why (e.g. a policy
+    /// without `route53:GetChange`).
+    pub async fn change_status(&self, id: &str) -> Result<Option<String>, AwsError> {
         let id = id.trim_start_matches("/change/");
         match self.caller.call(Service::Route53, "GetChange", || self.r53.get_change().id(id).send()).await {
-            Ok(r) => r.change_info().map(|c| c.status().as_str().to_string()),
-            Err(_) => None,
+            Ok(r) => Ok(r.change_info().map(|c| c.status().as_str().to_string())),
+            Err(e) if e.is_not_found() => Ok(Some("INSYNC".into())),
+            Err(e) => Err(e),
         }
     }
 

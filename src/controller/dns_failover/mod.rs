@@ -378,7 +378,7 @@ async fn converge(
     // Propagation: a PENDING change is followed with GetChange until INSYNC.
     if let Some(change) = status.change.as_mut()
         && change.status == "PENDING"
-        && let Some(now) = aws.change_status(&change.id).await
+        && let Some(now) = aws.change_status(&change.id).await?
     {
         change.status = now;
     }
