@@ -180,6 +180,21 @@ async fn removing_the_load_balancer_removes_its_rule_record_and_target_group() {
     assert_eq!(types, BTreeSet::from(["Service".to_string(), "TaskDefinitionFamily".to_string()]));
     let st = status_of(&app);
     assert_eq!((st.target_group_arn, st.listener_rule_arn, st.load_balancer_dns_name), (None, None, None));
+    // Each deletion an edit caused is an Event on the object.
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> =
+        kube::Api::namespaced(s.ctx.client.clone(), &s.ctx.namespace);
+    let notes: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Deleted"))
+        .filter_map(|e| e.note)
+        .collect();
+    for what in ["TargetGroup", "ListenerRule", "Record"] {
+        assert!(notes.iter().any(|n| n.starts_with(what)), "no Deleted Event for the {what}: {notes:?}");
+    }
 
     delete_and_check_nothing_left(&s, "web", &[&s.fx.alb.listener_arn], &["web.apps.example.com"]).await;
     s.finish().await;

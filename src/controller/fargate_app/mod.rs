@@ -177,6 +177,7 @@ async fn converge(
     let tags = aws.owner.tags(&spec.tags);
     let pass = Pass { obj, aws, ctx, writer, names: &names };
     inventory::seed_from_status(spec, status);
+    let before = status.resources.clone();
 
     // 1. Target group and listener rule.
     let (mut listener, mut tg_arn, mut rule_arn) = (None, None, None);
@@ -241,6 +242,20 @@ async fn converge(
         target_group: tg_arn.as_deref(),
     };
     cleanup::remove_unwanted(aws, &mut status.resources, &wanted).await?;
+    for gone in before.iter().filter(|r| !inventory::is_planned(r) && !status.resources.contains(r)) {
+        let replaced = status.resources.iter().any(|r| r.type_ == gone.type_ && r.id == gone.id);
+        if !replaced {
+            let message = format!("{} {} is no longer wanted by the spec: deleted", gone.type_, gone.id);
+            // One action per kind of object: Events with the same reason and action are folded.
+            let action = match gone.type_.as_str() {
+                inventory::LISTENER_RULE => "DeleteRule",
+                inventory::RECORD => "ChangeResourceRecordSets",
+                inventory::SERVICE => "DeleteService",
+                _ => "DeleteTargetGroup",
+            };
+            ctx.events.normal(obj, "Deleted", action, message).await;
+        }
+    }
 
     // 5. Readiness from what ECS and the target group report.
     let Some(svc) = observed_service else {
