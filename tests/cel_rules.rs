@@ -193,3 +193,42 @@ fn every_cel_rule_compiles() {
         assert!(!compiled.has_errors(), "{kind}: {:?}", compiled.compilation_errors());
     }
 }
+
+/// `spec.aws` of every kind cannot be added, removed or changed; an update that keeps it passes.
+#[test]
+fn spec_aws_cannot_change_on_any_kind() {
+    fn check<K: CustomResourceExt>(base: Value) {
+        let schema = schema_of::<K>();
+        let with = |aws: Option<Value>| {
+            let mut o = base.clone();
+            match aws {
+                Some(a) => o["spec"]["aws"] = a,
+                None => {
+                    o["spec"].as_object_mut().expect("spec").remove("aws");
+                }
+            }
+            o
+        };
+        let east = Some(json!({"region": "us-east-1"}));
+        let west = Some(json!({"region": "us-west-2"}));
+        let role = Some(json!({"region": "us-east-1", "roleArn": "arn:aws:iam::123456789012:role/r"}));
+        let v = Validator::new();
+        let kind = base["kind"].as_str().unwrap_or("?").to_string();
+        for same in [None, east.clone()] {
+            assert!(v.validate(&schema, &with(same.clone()), Some(&with(same))).is_ok(), "{kind}: unchanged passes");
+        }
+        for (old, new) in [(None, east.clone()), (east.clone(), None), (east.clone(), west), (east, role)] {
+            let err = v.validate(&schema, &with(new.clone()), Some(&with(old.clone()))).expect_err("a change fails");
+            assert!(err.to_string().contains("spec.aws cannot change"), "{kind} {old:?} -> {new:?}: {err}");
+        }
+    }
+    check::<FargateApp>(app(json!({})));
+    check::<DnsFailover>(failover("a.example.com", "b.example.com", json!({})));
+    let pool = json!({
+        "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPool",
+        "metadata": {"name": "p", "namespace": "n"},
+        "spec": {"cluster": "workers", "network": {"subnets": ["subnet-1"]},
+                 "versions": [{"version": "1", "taskDefinition": "worker:1", "scaleTo": 1, "port": 7000}]}
+    });
+    check::<HotPool>(pool);
+}

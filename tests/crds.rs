@@ -252,3 +252,37 @@ async fn a_status_write_from_a_stale_read_is_refused() {
     assert_eq!(now.status.and_then(|s| s.observed_generation), Some(2));
     ctx.cleanup().await;
 }
+
+/// A pass whose final status write is refused as stale still lands its inventory changes: what it
+/// made is added to, and what it deleted removed from, the newer object's `status.resources`, and
+/// what the newer version recorded stays.
+#[tokio::test]
+async fn a_stale_pass_merges_its_inventory_into_the_newer_object() {
+    use fargate_operator::api::{DnsFailover, DnsFailoverStatus, OwnedResource};
+    use fargate_operator::controller::{StatusWriter, is_stale_write};
+    use fargate_operator::runtime::metrics::Metrics;
+    let entry = |id: &str| OwnedResource { type_: "HealthCheck".into(), id: id.into(), parent: None, name: None };
+    let ctx = TestCtx::new("crds-merge-inventory").await;
+    let mut doc = yaml_docs("examples/dnsfailover.yaml").into_iter().find(|d| d["kind"] == "DnsFailover").expect("ex");
+    doc["metadata"] = json!({"name": "merge", "namespace": ctx.namespace});
+    create(&ctx, &doc).await.expect("create");
+    let api: Api<DnsFailover> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let metrics = Metrics::new();
+    let first = StatusWriter::new(&api, &api.get("merge").await.expect("get"), &metrics);
+    let recorded = DnsFailoverStatus { resources: vec![entry("kept"), entry("old")], ..Default::default() };
+    first.write(&recorded).await.expect("the first write");
+
+    // A pass that read the object before that write: it made `new` and deleted `old`.
+    let mut stale_read = api.get("merge").await.expect("get");
+    stale_read.status = Some(DnsFailoverStatus { resources: vec![entry("old")], ..Default::default() });
+    stale_read.metadata.resource_version = Some("1".into());
+    let stale = StatusWriter::new(&api, &stale_read, &metrics);
+    let after = DnsFailoverStatus { resources: vec![entry("new")], ..Default::default() };
+    let refused = stale.write(&after).await.expect_err("a write from a stale read is refused");
+    assert!(is_stale_write(&refused), "{refused:?}");
+    stale.merge_resources(&[entry("old")], &after.resources).await.expect("merge");
+    let now = api.get("merge").await.expect("get").status.expect("status").resources;
+    let ids: Vec<&str> = now.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["kept", "new"], "made: added; deleted: removed; the newer object's own entries kept");
+    ctx.cleanup().await;
+}

@@ -123,6 +123,14 @@ pub struct OwnedResource {
     pub name: Option<String>,
 }
 
+/// CEL transition rule of every kind's spec: `spec.aws` (account, role, region) cannot change.
+/// What the object made lives in the old account and region and is deleted with the old
+/// credentials; moving it is a delete and a create.
+pub const AWS_UNCHANGED_RULE: &str = "has(self.aws) == has(oldSelf.aws) && (!has(self.aws) || self.aws == oldSelf.aws)";
+
+/// The message of [`AWS_UNCHANGED_RULE`].
+pub const AWS_UNCHANGED_MESSAGE: &str = "spec.aws cannot change: what this object made lives in the old account and region; delete the object (its AWS resources go with it) and create it again with the new spec.aws";
+
 /// Extra tags copied onto every AWS resource (owner tags always win).
 pub type Tags = BTreeMap<String, String>;
 

@@ -34,7 +34,8 @@ pub const DNS_NAME_PATTERN: &str = r"^([a-zA-Z0-9_]([a-zA-Z0-9_-]{0,61}[a-zA-Z0-
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("self.primary.target.lowerAscii() != self.secondary.target.lowerAscii() && self.primary.target.lowerAscii() + '.' != self.secondary.target.lowerAscii() && self.primary.target.lowerAscii() != self.secondary.target.lowerAscii() + '.'").message("spec.primary.target and spec.secondary.target must differ"),
-    validation = Rule::new("self.primary.target.lowerAscii() != self.name.lowerAscii() && self.secondary.target.lowerAscii() != self.name.lowerAscii()").message("spec.primary.target and spec.secondary.target must not point at spec.name itself")
+    validation = Rule::new("self.primary.target.lowerAscii() != self.name.lowerAscii() && self.secondary.target.lowerAscii() != self.name.lowerAscii()").message("spec.primary.target and spec.secondary.target must not point at spec.name itself"),
+    validation = Rule::new(super::common::AWS_UNCHANGED_RULE).message(super::common::AWS_UNCHANGED_MESSAGE)
 )]
 pub struct DnsFailoverSpec {
     /// Hosted zone ID holding the record, e.g. `Z0ACS` (a `/hostedzone/` prefix is accepted).

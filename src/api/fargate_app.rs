@@ -47,7 +47,8 @@ pub const FARGATE_SIZES: &[(i32, i32, i32, i32)] = &[
     validation = Rule::new(CPU_MEMORY_RULE).message("spec.memory is not valid for spec.cpu: see https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size (e.g. cpu 256 takes memory 512, 1024 or 2048)"),
     validation = Rule::new("self.containers.all(c, self.containers.exists_one(d, d.name == c.name))").message("spec.containers[].name must be unique"),
     validation = Rule::new("!has(self.loadBalancer) || !has(self.loadBalancer.containerName) || self.containers.exists(c, c.name == self.loadBalancer.containerName)").message("spec.loadBalancer.containerName must name one of spec.containers"),
-    validation = Rule::new("!has(self.dns) || (has(self.loadBalancer) && has(self.loadBalancer.listenerRule))").message("spec.dns needs spec.loadBalancer.listenerRule: the record points at that listener's load balancer")
+    validation = Rule::new("!has(self.dns) || (has(self.loadBalancer) && has(self.loadBalancer.listenerRule))").message("spec.dns needs spec.loadBalancer.listenerRule: the record points at that listener's load balancer"),
+    validation = Rule::new(super::common::AWS_UNCHANGED_RULE).message(super::common::AWS_UNCHANGED_MESSAGE)
 )]
 pub struct FargateAppSpec {
     /// ECS cluster name or ARN the service runs in.

@@ -36,6 +36,7 @@ pub const VERSION_LABEL: &str = "fargate.operator.dev/version";
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(super::common::AWS_UNCHANGED_RULE).message(super::common::AWS_UNCHANGED_MESSAGE))]
 pub struct HotPoolSpec {
     /// ECS cluster name or ARN the workers run in.
     #[schemars(length(min = 1, max = 2048))]

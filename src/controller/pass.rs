@@ -96,9 +96,15 @@ pub async fn finish_pass<K: Managed>(
     };
     match writer.write(&status).await {
         Ok(()) => {}
-        // Nothing this pass decided is recorded; the newer version triggers a pass of its own.
+        // The object changed since this pass read it: its conditions describe a spec that is no
+        // longer current and are not written, but what it made and deleted is merged into the
+        // newer object's inventory (a create must never be forgotten). The newer version
+        // triggers a pass of its own.
         Err(e) if is_stale_write(&e) => {
-            tracing::debug!(kind = K::KIND, object = %obj.name_any(), "stale read; status not written");
+            tracing::debug!(kind = K::KIND, object = %obj.name_any(), "stale read; merging the inventory only");
+            if let Err(err) = writer.merge_resources(old.resources(), status.resources()).await {
+                return (Err(err), false);
+            }
             return (Ok(Action::requeue(Duration::from_secs(1))), false);
         }
         Err(e) => return (Err(e), false),
@@ -114,16 +120,16 @@ pub async fn finish_pass<K: Managed>(
 /// token written before the create was sent.
 pub struct StatusWriter<'a, K: Managed> {
     api: &'a Api<K>,
-    ctx: &'a Context,
+    metrics: &'a crate::runtime::metrics::Metrics,
     name: String,
     state: std::sync::Mutex<(Option<String>, Option<K::Status>)>,
 }
 
 impl<'a, K: Managed> StatusWriter<'a, K> {
     /// A writer for `obj` as the pass read it.
-    pub fn new(api: &'a Api<K>, obj: &K, ctx: &'a Context) -> Self {
+    pub fn new(api: &'a Api<K>, obj: &K, metrics: &'a crate::runtime::metrics::Metrics) -> Self {
         let state = (obj.meta().resource_version.clone(), obj.status_ref().cloned());
-        Self { api, ctx, name: obj.name_any(), state: std::sync::Mutex::new(state) }
+        Self { api, metrics, name: obj.name_any(), state: std::sync::Mutex::new(state) }
     }
 
     /// Write `status` unless it is what the object already has. `Err` 409: the object changed since
@@ -133,7 +139,7 @@ impl<'a, K: Managed> StatusWriter<'a, K> {
         if current.as_ref() == Some(status) {
             return Ok(());
         }
-        self.ctx.metrics.status_written(K::KIND);
+        self.metrics.status_written(K::KIND);
         let written = match version {
             Some(v) => crate::runtime::status::apply_status_at(self.api, &self.name, &v, status).await?,
             None => return Err(ReconcileError::MissingMetadata("metadata.resourceVersion")),
@@ -146,6 +152,46 @@ impl<'a, K: Managed> StatusWriter<'a, K> {
     /// The status as this pass last wrote it (or read it).
     pub fn current(&self) -> Option<K::Status> {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).1.clone()
+    }
+
+    /// After a write refused as stale: apply this pass's inventory changes (entries `after` has
+    /// and `before` had not, and the other way round) to the object as it is now, and write that.
+    pub async fn merge_resources(
+        &self,
+        before: &[crate::api::OwnedResource],
+        after: &[crate::api::OwnedResource],
+    ) -> Result<(), ReconcileError> {
+        if before == after {
+            return Ok(());
+        }
+        let mut refused = ReconcileError::MissingMetadata("metadata.resourceVersion");
+        for _attempt in 0..3 {
+            let latest = self.api.get(&self.name).await?;
+            let mut status = latest.status_ref().cloned().unwrap_or_default();
+            let Some(resources) = status.resources_mut() else { return Ok(()) };
+            for gone in before.iter().filter(|e| !after.contains(e)) {
+                super::inventory::remove(resources, &gone.type_, &gone.id);
+            }
+            for new in after.iter().filter(|e| !before.contains(e)) {
+                super::inventory::put(resources, new.clone());
+            }
+            if latest.status_ref() == Some(&status) {
+                return Ok(());
+            }
+            let Some(version) = latest.meta().resource_version.clone() else { break };
+            self.metrics.status_written(K::KIND);
+            match crate::runtime::status::apply_status_at(self.api, &self.name, &version, &status).await {
+                Ok(_) => return Ok(()),
+                // Changed again between the read and the write: read it again.
+                Err(e) => {
+                    refused = e.into();
+                    if !is_stale_write(&refused) {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(refused)
     }
 
     /// In the middle of a pass: write the status as last written (or read) with `change` applied,

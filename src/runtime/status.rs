@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     DnsFailoverStatus, FIELD_MANAGER, FargateAppStatus, HotPoolClaimStatus, HotPoolStatus, HotPoolWorkerStatus,
-    LastError,
+    LastError, OwnedResource,
 };
 
 /// The fields every status carries.
@@ -23,20 +23,39 @@ pub trait ObjectStatus: Default + Clone + PartialEq + Serialize + Send + Sync {
     fn last_error_mut(&mut self) -> &mut Option<LastError>;
     /// `status.conditions`, read-only.
     fn conditions(&self) -> &[Condition];
+    /// `status.resources`, the ownership inventory, for kinds that make AWS objects.
+    fn resources_mut(&mut self) -> Option<&mut Vec<OwnedResource>>;
+    /// `status.resources`, read-only (empty for kinds without one).
+    fn resources(&self) -> &[OwnedResource];
 }
 
 macro_rules! impl_object_status {
-    ($($t:ty),*) => {$(
+    ($($t:ty: $inventory:tt),*) => {$(
         impl ObjectStatus for $t {
             fn observed_generation_mut(&mut self) -> &mut Option<i64> { &mut self.observed_generation }
             fn conditions_mut(&mut self) -> &mut Vec<Condition> { &mut self.conditions }
             fn last_error_mut(&mut self) -> &mut Option<LastError> { &mut self.last_error }
             fn conditions(&self) -> &[Condition] { &self.conditions }
+            impl_object_status!(@inventory $inventory);
         }
     )*};
+    (@inventory yes) => {
+        fn resources_mut(&mut self) -> Option<&mut Vec<OwnedResource>> { Some(&mut self.resources) }
+        fn resources(&self) -> &[OwnedResource] { &self.resources }
+    };
+    (@inventory no) => {
+        fn resources_mut(&mut self) -> Option<&mut Vec<OwnedResource>> { None }
+        fn resources(&self) -> &[OwnedResource] { &[] }
+    };
 }
 
-impl_object_status!(FargateAppStatus, DnsFailoverStatus, HotPoolStatus, HotPoolWorkerStatus, HotPoolClaimStatus);
+impl_object_status!(
+    FargateAppStatus: yes,
+    DnsFailoverStatus: yes,
+    HotPoolStatus: yes,
+    HotPoolWorkerStatus: no,
+    HotPoolClaimStatus: no
+);
 
 /// Record `error` in `status.lastError`, keeping the old timestamp when the same error repeats so a
 /// persistent failure does not cause a status write per retry.

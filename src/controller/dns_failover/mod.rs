@@ -82,7 +82,7 @@ async fn apply(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -> 
         return Ok(Action::requeue(jittered(ctx.config.resync())));
     }
     let aws = clients(ctx, &obj).await?;
-    let writer = StatusWriter::new(api, obj.as_ref(), ctx);
+    let writer = StatusWriter::new(api, obj.as_ref(), &ctx.metrics);
     let persist = Persist { writer: &writer };
     let outcome = converge(&obj, &aws, &mut status, &persist).await;
     // The poller's latest reading of the checks this status now names (the one status writer).

@@ -99,7 +99,7 @@ async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Re
     let old = obj.status.clone().unwrap_or_default();
     let mut status = old.clone();
     let aws = clients(ctx, &obj).await?;
-    let writer = StatusWriter::new(api, obj.as_ref(), ctx);
+    let writer = StatusWriter::new(api, obj.as_ref(), &ctx.metrics);
     let budgets = ctx.config.budgets();
     let full_every = passes::stretched(
         ctx.config.resync(),

@@ -223,7 +223,7 @@ async fn apply(
         Err(ReconcileError::Aws(err)) => PassEnd::Failed(err),
         Err(other) => PassEnd::Error(other),
     };
-    let writer = StatusWriter::new(api, pool.as_ref(), ctx);
+    let writer = StatusWriter::new(api, pool.as_ref(), &ctx.metrics);
     finish_pass(&writer, pool.as_ref(), ctx, &old, status, end).await.0
 }
 
