@@ -290,3 +290,26 @@ async fn a_deletion_aws_keeps_refusing_is_reported_and_retain_lets_the_object_go
     assert_eq!(fixtures::owned_rules(&s.cfg, &s.fx.alb.listener_arn, &owner).await.len(), 1, "and the rule");
     s.finish().await;
 }
+
+/// Two apps on one shared load balancer: a record at the same name that another app wrote points
+/// at the same load balancer, yet it is not ours: `NameConflict`, and deleting the second app leaves
+/// the first app's record alone.
+#[tokio::test]
+async fn a_record_another_app_wrote_on_the_shared_load_balancer_is_not_ours() {
+    let s = Setup::new("fa-edit-shared").await;
+    s.create(s.app_json("first")).await;
+    wait_synced(&s.api, "first").await;
+    let mut second = s.app_json("second");
+    second["spec"]["dns"]["name"] = json!("first.apps.example.com");
+    second["spec"]["loadBalancer"]["listenerRule"]["pathPatterns"] = json!(["/second/*"]);
+    s.create(second).await;
+    let app = wait_condition(&s.api, "second", "Degraded", "True", Some("NameConflict")).await;
+    let message = &support::app::condition(&app, "Degraded").expect("Degraded").message;
+    assert!(message.contains("spec.dns.name"), "{message}");
+    assert!(entries(&app, "Record").is_empty(), "not recorded: {:?}", entries(&app, "Record"));
+
+    delete_and_check_nothing_left(&s, "second", &[&s.fx.alb.listener_arn], &[]).await;
+    assert_eq!(record_types(&s, "first.apps.example.com").await, ["A"], "the first app's record stays");
+    delete_and_check_nothing_left(&s, "first", &[&s.fx.alb.listener_arn], &["first.apps.example.com"]).await;
+    s.finish().await;
+}

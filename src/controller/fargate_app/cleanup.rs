@@ -28,6 +28,7 @@ pub async fn remove_unwanted(
     resources: &mut Vec<OwnedResource>,
     wanted: &Wanted<'_>,
 ) -> Result<(), AwsError> {
+    settle_planned(aws, resources).await?;
     for entry in inventory::unwanted_entries(resources, wanted) {
         match entry.type_.as_str() {
             LISTENER_RULE => aws.delete_rule(&entry.id).await?,
@@ -40,6 +41,38 @@ pub async fn remove_unwanted(
             }
             TARGET_GROUP => delete_target_group(aws, &entry.id).await?,
             _ => continue,
+        }
+        inventory::remove(resources, &entry.type_, &entry.id);
+    }
+    Ok(())
+}
+
+/// Planned creates the pass did not settle (the spec moved on after a lost answer: the load
+/// balancer removed, the cluster changed) become entries for what they made, if anything, found by
+/// name and our tags, so what the spec no longer wants is deleted like any other entry.
+async fn settle_planned(aws: &FargateAws, resources: &mut Vec<OwnedResource>) -> Result<(), AwsError> {
+    let planned: Vec<OwnedResource> = resources.iter().filter(|r| inventory::is_planned(r)).cloned().collect();
+    for entry in planned {
+        let key = inventory::planned_key(&entry).unwrap_or_default();
+        match entry.type_.as_str() {
+            TARGET_GROUP => {
+                if let Some((tg, true)) = aws.target_group(key, false, None).await? {
+                    inventory::add(resources, inventory::target_group(&tg.arn));
+                }
+            }
+            SERVICE => {
+                if let Some((cluster, name)) = key.rsplit_once('/') {
+                    match aws.service(cluster, name).await {
+                        Ok(Some(s)) if s.ours && s.status != "INACTIVE" => {
+                            inventory::add(resources, inventory::service(&s.arn, cluster));
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.is_not_found() => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            _ => {}
         }
         inventory::remove(resources, &entry.type_, &entry.id);
     }
@@ -127,16 +160,13 @@ async fn delete_all(obj: &FargateApp, aws: &FargateAws, status: &mut FargateAppS
     inventory::seed_from_status(spec, status);
     let resources = &mut status.resources;
 
-    // What a crash may have left unrecorded: our rule on the spec's listener, and the spec's
-    // record while it points at that listener's load balancer.
+    // What a crash may have left unrecorded: our rule on the spec's listener (found by our tags).
+    // A record is always recorded before it is written, so none is searched for.
     if let Some(rule) = spec.load_balancer.as_ref().and_then(|lb| lb.listener_rule.as_ref()) {
         match aws.listener(&rule.listener_arn).await {
-            Ok(info) => {
+            Ok(_) => {
                 for r in aws.rules(&rule.listener_arn).await?.into_iter().filter(|r| r.ours) {
                     inventory::add(resources, inventory::listener_rule(&r.arn, &rule.listener_arn));
-                }
-                if let Some(dns) = &spec.dns {
-                    inventory::add(resources, inventory::record(dns, &info.dns_name));
                 }
             }
             // The listener is gone, and with it every rule on it.
@@ -150,20 +180,18 @@ async fn delete_all(obj: &FargateApp, aws: &FargateAws, status: &mut FargateAppS
     {
         inventory::add(resources, inventory::service(&s.arn, &spec.cluster));
     }
-    if spec.load_balancer.is_some()
-        && let Some((tg, true)) = aws.target_group(&names.target_group, false, None).await?
-    {
+    if let Some((tg, true)) = aws.target_group(&names.target_group, false, None).await? {
         inventory::add(resources, inventory::target_group(&tg.arn));
     }
     inventory::add(resources, inventory::family(&names.family));
-    // A planned create's object, if it was made, was found by its name above.
-    resources.retain(|r| !inventory::is_planned(r));
+    // A planned create's object, if it was made, becomes an entry like any other.
+    settle_planned(aws, resources).await?;
 
     // Rules, records, then services: a target group goes once nothing forwards to it.
     let rules: Vec<OwnedResource> = resources.iter().filter(|r| r.type_ == LISTENER_RULE).cloned().collect();
     remove_rules(aws, resources, &rules).await?;
     // With no record desired there is nothing to conflict with.
-    let _nothing_desired = dns::sync(aws, None, resources).await?;
+    let _nothing_desired = dns::sync(aws, None, resources, None).await?;
     let services: Vec<OwnedResource> = resources.iter().filter(|r| r.type_ == SERVICE).cloned().collect();
     for entry in &services {
         delete_service(aws, entry).await?;

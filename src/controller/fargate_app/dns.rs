@@ -14,10 +14,11 @@ use aws_sdk_route53::types as r53;
 use super::aws::{FargateAws, ListenerInfo, build_error};
 use super::inventory;
 use crate::api::OwnedResource;
+use crate::api::fargate_app::FargateApp;
 use crate::api::fargate_app::{DnsRecordType, DnsSpec};
 use crate::api::validation::{normalize_dns_name, normalize_zone_id};
 use crate::aws::AwsError;
-use crate::controller::Blocked;
+use crate::controller::{Blocked, StatusWriter};
 
 /// The record set `dns` asks for, pointing at `info`'s load balancer.
 pub fn record_set(dns: &DnsSpec, info: &ListenerInfo) -> Result<r53::ResourceRecordSet, AwsError> {
@@ -90,6 +91,7 @@ pub async fn sync(
     aws: &FargateAws,
     desired: Option<(&DnsSpec, &ListenerInfo)>,
     resources: &mut Vec<OwnedResource>,
+    writer: Option<&StatusWriter<'_, FargateApp>>,
 ) -> Result<Result<(), Blocked>, AwsError> {
     let wanted_id = desired.map(|(dns, _)| inventory::dns_record_id(dns));
     let mut batches: BTreeMap<String, Vec<r53::Change>> = BTreeMap::new();
@@ -99,29 +101,40 @@ pub async fn sync(
         let id = inventory::dns_record_id(dns);
         let recorded = resources.iter().find(|r| r.type_ == inventory::RECORD && r.id == id).cloned();
         let current = aws.record(&zone, &dns.name, rr_type(inventory::rr_type(dns.record_type))).await?;
+        // Ours: recorded, and pointing where the entry says (or already where we want it). A
+        // record at our name that this object never recorded is someone else's, even when it
+        // points at the same shared load balancer.
+        let ours = |set: &r53::ResourceRecordSet| {
+            recorded.as_ref().is_some_and(|r| {
+                let now = target_of(set);
+                same_target(&now, &info.dns_name) || r.name.as_deref().is_some_and(|t| same_target(&now, t))
+            })
+        };
         match current {
-            Some(set) if same_target(&target_of(&set), &info.dns_name) => {
+            Some(set) if ours(&set) && same_target(&target_of(&set), &info.dns_name) => {
                 inventory::put(resources, inventory::record(dns, &info.dns_name));
             }
-            Some(set)
-                if !recorded
-                    .as_ref()
-                    .and_then(|r| r.name.as_deref())
-                    .is_some_and(|t| same_target(&target_of(&set), t)) =>
-            {
+            Some(set) if !ours(&set) => {
                 return Ok(Err(Blocked {
                     reason: crate::runtime::conditions::REASON_NAME_CONFLICT,
                     message: format!(
-                        "spec.dns.name: {} already points at {}, not written by this object; it is left untouched",
+                        "spec.dns.name: {} already exists (pointing at {}) and was not written by this object; it is left untouched",
                         dns.name,
                         target_of(&set)
                     ),
                 }));
             }
             _ => {
-                // Recorded before the call so a lost response cannot lose it; an entry that names
-                // the load balancer the record still points at keeps it until the change lands.
-                inventory::add(resources, inventory::record(dns, &info.dns_name));
+                // Recorded, and written to status, before the change is sent, so neither a lost
+                // answer nor a crash can lose it. An entry that names the load balancer the record
+                // still points at keeps that name until the change lands.
+                if recorded.is_none() {
+                    inventory::add(resources, inventory::record(dns, &info.dns_name));
+                    if let Some(w) = writer {
+                        let snapshot = resources.clone();
+                        w.record(|s| s.resources = snapshot).await?;
+                    }
+                }
                 batches.entry(zone).or_default().push(change(r53::ChangeAction::Upsert, record_set(dns, info)?)?);
                 upsert = Some(inventory::record(dns, &info.dns_name));
             }
@@ -146,7 +159,10 @@ pub async fn sync(
     let mut zones: Vec<String> = batches.keys().cloned().collect();
     zones.sort_by_key(|z| Some(z) != first.as_ref());
     for zone in zones {
-        let changes = batches.remove(&zone).unwrap_or_default();
+        let mut changes = batches.remove(&zone).unwrap_or_default();
+        // Route 53 checks a batch's changes in order: the old record (an A where a CNAME comes)
+        // must go before the new one is created at the same name.
+        changes.sort_by_key(|c| *c.action() != r53::ChangeAction::Delete);
         match aws.change_records(&zone, changes).await {
             Ok(()) => {}
             // A zone that is gone took its records with it.

@@ -49,6 +49,11 @@ pub fn planned(type_: &str, key: &str) -> OwnedResource {
     OwnedResource { type_: type_.into(), id: format!("{PLANNED}{key}"), parent: None, name: None }
 }
 
+/// The name a planned create was recorded with (None for any other entry).
+pub fn planned_key(entry: &OwnedResource) -> Option<&str> {
+    entry.id.strip_prefix(PLANNED)
+}
+
 /// Whether `entry` is a planned create (no AWS id yet).
 pub fn is_planned(entry: &OwnedResource) -> bool {
     entry.id.starts_with(PLANNED)

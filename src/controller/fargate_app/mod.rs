@@ -228,7 +228,7 @@ async fn converge(
 
     // 3. DNS record.
     let desired_dns = spec.dns.as_ref().zip(listener.as_ref());
-    if let Err(blocked) = dns::sync(aws, desired_dns, &mut status.resources).await? {
+    if let Err(blocked) = dns::sync(aws, desired_dns, &mut status.resources, Some(writer)).await? {
         return Ok(Outcome::Blocked(blocked));
     }
     status.url = plan::url(spec, listener.as_ref().map(|l| l.dns_name.as_str()));
@@ -301,7 +301,15 @@ async fn ensure_target_group(
             ctx.events.normal(obj, "Created", "CreateTargetGroup", format!("target group {}", desired.name)).await;
             Ok(Ok(arn))
         }
-        Some((observed, owned)) if !adoptable(spec, owned, recorded.as_deref(), &observed.arn, was_planned) => {
+        Some((observed, owned))
+            if !adoptable(
+                spec,
+                owned,
+                recorded.as_deref(),
+                &observed.arn,
+                was_planned || status.resources.contains(&inventory::target_group(&observed.arn)),
+            ) =>
+        {
             Ok(Err(name_conflict("target group", &desired.name, owned)))
         }
         Some((observed, _)) => {
@@ -358,7 +366,13 @@ async fn ensure_service(
     let planned = inventory::planned(inventory::SERVICE, &format!("{}/{}", spec.cluster, names.family));
     let was_planned = status.resources.contains(&planned);
     if let Some(s) = &service
-        && !adoptable(spec, s.ours, status.service_arn.as_deref(), &s.arn, was_planned)
+        && !adoptable(
+            spec,
+            s.ours,
+            status.service_arn.as_deref(),
+            &s.arn,
+            was_planned || status.resources.iter().any(|r| r.type_ == inventory::SERVICE && r.id == s.arn),
+        )
     {
         return Ok(Err(name_conflict("ECS service", &names.family, s.ours)));
     }
@@ -474,8 +488,8 @@ async fn poll(obj: &FargateApp, aws: &FargateAws, status: &mut FargateAppStatus)
 }
 
 /// Whether an existing resource with our name may be used. `IfTagged`: it carries our owner tags.
-/// `Never`: only one this object made: recorded in status, or whose create it recorded as planned
-/// before sending it (the answer was lost), never one found.
+/// `Never`: only one this object made: recorded in status (or its inventory), or whose create it
+/// recorded as planned before sending it (the answer was lost), never one found.
 fn adoptable(
     spec: &crate::api::fargate_app::FargateAppSpec,
     owned: bool,
