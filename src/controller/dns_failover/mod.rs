@@ -6,6 +6,7 @@
 //! from the inventory in `status.resources`.
 
 pub mod aws;
+mod cleanup;
 pub mod health;
 pub mod inventory;
 pub mod plan;
@@ -24,10 +25,8 @@ use self::plan::{
     HealthCheckAction, HealthCheckConfig, caller_reference, desired_health_check, health_check_action, set_identifier,
 };
 use super::{
-    Blocked, PassEnd, ReconcileError, StatusWriter, finish_pass, jittered, record_deletion_blocked, record_paused,
-    with_finalizer, write_status,
+    Blocked, PassEnd, ReconcileError, StatusWriter, finish_pass, jittered, record_paused, with_finalizer, write_status,
 };
-use crate::api::DeletionPolicy;
 use crate::api::dns_failover::{
     ActiveTarget, ChangeStatus, DnsFailover, DnsFailoverStatus, FailoverMode, HealthCheckStatus, HealthChecksStatus,
 };
@@ -66,7 +65,7 @@ pub async fn reconcile(obj: Arc<DnsFailover>, ctx: Arc<Context>) -> Result<Actio
         obj,
         ctx,
         |api, obj, ctx| async move { apply(&api, obj, &ctx).await },
-        |api, obj, ctx| async move { cleanup(&api, obj, &ctx).await },
+        |api, obj, ctx| async move { cleanup::cleanup(&api, obj, &ctx).await },
     )
     .await
 }
@@ -375,6 +374,16 @@ async fn converge(
         aws.delete_health_check(&id).await?;
         inventory::remove(&mut status.resources, inventory::HEALTH_CHECK, &id);
     }
+    // A planned create still listed here was left by an edit after its answer was lost (the side's
+    // check removed or its type changed): the check it may have made is found by its reference.
+    let stale: Vec<String> =
+        status.resources.iter().filter(|r| inventory::is_planned(r)).filter_map(|r| r.name.clone()).collect();
+    for reference in stale {
+        if let Some(id) = aws.find_by_reference(&reference).await? {
+            aws.delete_health_check(&id).await?;
+        }
+        inventory::unplan(&mut status.resources, &reference);
+    }
     // Propagation: a PENDING change is followed with GetChange until INSYNC.
     if let Some(change) = status.change.as_mut()
         && change.status == "PENDING"
@@ -485,112 +494,4 @@ async fn ensure_delegation(
         generation,
     );
     Ok(None)
-}
-
-async fn cleanup(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -> Result<Action, ReconcileError> {
-    ctx.health.forget(&obj);
-    if obj.spec.policy.deletion == DeletionPolicy::Retain {
-        return Ok(Action::await_change());
-    }
-    let aws = clients(ctx, &obj).await?;
-    match delete_all(&obj, &aws).await {
-        Ok(()) => Ok(Action::await_change()),
-        Err(err) => {
-            let mut status = obj.status.clone().unwrap_or_default();
-            record_deletion_blocked(&mut status, &err, obj.meta().generation);
-            write_status(api, &obj, &status, ctx).await?;
-            Err(ReconcileError::Aws(err))
-        }
-    }
-}
-
-async fn delete_all(obj: &DnsFailover, aws: &FailoverAws) -> Result<(), AwsError> {
-    let spec = &obj.spec;
-    let zone = normalize_zone_id(&spec.hosted_zone_id).to_string();
-    // First what the inventory lists (records of earlier names and zones, earlier checks); then
-    // what the spec names, for objects from before the inventory and creates whose answer was lost.
-    let resources = obj.status.as_ref().map(|s| s.resources.clone()).unwrap_or_default();
-    for r in resources.iter().filter(|r| r.type_ == inventory::RECORD) {
-        inventory::delete_record(aws, r).await?;
-    }
-    let ours: Vec<String> = SIDES.iter().map(|s| set_identifier(&aws.owner.uid, s)).collect();
-    match aws.records_at(&zone, &spec.name).await {
-        Ok(existing) => {
-            let changes = existing
-                .into_iter()
-                .filter(|r| r.set_identifier().is_some_and(|id| ours.iter().any(|o| o == id)))
-                .map(|set| {
-                    r53::Change::builder()
-                        .action(r53::ChangeAction::Delete)
-                        .resource_record_set(set)
-                        .build()
-                        .map_err(build_error)
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            if !changes.is_empty() {
-                aws.change(&zone, changes).await?;
-            }
-        }
-        Err(e) if e.is_not_found() => {}
-        Err(e) => return Err(e),
-    }
-    if let Some(delegation) = &spec.delegation {
-        let parent = normalize_zone_id(&delegation.parent_hosted_zone_id).to_string();
-        let zone_facts = match aws.zone(&zone).await {
-            Ok(z) => Some(z),
-            // The zone is gone: its delegation cannot be told apart from anyone else's; leave it.
-            Err(e) if e.is_not_found() => None,
-            Err(e) => return Err(e),
-        };
-        // Only our delegation: the NS values must be the zone's own name servers.
-        if let Some((zone_name, servers)) = zone_facts
-            && let Ok(Some((set, values))) = parent_ns(aws, &parent, &zone_name).await
-            && values == servers
-        {
-            let change = r53::Change::builder()
-                .action(r53::ChangeAction::Delete)
-                .resource_record_set(set)
-                .build()
-                .map_err(build_error)?;
-            aws.change(&parent, vec![change]).await?;
-        }
-    }
-    let mut ids: Vec<String> = obj
-        .status
-        .as_ref()
-        .and_then(|s| s.health_checks.as_ref())
-        .map(|h| vec![h.primary.id.clone(), h.secondary.id.clone()])
-        .unwrap_or_default();
-    // A check whose create response was lost is not in status: find it by its reference.
-    let primary = desired_health_check(&spec.primary.health_check, &spec.primary.target, spec.mode);
-    if let Some(id) = aws.find_by_reference(&caller_reference(&aws.owner.uid, "primary", &primary)).await? {
-        ids.push(id);
-    }
-    if let Some(hc) = &spec.secondary.health_check {
-        let want = desired_health_check(hc, &spec.secondary.target, FailoverMode::Auto);
-        if let Some(id) = aws.find_by_reference(&caller_reference(&aws.owner.uid, "secondary", &want)).await? {
-            ids.push(id);
-        }
-    }
-    // Checks go last: Route 53 refuses to delete one a record still uses. A planned create whose
-    // answer never came is found by its reference.
-    ids.extend(
-        resources
-            .iter()
-            .filter(|r| r.type_ == inventory::HEALTH_CHECK && !inventory::is_planned(r))
-            .map(|r| r.id.clone()),
-    );
-    for r in resources.iter().filter(|r| inventory::is_planned(r)) {
-        if let Some(reference) = &r.name
-            && let Some(id) = aws.find_by_reference(reference).await?
-        {
-            ids.push(id);
-        }
-    }
-    ids.sort();
-    ids.dedup();
-    for id in ids.into_iter().filter(|i| !i.is_empty()) {
-        aws.delete_health_check(&id).await?;
-    }
-    Ok(())
 }

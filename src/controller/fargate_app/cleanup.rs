@@ -115,11 +115,12 @@ async fn delete_service(aws: &FargateAws, entry: &OwnedResource) -> Result<(), A
     }
 }
 
-/// Whether the service an entry names is gone or INACTIVE (or no longer the one we recorded).
+/// Whether the service an entry names is gone or INACTIVE, or no longer ours to wait for (another
+/// service by now, or its owner tags were taken off: never deleted, and never waited for).
 async fn service_gone(aws: &FargateAws, entry: &OwnedResource) -> Result<bool, AwsError> {
     let (cluster, name) = service_of(entry);
     match aws.service(cluster, name).await {
-        Ok(Some(s)) => Ok(s.arn != entry.id || s.status == "INACTIVE"),
+        Ok(Some(s)) => Ok(s.arn != entry.id || s.status == "INACTIVE" || !s.ours),
         Ok(None) => Ok(true),
         Err(e) if e.is_not_found() => Ok(true),
         Err(e) => Err(e),
