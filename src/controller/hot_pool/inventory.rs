@@ -38,15 +38,17 @@ pub fn same_cluster(a: &str, b: &str) -> bool {
     cluster_name(a) == cluster_name(b)
 }
 
-/// Record `cluster`'s tasks unless an entry names that cluster already (by name or ARN).
-pub fn record(resources: &mut Vec<OwnedResource>, cluster: &str, started_by: &str) {
+/// Record `cluster`'s tasks unless an entry names that cluster already (by name or ARN). Returns
+/// whether the entry is new.
+pub fn record(resources: &mut Vec<OwnedResource>, cluster: &str, started_by: &str) -> bool {
     if clusters(resources).iter().any(|c| same_cluster(c, cluster)) {
-        return;
+        return false;
     }
     add(
         resources,
         OwnedResource { type_: TASKS.into(), id: cluster.into(), parent: None, name: Some(started_by.into()) },
     );
+    true
 }
 
 /// The recorded clusters, as they were named when recorded.

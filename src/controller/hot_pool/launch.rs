@@ -242,9 +242,12 @@ impl Pool<'_> {
         tags.insert(TAG_VERSION.into(), version.into());
         tags.insert(TAG_LAUNCH.into(), token.into());
         let network = crate::aws::ecs_network::awsvpc(&self.pool.spec.network)?;
-        // Recorded before the call: whatever it starts is then found (and stopped on deletion) in
-        // this cluster even after `spec.cluster` moves on.
-        super::inventory::record(&mut self.resources, &self.aws.cluster, &self.started_by);
+        // Recorded, and written to status, before the call: whatever it starts is then found (and
+        // stopped on deletion) in this cluster even after a crash and a `spec.cluster` edit.
+        if super::inventory::record(&mut self.resources, &self.aws.cluster, &self.started_by) {
+            let snapshot = self.resources.clone();
+            self.writer.record(|s| s.resources = snapshot).await?;
+        }
         let launched = match self
             .aws
             .run_tasks(&LaunchRequest {

@@ -187,7 +187,8 @@ async fn apply(
     }
     tracing::debug!(pool = %pool.name_any(), "credentials");
     let aws = pool_aws(ctx, &pool).await;
-    let mut pass = Pool::new(&pool, ctx, shared, aws, status.resources.clone())?;
+    let writer = StatusWriter::new(api, pool.as_ref(), &ctx.metrics);
+    let mut pass = Pool::new(&pool, ctx, shared, &writer, aws, status.resources.clone())?;
     let outcome = pass.converge(&mut status).await;
     // Also after a failed pass: a RunTask it made may have started tasks in a cluster it recorded.
     status.resources = std::mem::take(&mut pass.resources);
@@ -223,7 +224,6 @@ async fn apply(
         Err(ReconcileError::Aws(err)) => PassEnd::Failed(err),
         Err(other) => PassEnd::Error(other),
     };
-    let writer = StatusWriter::new(api, pool.as_ref(), &ctx.metrics);
     finish_pass(&writer, pool.as_ref(), ctx, &old, status, end).await.0
 }
 
@@ -247,6 +247,8 @@ struct Pool<'a> {
     stale_task_definitions: BTreeSet<String>,
     /// The ownership inventory (`status.resources`), updated as the pass goes.
     resources: Vec<OwnedResource>,
+    /// The pool's status writer (a new cluster is recorded before the first RunTask into it).
+    writer: &'a StatusWriter<'a, HotPool>,
     now: Timestamp,
 }
 
@@ -255,6 +257,7 @@ impl<'a> Pool<'a> {
         pool: &'a HotPool,
         ctx: &'a Context,
         shared: &'a Shared,
+        writer: &'a StatusWriter<'a, HotPool>,
         aws: PoolAws,
         resources: Vec<OwnedResource>,
     ) -> Result<Self, ReconcileError> {
@@ -275,6 +278,7 @@ impl<'a> Pool<'a> {
             cold_starts: Vec::new(),
             stale_task_definitions: BTreeSet::new(),
             resources,
+            writer,
             now: Timestamp::now(),
         })
     }
