@@ -313,3 +313,34 @@ async fn a_record_another_app_wrote_on_the_shared_load_balancer_is_not_ours() {
     delete_and_check_nothing_left(&s, "first", &[&s.fx.alb.listener_arn], &["first.apps.example.com"]).await;
     s.finish().await;
 }
+
+/// A CreateRule whose answer is lost, the operator stopped before a later pass records the rule,
+/// then a move to another load balancer: the rule made on the old listener (recorded as planned
+/// before it was sent) is found and deleted, never left forwarding to the target group.
+#[tokio::test]
+async fn a_rule_whose_create_answer_was_lost_does_not_survive_a_listener_move() {
+    // Every pass after the first fails at the target group step, before the rule step could
+    // find the rule by its tags and record it.
+    let s = Setup::with_faults("fa-edit-lostrule", "CreateRule=lost@1,DescribeTargetGroups=5xx>1").await;
+    let other = fixtures::alb(&s.cfg, &s.fx.net, "other").await;
+    s.create(s.app_json("web")).await;
+    support::app::wait_app(&s.api, "web", "the lost CreateRule recorded as an error", |a| {
+        a.status.as_ref().and_then(|st| st.last_error.as_ref()).is_some_and(|e| e.operation.contains("CreateRule"))
+    })
+    .await;
+    let support::app::Setup { ctx, cfg, fx, op, api } = s;
+    op.stop().await;
+    let owner = app_owner(&ctx.namespace, "web");
+    assert_eq!(fixtures::owned_rules(&cfg, &fx.alb.listener_arn, &owner).await.len(), 1, "the lost create made a rule");
+    let op = support::operator::InProcessOperator::start(&ctx).await;
+    let s = support::app::Setup { ctx, cfg, fx, op, api };
+    s.merge_patch("web", &json!({"spec": {"loadBalancer": {"listenerRule": {"listenerArn": other.listener_arn}}}}))
+        .await;
+    let app = wait_synced(&s.api, "web").await;
+    assert!(fixtures::owned_rules(&s.cfg, &s.fx.alb.listener_arn, &owner).await.is_empty(), "none on the old one");
+    assert_eq!(fixtures::owned_rules(&s.cfg, &other.listener_arn, &owner).await.len(), 1);
+    assert!(status_of(&app).resources.iter().all(|r| !r.id.starts_with("planned:")), "{:?}", status_of(&app));
+    delete_and_check_nothing_left(&s, "web", &[&s.fx.alb.listener_arn, &other.listener_arn], &["web.apps.example.com"])
+        .await;
+    s.finish().await;
+}

@@ -50,7 +50,7 @@ pub async fn remove_unwanted(
 /// Planned creates the pass did not settle (the spec moved on after a lost answer: the load
 /// balancer removed, the cluster changed) become entries for what they made, if anything, found by
 /// name and our tags, so what the spec no longer wants is deleted like any other entry.
-async fn settle_planned(aws: &FargateAws, resources: &mut Vec<OwnedResource>) -> Result<(), AwsError> {
+pub async fn settle_planned(aws: &FargateAws, resources: &mut Vec<OwnedResource>) -> Result<(), AwsError> {
     let planned: Vec<OwnedResource> = resources.iter().filter(|r| inventory::is_planned(r)).cloned().collect();
     for entry in planned {
         let key = inventory::planned_key(&entry).unwrap_or_default();
@@ -60,6 +60,16 @@ async fn settle_planned(aws: &FargateAws, resources: &mut Vec<OwnedResource>) ->
                     inventory::add(resources, inventory::target_group(&tg.arn));
                 }
             }
+            LISTENER_RULE => match aws.rules(key).await {
+                Ok(rules) => {
+                    for r in rules.into_iter().filter(|r| r.ours) {
+                        inventory::add(resources, inventory::listener_rule(&r.arn, key));
+                    }
+                }
+                // The listener is gone, and every rule on it.
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            },
             SERVICE => {
                 if let Some((cluster, name)) = key.rsplit_once('/') {
                     match aws.service(cluster, name).await {

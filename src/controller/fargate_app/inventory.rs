@@ -131,7 +131,7 @@ pub fn rules_on_other_load_balancers<'a>(resources: &'a [OwnedResource], listene
     let lb = load_balancer_of_listener(listener_arn);
     resources
         .iter()
-        .filter(|r| r.type_ == LISTENER_RULE && r.parent.as_deref() != Some(listener_arn))
+        .filter(|r| r.type_ == LISTENER_RULE && !is_planned(r) && r.parent.as_deref() != Some(listener_arn))
         .filter(|r| lb.is_none() || r.parent.as_deref().and_then(load_balancer_of_listener) != lb)
         .collect()
 }

@@ -195,15 +195,27 @@ async fn converge(
         inventory::add(&mut status.resources, inventory::target_group(&arn));
         if let Some(rule) = &lb.listener_rule {
             // An ALB target group is forwarded to by one load balancer only: a rule left on
-            // another one goes before the new rule is made.
+            // another one goes before the new rule is made (also one whose create was planned
+            // there and answered too late to be recorded).
+            cleanup::settle_planned(aws, &mut status.resources).await?;
             let elsewhere: Vec<OwnedResource> =
                 inventory::rules_on_other_load_balancers(&status.resources, &rule.listener_arn)
                     .into_iter()
                     .cloned()
                     .collect();
             cleanup::remove_rules(aws, &mut status.resources, &elsewhere).await?;
+            // A rule on a listener this object has none recorded on may be created now: planned
+            // first, so a crash before the status write and a later listener edit cannot leak it.
+            let planned = inventory::planned(inventory::LISTENER_RULE, &rule.listener_arn);
+            let on_listener = |r: &OwnedResource| {
+                r.type_ == inventory::LISTENER_RULE && r.parent.as_deref() == Some(rule.listener_arn.as_str())
+            };
+            if !status.resources.iter().any(|r| on_listener(r) || *r == planned) {
+                record_planned(&mut status.resources, writer, &planned).await?;
+            }
             match rule::ensure_rule(aws, rule, &arn, &tags).await? {
                 Ok((made, priority)) => {
+                    inventory::remove(&mut status.resources, &planned.type_, &planned.id);
                     inventory::add(&mut status.resources, inventory::listener_rule(&made, &rule.listener_arn));
                     status.listener_rule_priority = Some(priority);
                     rule_arn = Some(made);
