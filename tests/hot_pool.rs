@@ -11,7 +11,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_ecs::types::{DesiredStatus, LaunchType};
+use aws_sdk_ecs::types::DesiredStatus;
 use fargate_operator::api::hot_pool::{ClaimPhase, WorkerPhase};
 use fargate_operator::api::{HotPool, HotPoolClaim, HotPoolWorker};
 use fargate_operator::controller::hot_pool::plan::started_by;
@@ -252,26 +252,13 @@ async fn lost_tasks_are_replaced_orphans_stopped_and_deleting_the_pool_stops_eve
 
     // A task with the pool's startedBy and owner tags but no worker is stopped.
     let pool = s.pools.get("pool").await.expect("pool");
-    let mut tags = vec![
+    let tags = [
         ("fargate.operator.dev/cluster", "test".to_string()),
         ("fargate.operator.dev/owner", format!("{}/HotPool/pool", s.ctx.namespace)),
         ("fargate.operator.dev/uid", uid.clone()),
+        ("fargate.operator.dev/launch", "not-ours".into()),
     ];
-    tags.push(("fargate.operator.dev/launch", "not-ours".into()));
-    let net = fargate_operator::aws::ecs_network::awsvpc(&pool.spec.network).expect("network");
-    let out = s
-        .ecs
-        .run_task()
-        .cluster(&s.cluster)
-        .task_definition(&s.tds[0])
-        .launch_type(LaunchType::Fargate)
-        .started_by(started_by(&uid))
-        .network_configuration(net)
-        .set_tags(Some(tags.iter().map(|(k, v)| aws_sdk_ecs::types::Tag::builder().key(*k).value(v).build()).collect()))
-        .send()
-        .await
-        .expect("ecs:RunTask orphan");
-    let orphan = out.tasks().first().and_then(|t| t.task_arn()).expect("orphan arn").to_string();
+    let orphan = s.run_task_by_hand(&pool, &tags).await;
     eventually("orphan stopped", || async { s.task_state(&orphan).await.0 == "STOPPED" }).await;
     s.assert_one_task_per_worker("pool").await;
 
@@ -560,19 +547,7 @@ async fn deleting_a_pool_after_a_cluster_move_stops_its_tasks_in_both_clusters()
     assert_eq!(inventory(&moved).len(), 2, "{:?}", inventory(&moved));
     // A task of the pool in the old cluster that no worker records and that carries no owner tags
     // (the sweep leaves such a task alone): only ListTasks startedBy in that cluster finds it.
-    let net = fargate_operator::aws::ecs_network::awsvpc(&moved.spec.network).expect("network");
-    let out = s
-        .ecs
-        .run_task()
-        .cluster(&s.cluster)
-        .task_definition(&s.tds[0])
-        .launch_type(LaunchType::Fargate)
-        .started_by(started_by(&uid))
-        .network_configuration(net)
-        .send()
-        .await
-        .expect("ecs:RunTask");
-    let unrecorded = out.tasks().first().and_then(|t| t.task_arn()).expect("arn").to_string();
+    let unrecorded = s.run_task_by_hand(&moved, &[]).await;
     assert_eq!(s.tasks_in(&s.cluster, &uid, Some(DesiredStatus::Running)).await.len(), 2);
     assert_eq!(s.tasks_in(&spare, &uid, Some(DesiredStatus::Running)).await.len(), 1);
 

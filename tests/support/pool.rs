@@ -215,6 +215,28 @@ impl Setup {
         out
     }
 
+    /// Start a task by hand in the test cluster as the pool `pool` would (its startedBy and
+    /// network), with `tags`; returns its ARN.
+    pub async fn run_task_by_hand(&self, pool: &HotPool, tags: &[(&str, String)]) -> String {
+        let uid = pool.uid().expect("uid");
+        let net = fargate_operator::aws::ecs_network::awsvpc(&pool.spec.network).expect("network");
+        let tags: Vec<aws_sdk_ecs::types::Tag> =
+            tags.iter().map(|(k, v)| aws_sdk_ecs::types::Tag::builder().key(*k).value(v).build()).collect();
+        let out = self
+            .ecs
+            .run_task()
+            .cluster(&self.cluster)
+            .task_definition(&self.tds[0])
+            .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+            .started_by(started_by(&uid))
+            .network_configuration(net)
+            .set_tags((!tags.is_empty()).then_some(tags))
+            .send()
+            .await
+            .expect("ecs:RunTask by hand");
+        out.tasks().first().and_then(|t| t.task_arn()).expect("task arn").to_string()
+    }
+
     pub async fn task_state(&self, arn: &str) -> (String, Option<String>, BTreeMap<String, String>) {
         let out = self
             .ecs
