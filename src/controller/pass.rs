@@ -194,6 +194,18 @@ impl<'a, K: Managed> StatusWriter<'a, K> {
         Err(refused)
     }
 
+    /// In the middle of a pass: record `resources` as the inventory (see [`record`](Self::record)),
+    /// e.g. a create planned before it is sent.
+    pub async fn record_resources(&self, resources: &[crate::api::OwnedResource]) -> Result<(), crate::aws::AwsError> {
+        let resources = resources.to_vec();
+        self.record(|s| {
+            if let Some(slot) = s.resources_mut() {
+                *slot = resources;
+            }
+        })
+        .await
+    }
+
     /// In the middle of a pass: write the status as last written (or read) with `change` applied,
     /// e.g. a create's idempotency token added to the inventory before the create is sent. The rest
     /// of the status (conditions, observedGeneration) describes the last finished pass until this

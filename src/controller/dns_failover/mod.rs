@@ -133,7 +133,7 @@ struct Persist<'a> {
 impl Persist<'_> {
     /// Record `status.resources` (see [`StatusWriter::record`]).
     async fn write(&self, status: &DnsFailoverStatus) -> Result<(), AwsError> {
-        self.writer.record(|s| s.resources = status.resources.clone()).await
+        self.writer.record_resources(&status.resources).await
     }
 }
 

@@ -131,8 +131,7 @@ pub async fn sync(
                 if recorded.is_none() {
                     inventory::add(resources, inventory::record(dns, &info.dns_name));
                     if let Some(w) = writer {
-                        let snapshot = resources.clone();
-                        w.record(|s| s.resources = snapshot).await?;
+                        w.record_resources(resources).await?;
                     }
                 }
                 batches.entry(zone).or_default().push(change(r53::ChangeAction::Upsert, record_set(dns, info)?)?);

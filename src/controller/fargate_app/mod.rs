@@ -257,7 +257,10 @@ async fn converge(
     for gone in before.iter().filter(|r| !inventory::is_planned(r) && !status.resources.contains(r)) {
         let replaced = status.resources.iter().any(|r| r.type_ == gone.type_ && r.id == gone.id);
         if !replaced {
-            let message = format!("{} {} is no longer wanted by the spec: deleted", gone.type_, gone.id);
+            let message = format!(
+                "{} {} is no longer wanted by the spec: deleted (or found gone, or no longer ours)",
+                gone.type_, gone.id
+            );
             // One action per kind of object: Events with the same reason and action are folded.
             let action = match gone.type_.as_str() {
                 inventory::LISTENER_RULE => "DeleteRule",
@@ -522,8 +525,7 @@ async fn record_planned(
     planned: &OwnedResource,
 ) -> Result<(), AwsError> {
     inventory::add(resources, planned.clone());
-    let recorded = resources.clone();
-    writer.record(|s| s.resources = recorded).await
+    writer.record_resources(resources).await
 }
 
 fn name_conflict(what: &str, name: &str, owned: bool) -> Blocked {

@@ -245,8 +245,7 @@ impl Pool<'_> {
         // Recorded, and written to status, before the call: whatever it starts is then found (and
         // stopped on deletion) in this cluster even after a crash and a `spec.cluster` edit.
         if super::inventory::record(&mut self.resources, &self.aws.cluster, &self.started_by) {
-            let snapshot = self.resources.clone();
-            self.writer.record(|s| s.resources = snapshot).await?;
+            self.writer.record_resources(&self.resources).await?;
         }
         let launched = match self
             .aws
