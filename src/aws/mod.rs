@@ -1,6 +1,7 @@
 //! AWS access shared by every controller: SDK configuration, request budgets, error
 //! classification, retries, naming and tags.
 
+pub mod api;
 pub mod budget;
 pub mod caller;
 pub mod ecs_network;

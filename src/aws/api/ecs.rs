@@ -1,0 +1,1 @@
+//! ecs calls (filled in by the traits work).

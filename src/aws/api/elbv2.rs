@@ -1,0 +1,1 @@
+//! elbv2 calls (filled in by the traits work).

@@ -1,0 +1,1 @@
+//! route53 calls (filled in by the traits work).
