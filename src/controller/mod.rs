@@ -129,6 +129,7 @@ pub async fn gate<K: Managed>(
 }
 
 /// A problem a human must fix (not an AWS error): reported as `Degraded` with `reason`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Blocked {
     /// PascalCase reason, e.g. `NameConflict`.
     pub reason: &'static str,

@@ -11,8 +11,8 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 
 use super::aws::FailoverAws;
-use super::plan::set_identifier;
-use super::{SIDES, clients, inventory, parent_ns};
+use super::steps::{SIDES, set_identifier};
+use super::{clients, inventory};
 use crate::api::DeletionPolicy;
 use crate::api::dns_failover::DnsFailover;
 use crate::api::validation::normalize_zone_id;
@@ -81,16 +81,8 @@ async fn delete_all(obj: &DnsFailover, aws: &FailoverAws) -> Result<(), AwsError
             Err(e) => return Err(e),
         };
         // Only our delegation: the NS values must be the zone's own name servers.
-        if let Some((zone_name, servers)) = zone_facts
-            && let Ok(Some((set, values))) = parent_ns(aws, &parent, &zone_name).await
-            && values == servers
-        {
-            let change = r53::Change::builder()
-                .action(r53::ChangeAction::Delete)
-                .resource_record_set(set)
-                .build()
-                .map_err(build_error)?;
-            aws.change(&parent, vec![change]).await?;
+        if let Some((zone_name, _)) = zone_facts {
+            inventory::delete_record(aws, &inventory::delegation(&parent, &zone_name, &zone)).await?;
         }
     }
     let mut ids: Vec<String> = obj

@@ -86,11 +86,6 @@ pub fn caller_reference(uid: &str, side: &str, want: &HealthCheckConfig) -> Stri
     format!("{uid}-{side}-{}", &hash[..8])
 }
 
-/// SetIdentifier of a side's record: identifies our records among others at the same name.
-pub fn set_identifier(uid: &str, side: &str) -> String {
-    format!("{side}-{}", &uid.chars().filter(|c| *c != '-').take(12).collect::<String>())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
