@@ -4,17 +4,18 @@
 //! until the bad change stands alone, so it never blocks the others.
 //!
 //! One worker per (zone, scope), the scope being the account and region an object's calls go to
-//! (its `spec.aws` role and region): a batch is sent with the client of that scope, never under
-//! another object's role. A batcher belongs to one leadership term: when the term's last handle is
+//! (its `spec.aws` role and region): a batch is sent through the [`Route53Api`] of that scope,
+//! never under another object's role. A batcher belongs to one leadership term: when the term's last handle is
 //! dropped its workers are aborted, so no batch is sent by a replica that no longer leads.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch};
+use aws_sdk_route53::types::{Change, ChangeAction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::api::route53::Route53Api;
 use super::{AwsCaller, AwsError, ErrorCategory, Service};
 
 /// At most this many record changes per batch (UPSERT counts twice).
@@ -59,7 +60,7 @@ pub fn pack(groups: &[Vec<Change>]) -> Vec<Vec<usize>> {
 
 struct Submission {
     changes: Vec<Change>,
-    client: aws_sdk_route53::Client,
+    api: Arc<dyn Route53Api>,
     reply: oneshot::Sender<Result<(String, String), AwsError>>,
 }
 
@@ -108,18 +109,18 @@ impl Route53Batcher {
         ZoneWorker { tx, task }
     }
 
-    /// Submit `changes` (applied together, in one batch) to `zone`, sent with `client`, whose
+    /// Submit `changes` (applied together, in one batch) to `zone`, sent through `api`, whose
     /// account and region `scope` names; resolves with the change's (id, status) once the batch
     /// holding them was accepted.
     pub async fn submit(
         &self,
         zone: &str,
         scope: &str,
-        client: aws_sdk_route53::Client,
+        api: Arc<dyn Route53Api>,
         changes: Vec<Change>,
     ) -> Result<(String, String), AwsError> {
         let (reply, rx) = oneshot::channel();
-        let sub = Submission { changes, client, reply };
+        let sub = Submission { changes, api, reply };
         let sender = {
             let mut zones = self.zones.workers.lock().unwrap_or_else(|p| p.into_inner());
             let entry = zones.entry((zone.to_string(), scope.to_string())).or_insert_with(|| self.spawn(zone));
@@ -185,22 +186,11 @@ async fn send_bisecting(
     while let Some(part) = stack.pop() {
         let Some(&first) = part.first() else { continue };
         let changes: Vec<Change> = part.iter().flat_map(|&i| pending[i].changes.clone()).collect();
-        let outcome = match ChangeBatch::builder().set_changes(Some(changes)).build() {
-            Ok(batch) => {
-                let client = &pending[first].client;
-                caller
-                    .call(Service::Route53, "ChangeResourceRecordSets", || {
-                        client.change_resource_record_sets().hosted_zone_id(zone).change_batch(batch.clone()).send()
-                    })
-                    .await
-                    .map(|r| {
-                        r.change_info()
-                            .map(|c| (c.id().to_string(), c.status().as_str().to_string()))
-                            .unwrap_or_default()
-                    })
-            }
-            Err(e) => Err(super::errors::build_error(e)),
-        };
+        let api = &pending[first].api;
+        let outcome = caller
+            .call(Service::Route53, "ChangeResourceRecordSets", || api.change_resource_record_sets(zone, &changes))
+            .await
+            .map(|info| (info.id, info.status));
         match outcome {
             Err(e) if part.len() > 1 && matches!(e.category, ErrorCategory::Terminal | ErrorCategory::Conflict) => {
                 let (a, b) = part.split_at(part.len() / 2);
