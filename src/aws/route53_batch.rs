@@ -209,11 +209,16 @@ async fn send_bisecting(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::api::route53::fake::{FakeRoute53, caller};
     use aws_sdk_route53::types::{ResourceRecord, ResourceRecordSet, RrType};
 
     fn upsert(value_len: usize) -> Change {
+        upsert_at("a", value_len)
+    }
+
+    fn upsert_at(name: &str, value_len: usize) -> Change {
         let set = ResourceRecordSet::builder()
-            .name("a.example.com.")
+            .name(format!("{name}.example.com."))
             .r#type(RrType::Cname)
             .ttl(60)
             .resource_records(ResourceRecord::builder().value("x".repeat(value_len)).build().expect("rr"))
@@ -224,12 +229,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_terms_zone_workers_end_with_its_last_batcher_and_scopes_get_their_own() {
-        let caller = AwsCaller::new(
-            crate::aws::Budgets::new(crate::aws::BudgetSettings::default()),
-            Arc::new(crate::runtime::metrics::Metrics::new()),
-            crate::aws::RetryPolicy::default(),
-        );
-        let batcher = Route53Batcher::new(caller);
+        let batcher = Route53Batcher::new(caller());
         let handles: Vec<tokio::task::AbortHandle> = ["role-a|us-east-1", "role-b|us-east-1"]
             .iter()
             .map(|scope| {
@@ -252,6 +252,41 @@ mod tests {
             tokio::task::yield_now().await;
         }
         panic!("zone workers still running after the term's last batcher was dropped");
+    }
+
+    /// Route 53 rejects a whole batch for one bad change (moto cannot say which request carried
+    /// what, nor serve two accounts here): the batch is halved until the bad change stands alone,
+    /// and a scope's changes never travel through another scope's account.
+    #[tokio::test(start_paused = true)]
+    async fn a_rejected_change_is_bisected_alone_and_each_scope_uses_its_own_api() {
+        let batcher = Route53Batcher::new(caller());
+        let a = Arc::new(FakeRoute53 { rejected_names: vec!["bad.example.com.".into()], ..FakeRoute53::default() });
+        let b = Arc::new(FakeRoute53::default());
+        let mut submissions: Vec<_> = ["g0", "g1", "bad", "g2"]
+            .iter()
+            .map(|name| batcher.submit("Z1", "account-a", a.clone(), vec![upsert_at(name, 8)]))
+            .collect();
+        submissions.push(batcher.submit("Z1", "account-b", b.clone(), vec![upsert_at("other", 8)]));
+        let results = futures::future::join_all(submissions).await;
+
+        let err = results[2].clone().expect_err("the bad change fails");
+        assert_eq!((err.category, err.code.as_str()), (ErrorCategory::Conflict, "InvalidChangeBatch"));
+        for i in [0, 1, 3, 4] {
+            assert_eq!(results[i].as_ref().map(|(_, status)| status.as_str()), Ok("PENDING"), "submission {i}");
+        }
+        let sent = |names: &str| format!("ChangeResourceRecordSets Z1 {names}");
+        assert_eq!(
+            a.log.requests(),
+            [
+                sent("g0.example.com.,g1.example.com.,bad.example.com.,g2.example.com."),
+                sent("g0.example.com.,g1.example.com."),
+                sent("bad.example.com.,g2.example.com."),
+                sent("bad.example.com."),
+                sent("g2.example.com."),
+            ],
+            "merged first, then halves until the bad change stands alone"
+        );
+        assert_eq!(b.log.requests(), [sent("other.example.com.")], "account b sends only its own change");
     }
 
     #[test]

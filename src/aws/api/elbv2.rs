@@ -563,3 +563,6 @@ impl Elbv2Api for SdkElbv2 {
         })
     }
 }
+
+#[cfg(test)]
+pub(crate) mod fake;

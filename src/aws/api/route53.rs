@@ -343,3 +343,6 @@ impl Route53Api for SdkRoute53 {
         })
     }
 }
+
+#[cfg(test)]
+pub(crate) mod fake;

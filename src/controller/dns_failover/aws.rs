@@ -173,3 +173,53 @@ impl FailoverAws {
         Ok((found.name, servers))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::ErrorCategory;
+    use crate::aws::api::route53::HealthCheck;
+    use crate::aws::api::route53::fake::{FakeRoute53, caller, error, owner};
+
+    fn failover_aws(r53: Arc<FakeRoute53>) -> FailoverAws {
+        FailoverAws {
+            caller: caller(),
+            r53,
+            owner: owner("DnsFailover"),
+            batcher: crate::aws::route53_batch::Route53Batcher::new(caller()),
+            scope: String::new(),
+            facts: Arc::default(),
+        }
+    }
+
+    /// moto answers INSYNC at once and never forgets a change: the PENDING to INSYNC walk, a
+    /// forgotten change and a denied GetChange are only seen with a fake.
+    #[tokio::test(start_paused = true)]
+    async fn a_change_goes_from_pending_to_insync_and_a_forgotten_one_is_in_sync() {
+        let fake = Arc::new(FakeRoute53::default());
+        fake.change_statuses.lock().expect("script").extend([Ok("PENDING"), Ok("INSYNC")]);
+        let aws = failover_aws(fake.clone());
+        assert_eq!(aws.change_status("/change/C1").await, Ok(Some("PENDING".to_string())));
+        assert_eq!(aws.change_status("/change/C1").await, Ok(Some("INSYNC".to_string())));
+        assert_eq!(aws.change_status("/change/C1").await, Ok(Some("INSYNC".to_string())), "NoSuchChange: long in sync");
+        fake.change_statuses.lock().expect("script").push_back(Err(error(ErrorCategory::Terminal, "AccessDenied")));
+        let err = aws.change_status("/change/C1").await.expect_err("a denied GetChange is the pass's error");
+        assert_eq!((err.operation, err.code.as_str()), ("GetChange", "AccessDenied"));
+        assert_eq!(fake.log.requests(), ["GetChange C1"; 4], "the id is sent without its /change/ prefix, once each");
+    }
+
+    /// A health check whose id never reached status is found by its CallerReference on a later
+    /// ListHealthChecks page (moto would need a thousand checks to make a second page).
+    #[tokio::test(start_paused = true)]
+    async fn a_health_check_is_found_by_reference_on_a_later_page() {
+        let checks = (0..5)
+            .map(|i| HealthCheck { id: format!("hc{i}"), caller_reference: format!("ref{i}"), config: None })
+            .collect();
+        let fake = Arc::new(FakeRoute53 { health_checks: checks, page_size: 2, ..FakeRoute53::default() });
+        let aws = failover_aws(fake.clone());
+        assert_eq!(aws.find_by_reference("ref4").await, Ok(Some("hc4".to_string())));
+        assert_eq!(fake.log.requests(), ["ListHealthChecks -", "ListHealthChecks 2", "ListHealthChecks 4"]);
+        assert_eq!(aws.find_by_reference("ref-none").await, Ok(None), "every page read, none matches");
+        assert_eq!(fake.log.requests().len(), 6);
+    }
+}

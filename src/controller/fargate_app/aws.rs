@@ -332,3 +332,83 @@ pub use crate::aws::errors::build_error;
 pub fn taken_priorities(rules: &[ObservedRule], except: Option<&str>) -> BTreeSet<i32> {
     rules.iter().filter(|r| Some(r.arn.as_str()) != except).filter_map(|r| r.priority).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::ErrorCategory;
+    use crate::aws::api::elbv2::fake::FakeElbv2;
+    use crate::aws::api::route53::fake::{caller, owner};
+
+    fn fargate_aws(elb: Arc<FakeElbv2>) -> FargateAws {
+        // The SDK clients are built but never called.
+        let cfg = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+        let provider = crate::aws::AwsProvider::from_base(cfg.clone());
+        FargateAws {
+            caller: caller(),
+            ecs: provider.ecs(&cfg),
+            elb,
+            r53: provider.route53(&cfg),
+            owner: owner("FargateApp"),
+            facts: Arc::default(),
+        }
+    }
+
+    fn rule(i: i32, tg: &str) -> elbv2::Rule {
+        elbv2::Rule {
+            arn: format!("arn:rule/{i}"),
+            priority: Some(i),
+            path_patterns: vec![format!("/p{i}/*"), format!("/p{i}")],
+            forward_to: vec![tg.to_string()],
+            ..elbv2::Rule::default()
+        }
+    }
+
+    /// 25 rules and the default one, 10 to a DescribeRules page (AWS pages at 400, so moto would
+    /// need hundreds of rules): every page is read, the default rule skipped, and the tags are
+    /// read 20 ARNs at a time to tell ours.
+    #[tokio::test(start_paused = true)]
+    async fn rules_are_read_across_pages_and_tagged_in_chunks_of_twenty() {
+        let mut rules: Vec<elbv2::Rule> = (1..=25).map(|i| rule(i, "arn:targetgroup/other")).collect();
+        rules.push(elbv2::Rule { arn: "arn:rule/default".into(), is_default: true, ..elbv2::Rule::default() });
+        let mut tags: BTreeMap<String, elbv2::Tags> = rules.iter().map(|r| (r.arn.clone(), BTreeMap::new())).collect();
+        tags.insert("arn:rule/17".into(), owner("FargateApp").tags(&BTreeMap::new()));
+        let fake = Arc::new(FakeElbv2 { rules, page_size: 10, tags, ..FakeElbv2::default() });
+        let aws = fargate_aws(fake.clone());
+
+        let observed = aws.rules("arn:listener/1").await.expect("rules");
+        assert_eq!(observed.iter().filter_map(|r| r.priority).collect::<Vec<_>>(), (1..=25).collect::<Vec<_>>());
+        let ours: Vec<&str> = observed.iter().filter(|r| r.ours).map(|r| r.arn.as_str()).collect();
+        assert_eq!(ours, ["arn:rule/17"]);
+        assert_eq!(observed[0].path_patterns, ["/p1", "/p1/*"], "sorted");
+        assert_eq!(
+            fake.log.requests(),
+            ["DescribeRules -", "DescribeRules 10", "DescribeRules 20", "DescribeTags 20", "DescribeTags 5"]
+        );
+    }
+
+    /// A target group a rule still forwards to answers ResourceInUse: the delete reports the
+    /// conflict at once (not retried, not taken for done); a group already gone is done.
+    #[tokio::test(start_paused = true)]
+    async fn deleting_a_target_group_in_use_is_a_conflict_and_a_gone_one_is_done() {
+        let fake = Arc::new(FakeElbv2 {
+            rules: vec![rule(1, "arn:targetgroup/used")],
+            target_groups: std::sync::Mutex::new(vec!["arn:targetgroup/used".into(), "arn:targetgroup/free".into()]),
+            ..FakeElbv2::default()
+        });
+        let aws = fargate_aws(fake.clone());
+        let err = aws.delete_target_group("arn:targetgroup/used").await.expect_err("in use");
+        assert_eq!((err.category, err.code.as_str()), (ErrorCategory::Conflict, "ResourceInUse"));
+        assert_eq!(aws.delete_target_group("arn:targetgroup/free").await, Ok(()));
+        assert_eq!(aws.delete_target_group("arn:targetgroup/free").await, Ok(()), "TargetGroupNotFound: done");
+        assert_eq!(
+            fake.log.requests(),
+            [
+                "DeleteTargetGroup arn:targetgroup/used",
+                "DeleteTargetGroup arn:targetgroup/free",
+                "DeleteTargetGroup arn:targetgroup/free"
+            ]
+        );
+        assert_eq!(*fake.target_groups.lock().expect("groups"), ["arn:targetgroup/used"], "the used group stays");
+    }
+}
