@@ -241,8 +241,18 @@ fn sdk_tags(tags: &Tags) -> Vec<elb::Tag> {
     tags.iter().map(|(k, v)| elb::Tag::builder().key(k).value(v).build()).collect()
 }
 
-fn matcher(codes: &str) -> elb::Matcher {
-    elb::Matcher::builder().http_code(codes).build()
+/// Set a [`TargetGroupHealthCheck`] on a CreateTargetGroup or ModifyTargetGroup request (two
+/// builder types with the same setters).
+macro_rules! with_health_check {
+    ($request:expr, $h:expr) => {
+        $request
+            .health_check_path(&$h.path)
+            .health_check_interval_seconds($h.interval_seconds)
+            .health_check_timeout_seconds($h.timeout_seconds)
+            .healthy_threshold_count($h.healthy_threshold)
+            .unhealthy_threshold_count($h.unhealthy_threshold)
+            .matcher(elb::Matcher::builder().http_code(&$h.matcher).build())
+    };
 }
 
 fn conditions(rule: &RuleSpec) -> Vec<elb::RuleCondition> {
@@ -395,9 +405,8 @@ impl Elbv2Api for SdkElbv2 {
 
     fn create_target_group<'a>(&'a self, group: &'a NewTargetGroup) -> ApiFuture<'a, String> {
         Box::pin(async move {
-            let h = &group.health_check;
             let protocol = elb::ProtocolEnum::from(group.protocol.as_str());
-            let out = self
+            let request = self
                 .client
                 .create_target_group()
                 .name(&group.name)
@@ -406,16 +415,8 @@ impl Elbv2Api for SdkElbv2 {
                 .vpc_id(&group.vpc_id)
                 .target_type(elb::TargetTypeEnum::Ip)
                 .health_check_protocol(protocol)
-                .health_check_path(&h.path)
-                .health_check_interval_seconds(h.interval_seconds)
-                .health_check_timeout_seconds(h.timeout_seconds)
-                .healthy_threshold_count(h.healthy_threshold)
-                .unhealthy_threshold_count(h.unhealthy_threshold)
-                .matcher(matcher(&h.matcher))
-                .set_tags(Some(sdk_tags(&group.tags)))
-                .send()
-                .await
-                .map_err(classified)?;
+                .set_tags(Some(sdk_tags(&group.tags)));
+            let out = with_health_check!(request, group.health_check).send().await.map_err(classified)?;
             Ok(out.target_groups().first().and_then(|t| t.target_group_arn()).unwrap_or_default().to_string())
         })
     }
@@ -426,18 +427,8 @@ impl Elbv2Api for SdkElbv2 {
         h: &'a TargetGroupHealthCheck,
     ) -> ApiFuture<'a, ()> {
         Box::pin(async move {
-            self.client
-                .modify_target_group()
-                .target_group_arn(target_group_arn)
-                .health_check_path(&h.path)
-                .health_check_interval_seconds(h.interval_seconds)
-                .health_check_timeout_seconds(h.timeout_seconds)
-                .healthy_threshold_count(h.healthy_threshold)
-                .unhealthy_threshold_count(h.unhealthy_threshold)
-                .matcher(matcher(&h.matcher))
-                .send()
-                .await
-                .map_err(classified)?;
+            let request = self.client.modify_target_group().target_group_arn(target_group_arn);
+            with_health_check!(request, h).send().await.map_err(classified)?;
             Ok(())
         })
     }
