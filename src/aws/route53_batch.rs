@@ -5,8 +5,9 @@
 //!
 //! One worker per (zone, scope), the scope being the account and region an object's calls go to
 //! (its `spec.aws` role and region): a batch is sent through the [`Route53Api`] of that scope,
-//! never under another object's role. A batcher belongs to one leadership term: when the term's last handle is
-//! dropped its workers are aborted, so no batch is sent by a replica that no longer leads.
+//! never under another object's role. A batcher belongs to one leadership term: when the term's
+//! last handle is dropped its workers are aborted, so no batch is sent by a replica that no longer
+//! leads.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -254,9 +255,9 @@ mod tests {
         panic!("zone workers still running after the term's last batcher was dropped");
     }
 
-    /// Route 53 rejects a whole batch for one bad change (moto cannot say which request carried
-    /// what, nor serve two accounts here): the batch is halved until the bad change stands alone,
-    /// and a scope's changes never travel through another scope's account.
+    /// Route 53 rejects a whole batch for one bad change: the batch is halved until the bad change
+    /// stands alone, and a scope's changes never travel through another scope's account (moto
+    /// shows the end state, not which request carried which change through which client).
     #[tokio::test(start_paused = true)]
     async fn a_rejected_change_is_bisected_alone_and_each_scope_uses_its_own_api() {
         let batcher = Route53Batcher::new(caller());
