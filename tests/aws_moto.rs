@@ -136,9 +136,11 @@ async fn a_bad_change_is_isolated_by_bisection() {
     let good: Vec<_> = (0..4).map(|i| change(ChangeAction::Upsert, &format!("good{i}"))).collect();
     // Deleting a record that does not exist is rejected by Route 53.
     let bad = change(ChangeAction::Delete, "missing");
+    let api: Arc<dyn fargate_operator::aws::api::route53::Route53Api> =
+        Arc::new(fargate_operator::aws::api::route53::SdkRoute53::new(r53.clone()));
     let mut submissions: Vec<_> =
-        good.iter().map(|c| batcher.submit(&zone, "", r53.clone(), vec![c.clone()])).collect();
-    submissions.insert(2, batcher.submit(&zone, "", r53.clone(), vec![bad]));
+        good.iter().map(|c| batcher.submit(&zone, "", api.clone(), vec![c.clone()])).collect();
+    submissions.insert(2, batcher.submit(&zone, "", api.clone(), vec![bad]));
     let results = futures::future::join_all(submissions).await;
     assert!(results[2].is_err(), "the bad change fails: {:?}", results[2]);
     for (i, r) in results.iter().enumerate().filter(|(i, _)| *i != 2) {

@@ -4,17 +4,19 @@
 //! until the bad change stands alone, so it never blocks the others.
 //!
 //! One worker per (zone, scope), the scope being the account and region an object's calls go to
-//! (its `spec.aws` role and region): a batch is sent with the client of that scope, never under
-//! another object's role. A batcher belongs to one leadership term: when the term's last handle is
-//! dropped its workers are aborted, so no batch is sent by a replica that no longer leads.
+//! (its `spec.aws` role and region): a batch is sent through the [`Route53Api`] of that scope,
+//! never under another object's role. A batcher belongs to one leadership term: when the term's
+//! last handle is dropped its workers are aborted, so no batch is sent by a replica that no longer
+//! leads.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch};
+use aws_sdk_route53::types::{Change, ChangeAction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::api::route53::Route53Api;
 use super::{AwsCaller, AwsError, ErrorCategory, Service};
 
 /// At most this many record changes per batch (UPSERT counts twice).
@@ -59,7 +61,7 @@ pub fn pack(groups: &[Vec<Change>]) -> Vec<Vec<usize>> {
 
 struct Submission {
     changes: Vec<Change>,
-    client: aws_sdk_route53::Client,
+    api: Arc<dyn Route53Api>,
     reply: oneshot::Sender<Result<(String, String), AwsError>>,
 }
 
@@ -108,18 +110,18 @@ impl Route53Batcher {
         ZoneWorker { tx, task }
     }
 
-    /// Submit `changes` (applied together, in one batch) to `zone`, sent with `client`, whose
+    /// Submit `changes` (applied together, in one batch) to `zone`, sent through `api`, whose
     /// account and region `scope` names; resolves with the change's (id, status) once the batch
     /// holding them was accepted.
     pub async fn submit(
         &self,
         zone: &str,
         scope: &str,
-        client: aws_sdk_route53::Client,
+        api: Arc<dyn Route53Api>,
         changes: Vec<Change>,
     ) -> Result<(String, String), AwsError> {
         let (reply, rx) = oneshot::channel();
-        let sub = Submission { changes, client, reply };
+        let sub = Submission { changes, api, reply };
         let sender = {
             let mut zones = self.zones.workers.lock().unwrap_or_else(|p| p.into_inner());
             let entry = zones.entry((zone.to_string(), scope.to_string())).or_insert_with(|| self.spawn(zone));
@@ -185,22 +187,11 @@ async fn send_bisecting(
     while let Some(part) = stack.pop() {
         let Some(&first) = part.first() else { continue };
         let changes: Vec<Change> = part.iter().flat_map(|&i| pending[i].changes.clone()).collect();
-        let outcome = match ChangeBatch::builder().set_changes(Some(changes)).build() {
-            Ok(batch) => {
-                let client = &pending[first].client;
-                caller
-                    .call(Service::Route53, "ChangeResourceRecordSets", || {
-                        client.change_resource_record_sets().hosted_zone_id(zone).change_batch(batch.clone()).send()
-                    })
-                    .await
-                    .map(|r| {
-                        r.change_info()
-                            .map(|c| (c.id().to_string(), c.status().as_str().to_string()))
-                            .unwrap_or_default()
-                    })
-            }
-            Err(e) => Err(super::errors::build_error(e)),
-        };
+        let api = &pending[first].api;
+        let outcome = caller
+            .call(Service::Route53, "ChangeResourceRecordSets", || api.change_resource_record_sets(zone, &changes))
+            .await
+            .map(|info| (info.id, info.status));
         match outcome {
             Err(e) if part.len() > 1 && matches!(e.category, ErrorCategory::Terminal | ErrorCategory::Conflict) => {
                 let (a, b) = part.split_at(part.len() / 2);
@@ -219,11 +210,16 @@ async fn send_bisecting(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::api::route53::fake::{FakeRoute53, caller};
     use aws_sdk_route53::types::{ResourceRecord, ResourceRecordSet, RrType};
 
     fn upsert(value_len: usize) -> Change {
+        upsert_at("a", value_len)
+    }
+
+    fn upsert_at(name: &str, value_len: usize) -> Change {
         let set = ResourceRecordSet::builder()
-            .name("a.example.com.")
+            .name(format!("{name}.example.com."))
             .r#type(RrType::Cname)
             .ttl(60)
             .resource_records(ResourceRecord::builder().value("x".repeat(value_len)).build().expect("rr"))
@@ -234,12 +230,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_terms_zone_workers_end_with_its_last_batcher_and_scopes_get_their_own() {
-        let caller = AwsCaller::new(
-            crate::aws::Budgets::new(crate::aws::BudgetSettings::default()),
-            Arc::new(crate::runtime::metrics::Metrics::new()),
-            crate::aws::RetryPolicy::default(),
-        );
-        let batcher = Route53Batcher::new(caller);
+        let batcher = Route53Batcher::new(caller());
         let handles: Vec<tokio::task::AbortHandle> = ["role-a|us-east-1", "role-b|us-east-1"]
             .iter()
             .map(|scope| {
@@ -262,6 +253,41 @@ mod tests {
             tokio::task::yield_now().await;
         }
         panic!("zone workers still running after the term's last batcher was dropped");
+    }
+
+    /// Route 53 rejects a whole batch for one bad change: the batch is halved until the bad change
+    /// stands alone, and a scope's changes never travel through another scope's account (moto
+    /// shows the end state, not which request carried which change through which client).
+    #[tokio::test(start_paused = true)]
+    async fn a_rejected_change_is_bisected_alone_and_each_scope_uses_its_own_api() {
+        let batcher = Route53Batcher::new(caller());
+        let a = Arc::new(FakeRoute53 { rejected_names: vec!["bad.example.com.".into()], ..FakeRoute53::default() });
+        let b = Arc::new(FakeRoute53::default());
+        let mut submissions: Vec<_> = ["g0", "g1", "bad", "g2"]
+            .iter()
+            .map(|name| batcher.submit("Z1", "account-a", a.clone(), vec![upsert_at(name, 8)]))
+            .collect();
+        submissions.push(batcher.submit("Z1", "account-b", b.clone(), vec![upsert_at("other", 8)]));
+        let results = futures::future::join_all(submissions).await;
+
+        let err = results[2].clone().expect_err("the bad change fails");
+        assert_eq!((err.category, err.code.as_str()), (ErrorCategory::Conflict, "InvalidChangeBatch"));
+        for i in [0, 1, 3, 4] {
+            assert_eq!(results[i].as_ref().map(|(_, status)| status.as_str()), Ok("PENDING"), "submission {i}");
+        }
+        let sent = |names: &str| format!("ChangeResourceRecordSets Z1 {names}");
+        assert_eq!(
+            a.log.requests(),
+            [
+                sent("g0.example.com.,g1.example.com.,bad.example.com.,g2.example.com."),
+                sent("g0.example.com.,g1.example.com."),
+                sent("bad.example.com.,g2.example.com."),
+                sent("bad.example.com."),
+                sent("g2.example.com."),
+            ],
+            "merged first, then halves until the bad change stands alone"
+        );
+        assert_eq!(b.log.requests(), [sent("other.example.com.")], "account b sends only its own change");
     }
 
     #[test]

@@ -71,22 +71,22 @@ impl AwsProvider {
         aws_sdk_ecs::Client::from_conf(b.build())
     }
 
-    /// An ELBv2 client for `cfg`.
-    pub fn elbv2(&self, cfg: &SdkConfig) -> aws_sdk_elasticloadbalancingv2::Client {
+    /// The ELBv2 calls for `cfg`, over an SDK client.
+    pub fn elbv2(&self, cfg: &SdkConfig) -> Arc<dyn super::api::elbv2::Elbv2Api> {
         let mut b = aws_sdk_elasticloadbalancingv2::config::Builder::from(cfg);
         if let Some(plan) = &self.faults {
             b = b.interceptor(FaultInjector::new(plan.clone()));
         }
-        aws_sdk_elasticloadbalancingv2::Client::from_conf(b.build())
+        Arc::new(super::api::elbv2::SdkElbv2::new(aws_sdk_elasticloadbalancingv2::Client::from_conf(b.build())))
     }
 
-    /// A Route 53 client for `cfg`.
-    pub fn route53(&self, cfg: &SdkConfig) -> aws_sdk_route53::Client {
+    /// The Route 53 calls for `cfg`, over an SDK client.
+    pub fn route53(&self, cfg: &SdkConfig) -> Arc<dyn super::api::route53::Route53Api> {
         let mut b = aws_sdk_route53::config::Builder::from(cfg);
         if let Some(plan) = &self.faults {
             b = b.interceptor(FaultInjector::new(plan.clone()));
         }
-        aws_sdk_route53::Client::from_conf(b.build())
+        Arc::new(super::api::route53::SdkRoute53::new(aws_sdk_route53::Client::from_conf(b.build())))
     }
 
     /// A provider over an already-loaded base configuration (tests supply static credentials).

@@ -1,10 +1,13 @@
-//! Route 53 calls of the DnsFailover controller, each through `AwsCaller` under its operation name.
+//! Route 53 calls of the DnsFailover controller, each through `AwsCaller` under its operation name,
+//! to the [`Route53Api`] of the object's account and region.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use aws_sdk_route53::types as r53;
 
 use super::plan::HealthCheckConfig;
+use crate::aws::api::route53::{RecordStart, Route53Api};
 use crate::aws::errors::build_error;
 use crate::aws::naming::Owner;
 use crate::aws::{AwsCaller, AwsError, Service};
@@ -13,8 +16,8 @@ use crate::aws::{AwsCaller, AwsError, Service};
 pub struct FailoverAws {
     /// Caller (budget, retries, metrics).
     pub caller: AwsCaller,
-    /// Route 53 client.
-    pub r53: aws_sdk_route53::Client,
+    /// Route 53 of the object's account and region.
+    pub r53: Arc<dyn Route53Api>,
     /// Owner identity and tags.
     pub owner: Owner,
     /// Per-zone batching of record changes.
@@ -39,15 +42,27 @@ fn config_of(c: &r53::HealthCheckConfig) -> HealthCheckConfig {
     }
 }
 
+/// The Route 53 form of `want` (UpdateHealthCheck sends only its mutable settings).
+fn sdk_config(want: &HealthCheckConfig) -> Result<r53::HealthCheckConfig, AwsError> {
+    r53::HealthCheckConfig::builder()
+        .r#type(r53::HealthCheckType::from(want.check_type.as_str()))
+        .fully_qualified_domain_name(&want.fqdn)
+        .port(want.port)
+        .set_resource_path(want.path.clone())
+        .set_search_string(want.search_string.clone())
+        .request_interval(want.interval)
+        .failure_threshold(want.failure_threshold)
+        .inverted(want.inverted)
+        .disabled(want.disabled)
+        .build()
+        .map_err(build_error)
+}
+
 impl FailoverAws {
     /// A health check's configuration; `None` when it is gone.
     pub async fn health_check(&self, id: &str) -> Result<Option<HealthCheckConfig>, AwsError> {
-        match self
-            .caller
-            .call(Service::Route53, "GetHealthCheck", || self.r53.get_health_check().health_check_id(id).send())
-            .await
-        {
-            Ok(r) => Ok(r.health_check().and_then(|h| h.health_check_config()).map(config_of)),
+        match self.caller.call(Service::Route53, "GetHealthCheck", || self.r53.get_health_check(id)).await {
+            Ok(h) => Ok(h.config.as_ref().map(config_of)),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -58,19 +73,17 @@ impl FailoverAws {
     pub async fn find_by_reference(&self, reference: &str) -> Result<Option<String>, AwsError> {
         let mut marker: Option<String> = None;
         loop {
-            let resp = self
+            let page = self
                 .caller
-                .call(Service::Route53, "ListHealthChecks", || {
-                    self.r53.list_health_checks().set_marker(marker.clone()).max_items(1000).send()
-                })
+                .call(Service::Route53, "ListHealthChecks", || self.r53.list_health_checks(marker.as_deref()))
                 .await?;
-            if let Some(h) = resp.health_checks().iter().find(|h| h.caller_reference() == reference) {
-                return Ok(Some(h.id().to_string()));
+            if let Some(h) = page.health_checks.into_iter().find(|h| h.caller_reference == reference) {
+                return Ok(Some(h.id));
             }
-            if !resp.is_truncated() {
+            marker = page.next_marker;
+            if marker.is_none() {
                 return Ok(None);
             }
-            marker = resp.next_marker().map(str::to_string);
         }
     }
 
@@ -81,26 +94,12 @@ impl FailoverAws {
         want: &HealthCheckConfig,
         tags: &BTreeMap<String, String>,
     ) -> Result<String, AwsError> {
-        let config = r53::HealthCheckConfig::builder()
-            .r#type(r53::HealthCheckType::from(want.check_type.as_str()))
-            .fully_qualified_domain_name(&want.fqdn)
-            .port(want.port)
-            .set_resource_path(want.path.clone())
-            .set_search_string(want.search_string.clone())
-            .request_interval(want.interval)
-            .failure_threshold(want.failure_threshold)
-            .inverted(want.inverted)
-            .disabled(want.disabled)
-            .build()
-            .map_err(build_error)?;
+        let config = sdk_config(want)?;
         self.facts.attempt(reference);
-        let resp = self
+        let id = self
             .caller
-            .call_create(Service::Route53, "CreateHealthCheck", || {
-                self.r53.create_health_check().caller_reference(reference).health_check_config(config.clone()).send()
-            })
+            .call_create(Service::Route53, "CreateHealthCheck", || self.r53.create_health_check(reference, &config))
             .await?;
-        let id = resp.health_check().map(|h| h.id().to_string()).unwrap_or_default();
         self.tag_health_check(&id, tags).await?;
         Ok(id)
     }
@@ -109,47 +108,18 @@ impl FailoverAws {
     /// check found after a lost create response or a failed tagging call is tagged here: untagged,
     /// it would be invisible to anyone auditing by owner tag.
     pub async fn tag_health_check(&self, id: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError> {
-        let tags: Vec<r53::Tag> = tags.iter().map(|(k, v)| r53::Tag::builder().key(k).value(v).build()).collect();
-        self.caller
-            .call(Service::Route53, "ChangeTagsForResource", || {
-                self.r53
-                    .change_tags_for_resource()
-                    .resource_type(r53::TagResourceType::Healthcheck)
-                    .resource_id(id)
-                    .set_add_tags(Some(tags.clone()))
-                    .send()
-            })
-            .await?;
-        Ok(())
+        self.caller.call(Service::Route53, "ChangeTagsForResource", || self.r53.add_health_check_tags(id, tags)).await
     }
 
     /// Update the mutable settings of a health check.
     pub async fn update_health_check(&self, id: &str, want: &HealthCheckConfig) -> Result<(), AwsError> {
-        self.caller
-            .call(Service::Route53, "UpdateHealthCheck", || {
-                self.r53
-                    .update_health_check()
-                    .health_check_id(id)
-                    .fully_qualified_domain_name(&want.fqdn)
-                    .port(want.port)
-                    .set_resource_path(want.path.clone())
-                    .set_search_string(want.search_string.clone())
-                    .failure_threshold(want.failure_threshold)
-                    .inverted(want.inverted)
-                    .disabled(want.disabled)
-                    .send()
-            })
-            .await?;
-        Ok(())
+        let config = sdk_config(want)?;
+        self.caller.call(Service::Route53, "UpdateHealthCheck", || self.r53.update_health_check(id, &config)).await
     }
 
     /// Delete a health check; NotFound counts as done.
     pub async fn delete_health_check(&self, id: &str) -> Result<(), AwsError> {
-        match self
-            .caller
-            .call(Service::Route53, "DeleteHealthCheck", || self.r53.delete_health_check().health_check_id(id).send())
-            .await
-        {
+        match self.caller.call(Service::Route53, "DeleteHealthCheck", || self.r53.delete_health_check(id)).await {
             Err(e) if !e.is_not_found() => Err(e),
             _ => Ok(()),
         }
@@ -157,19 +127,16 @@ impl FailoverAws {
 
     /// Every record set named `name` in the zone.
     pub async fn records_at(&self, zone: &str, name: &str) -> Result<Vec<r53::ResourceRecordSet>, AwsError> {
-        let fqdn = format!("{}.", name.trim_end_matches('.'));
-        let resp = self
+        let start = RecordStart { name: format!("{}.", name.trim_end_matches('.')), ..RecordStart::default() };
+        let page = self
             .caller
-            .call(Service::Route53, "ListResourceRecordSets", || {
-                self.r53.list_resource_record_sets().hosted_zone_id(zone).start_record_name(&fqdn).max_items(20).send()
-            })
+            .call(Service::Route53, "ListResourceRecordSets", || self.r53.list_resource_record_sets(zone, &start, 20))
             .await?;
         let want = crate::api::validation::normalize_dns_name(name);
-        Ok(resp
-            .resource_record_sets()
-            .iter()
+        Ok(page
+            .record_sets
+            .into_iter()
             .filter(|r| crate::api::validation::normalize_dns_name(r.name()) == want)
-            .cloned()
             .collect())
     }
 
@@ -184,8 +151,8 @@ impl FailoverAws {
     /// without `route53:GetChange`).
     pub async fn change_status(&self, id: &str) -> Result<Option<String>, AwsError> {
         let id = id.trim_start_matches("/change/");
-        match self.caller.call(Service::Route53, "GetChange", || self.r53.get_change().id(id).send()).await {
-            Ok(r) => Ok(r.change_info().map(|c| c.status().as_str().to_string())),
+        match self.caller.call(Service::Route53, "GetChange", || self.r53.get_change(id)).await {
+            Ok(c) => Ok(Some(c.status).filter(|s| !s.is_empty())),
             Err(e) if e.is_not_found() => Ok(Some("INSYNC".into())),
             Err(e) => Err(e),
         }
@@ -196,17 +163,63 @@ impl FailoverAws {
         if let Some(facts) = self.facts.zone(zone) {
             return Ok(facts);
         }
-        let resp =
-            self.caller.call(Service::Route53, "GetHostedZone", || self.r53.get_hosted_zone().id(zone).send()).await?;
-        let name = resp.hosted_zone().map(|z| z.name().to_string()).unwrap_or_default();
-        let mut servers: Vec<String> = resp
-            .delegation_set()
-            .map(|d| d.name_servers().iter().map(|n| n.trim_end_matches('.').to_ascii_lowercase()).collect())
-            .unwrap_or_default();
+        let found = self.caller.call(Service::Route53, "GetHostedZone", || self.r53.get_hosted_zone(zone)).await?;
+        let mut servers: Vec<String> =
+            found.name_servers.iter().map(|n| n.trim_end_matches('.').to_ascii_lowercase()).collect();
         servers.sort();
-        if !name.is_empty() {
-            self.facts.remember_zone(zone, (name.clone(), servers.clone()));
+        if !found.name.is_empty() {
+            self.facts.remember_zone(zone, (found.name.clone(), servers.clone()));
         }
-        Ok((name, servers))
+        Ok((found.name, servers))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::ErrorCategory;
+    use crate::aws::api::route53::HealthCheck;
+    use crate::aws::api::route53::fake::{FakeRoute53, caller, error, owner};
+
+    fn failover_aws(r53: Arc<FakeRoute53>) -> FailoverAws {
+        FailoverAws {
+            caller: caller(),
+            r53,
+            owner: owner("DnsFailover"),
+            batcher: crate::aws::route53_batch::Route53Batcher::new(caller()),
+            scope: String::new(),
+            facts: Arc::default(),
+        }
+    }
+
+    /// moto answers INSYNC at once and never forgets a change: the PENDING to INSYNC walk, a
+    /// forgotten change and a denied GetChange are only seen with a fake.
+    #[tokio::test(start_paused = true)]
+    async fn a_change_goes_from_pending_to_insync_and_a_forgotten_one_is_in_sync() {
+        let fake = Arc::new(FakeRoute53::default());
+        fake.change_statuses.lock().expect("script").extend([Ok("PENDING"), Ok("INSYNC")]);
+        let aws = failover_aws(fake.clone());
+        assert_eq!(aws.change_status("/change/C1").await, Ok(Some("PENDING".to_string())));
+        assert_eq!(aws.change_status("/change/C1").await, Ok(Some("INSYNC".to_string())));
+        assert_eq!(aws.change_status("/change/C1").await, Ok(Some("INSYNC".to_string())), "NoSuchChange: long in sync");
+        fake.change_statuses.lock().expect("script").push_back(Err(error(ErrorCategory::Terminal, "AccessDenied")));
+        let err = aws.change_status("/change/C1").await.expect_err("a denied GetChange is the pass's error");
+        assert_eq!((err.operation, err.code.as_str()), ("GetChange", "AccessDenied"));
+        assert_eq!(fake.log.requests(), ["GetChange C1"; 4], "the id is sent without its /change/ prefix, once each");
+    }
+
+    /// A health check whose id never reached status is found by its CallerReference on a later
+    /// ListHealthChecks page (moto would need a thousand checks to make a second page).
+    #[tokio::test(start_paused = true)]
+    async fn a_health_check_is_found_by_reference_on_a_later_page() {
+        let checks = (0..5)
+            .map(|i| HealthCheck { id: format!("hc{i}"), caller_reference: format!("ref{i}"), config: None })
+            .collect();
+        let fake = Arc::new(FakeRoute53 { health_checks: checks, page_size: 2, ..FakeRoute53::default() });
+        let aws = failover_aws(fake.clone());
+        assert_eq!(aws.find_by_reference("ref4").await, Ok(Some("hc4".to_string())));
+        assert_eq!(fake.log.requests(), ["ListHealthChecks -", "ListHealthChecks 2", "ListHealthChecks 4"]);
+        assert_eq!(aws.find_by_reference("ref-none").await, Ok(None), "every page read, none matches");
+        assert_eq!(fake.log.requests().len(), 6);
     }
 }

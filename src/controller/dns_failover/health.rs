@@ -150,18 +150,10 @@ async fn poll_object(ctx: &Context, bucket: &TokenBucket, obj: &DnsFailover, tri
             continue;
         }
         bucket.acquire().await;
-        let resp = aws
-            .caller
-            .call(Service::Route53, "GetHealthCheckStatus", || {
-                aws.r53.get_health_check_status().health_check_id(id).send()
-            })
-            .await;
+        let resp =
+            aws.caller.call(Service::Route53, "GetHealthCheckStatus", || aws.r53.get_health_check_status(id)).await;
         match resp {
-            Ok(r) => {
-                states[i] = health_from_reports(
-                    r.health_check_observations().iter().filter_map(|o| o.status_report()).filter_map(|s| s.status()),
-                )
-            }
+            Ok(reports) => states[i] = health_from_reports(reports.iter().map(String::as_str)),
             // A denied or otherwise terminal failure needs a human (health stays Unknown until
             // then); throttling and blips are retried next round and only debug noise.
             Err(err) if err.category == crate::aws::ErrorCategory::Terminal => {

@@ -1,12 +1,15 @@
 //! ELBv2 and Route 53 reads and writes of the FargateApp controller (the ECS ones are in `ecs.rs`).
-//! Every call goes through `AwsCaller` (budget, retries, metrics) under the AWS operation's own name.
+//! Every call goes through `AwsCaller` (budget, retries, metrics) under the AWS operation's own name,
+//! to the [`Elbv2Api`] and [`Route53Api`] of the object's account and region.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use aws_sdk_elasticloadbalancingv2::types as elb;
 use aws_sdk_route53::types as r53;
 
 use super::plan::{DesiredTargetGroup, ObservedRule, ObservedTargetGroup, sorted};
+use crate::aws::api::elbv2::{self, Elbv2Api};
+use crate::aws::api::route53::{RecordStart, Route53Api};
 use crate::aws::naming::Owner;
 use crate::aws::{AwsCaller, AwsError, Service};
 
@@ -17,9 +20,9 @@ pub struct FargateAws {
     /// ECS.
     pub ecs: aws_sdk_ecs::Client,
     /// ELBv2.
-    pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub elb: Arc<dyn Elbv2Api>,
     /// Route 53.
-    pub r53: aws_sdk_route53::Client,
+    pub r53: Arc<dyn Route53Api>,
     /// Owner identity and tags.
     pub owner: Owner,
     /// Facts remembered by the process (the load balancer behind a listener).
@@ -28,13 +31,37 @@ pub struct FargateAws {
 
 pub use crate::aws::facts::ListenerInfo;
 
-/// ELBv2 tags from a map.
-fn elb_tags_of(tags: &BTreeMap<String, String>) -> Vec<elb::Tag> {
-    tags.iter().map(|(k, v)| elb::Tag::builder().key(k).value(v).build()).collect()
-}
-
 pub(super) fn tag_map<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> BTreeMap<String, String> {
     tags.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// The health check of the desired target group, as ELBv2 takes it.
+fn health_check_of(d: &DesiredTargetGroup) -> elbv2::TargetGroupHealthCheck {
+    let h = &d.health;
+    elbv2::TargetGroupHealthCheck {
+        path: h.path.clone(),
+        interval_seconds: h.interval_seconds,
+        timeout_seconds: h.timeout_seconds,
+        healthy_threshold: h.healthy_threshold,
+        unhealthy_threshold: h.unhealthy_threshold,
+        matcher: h.matcher.clone(),
+    }
+}
+
+fn rule_spec(paths: &[String], hosts: &[String], tg_arn: &str) -> elbv2::RuleSpec {
+    elbv2::RuleSpec {
+        path_patterns: paths.to_vec(),
+        host_headers: hosts.to_vec(),
+        target_group_arn: tg_arn.to_string(),
+    }
+}
+
+/// NotFound counts as done (deletes).
+fn gone_is_done(result: Result<(), AwsError>) -> Result<(), AwsError> {
+    match result {
+        Err(e) if !e.is_not_found() => Err(e),
+        _ => Ok(()),
+    }
 }
 
 impl FargateAws {
@@ -55,25 +82,19 @@ impl FargateAws {
     }
 
     async fn read_listener(&self, listener_arn: &str) -> Result<ListenerInfo, AwsError> {
-        let out = self
+        let listener =
+            self.caller.call(Service::Elbv2, "DescribeListeners", || self.elb.describe_listener(listener_arn)).await?;
+        let lb_arn = listener.map(|l| l.load_balancer_arn).unwrap_or_default();
+        let lb = self
             .caller
-            .call(Service::Elbv2, "DescribeListeners", || {
-                self.elb.describe_listeners().listener_arns(listener_arn).send()
-            })
-            .await?;
-        let lb_arn = out.listeners().first().and_then(|l| l.load_balancer_arn()).unwrap_or_default().to_string();
-        let out = self
-            .caller
-            .call(Service::Elbv2, "DescribeLoadBalancers", || {
-                self.elb.describe_load_balancers().load_balancer_arns(&lb_arn).send()
-            })
-            .await?;
-        let lb = out.load_balancers().first();
+            .call(Service::Elbv2, "DescribeLoadBalancers", || self.elb.describe_load_balancer(&lb_arn))
+            .await?
+            .unwrap_or_default();
         Ok(ListenerInfo {
-            lb_arn: lb_arn.clone(),
-            dns_name: lb.and_then(|l| l.dns_name()).unwrap_or_default().to_string(),
-            canonical_zone_id: lb.and_then(|l| l.canonical_hosted_zone_id()).unwrap_or_default().to_string(),
-            vpc_id: lb.and_then(|l| l.vpc_id()).unwrap_or_default().to_string(),
+            lb_arn,
+            dns_name: lb.dns_name,
+            canonical_zone_id: lb.canonical_hosted_zone_id,
+            vpc_id: lb.vpc_id,
         })
     }
 
@@ -81,17 +102,7 @@ impl FargateAws {
     async fn elb_tags(&self, arns: &[String]) -> Result<BTreeMap<String, BTreeMap<String, String>>, AwsError> {
         let mut out = BTreeMap::new();
         for chunk in arns.chunks(20) {
-            let resp = self
-                .caller
-                .call(Service::Elbv2, "DescribeTags", || {
-                    self.elb.describe_tags().set_resource_arns(Some(chunk.to_vec())).send()
-                })
-                .await?;
-            for d in resp.tag_descriptions() {
-                let tags =
-                    tag_map(d.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())));
-                out.insert(d.resource_arn().unwrap_or_default().to_string(), tags);
-            }
+            out.extend(self.caller.call(Service::Elbv2, "DescribeTags", || self.elb.describe_tags(chunk)).await?);
         }
         Ok(out)
     }
@@ -105,46 +116,39 @@ impl FargateAws {
         read_attributes: bool,
         recorded: Option<&str>,
     ) -> Result<Option<(ObservedTargetGroup, bool)>, AwsError> {
-        let resp = match self
-            .caller
-            .call(Service::Elbv2, "DescribeTargetGroups", || self.elb.describe_target_groups().names(name).send())
-            .await
-        {
-            Ok(r) => r,
+        let found =
+            self.caller.call(Service::Elbv2, "DescribeTargetGroups", || self.elb.describe_target_group(name)).await;
+        let tg = match found {
+            Ok(Some(tg)) => tg,
+            Ok(None) => return Ok(None),
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
-        let Some(tg) = resp.target_groups().first() else { return Ok(None) };
-        let arn = tg.target_group_arn().unwrap_or_default().to_string();
         let delay = if read_attributes {
             let attrs = self
                 .caller
                 .call(Service::Elbv2, "DescribeTargetGroupAttributes", || {
-                    self.elb.describe_target_group_attributes().target_group_arn(&arn).send()
+                    self.elb.describe_target_group_attributes(&tg.arn)
                 })
                 .await?;
-            attrs
-                .attributes()
-                .iter()
-                .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
-                .and_then(|a| a.value())
-                .and_then(|v| v.parse().ok())
+            attrs.get(elbv2::DEREGISTRATION_DELAY).and_then(|v| v.parse().ok())
         } else {
             None
         };
-        let owned = recorded == Some(arn.as_str())
-            || self.elb_tags(std::slice::from_ref(&arn)).await?.get(&arn).is_some_and(|t| self.owns(t));
+        let owned = recorded == Some(tg.arn.as_str())
+            || self.elb_tags(std::slice::from_ref(&tg.arn)).await?.get(&tg.arn).is_some_and(|t| self.owns(t));
+        let h = tg.health_check;
         let observed = ObservedTargetGroup {
-            arn,
-            port: tg.port().unwrap_or_default(),
-            protocol: tg.protocol().map(|p| p.as_str().to_string()).unwrap_or_default(),
-            vpc_id: tg.vpc_id().unwrap_or_default().to_string(),
-            path: tg.health_check_path().unwrap_or_default().to_string(),
-            interval: tg.health_check_interval_seconds().unwrap_or_default(),
-            timeout: tg.health_check_timeout_seconds().unwrap_or_default(),
-            healthy: tg.healthy_threshold_count().unwrap_or_default(),
-            unhealthy: tg.unhealthy_threshold_count().unwrap_or_default(),
-            matcher: tg.matcher().and_then(|m| m.http_code()).unwrap_or_default().to_string(),
+            arn: tg.arn,
+            port: tg.port,
+            protocol: tg.protocol,
+            vpc_id: tg.vpc_id,
+            path: h.path,
+            interval: h.interval_seconds,
+            timeout: h.timeout_seconds,
+            healthy: h.healthy_threshold,
+            unhealthy: h.unhealthy_threshold,
+            matcher: h.matcher,
             deregistration_delay: delay,
         };
         Ok(Some((observed, owned)))
@@ -156,93 +160,43 @@ impl FargateAws {
         d: &DesiredTargetGroup,
         tags: &BTreeMap<String, String>,
     ) -> Result<String, AwsError> {
-        let h = &d.health;
-        let tags = elb_tags_of(tags);
-        let resp = self
-            .caller
-            .call_create(Service::Elbv2, "CreateTargetGroup", || {
-                self.elb
-                    .create_target_group()
-                    .name(&d.name)
-                    .protocol(elb::ProtocolEnum::from(d.protocol.as_str()))
-                    .port(d.port)
-                    .vpc_id(&d.vpc_id)
-                    .target_type(elb::TargetTypeEnum::Ip)
-                    .health_check_protocol(elb::ProtocolEnum::from(d.protocol.as_str()))
-                    .health_check_path(&h.path)
-                    .health_check_interval_seconds(h.interval_seconds)
-                    .health_check_timeout_seconds(h.timeout_seconds)
-                    .healthy_threshold_count(h.healthy_threshold)
-                    .unhealthy_threshold_count(h.unhealthy_threshold)
-                    .matcher(elb::Matcher::builder().http_code(&h.matcher).build())
-                    .set_tags(Some(tags.clone()))
-                    .send()
-            })
-            .await?;
-        Ok(resp.target_groups().first().and_then(|t| t.target_group_arn()).unwrap_or_default().to_string())
+        let group = elbv2::NewTargetGroup {
+            name: d.name.clone(),
+            protocol: d.protocol.clone(),
+            port: d.port,
+            vpc_id: d.vpc_id.clone(),
+            health_check: health_check_of(d),
+            tags: tags.clone(),
+        };
+        self.caller.call_create(Service::Elbv2, "CreateTargetGroup", || self.elb.create_target_group(&group)).await
     }
 
     /// Bring the health check in line.
     pub async fn modify_target_group(&self, arn: &str, d: &DesiredTargetGroup) -> Result<(), AwsError> {
-        let h = &d.health;
-        self.caller
-            .call(Service::Elbv2, "ModifyTargetGroup", || {
-                self.elb
-                    .modify_target_group()
-                    .target_group_arn(arn)
-                    .health_check_path(&h.path)
-                    .health_check_interval_seconds(h.interval_seconds)
-                    .health_check_timeout_seconds(h.timeout_seconds)
-                    .healthy_threshold_count(h.healthy_threshold)
-                    .unhealthy_threshold_count(h.unhealthy_threshold)
-                    .matcher(elb::Matcher::builder().http_code(&h.matcher).build())
-                    .send()
-            })
-            .await?;
-        Ok(())
+        let health = health_check_of(d);
+        self.caller.call(Service::Elbv2, "ModifyTargetGroup", || self.elb.modify_target_group(arn, &health)).await
     }
 
     /// Set the deregistration delay.
     pub async fn set_deregistration_delay(&self, arn: &str, seconds: i32) -> Result<(), AwsError> {
-        let attr = elb::TargetGroupAttribute::builder()
-            .key("deregistration_delay.timeout_seconds")
-            .value(seconds.to_string())
-            .build();
+        let attributes = BTreeMap::from([(elbv2::DEREGISTRATION_DELAY.to_string(), seconds.to_string())]);
         self.caller
             .call(Service::Elbv2, "ModifyTargetGroupAttributes", || {
-                self.elb.modify_target_group_attributes().target_group_arn(arn).attributes(attr.clone()).send()
+                self.elb.modify_target_group_attributes(arn, &attributes)
             })
-            .await?;
-        Ok(())
+            .await
     }
 
     /// Targets of the group that are not healthy (initial/draining/unused are not counted).
     pub async fn unhealthy_targets(&self, arn: &str) -> Result<usize, AwsError> {
-        let resp = self
-            .caller
-            .call(Service::Elbv2, "DescribeTargetHealth", || {
-                self.elb.describe_target_health().target_group_arn(arn).send()
-            })
-            .await?;
-        Ok(resp
-            .target_health_descriptions()
-            .iter()
-            .filter(|d| {
-                matches!(d.target_health().and_then(|h| h.state()), Some(elb::TargetHealthStateEnum::Unhealthy))
-            })
-            .count())
+        let targets =
+            self.caller.call(Service::Elbv2, "DescribeTargetHealth", || self.elb.describe_target_health(arn)).await?;
+        Ok(targets.iter().filter(|t| t.state == "unhealthy").count())
     }
 
     /// Delete a target group; NotFound counts as done.
     pub async fn delete_target_group(&self, arn: &str) -> Result<(), AwsError> {
-        match self
-            .caller
-            .call(Service::Elbv2, "DeleteTargetGroup", || self.elb.delete_target_group().target_group_arn(arn).send())
-            .await
-        {
-            Err(e) if !e.is_not_found() => Err(e),
-            _ => Ok(()),
-        }
+        gone_is_done(self.caller.call(Service::Elbv2, "DeleteTargetGroup", || self.elb.delete_target_group(arn)).await)
     }
 
     /// Whether the target group `arn` carries our owner tags; None when it is gone.
@@ -254,64 +208,28 @@ impl FargateAws {
         }
     }
 
-    /// Every rule of the listener, with ownership.
+    /// Every rule of the listener but the default one, with ownership (read page by page).
     pub async fn rules(&self, listener_arn: &str) -> Result<Vec<ObservedRule>, AwsError> {
         let mut rules = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let resp = self
+            let page = self
                 .caller
-                .call(Service::Elbv2, "DescribeRules", || {
-                    self.elb
-                        .describe_rules()
-                        .listener_arn(listener_arn)
-                        .set_marker(marker.clone())
-                        .page_size(400)
-                        .send()
-                })
+                .call(Service::Elbv2, "DescribeRules", || self.elb.describe_rules(listener_arn, marker.as_deref()))
                 .await?;
-            for r in resp.rules() {
-                if r.is_default().unwrap_or(false) {
-                    continue;
-                }
-                let mut paths = Vec::new();
-                let mut hosts = Vec::new();
-                for c in r.conditions() {
-                    let values: Vec<String> = c
-                        .path_pattern_config()
-                        .map(|p| p.values().to_vec())
-                        .or_else(|| c.host_header_config().map(|h| h.values().to_vec()))
-                        .filter(|v| !v.is_empty())
-                        .unwrap_or_else(|| c.values().to_vec());
-                    match c.field() {
-                        Some("path-pattern") => paths.extend(values),
-                        Some("host-header") => hosts.extend(values),
-                        _ => {}
-                    }
-                }
-                let mut forward: Vec<String> = r
-                    .actions()
-                    .iter()
-                    .filter_map(|a| {
-                        a.target_group_arn().map(str::to_string).or_else(|| {
-                            a.forward_config()
-                                .and_then(|f| f.target_groups().first())
-                                .and_then(|t| t.target_group_arn())
-                                .map(str::to_string)
-                        })
-                    })
-                    .collect();
+            for r in page.rules.into_iter().filter(|r| !r.is_default) {
+                let mut forward = r.forward_to;
                 forward.sort();
                 rules.push(ObservedRule {
-                    arn: r.rule_arn().unwrap_or_default().to_string(),
-                    priority: r.priority().and_then(|p| p.parse().ok()),
-                    path_patterns: sorted(&paths),
-                    host_headers: sorted(&hosts),
+                    arn: r.arn,
+                    priority: r.priority,
+                    path_patterns: sorted(&r.path_patterns),
+                    host_headers: sorted(&r.host_headers),
                     forward_to: forward,
                     ours: false,
                 });
             }
-            marker = resp.next_marker().map(str::to_string);
+            marker = page.next_marker;
             if marker.is_none() {
                 break;
             }
@@ -330,35 +248,6 @@ impl FargateAws {
         Ok(rules)
     }
 
-    fn conditions(paths: &[String], hosts: &[String]) -> Vec<elb::RuleCondition> {
-        let mut out = Vec::new();
-        if !paths.is_empty() {
-            out.push(
-                elb::RuleCondition::builder()
-                    .field("path-pattern")
-                    .path_pattern_config(
-                        elb::PathPatternConditionConfig::builder().set_values(Some(paths.to_vec())).build(),
-                    )
-                    .build(),
-            );
-        }
-        if !hosts.is_empty() {
-            out.push(
-                elb::RuleCondition::builder()
-                    .field("host-header")
-                    .host_header_config(
-                        elb::HostHeaderConditionConfig::builder().set_values(Some(hosts.to_vec())).build(),
-                    )
-                    .build(),
-            );
-        }
-        out
-    }
-
-    fn forward(tg_arn: &str) -> Option<elb::Action> {
-        Some(elb::Action::builder().r#type(elb::ActionTypeEnum::Forward).target_group_arn(tg_arn).build())
-    }
-
     /// Create our rule at `priority`; returns its ARN.
     pub async fn create_rule(
         &self,
@@ -369,24 +258,13 @@ impl FargateAws {
         tg_arn: &str,
         tags: &BTreeMap<String, String>,
     ) -> Result<String, AwsError> {
-        let tag_pairs = tags.clone();
-        let tags = elb_tags_of(tags);
-        let resp = self
+        let rule = rule_spec(paths, hosts, tg_arn);
+        let arn = self
             .caller
-            .call_create(Service::Elbv2, "CreateRule", || {
-                self.elb
-                    .create_rule()
-                    .listener_arn(listener_arn)
-                    .priority(priority)
-                    .set_conditions(Some(Self::conditions(paths, hosts)))
-                    .set_actions(Self::forward(tg_arn).map(|a| vec![a]))
-                    .set_tags(Some(tags.clone()))
-                    .send()
-            })
+            .call_create(Service::Elbv2, "CreateRule", || self.elb.create_rule(listener_arn, priority, &rule, tags))
             .await?;
-        let arn = resp.rules().first().and_then(|r| r.rule_arn()).unwrap_or_default().to_string();
         if !arn.is_empty() {
-            self.facts.remember_rule_tags(&arn, tag_pairs.clone());
+            self.facts.remember_rule_tags(&arn, tags.clone());
         }
         Ok(arn)
     }
@@ -399,36 +277,18 @@ impl FargateAws {
         hosts: &[String],
         tg_arn: &str,
     ) -> Result<(), AwsError> {
-        self.caller
-            .call(Service::Elbv2, "ModifyRule", || {
-                self.elb
-                    .modify_rule()
-                    .rule_arn(arn)
-                    .set_conditions(Some(Self::conditions(paths, hosts)))
-                    .set_actions(Self::forward(tg_arn).map(|a| vec![a]))
-                    .send()
-            })
-            .await?;
-        Ok(())
+        let rule = rule_spec(paths, hosts, tg_arn);
+        self.caller.call(Service::Elbv2, "ModifyRule", || self.elb.modify_rule(arn, &rule)).await
     }
 
     /// Move our rule to another priority.
     pub async fn set_rule_priority(&self, arn: &str, priority: i32) -> Result<(), AwsError> {
-        let p = elb::RulePriorityPair::builder().rule_arn(arn).priority(priority).build();
-        self.caller
-            .call(Service::Elbv2, "SetRulePriorities", || {
-                self.elb.set_rule_priorities().rule_priorities(p.clone()).send()
-            })
-            .await?;
-        Ok(())
+        self.caller.call(Service::Elbv2, "SetRulePriorities", || self.elb.set_rule_priority(arn, priority)).await
     }
 
     /// Delete a rule; NotFound counts as done.
     pub async fn delete_rule(&self, arn: &str) -> Result<(), AwsError> {
-        match self.caller.call(Service::Elbv2, "DeleteRule", || self.elb.delete_rule().rule_arn(arn).send()).await {
-            Err(e) if !e.is_not_found() => Err(e),
-            _ => Ok(()),
-        }
+        gone_is_done(self.caller.call(Service::Elbv2, "DeleteRule", || self.elb.delete_rule(arn)).await)
     }
 
     /// The record set at `name` of `rtype` in the zone, if any.
@@ -438,25 +298,20 @@ impl FargateAws {
         name: &str,
         rtype: r53::RrType,
     ) -> Result<Option<r53::ResourceRecordSet>, AwsError> {
-        let fqdn = format!("{}.", name.trim_end_matches('.'));
-        let resp = self
+        let start = RecordStart {
+            name: format!("{}.", name.trim_end_matches('.')),
+            rtype: Some(rtype.clone()),
+            identifier: None,
+        };
+        let page = self
             .caller
-            .call(Service::Route53, "ListResourceRecordSets", || {
-                self.r53
-                    .list_resource_record_sets()
-                    .hosted_zone_id(zone)
-                    .start_record_name(&fqdn)
-                    .start_record_type(rtype.clone())
-                    .max_items(1)
-                    .send()
-            })
+            .call(Service::Route53, "ListResourceRecordSets", || self.r53.list_resource_record_sets(zone, &start, 1))
             .await?;
         let wanted = crate::api::validation::normalize_dns_name(name);
-        Ok(resp
-            .resource_record_sets()
-            .iter()
-            .find(|r| crate::api::validation::normalize_dns_name(r.name()) == wanted && *r.r#type() == rtype)
-            .cloned())
+        Ok(page
+            .record_sets
+            .into_iter()
+            .find(|r| crate::api::validation::normalize_dns_name(r.name()) == wanted && *r.r#type() == rtype))
     }
 
     /// Apply `changes` to the zone in one change batch (atomic in Route 53).
@@ -464,11 +319,8 @@ impl FargateAws {
         if changes.is_empty() {
             return Ok(());
         }
-        let batch = r53::ChangeBatch::builder().set_changes(Some(changes)).build().map_err(build_error)?;
         self.caller
-            .call(Service::Route53, "ChangeResourceRecordSets", || {
-                self.r53.change_resource_record_sets().hosted_zone_id(zone).change_batch(batch.clone()).send()
-            })
+            .call(Service::Route53, "ChangeResourceRecordSets", || self.r53.change_resource_record_sets(zone, &changes))
             .await?;
         Ok(())
     }
@@ -479,4 +331,84 @@ pub use crate::aws::errors::build_error;
 /// Set of taken priorities on a listener (ours excluded when `except` names our rule).
 pub fn taken_priorities(rules: &[ObservedRule], except: Option<&str>) -> BTreeSet<i32> {
     rules.iter().filter(|r| Some(r.arn.as_str()) != except).filter_map(|r| r.priority).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::ErrorCategory;
+    use crate::aws::api::elbv2::fake::FakeElbv2;
+    use crate::aws::api::route53::fake::{caller, owner};
+
+    fn fargate_aws(elb: Arc<FakeElbv2>) -> FargateAws {
+        // The SDK clients are built but never called.
+        let cfg = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+        let provider = crate::aws::AwsProvider::from_base(cfg.clone());
+        FargateAws {
+            caller: caller(),
+            ecs: provider.ecs(&cfg),
+            elb,
+            r53: provider.route53(&cfg),
+            owner: owner("FargateApp"),
+            facts: Arc::default(),
+        }
+    }
+
+    fn rule(i: i32, tg: &str) -> elbv2::Rule {
+        elbv2::Rule {
+            arn: format!("arn:rule/{i}"),
+            priority: Some(i),
+            path_patterns: vec![format!("/p{i}/*"), format!("/p{i}")],
+            forward_to: vec![tg.to_string()],
+            ..elbv2::Rule::default()
+        }
+    }
+
+    /// 25 rules and the default one, 10 to a DescribeRules page (AWS pages at 400, so moto would
+    /// need hundreds of rules): every page is read, the default rule skipped, and the tags are
+    /// read 20 ARNs at a time to tell ours.
+    #[tokio::test(start_paused = true)]
+    async fn rules_are_read_across_pages_and_tagged_in_chunks_of_twenty() {
+        let mut rules: Vec<elbv2::Rule> = (1..=25).map(|i| rule(i, "arn:targetgroup/other")).collect();
+        rules.push(elbv2::Rule { arn: "arn:rule/default".into(), is_default: true, ..elbv2::Rule::default() });
+        let mut tags: BTreeMap<String, elbv2::Tags> = rules.iter().map(|r| (r.arn.clone(), BTreeMap::new())).collect();
+        tags.insert("arn:rule/17".into(), owner("FargateApp").tags(&BTreeMap::new()));
+        let fake = Arc::new(FakeElbv2 { rules, page_size: 10, tags, ..FakeElbv2::default() });
+        let aws = fargate_aws(fake.clone());
+
+        let observed = aws.rules("arn:listener/1").await.expect("rules");
+        assert_eq!(observed.iter().filter_map(|r| r.priority).collect::<Vec<_>>(), (1..=25).collect::<Vec<_>>());
+        let ours: Vec<&str> = observed.iter().filter(|r| r.ours).map(|r| r.arn.as_str()).collect();
+        assert_eq!(ours, ["arn:rule/17"]);
+        assert_eq!(observed[0].path_patterns, ["/p1", "/p1/*"], "sorted");
+        assert_eq!(
+            fake.log.requests(),
+            ["DescribeRules -", "DescribeRules 10", "DescribeRules 20", "DescribeTags 20", "DescribeTags 5"]
+        );
+    }
+
+    /// A target group a rule still forwards to answers ResourceInUse: the delete reports the
+    /// conflict at once (not retried, not taken for done); a group already gone is done.
+    #[tokio::test(start_paused = true)]
+    async fn deleting_a_target_group_in_use_is_a_conflict_and_a_gone_one_is_done() {
+        let fake = Arc::new(FakeElbv2 {
+            rules: vec![rule(1, "arn:targetgroup/used")],
+            target_groups: std::sync::Mutex::new(vec!["arn:targetgroup/used".into(), "arn:targetgroup/free".into()]),
+            ..FakeElbv2::default()
+        });
+        let aws = fargate_aws(fake.clone());
+        let err = aws.delete_target_group("arn:targetgroup/used").await.expect_err("in use");
+        assert_eq!((err.category, err.code.as_str()), (ErrorCategory::Conflict, "ResourceInUse"));
+        assert_eq!(aws.delete_target_group("arn:targetgroup/free").await, Ok(()));
+        assert_eq!(aws.delete_target_group("arn:targetgroup/free").await, Ok(()), "TargetGroupNotFound: done");
+        assert_eq!(
+            fake.log.requests(),
+            [
+                "DeleteTargetGroup arn:targetgroup/used",
+                "DeleteTargetGroup arn:targetgroup/free",
+                "DeleteTargetGroup arn:targetgroup/free"
+            ]
+        );
+        assert_eq!(*fake.target_groups.lock().expect("groups"), ["arn:targetgroup/used"], "the used group stays");
+    }
 }
