@@ -179,3 +179,6 @@ impl PoolAws {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
