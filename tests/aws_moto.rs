@@ -159,28 +159,43 @@ async fn a_bad_change_is_isolated_by_bisection() {
 }
 
 /// The injected 5xx is rejected before sending and retried; the injected timeout happens after AWS
-/// executed the request (the cluster exists) and is reported as a transient `Timeout`.
+/// executed the request (the revision is registered) and is reported as a transient `Timeout`. Both
+/// go through the provider's `EcsApi`, the operator's own ECS calls, which keep the fault injector.
 #[tokio::test]
 async fn injected_5xx_and_timeouts_behave_like_the_real_thing() {
+    use aws_sdk_ecs::types::ContainerDefinition;
+    use fargate_operator::aws::api::ecs::RegisterTaskDefinitionRequest;
     let ctx = TestCtx::new("aws-faults").await;
-    let plan = fargate_operator::aws::faults::FaultPlan::parse("ListClusters=5xx@1,CreateCluster=timeout@1")
-        .expect("fault plan");
+    let plan =
+        fargate_operator::aws::faults::FaultPlan::parse("ListTaskDefinitions=5xx@1,RegisterTaskDefinition=timeout@1")
+            .expect("fault plan");
     let aws = fargate_operator::aws::AwsProvider::from_base(support::moto_base_config().await).with_faults(plan);
     let cfg = aws.config_for(Some(&ctx.aws_override())).await;
     let ecs = aws.ecs(&cfg);
     let (caller, metrics) = caller();
+    let req = RegisterTaskDefinitionRequest {
+        family: "faulty".into(),
+        cpu: "256".into(),
+        memory: "512".into(),
+        container_definitions: vec![ContainerDefinition::builder().name("app").image("busybox").memory(512).build()],
+        ..Default::default()
+    };
 
     let err = caller
-        .call_create(Service::Ecs, "CreateCluster", || ecs.create_cluster().cluster_name("faulty").send())
+        .call_create(Service::Ecs, "RegisterTaskDefinition", || ecs.register_task_definition(&req))
         .await
         .expect_err("the injected timeout");
     assert_eq!((err.category, err.code.as_str()), (ErrorCategory::Transient, "Timeout"), "{err}");
     let clean = aws_sdk_ecs::Client::new(&ctx.sdk_config().await);
-    let found = clean.describe_clusters().clusters("faulty").send().await.expect("DescribeClusters");
-    assert_eq!(found.clusters().len(), 1, "the timed-out create was executed");
+    let found = clean.list_task_definitions().family_prefix("faulty").send().await.expect("ListTaskDefinitions");
+    assert_eq!(found.task_definition_arns().len(), 1, "the timed-out register was executed");
 
-    caller.call(Service::Ecs, "ListClusters", || ecs.list_clusters().send()).await.expect("a 5xx is retried");
-    assert_eq!(metrics.aws_call_count("ecs", "ListClusters", "transient"), 1);
-    assert_eq!(metrics.aws_call_count("ecs", "ListClusters", "success"), 1);
+    let page = caller
+        .call(Service::Ecs, "ListTaskDefinitions", || ecs.list_task_definitions("faulty", None))
+        .await
+        .expect("a 5xx is retried");
+    assert_eq!(page.arns, found.task_definition_arns());
+    assert_eq!(metrics.aws_call_count("ecs", "ListTaskDefinitions", "transient"), 1);
+    assert_eq!(metrics.aws_call_count("ecs", "ListTaskDefinitions", "success"), 1);
     ctx.cleanup().await;
 }

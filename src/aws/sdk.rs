@@ -62,13 +62,13 @@ impl AwsProvider {
         self
     }
 
-    /// An ECS client for `cfg`.
-    pub fn ecs(&self, cfg: &SdkConfig) -> aws_sdk_ecs::Client {
+    /// The ECS calls for `cfg`, over an SDK client (with the fault injector when faults are on).
+    pub fn ecs(&self, cfg: &SdkConfig) -> Arc<dyn super::api::ecs::EcsApi> {
         let mut b = aws_sdk_ecs::config::Builder::from(cfg);
         if let Some(plan) = &self.faults {
             b = b.interceptor(FaultInjector::new(plan.clone()));
         }
-        aws_sdk_ecs::Client::from_conf(b.build())
+        Arc::new(super::api::ecs::SdkEcs::new(aws_sdk_ecs::Client::from_conf(b.build())))
     }
 
     /// The ELBv2 calls for `cfg`, over an SDK client.

@@ -18,7 +18,7 @@ pub struct FargateAws {
     /// Caller (budget, retries, metrics).
     pub caller: AwsCaller,
     /// ECS.
-    pub ecs: aws_sdk_ecs::Client,
+    pub ecs: std::sync::Arc<dyn crate::aws::api::ecs::EcsApi>,
     /// ELBv2.
     pub elb: Arc<dyn Elbv2Api>,
     /// Route 53.

@@ -1,10 +1,15 @@
 //! ECS reads and writes of the FargateApp controller: the service, task definition revisions and
-//! their tags. Every call goes through `AwsCaller` (budget, retries, metrics).
+//! their tags. Every call goes through `AwsCaller` (budget, retries, metrics) to the object's
+//! [`EcsApi`](crate::aws::api::ecs::EcsApi).
 
-use aws_sdk_ecs::types as ecs;
+use std::collections::BTreeMap;
 
-use super::aws::{FargateAws, tag_map};
+use aws_sdk_ecs::types::AssignPublicIp;
+
+use super::aws::FargateAws;
 use super::plan::{ObservedService, sorted};
+use super::render::RenderedTaskDefinition;
+use crate::aws::api::ecs::UpdateServiceRequest;
 use crate::aws::{AwsError, Service};
 
 /// What a task definition revision's tags say.
@@ -19,17 +24,12 @@ pub struct RevisionMarks {
 impl FargateAws {
     /// The service by name, if it exists and is not INACTIVE.
     pub async fn service(&self, cluster: &str, name: &str) -> Result<Option<ObservedService>, AwsError> {
-        let resp = self
-            .caller
-            .call(Service::Ecs, "DescribeServices", || {
-                self.ecs.describe_services().cluster(cluster).services(name).include(ecs::ServiceField::Tags).send()
-            })
-            .await?;
-        let Some(s) = resp.services().iter().find(|s| s.status() != Some("INACTIVE")) else { return Ok(None) };
-        let tags = tag_map(s.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())));
-        let net = s.network_configuration().and_then(|n| n.awsvpc_configuration());
+        let services =
+            self.caller.call(Service::Ecs, "DescribeServices", || self.ecs.describe_services(cluster, name)).await?;
+        let Some(s) = services.into_iter().find(|s| s.status != "INACTIVE") else { return Ok(None) };
+        let net = s.network_configuration.as_ref().and_then(|n| n.awsvpc_configuration());
         let mut lbs: Vec<(String, String, i32)> = s
-            .load_balancers()
+            .load_balancers
             .iter()
             .map(|l| {
                 (
@@ -40,46 +40,40 @@ impl FargateAws {
             })
             .collect();
         lbs.sort();
-        let deployment = s.deployment_configuration().and_then(|d| {
+        let deployment = s.deployment_configuration.as_ref().and_then(|d| {
             Some((
                 d.minimum_healthy_percent()?,
                 d.maximum_percent()?,
                 d.deployment_circuit_breaker().map(|c| (c.enable(), c.rollback())),
             ))
         });
-        let primary = s.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
+        let primary = s.deployments.iter().find(|d| d.status == "PRIMARY");
         Ok(Some(ObservedService {
-            arn: s.service_arn().unwrap_or_default().to_string(),
-            status: s.status().unwrap_or_default().to_string(),
-            desired: s.desired_count(),
-            running: s.running_count(),
-            pending: s.pending_count(),
-            task_definition: s.task_definition().unwrap_or_default().to_string(),
+            ours: self.owns(&s.tags),
             subnets: sorted(net.map(|n| n.subnets()).unwrap_or_default()),
             security_groups: sorted(net.map(|n| n.security_groups()).unwrap_or_default()),
-            public_ip: net.and_then(|n| n.assign_public_ip()).map(|a| *a == ecs::AssignPublicIp::Enabled),
+            public_ip: net.and_then(|n| n.assign_public_ip()).map(|a| *a == AssignPublicIp::Enabled),
             load_balancers: lbs,
             deployment,
-            grace_period: s.health_check_grace_period_seconds(),
+            grace_period: s.health_check_grace_period_seconds,
             rollout: primary.and_then(|d| {
-                Some((
-                    d.rollout_state()?.as_str().to_string(),
-                    d.rollout_state_reason().unwrap_or_default().to_string(),
-                    d.failed_tasks(),
-                ))
+                Some((d.rollout_state.clone()?, d.rollout_state_reason.clone().unwrap_or_default(), d.failed_tasks))
             }),
-            ours: self.owns(&tags),
+            arn: s.arn,
+            status: s.status,
+            desired: s.desired_count,
+            running: s.running_count,
+            pending: s.pending_count,
+            task_definition: s.task_definition,
         }))
     }
 
     /// A task definition revision's content-hash tag and whether it carries our owner tags (None
     /// when the revision is gone).
     pub async fn task_definition_marks(&self, arn: &str) -> Result<Option<RevisionMarks>, AwsError> {
-        let resp = match self
+        let revision = match self
             .caller
-            .call(Service::Ecs, "DescribeTaskDefinition", || {
-                self.ecs.describe_task_definition().task_definition(arn).include(ecs::TaskDefinitionField::Tags).send()
-            })
+            .call(Service::Ecs, "DescribeTaskDefinition", || self.ecs.describe_task_definition(arn, true))
             .await
         {
             Ok(r) => r,
@@ -87,8 +81,24 @@ impl FargateAws {
             Err(e) if e.is_not_found() || e.code == "ClientException" => return Ok(None),
             Err(e) => return Err(e),
         };
-        let tags = tag_map(resp.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())));
+        let tags = revision.tags;
         Ok(Some(RevisionMarks { hash: tags.get(super::render::TAG_CONTENT_HASH).cloned(), ours: self.owns(&tags) }))
+    }
+
+    /// Register `rendered` as a new revision tagged with `tags` and its content hash; its ARN. Not
+    /// retried on a transient error (it may have been registered): the next pass finds the revision
+    /// by its hash tag before registering again.
+    pub async fn register_task_definition(
+        &self,
+        rendered: &RenderedTaskDefinition,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String, AwsError> {
+        let req = rendered.to_request(tags);
+        let revision = self
+            .caller
+            .call_create(Service::Ecs, "RegisterTaskDefinition", || self.ecs.register_task_definition(&req))
+            .await?;
+        Ok(revision.arn)
     }
 
     /// ACTIVE revisions of `family`, newest first.
@@ -96,19 +106,12 @@ impl FargateAws {
         let mut arns = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let resp = self
+            let page = self
                 .caller
-                .call(Service::Ecs, "ListTaskDefinitions", || {
-                    self.ecs
-                        .list_task_definitions()
-                        .family_prefix(family)
-                        .status(ecs::TaskDefinitionStatus::Active)
-                        .set_next_token(token.clone())
-                        .send()
-                })
+                .call(Service::Ecs, "ListTaskDefinitions", || self.ecs.list_task_definitions(family, token.as_deref()))
                 .await?;
-            arns.extend(resp.task_definition_arns().iter().filter(|a| family_of(a) == Some(family)).cloned());
-            token = resp.next_token().map(str::to_string);
+            arns.extend(page.arns.into_iter().filter(|a| family_of(a) == Some(family)));
+            token = page.next_token;
             if token.is_none() {
                 break;
             }
@@ -122,9 +125,7 @@ impl FargateAws {
     pub async fn deregister(&self, arn: &str) -> Result<(), AwsError> {
         match self
             .caller
-            .call(Service::Ecs, "DeregisterTaskDefinition", || {
-                self.ecs.deregister_task_definition().task_definition(arn).send()
-            })
+            .call(Service::Ecs, "DeregisterTaskDefinition", || self.ecs.deregister_task_definition(arn))
             .await
         {
             Err(e) if !(e.is_not_found() || e.code == "ClientException") => Err(e),
@@ -134,24 +135,19 @@ impl FargateAws {
 
     /// Delete the service: scale to 0, then delete with force. NotFound counts as done.
     pub async fn delete_service(&self, cluster: &str, name: &str) -> Result<(), AwsError> {
-        let scaled = self
-            .caller
-            .call(Service::Ecs, "UpdateService", || {
-                self.ecs.update_service().cluster(cluster).service(name).desired_count(0).send()
-            })
-            .await;
+        let scale = UpdateServiceRequest {
+            cluster: cluster.to_string(),
+            service: name.to_string(),
+            desired_count: Some(0),
+            ..Default::default()
+        };
+        let scaled = self.caller.call(Service::Ecs, "UpdateService", || self.ecs.update_service(&scale)).await;
         match scaled {
             Err(e) if e.is_not_found() || e.code == "ServiceNotActiveException" => return Ok(()),
             Err(e) => return Err(e),
-            Ok(_) => {}
+            Ok(()) => {}
         }
-        match self
-            .caller
-            .call(Service::Ecs, "DeleteService", || {
-                self.ecs.delete_service().cluster(cluster).service(name).force(true).send()
-            })
-            .await
-        {
+        match self.caller.call(Service::Ecs, "DeleteService", || self.ecs.delete_service(cluster, name)).await {
             Err(e) if !(e.is_not_found() || e.code == "ServiceNotActiveException") => Err(e),
             _ => Ok(()),
         }

@@ -25,8 +25,8 @@ use self::plan::{DesiredTargetGroup, lb_target, readiness, service_update};
 use super::{Blocked, PassEnd, ReconcileError, StatusWriter, finish_pass, gate, jittered, with_finalizer};
 use crate::api::fargate_app::{FargateApp, FargateAppStatus, ReplicaCounts, RolloutStatus};
 use crate::api::{AdoptionPolicy, OwnedResource};
+use crate::aws::AwsError;
 use crate::aws::naming::aws_name;
-use crate::aws::{AwsError, Service};
 use crate::runtime::conditions::{self, PROGRESSING, READY, SYNCED};
 use crate::runtime::status::ObjectStatus;
 use crate::runtime::{Context, passes};
@@ -396,12 +396,8 @@ async fn ensure_service(
     let td_arn = match service::find_revision(aws, status, service.as_ref(), &names.family, &hash).await? {
         Some(arn) => arn,
         None => {
-            let resp = aws
-                .caller
-                .call_create(Service::Ecs, "RegisterTaskDefinition", || rendered.to_request(&aws.ecs, &tags).send())
-                .await?;
+            let arn = aws.register_task_definition(&rendered, &tags).await?;
             registered = true;
-            let arn = resp.task_definition().and_then(|t| t.task_definition_arn()).unwrap_or_default().to_string();
             ctx.events.normal(obj, "TaskDefinitionRegistered", "RegisterTaskDefinition", arn.clone()).await;
             arn
         }

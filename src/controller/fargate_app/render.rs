@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::api::fargate_app::{ContainerHealthCheck, CpuArchitecture, FargateAppSpec};
+use crate::aws::api::ecs::RegisterTaskDefinitionRequest;
 use crate::aws::naming::sha256_hex;
 
 /// Tag on every task definition revision we register: the content hash of its rendering.
@@ -150,31 +151,12 @@ impl RenderedTaskDefinition {
     }
 
     /// The RegisterTaskDefinition request for this rendering, tagged with `tags` and the hash.
-    pub fn to_request(
-        &self,
-        client: &aws_sdk_ecs::Client,
-        tags: &BTreeMap<String, String>,
-    ) -> aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder {
+    pub fn to_request(&self, tags: &BTreeMap<String, String>) -> RegisterTaskDefinitionRequest {
         use aws_sdk_ecs::types::{
-            Compatibility, ContainerDefinition, CpuArchitecture as SdkArch, HealthCheck, KeyValuePair,
-            LogConfiguration, LogDriver, NetworkMode, OsFamily, PortMapping, RuntimePlatform, Secret, Tag,
-            TransportProtocol,
+            ContainerDefinition, CpuArchitecture as SdkArch, HealthCheck, KeyValuePair, LogConfiguration, LogDriver,
+            OsFamily, PortMapping, RuntimePlatform, Secret, TransportProtocol,
         };
-        let mut req = client
-            .register_task_definition()
-            .family(&self.family)
-            .network_mode(NetworkMode::Awsvpc)
-            .requires_compatibilities(Compatibility::Fargate)
-            .cpu(&self.cpu)
-            .memory(&self.memory)
-            .runtime_platform(
-                RuntimePlatform::builder()
-                    .cpu_architecture(SdkArch::from(self.cpu_architecture.as_str()))
-                    .operating_system_family(OsFamily::Linux)
-                    .build(),
-            )
-            .set_execution_role_arn(self.execution_role_arn.clone())
-            .set_task_role_arn(self.task_role_arn.clone());
+        let mut containers = Vec::with_capacity(self.containers.len());
         for c in &self.containers {
             let mut def = ContainerDefinition::builder()
                 .name(&c.name)
@@ -221,13 +203,25 @@ impl RenderedTaskDefinition {
             {
                 def = def.log_configuration(logs);
             }
-            req = req.container_definitions(def.build());
+            containers.push(def.build());
         }
-        let hash = self.content_hash();
-        for (k, v) in tags.iter().chain([(&TAG_CONTENT_HASH.to_string(), &hash)]) {
-            req = req.tags(Tag::builder().key(k).value(v).build());
+        let mut tags = tags.clone();
+        tags.insert(TAG_CONTENT_HASH.to_string(), self.content_hash());
+        RegisterTaskDefinitionRequest {
+            family: self.family.clone(),
+            cpu: self.cpu.clone(),
+            memory: self.memory.clone(),
+            runtime_platform: Some(
+                RuntimePlatform::builder()
+                    .cpu_architecture(SdkArch::from(self.cpu_architecture.as_str()))
+                    .operating_system_family(OsFamily::Linux)
+                    .build(),
+            ),
+            execution_role_arn: self.execution_role_arn.clone(),
+            task_role_arn: self.task_role_arn.clone(),
+            container_definitions: containers,
+            tags,
         }
-        req
     }
 }
 

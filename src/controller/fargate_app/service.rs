@@ -9,6 +9,7 @@ use super::aws::FargateAws;
 use super::plan;
 use crate::api::FargateApp;
 use crate::api::fargate_app::FargateAppStatus;
+use crate::aws::api::ecs::{CreateServiceRequest, UpdateServiceRequest};
 use crate::aws::naming::idempotency_token;
 use crate::aws::{AwsError, Service};
 
@@ -97,6 +98,8 @@ fn load_balancers(
         .collect()
 }
 
+/// Create the service with its idempotency token (per cluster); its ARN. Not retried on a
+/// transient error: the next pass finds the service by name before creating again.
 pub async fn create_service(
     aws: &FargateAws,
     obj: &FargateApp,
@@ -105,38 +108,27 @@ pub async fn create_service(
     tg_arn: Option<&str>,
     tags: &BTreeMap<String, String>,
 ) -> Result<String, AwsError> {
-    use aws_sdk_ecs::types::{LaunchType, PropagateTags, Tag};
     let spec = &obj.spec;
-    let lbs = load_balancers(spec, tg_arn);
-    let grace = (!lbs.is_empty()).then(|| spec.deployment.health_check_grace_period_seconds.unwrap_or(0));
-    // Per cluster: moving the app to another cluster creates a different service.
-    let token = idempotency_token(&aws.owner.uid, &format!("create-service/{}", spec.cluster), 36);
-    let tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
-    let (net, dep) = (crate::aws::ecs_network::awsvpc(&spec.network)?, deployment(spec)?);
-    let resp = aws
-        .caller
-        .call_create(Service::Ecs, "CreateService", || {
-            aws.ecs
-                .create_service()
-                .cluster(&spec.cluster)
-                .service_name(&names.family)
-                .task_definition(td_arn)
-                .desired_count(spec.replicas)
-                .launch_type(LaunchType::Fargate)
-                .network_configuration(net.clone())
-                .deployment_configuration(dep.clone())
-                .set_load_balancers(Some(lbs.clone()))
-                .set_health_check_grace_period_seconds(grace)
-                .client_token(&token)
-                .propagate_tags(PropagateTags::Service)
-                .enable_ecs_managed_tags(true)
-                .set_tags(Some(tags.clone()))
-                .send()
-        })
-        .await?;
-    Ok(resp.service().and_then(|s| s.service_arn()).unwrap_or_default().to_string())
+    let load_balancers = load_balancers(spec, tg_arn);
+    let grace = (!load_balancers.is_empty()).then(|| spec.deployment.health_check_grace_period_seconds.unwrap_or(0));
+    let req = CreateServiceRequest {
+        cluster: spec.cluster.clone(),
+        service_name: names.family.clone(),
+        task_definition: td_arn.to_string(),
+        desired_count: spec.replicas,
+        network_configuration: Some(crate::aws::ecs_network::awsvpc(&spec.network)?),
+        deployment_configuration: Some(deployment(spec)?),
+        load_balancers,
+        health_check_grace_period_seconds: grace,
+        // Per cluster: moving the app to another cluster creates a different service.
+        client_token: idempotency_token(&aws.owner.uid, &format!("create-service/{}", spec.cluster), 36),
+        tags: tags.clone(),
+    };
+    let service = aws.caller.call_create(Service::Ecs, "CreateService", || aws.ecs.create_service(&req)).await?;
+    Ok(service.arn)
 }
 
+/// Update what `u` says differs.
 pub async fn update_service(
     aws: &FargateAws,
     obj: &FargateApp,
@@ -145,25 +137,18 @@ pub async fn update_service(
     tg_arn: Option<&str>,
 ) -> Result<(), AwsError> {
     let spec = &obj.spec;
-    let net = if u.network { Some(crate::aws::ecs_network::awsvpc(&spec.network)?) } else { None };
-    let dep = if u.deployment { Some(deployment(spec)?) } else { None };
-    let lbs = if u.load_balancers { Some(load_balancers(spec, tg_arn)) } else { None };
-    let grace = u.grace_period.then(|| spec.deployment.health_check_grace_period_seconds.unwrap_or(0));
-    aws.caller
-        .call(Service::Ecs, "UpdateService", || {
-            aws.ecs
-                .update_service()
-                .cluster(&spec.cluster)
-                .service(&names.family)
-                .set_task_definition(u.task_definition.clone())
-                .set_desired_count(u.desired)
-                .set_network_configuration(net.clone())
-                .set_deployment_configuration(dep.clone())
-                .set_load_balancers(lbs.clone())
-                .set_health_check_grace_period_seconds(grace)
-                .force_new_deployment(u.force_new_deployment)
-                .send()
-        })
-        .await?;
-    Ok(())
+    let req = UpdateServiceRequest {
+        cluster: spec.cluster.clone(),
+        service: names.family.clone(),
+        task_definition: u.task_definition.clone(),
+        desired_count: u.desired,
+        network_configuration: if u.network { Some(crate::aws::ecs_network::awsvpc(&spec.network)?) } else { None },
+        deployment_configuration: if u.deployment { Some(deployment(spec)?) } else { None },
+        load_balancers: u.load_balancers.then(|| load_balancers(spec, tg_arn)),
+        health_check_grace_period_seconds: u
+            .grace_period
+            .then(|| spec.deployment.health_check_grace_period_seconds.unwrap_or(0)),
+        force_new_deployment: u.force_new_deployment,
+    };
+    aws.caller.call(Service::Ecs, "UpdateService", || aws.ecs.update_service(&req)).await
 }

@@ -4,11 +4,13 @@
 //! `spec.cluster` any more after an edit of it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use aws_sdk_ecs::types::{DesiredStatus, LaunchType, NetworkConfiguration, Tag, TaskField};
+use aws_sdk_ecs::types::NetworkConfiguration;
 
 use super::inventory;
 use super::plan::TaskObs;
+use crate::aws::api::ecs::{EcsApi, EcsTask, RunTaskRequest};
 use crate::aws::{AwsCaller, AwsError, Service};
 
 /// Tag on every task: the launch token of the RunTask call that started it.
@@ -26,7 +28,7 @@ pub struct PoolAws {
     /// Caller (budget, retries, metrics).
     pub caller: AwsCaller,
     /// ECS.
-    pub ecs: aws_sdk_ecs::Client,
+    pub ecs: Arc<dyn EcsApi>,
     /// `spec.cluster` (name or ARN): where tasks are launched, and the cluster of a task whose ARN
     /// is of the old format without one.
     pub cluster: String,
@@ -66,26 +68,14 @@ pub struct LaunchRequest<'a> {
     pub network: &'a NetworkConfiguration,
 }
 
-fn task_obs(t: &aws_sdk_ecs::types::Task) -> TaskObs {
-    let ip = t
-        .attachments()
-        .iter()
-        .flat_map(|a| a.details())
-        .find(|d| d.name() == Some("privateIPv4Address"))
-        .and_then(|d| d.value())
-        .filter(|v| !v.is_empty())
-        .map(str::to_string);
+fn task_obs(t: EcsTask) -> TaskObs {
     TaskObs {
-        last_status: t.last_status().unwrap_or_default().to_string(),
-        desired_status: t.desired_status().unwrap_or_default().to_string(),
-        ip,
-        stopped_reason: t.stopped_reason().map(str::to_string),
-        started_by: t.started_by().unwrap_or_default().to_string(),
-        tags: t
-            .tags()
-            .iter()
-            .map(|tag| (tag.key().unwrap_or_default().to_string(), tag.value().unwrap_or_default().to_string()))
-            .collect(),
+        last_status: t.last_status,
+        desired_status: t.desired_status,
+        ip: t.private_ip,
+        stopped_reason: t.stopped_reason,
+        started_by: t.started_by,
+        tags: t.tags,
     }
 }
 
@@ -95,12 +85,10 @@ impl PoolAws {
     pub async fn task_definition_arn(&self, task_definition: &str) -> Result<Option<String>, AwsError> {
         let out = self
             .caller
-            .call(Service::Ecs, "DescribeTaskDefinition", || {
-                self.ecs.describe_task_definition().task_definition(task_definition).send()
-            })
+            .call(Service::Ecs, "DescribeTaskDefinition", || self.ecs.describe_task_definition(task_definition, false))
             .await;
         match out {
-            Ok(o) => Ok(o.task_definition().and_then(|t| t.task_definition_arn()).map(str::to_string)),
+            Ok(revision) => Ok(Some(revision.arn).filter(|a| !a.is_empty())),
             Err(e) if e.is_not_found() || (e.code == "ClientException" && e.message.contains("task definition")) => {
                 Ok(None)
             }
@@ -111,35 +99,24 @@ impl PoolAws {
     /// Start up to 10 tasks in one RunTask call. Not retried on a transient error: the tasks may
     /// have started, and the next pass finds them by their launch tag before launching again.
     pub async fn run_tasks(&self, req: &LaunchRequest<'_>) -> Result<Launched, AwsError> {
-        let tags: Vec<Tag> = req.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
-        let count = i32::try_from(req.count.clamp(1, RUN_TASK_MAX)).unwrap_or(1);
-        let out = self
-            .caller
-            .call_create(Service::Ecs, "RunTask", || {
-                self.ecs
-                    .run_task()
-                    .cluster(&self.cluster)
-                    .task_definition(req.task_definition_arn)
-                    .count(count)
-                    .client_token(req.token)
-                    .started_by(req.started_by)
-                    .launch_type(LaunchType::Fargate)
-                    .network_configuration(req.network.clone())
-                    .set_tags(Some(tags.clone()))
-                    .send()
-            })
-            .await?;
+        let run = RunTaskRequest {
+            cluster: self.cluster.clone(),
+            task_definition: req.task_definition_arn.to_string(),
+            count: i32::try_from(req.count.clamp(1, RUN_TASK_MAX)).unwrap_or(1),
+            client_token: req.token.to_string(),
+            started_by: req.started_by.to_string(),
+            network_configuration: Some(req.network.clone()),
+            tags: req.tags.clone(),
+        };
+        let out = self.caller.call_create(Service::Ecs, "RunTask", || self.ecs.run_task(&run)).await?;
         Ok(Launched {
             tasks: out
-                .tasks()
-                .iter()
-                .filter_map(|t| {
-                    let launch_tag =
-                        t.tags().iter().find(|tag| tag.key() == Some(TAG_LAUNCH)).and_then(|tag| tag.value());
-                    Some(LaunchedTask { arn: t.task_arn()?.to_string(), launch_tag: launch_tag.map(str::to_string) })
-                })
+                .tasks
+                .into_iter()
+                .filter(|t| !t.arn.is_empty())
+                .map(|mut t| LaunchedTask { launch_tag: t.tags.remove(TAG_LAUNCH), arn: t.arn })
                 .collect(),
-            failures: out.failures().iter().map(|f| f.reason().unwrap_or("unknown").to_string()).collect(),
+            failures: out.failures.into_iter().map(|f| f.reason).collect(),
         })
     }
 
@@ -148,23 +125,14 @@ impl PoolAws {
         let mut arns = BTreeSet::new();
         let mut token: Option<String> = None;
         loop {
-            let out = self
+            let page = self
                 .caller
-                .call(Service::Ecs, "ListTasks", || {
-                    self.ecs
-                        .list_tasks()
-                        .cluster(cluster)
-                        .started_by(started_by)
-                        .desired_status(DesiredStatus::Running)
-                        .max_results(100)
-                        .set_next_token(token.clone())
-                        .send()
-                })
+                .call(Service::Ecs, "ListTasks", || self.ecs.list_tasks(cluster, started_by, token.as_deref()))
                 .await?;
-            arns.extend(out.task_arns().iter().cloned());
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
-                _ => return Ok(arns),
+            arns.extend(page.arns);
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => return Ok(arns),
             }
         }
     }
@@ -180,27 +148,16 @@ impl PoolAws {
         let mut out = BTreeMap::new();
         for (cluster, arns) in by_cluster {
             for chunk in arns.chunks(DESCRIBE_TASKS_MAX) {
-                let resp = self
+                let tasks = match self
                     .caller
-                    .call(Service::Ecs, "DescribeTasks", || {
-                        self.ecs
-                            .describe_tasks()
-                            .cluster(cluster)
-                            .set_tasks(Some(chunk.to_vec()))
-                            .include(TaskField::Tags)
-                            .send()
-                    })
-                    .await;
-                let resp = match resp {
+                    .call(Service::Ecs, "DescribeTasks", || self.ecs.describe_tasks(cluster, chunk))
+                    .await
+                {
                     Ok(r) => r,
                     Err(e) if e.is_not_found() && !inventory::same_cluster(cluster, &self.cluster) => break,
                     Err(e) => return Err(e),
                 };
-                for t in resp.tasks() {
-                    if let Some(arn) = t.task_arn() {
-                        out.insert(arn.to_string(), task_obs(t));
-                    }
-                }
+                out.extend(tasks.into_iter().filter(|t| !t.arn.is_empty()).map(|t| (t.arn.clone(), task_obs(t))));
             }
         }
         Ok(out)
@@ -210,12 +167,9 @@ impl PoolAws {
     /// stopped.
     pub async fn stop_task(&self, arn: &str, reason: &str) -> Result<(), AwsError> {
         let cluster = inventory::cluster_of(arn, &self.cluster);
-        let out = self
-            .caller
-            .call(Service::Ecs, "StopTask", || self.ecs.stop_task().cluster(cluster).task(arn).reason(reason).send())
-            .await;
+        let out = self.caller.call(Service::Ecs, "StopTask", || self.ecs.stop_task(cluster, arn, reason)).await;
         match out {
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
             Err(e)
                 if e.is_not_found() || (e.code == "InvalidParameterException" && e.message.contains("not found")) =>
             {
@@ -225,3 +179,6 @@ impl PoolAws {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
