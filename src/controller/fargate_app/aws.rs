@@ -31,10 +31,6 @@ pub struct FargateAws {
 
 pub use crate::aws::facts::ListenerInfo;
 
-pub(super) fn tag_map<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> BTreeMap<String, String> {
-    tags.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
-
 /// The health check of the desired target group, as ELBv2 takes it.
 fn health_check_of(d: &DesiredTargetGroup) -> elbv2::TargetGroupHealthCheck {
     let h = &d.health;
