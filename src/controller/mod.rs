@@ -12,6 +12,7 @@ pub mod fargate_app;
 pub mod hot_pool;
 pub mod inventory;
 pub mod pass;
+pub mod pipeline;
 
 use std::fmt::Debug;
 use std::sync::Arc;

@@ -26,24 +26,22 @@ pub async fn apply(
 ) -> (DnsFailoverStatus, Result<Option<Blocked>, AwsError>) {
     let mut status = plan.status;
     let mut created: Vec<(&'static str, String)> = Vec::new();
+    let upserts_delegation = plan.steps.iter().any(|s| matches!(s, Step::UpsertDelegation { .. }));
+    if !upserts_delegation && let Some(delegated) = &plan.delegated {
+        mark_delegated(&mut status, delegated, generation);
+    }
     for step in plan.steps {
+        let delegation = matches!(step, Step::UpsertDelegation { .. });
         if let Err(e) = run(aws, spec, step, &mut status, &mut created, writer).await {
             return (status, Err(e));
+        }
+        // As soon as it lands: a later step that fails must not hide a delegation in place.
+        if delegation && let Some(delegated) = &plan.delegated {
+            mark_delegated(&mut status, delegated, generation);
         }
     }
     if let Some(blocked) = plan.blocked {
         return (status, Ok(Some(blocked)));
-    }
-    if let Some((zone_name, name_servers)) = plan.delegated {
-        status.delegation = Some(DelegationStatus { name_servers, in_sync: true });
-        conditions::set_condition(
-            status.conditions_mut(),
-            "DelegationReady",
-            true,
-            "Delegated",
-            &format!("the parent zone delegates {} to its name servers", zone_name.trim_end_matches('.')),
-            generation,
-        );
     }
     let pending = status.change.as_ref().is_some_and(|c| c.status == "PENDING");
     conditions::set_condition(
@@ -56,6 +54,23 @@ pub async fn apply(
     );
     status.active_target = Some(plan.active_target);
     (status, Ok(None))
+}
+
+/// `DelegationReady`: the parent zone delegates the zone to its name servers.
+fn mark_delegated(
+    status: &mut DnsFailoverStatus,
+    (zone_name, name_servers): &(String, Vec<String>),
+    generation: Option<i64>,
+) {
+    status.delegation = Some(DelegationStatus { name_servers: name_servers.clone(), in_sync: true });
+    conditions::set_condition(
+        status.conditions_mut(),
+        "DelegationReady",
+        true,
+        "Delegated",
+        &format!("the parent zone delegates {} to its name servers", zone_name.trim_end_matches('.')),
+        generation,
+    );
 }
 
 async fn run(

@@ -18,15 +18,16 @@ pub mod steps;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 
 use self::aws::FailoverAws;
-use super::{
-    PassEnd, ReconcileError, StatusWriter, finish_pass, jittered, record_paused, with_finalizer, write_status,
-};
-use crate::api::dns_failover::DnsFailover;
+use super::pipeline::{Applied, PassEvent, Pipeline, drive};
+use super::{PassEnd, ReconcileError, StatusWriter, jittered, with_finalizer};
+use crate::api::dns_failover::{DnsFailover, DnsFailoverStatus};
+use crate::aws::AwsError;
 use crate::runtime::Context;
 use crate::runtime::conditions::{self, READY};
 use crate::runtime::status::ObjectStatus;
@@ -64,59 +65,83 @@ pub async fn reconcile(obj: Arc<DnsFailover>, ctx: Arc<Context>) -> Result<Actio
 }
 
 async fn apply(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -> Result<Action, ReconcileError> {
-    let generation = obj.meta().generation;
-    let old = obj.status.clone().unwrap_or_default();
-    let mut status = old.clone();
-    status.observed_generation = generation;
-    if obj.spec.policy.paused {
-        record_paused(&mut status, generation);
-        write_status(api, &obj, &status, ctx).await?;
-        return Ok(Action::requeue(jittered(ctx.config.resync())));
-    }
-    let aws = clients(ctx, &obj).await?;
-    let writer = StatusWriter::new(api, obj.as_ref(), &ctx.metrics);
-    // observe → plan (a value) → apply: the plan decides every step before the first write.
-    let outcome = match observe::observe(&aws, &obj.spec, &status).await {
-        Ok(observed) => {
-            let nonce: String = uuid::Uuid::new_v4().simple().to_string().chars().take(6).collect();
-            let plan = steps::plan(&obj.spec, &aws.owner.uid, &status, &observed, &nonce);
-            let (reached, outcome) = apply::apply(&aws, &obj.spec, plan, &writer, generation).await;
-            status = reached;
-            outcome
-        }
-        Err(e) => Err(e),
+    let pass = FailoverPass {
+        aws: clients(ctx, &obj).await?,
+        ctx,
+        nonce: uuid::Uuid::new_v4().simple().to_string().chars().take(6).collect(),
     };
-    // The poller's latest reading of the checks this status now names (the one status writer).
-    let flip = readings::apply_reading(
-        &mut status,
-        &obj,
-        ctx.health.latest(&obj).as_ref(),
-        k8s_openapi::jiff::Timestamp::now(),
-    );
-    let end = match outcome {
-        Ok(None) => {
-            conditions::set_condition(
-                status.conditions_mut(),
-                READY,
-                true,
-                "RecordsInPlace",
-                "Route 53 serves the failover pair as specified",
-                generation,
-            );
-            let pending = status.change.as_ref().is_some_and(|c| c.status == "PENDING");
-            let requeue = if pending { Duration::from_secs(10) } else { jittered(ctx.config.resync()) };
-            PassEnd::Converged { message: "health checks and both records match the spec", requeue }
-        }
-        Ok(Some(b)) => PassEnd::Blocked(b),
-        Err(err) => PassEnd::Failed(err),
-    };
-    let (result, written) = finish_pass(&writer, obj.as_ref(), ctx, &old, status, end).await;
-    if !written {
-        return result;
+    drive(&pass, api, obj.as_ref(), obj.spec.policy.paused, ctx).await
+}
+
+/// One DnsFailover pass: its Route 53 access and the nonce a new CallerReference gets.
+struct FailoverPass<'a> {
+    aws: FailoverAws,
+    ctx: &'a Context,
+    nonce: String,
+}
+
+impl Pipeline<DnsFailover> for FailoverPass<'_> {
+    type Observed = observe::Observed;
+    type Plan = steps::Plan;
+
+    fn observe<'a>(
+        &'a self,
+        obj: &'a DnsFailover,
+        status: &'a DnsFailoverStatus,
+    ) -> BoxFuture<'a, Result<observe::Observed, AwsError>> {
+        Box::pin(observe::observe(&self.aws, &obj.spec, status))
     }
-    if let Some(f) = flip {
-        let note = format!("Route 53 now answers the {:?} target ({})", f.to, f.reason).to_lowercase();
-        ctx.events.warning(obj.as_ref(), &f.reason, "Failover", note).await;
+
+    fn plan(&self, obj: &DnsFailover, status: &DnsFailoverStatus, observed: &observe::Observed) -> steps::Plan {
+        steps::plan(&obj.spec, &self.aws.owner.uid, status, observed, &self.nonce)
     }
-    result
+
+    fn apply<'a>(
+        &'a self,
+        obj: &'a DnsFailover,
+        plan: steps::Plan,
+        writer: &'a StatusWriter<'a, DnsFailover>,
+    ) -> BoxFuture<'a, Applied<DnsFailoverStatus>> {
+        Box::pin(async move {
+            let generation = obj.meta().generation;
+            let (mut status, outcome) = apply::apply(&self.aws, &obj.spec, plan, writer, generation).await;
+            let end = match outcome {
+                Ok(None) => {
+                    conditions::set_condition(
+                        status.conditions_mut(),
+                        READY,
+                        true,
+                        "RecordsInPlace",
+                        "Route 53 serves the failover pair as specified",
+                        generation,
+                    );
+                    let pending = status.change.as_ref().is_some_and(|c| c.status == "PENDING");
+                    let requeue = if pending { Duration::from_secs(10) } else { jittered(self.ctx.config.resync()) };
+                    PassEnd::Converged { message: "health checks and both records match the spec", requeue }
+                }
+                Ok(Some(b)) => PassEnd::Blocked(b),
+                Err(err) => PassEnd::Failed(err),
+            };
+            Applied { status, end, events: Vec::new() }
+        })
+    }
+
+    /// The poller's latest reading of the checks this status names, whatever the pass's end (this
+    /// is the one writer of the status; a failover must show also while Route 53 throttles reads).
+    fn finish(&self, obj: &DnsFailover, status: &mut DnsFailoverStatus, _end: &PassEnd) -> Vec<PassEvent> {
+        let flip = readings::apply_reading(
+            status,
+            obj,
+            self.ctx.health.latest(obj).as_ref(),
+            k8s_openapi::jiff::Timestamp::now(),
+        );
+        flip.map(|f| PassEvent {
+            warning: true,
+            note: format!("Route 53 now answers the {:?} target ({})", f.to, f.reason).to_lowercase(),
+            reason: f.reason,
+            action: "Failover",
+        })
+        .into_iter()
+        .collect()
+    }
 }

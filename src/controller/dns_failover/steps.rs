@@ -287,7 +287,17 @@ pub fn plan(spec: &DnsFailoverSpec, uid: &str, status: &DnsFailoverStatus, obser
             steps.push(Step::DeleteRecord(entry.clone()));
         }
     }
-    // Then checks no side uses any more (Route 53 refuses to delete one a record still uses).
+    // Then checks no side uses any more (Route 53 refuses to delete one a record still uses). A check
+    // listed with a reference this pass repeats is the one the repeat returns, which the pair is
+    // about to name (its entry can outlive the planned one when a stale write merged only it).
+    keep_checks.extend(
+        status
+            .resources
+            .iter()
+            .filter(|r| r.type_ == inventory::HEALTH_CHECK && !inventory::is_planned(r))
+            .filter(|r| r.name.as_ref().is_some_and(|n| creating.contains(n)))
+            .map(|r| r.id.clone()),
+    );
     let keep: Vec<&str> = keep_checks.iter().map(String::as_str).collect();
     steps.extend(inventory::unwanted_checks(&status.resources, &keep).into_iter().map(Step::DeleteCheck));
     // A planned create this pass does not repeat was left by an edit after its answer was lost (the

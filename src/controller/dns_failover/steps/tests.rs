@@ -236,3 +236,21 @@ fn someone_elses_delegation_or_record_blocks_and_is_left_alone() {
     let p = plan(&s, UID, &status, &Observed::default(), "n1");
     assert_eq!(p.blocked.as_ref().map(|b| b.reason), Some("ZoneNotFound"));
 }
+
+#[test]
+fn a_check_made_by_a_repeated_reference_is_not_deleted_by_the_pass_that_names_it() {
+    // A pass made hc-new with reference R, then its final write was refused as stale: the merge kept
+    // hc-new's entry next to the planned R, and status still names hc-1.
+    let s = spec(serde_json::json!({}));
+    let (mut status, mut observed) = converged(&s);
+    let ten = spec(serde_json::json!({"primary": {"target": "p.example.net",
+        "healthCheck": {"type": "HTTPS", "requestIntervalSeconds": 10}}}));
+    let stem = caller_reference(UID, "primary", wanted_checks(&ten)[0].as_ref().expect("primary"));
+    let reference = format!("{stem}-r1");
+    inventory::plan_create(&mut status.resources, &reference);
+    inventory::add(&mut status.resources, inventory::health_check("hc-new", Some(&reference)));
+    observed.checks = [wanted_checks(&s)[0].clone(), None];
+    let p = plan(&ten, UID, &status, &observed, "n1");
+    assert_eq!(kinds(&p), ["CreateCheck", "UpsertPair", "DeleteCheck", "FollowChange"]);
+    assert_eq!(p.steps[2], Step::DeleteCheck("hc-1".into()), "only the replaced check goes, never hc-new");
+}

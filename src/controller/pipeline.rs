@@ -1,0 +1,121 @@
+//! The one shape of a reconcile pass, run by [`drive`]: gate (`paused`, validation) → observe (the
+//! AWS reads) → plan (a pure function returning a value) → apply (the steps, each result recorded as
+//! it lands) → status, Events and backoff through [`finish_pass`]. A kind supplies the three middle
+//! parts by implementing [`Pipeline`]; what a pass does with success, a problem for a human or an
+//! AWS error exists once, here and in `pass.rs`.
+
+use futures::future::BoxFuture;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+
+use super::{
+    Blocked, Managed, PassEnd, ReconcileError, StatusWriter, finish_pass, jittered, record_paused, write_status,
+};
+use crate::aws::AwsError;
+use crate::runtime::Context;
+use crate::runtime::conditions::REASON_INVALID_SPEC;
+use crate::runtime::status::ObjectStatus;
+
+/// An Event a pass emits once its status is written (a pass whose write is refused as stale emits
+/// nothing: the pass that follows decides again).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassEvent {
+    /// Warning (else Normal).
+    pub warning: bool,
+    /// PascalCase reason.
+    pub reason: String,
+    /// The action, e.g. the AWS operation.
+    pub action: &'static str,
+    /// What happened.
+    pub note: String,
+}
+
+/// What applying a plan left.
+pub struct Applied<S> {
+    /// The status reached: what landed is recorded, also when a step failed.
+    pub status: S,
+    /// How the pass ended.
+    pub end: PassEnd,
+    /// Events to emit after the status is written.
+    pub events: Vec<PassEvent>,
+}
+
+/// One kind's observe, plan and apply, for one object and one pass (the implementor holds the
+/// object's AWS clients).
+pub trait Pipeline<K: Managed>: Send + Sync {
+    /// Everything the pass read.
+    type Observed: Send;
+    /// The pass's decisions.
+    type Plan: Send;
+
+    /// The AWS reads the plan needs, made before any write.
+    fn observe<'a>(&'a self, obj: &'a K, status: &'a K::Status) -> BoxFuture<'a, Result<Self::Observed, AwsError>>;
+
+    /// Decide every step: pure (no call, no clock; anything random is drawn by the implementor and
+    /// passed in), so the same inputs give the same plan.
+    fn plan(&self, obj: &K, status: &K::Status, observed: &Self::Observed) -> Self::Plan;
+
+    /// Run the plan's steps in order, recording each result in the status (mid-pass writes through
+    /// `writer`, e.g. a create's token before the create is sent).
+    fn apply<'a>(
+        &'a self,
+        obj: &'a K,
+        plan: Self::Plan,
+        writer: &'a StatusWriter<'a, K>,
+    ) -> BoxFuture<'a, Applied<K::Status>>;
+
+    /// Last edits of the status whatever the pass's end (an invalid spec, a failed read, a plan run
+    /// to the end), e.g. readings another task hands this object's one status writer; returns the
+    /// Events they call for.
+    fn finish(&self, _obj: &K, _status: &mut K::Status, _end: &PassEnd) -> Vec<PassEvent> {
+        Vec::new()
+    }
+}
+
+/// Run one pass of `pipeline` over `obj`. `paused`: status says so and nothing else happens. A spec
+/// that fails validation is `Blocked` (`Degraded`/`InvalidSpec`, looked at again after an edit or
+/// five minutes) without any AWS call.
+pub async fn drive<K: Managed, P: Pipeline<K>>(
+    pipeline: &P,
+    api: &Api<K>,
+    obj: &K,
+    paused: bool,
+    ctx: &Context,
+) -> Result<Action, ReconcileError> {
+    let old = obj.status_ref().cloned().unwrap_or_default();
+    if paused {
+        let mut status = old;
+        record_paused(&mut status, obj.meta().generation);
+        write_status(api, obj, &status, ctx).await?;
+        return Ok(Action::requeue(jittered(ctx.config.resync())));
+    }
+    let writer = StatusWriter::new(api, obj, &ctx.metrics);
+    let mut applied = match obj.validate() {
+        Err(errs) => Applied {
+            status: old.clone(),
+            end: PassEnd::Blocked(Blocked { reason: REASON_INVALID_SPEC, message: errs.to_string() }),
+            events: Vec::new(),
+        },
+        Ok(()) => match pipeline.observe(obj, &old).await {
+            Ok(observed) => {
+                let plan = pipeline.plan(obj, &old, &observed);
+                pipeline.apply(obj, plan, &writer).await
+            }
+            Err(err) => Applied { status: old.clone(), end: PassEnd::Failed(err), events: Vec::new() },
+        },
+    };
+    *applied.status.observed_generation_mut() = obj.meta().generation;
+    let finished = pipeline.finish(obj, &mut applied.status, &applied.end);
+    applied.events.extend(finished);
+    let (result, written) = finish_pass(&writer, obj, ctx, &old, applied.status, applied.end).await;
+    if written {
+        for e in applied.events {
+            if e.warning {
+                ctx.events.warning(obj, &e.reason, e.action, e.note).await;
+            } else {
+                ctx.events.normal(obj, &e.reason, e.action, e.note).await;
+            }
+        }
+    }
+    result
+}
