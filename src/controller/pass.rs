@@ -102,7 +102,11 @@ pub async fn finish_pass<K: Managed>(
         // triggers a pass of its own.
         Err(e) if is_stale_write(&e) => {
             tracing::debug!(kind = K::KIND, object = %obj.name_any(), "stale read; merging the inventory only");
-            if let Err(err) = writer.merge_resources(old.resources(), status.resources()).await {
+            // Against what this pass last wrote (a mid-pass write may have listed a planned create
+            // the pass then resolved), else what it read.
+            let before = writer.current();
+            let before = before.as_ref().map_or(old.resources(), |s| s.resources());
+            if let Err(err) = writer.merge_resources(before, status.resources()).await {
                 return (Err(err), false);
             }
             return (Ok(Action::requeue(Duration::from_secs(1))), false);

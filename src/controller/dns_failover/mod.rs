@@ -4,6 +4,9 @@
 //! delegation into the parent zone, status (with the health poller's readings applied here: this
 //! is the one writer of the status), cleanup of what an edit no longer wants and deletion, both
 //! from the inventory in `status.resources`.
+//!
+//! A pass runs through the shared [`drive`]: [`observe`] reads Route 53, [`steps::plan`] decides
+//! every step as a value, `apply` runs them; deletion (the finalizer) is in `cleanup`.
 
 mod apply;
 pub mod aws;
