@@ -6,7 +6,7 @@
 //! Only successful reads are remembered; an object deleted later surfaces as an error of the call
 //! that needs it (e.g. NoSuchHostedZone on the record change).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// The load balancer behind a listener.
@@ -32,7 +32,41 @@ pub struct Facts {
     listeners: Mutex<HashMap<String, ListenerInfo>>,
     attempted: Mutex<HashSet<String>>,
     rule_tags: Mutex<HashMap<String, BTreeMap<String, String>>>,
-    listener_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    listener_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<PriorityLog>>>>,
+}
+
+/// How many priority changes a [`PriorityLog`] keeps.
+const PRIORITY_LOG: usize = 1024;
+
+/// The listener rule priorities this process took on one listener (rule creates and moves, each
+/// counted before it is sent: one whose answer is lost may have taken its priority).
+#[derive(Debug, Default)]
+pub struct PriorityLog {
+    changes: u64,
+    /// (change number, from 1; priority), the last [`PRIORITY_LOG`] changes.
+    taken: VecDeque<(u64, i32)>,
+}
+
+impl PriorityLog {
+    /// How many creates and moves this process sent on the listener so far.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// The priorities taken after the first `seen` changes; `None` when those are no longer kept.
+    pub fn taken_since(&self, seen: u64) -> Option<Vec<i32>> {
+        let first = self.taken.front().map_or(self.changes + 1, |(n, _)| *n);
+        (seen + 1 >= first).then(|| self.taken.iter().filter(|(n, _)| *n > seen).map(|(_, p)| *p).collect())
+    }
+
+    /// Record a create of, or a move to, `priority`, before it is sent.
+    pub fn take(&mut self, priority: i32) {
+        self.changes += 1;
+        self.taken.push_back((self.changes, priority));
+        if self.taken.len() > PRIORITY_LOG {
+            self.taken.pop_front();
+        }
+    }
 }
 
 impl Facts {
@@ -89,10 +123,11 @@ impl Facts {
         self.rule_tags.lock().unwrap_or_else(|p| p.into_inner()).insert(arn.to_string(), tags);
     }
 
-    /// The lock serialising "read the listener's rules, pick a free priority, create" in this
+    /// The lock serialising "pick a free priority, create (or move) the rule" on a listener in this
     /// process, so two objects never race for the same priority (each race costs a PriorityInUse,
-    /// a re-read and a retry).
-    pub fn listener_lock(&self, listener_arn: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// a re-read and a retry). It guards the priorities this process took there: a pass that read
+    /// the rules after `n` changes adds the ones taken since, instead of reading the rules again.
+    pub fn listener_lock(&self, listener_arn: &str) -> Arc<tokio::sync::Mutex<PriorityLog>> {
         self.listener_locks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -121,5 +156,20 @@ mod tests {
         assert!(!f.attempt("ref"), "the first attempt");
         assert!(f.attempt("ref"), "a repeat");
         assert!(f.attempted("ref"));
+    }
+
+    #[test]
+    fn the_priority_log_tells_what_was_taken_since_a_read_while_it_keeps_it() {
+        let mut log = PriorityLog::default();
+        assert_eq!(log.taken_since(0), Some(vec![]));
+        log.take(10);
+        log.take(11);
+        assert_eq!((log.changes(), log.taken_since(0), log.taken_since(1)), (2, Some(vec![10, 11]), Some(vec![11])));
+        assert_eq!(log.taken_since(2), Some(vec![]));
+        for p in 0..PRIORITY_LOG {
+            log.take(i32::try_from(p).unwrap_or_default());
+        }
+        assert_eq!(log.taken_since(1), None, "the second change is no longer kept");
+        assert_eq!(log.taken_since(2).map(|t| t.len()), Some(PRIORITY_LOG));
     }
 }

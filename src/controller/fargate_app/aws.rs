@@ -2,7 +2,7 @@
 //! Every call goes through `AwsCaller` (budget, retries, metrics) under the AWS operation's own name,
 //! to the [`Elbv2Api`] and [`Route53Api`] of the object's account and region.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_sdk_route53::types as r53;
@@ -323,11 +323,6 @@ impl FargateAws {
 }
 
 pub use crate::aws::errors::build_error;
-
-/// Set of taken priorities on a listener (ours excluded when `except` names our rule).
-pub fn taken_priorities(rules: &[ObservedRule], except: Option<&str>) -> BTreeSet<i32> {
-    rules.iter().filter(|r| Some(r.arn.as_str()) != except).filter_map(|r| r.priority).collect()
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,10 @@
-//! Deleting what a FargateApp made: the objects an edit no longer wants (after each pass) and
-//! everything on deletion (the finalizer). Both work from the inventory in `status.resources`, in
-//! the order listener rules → records → services → target groups → task definition revisions, and
-//! touch only objects that still carry our marks. Deletion also looks for what a crash may have
-//! left unrecorded under the names this object derives (found by owner tags only). A parent that is
-//! gone (listener, zone, cluster) took its children with it.
+//! Deleting what a FargateApp made: everything on deletion (the finalizer), from the inventory in
+//! `status.resources`, in the order listener rules → records → services → target groups → task
+//! definition revisions, touching only objects that still carry our marks; and the checks before a
+//! pass's delete step (a service or target group the edit no longer wants). Deletion also looks for
+//! what a crash may have left unrecorded under the names this object derives (found by owner tags
+//! only), and what a planned create made ([`made_by`], which a pass's observe uses too). A parent
+//! that is gone (listener, zone, cluster) took its children with it.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::aws::FargateAws;
-use super::inventory::{self, LISTENER_RULE, SERVICE, TARGET_GROUP, TASK_DEFINITION_FAMILY, Wanted};
+use super::inventory::{self, LISTENER_RULE, SERVICE, TARGET_GROUP, TASK_DEFINITION_FAMILY};
 use super::{Names, dns, service};
 use crate::api::fargate_app::{FargateApp, FargateAppStatus};
 use crate::api::{DeletionPolicy, OwnedResource};
@@ -21,72 +22,45 @@ use crate::aws::{AwsError, ErrorCategory};
 use crate::controller::{ReconcileError, record_deletion_blocked, write_status};
 use crate::runtime::Context;
 
-/// Delete the entries `wanted` no longer keeps (records are `dns::sync`'s), each leaving the
-/// inventory once its object is gone.
-pub async fn remove_unwanted(
-    aws: &FargateAws,
-    resources: &mut Vec<OwnedResource>,
-    wanted: &Wanted<'_>,
-) -> Result<(), AwsError> {
-    settle_planned(aws, resources).await?;
-    for entry in inventory::unwanted_entries(resources, wanted) {
-        match entry.type_.as_str() {
-            LISTENER_RULE => aws.delete_rule(&entry.id).await?,
-            SERVICE => {
-                delete_service(aws, &entry).await?;
-                if !service_gone(aws, &entry).await? {
-                    // Kept until ECS reports it INACTIVE, so a later pass checks again.
-                    continue;
-                }
-            }
-            TARGET_GROUP => delete_target_group(aws, &entry.id).await?,
-            _ => continue,
+/// Planned creates become entries for what they made, if anything, found by name and our tags, so
+/// what was made is deleted like any other entry.
+async fn settle_planned(aws: &FargateAws, resources: &mut Vec<OwnedResource>) -> Result<(), AwsError> {
+    let planned: Vec<OwnedResource> = resources.iter().filter(|r| inventory::is_planned(r)).cloned().collect();
+    for entry in planned {
+        for made in made_by(aws, &entry).await? {
+            inventory::add(resources, made);
         }
         inventory::remove(resources, &entry.type_, &entry.id);
     }
     Ok(())
 }
 
-/// Planned creates the pass did not settle (the spec moved on after a lost answer: the load
-/// balancer removed, the cluster changed) become entries for what they made, if anything, found by
-/// name and our tags, so what the spec no longer wants is deleted like any other entry.
-pub async fn settle_planned(aws: &FargateAws, resources: &mut Vec<OwnedResource>) -> Result<(), AwsError> {
-    let planned: Vec<OwnedResource> = resources.iter().filter(|r| inventory::is_planned(r)).cloned().collect();
-    for entry in planned {
-        let key = inventory::planned_key(&entry).unwrap_or_default();
-        match entry.type_.as_str() {
-            TARGET_GROUP => {
-                if let Some((tg, true)) = aws.target_group(key, false, None).await? {
-                    inventory::add(resources, inventory::target_group(&tg.arn));
-                }
-            }
-            LISTENER_RULE => match aws.rules(key).await {
-                Ok(rules) => {
-                    for r in rules.into_iter().filter(|r| r.ours) {
-                        inventory::add(resources, inventory::listener_rule(&r.arn, key));
-                    }
-                }
-                // The listener is gone, and every rule on it.
-                Err(e) if e.is_not_found() => {}
+/// The entries for what the planned create `entry` made, if anything (its answer was lost, then
+/// the spec moved on: the load balancer removed, the listener or the cluster changed), found by
+/// name and our tags. A parent that is gone (listener, cluster) took it with it.
+pub async fn made_by(aws: &FargateAws, entry: &OwnedResource) -> Result<Vec<OwnedResource>, AwsError> {
+    let key = inventory::planned_key(entry).unwrap_or_default();
+    Ok(match entry.type_.as_str() {
+        TARGET_GROUP => match aws.target_group(key, false, None).await? {
+            Some((tg, true)) => vec![inventory::target_group(&tg.arn)],
+            _ => Vec::new(),
+        },
+        LISTENER_RULE => match aws.rules(key).await {
+            Ok(rules) => rules.into_iter().filter(|r| r.ours).map(|r| inventory::listener_rule(&r.arn, key)).collect(),
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => return Err(e),
+        },
+        SERVICE => match key.rsplit_once('/') {
+            Some((cluster, name)) => match aws.service(cluster, name).await {
+                Ok(Some(s)) if s.ours && s.status != "INACTIVE" => vec![inventory::service(&s.arn, cluster)],
+                Ok(_) => Vec::new(),
+                Err(e) if e.is_not_found() => Vec::new(),
                 Err(e) => return Err(e),
             },
-            SERVICE => {
-                if let Some((cluster, name)) = key.rsplit_once('/') {
-                    match aws.service(cluster, name).await {
-                        Ok(Some(s)) if s.ours && s.status != "INACTIVE" => {
-                            inventory::add(resources, inventory::service(&s.arn, cluster));
-                        }
-                        Ok(_) => {}
-                        Err(e) if e.is_not_found() => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            _ => {}
-        }
-        inventory::remove(resources, &entry.type_, &entry.id);
-    }
-    Ok(())
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    })
 }
 
 /// Delete listener rule entries now (before a rule is made on another load balancer).
@@ -102,7 +76,8 @@ pub async fn remove_rules(
     Ok(())
 }
 
-async fn delete_target_group(aws: &FargateAws, arn: &str) -> Result<(), AwsError> {
+/// Delete the target group `arn` if it still carries our owner tags.
+pub async fn delete_target_group(aws: &FargateAws, arn: &str) -> Result<(), AwsError> {
     if aws.target_group_is_ours(arn).await? == Some(true) {
         aws.delete_target_group(arn).await?;
     }
@@ -115,7 +90,7 @@ fn service_of(entry: &OwnedResource) -> (&str, &str) {
 }
 
 /// Delete the service an entry names, if it is still the one we recorded and ours.
-async fn delete_service(aws: &FargateAws, entry: &OwnedResource) -> Result<(), AwsError> {
+pub async fn delete_service(aws: &FargateAws, entry: &OwnedResource) -> Result<(), AwsError> {
     let (cluster, name) = service_of(entry);
     match aws.service(cluster, name).await {
         Ok(Some(s)) if s.ours && s.arn == entry.id && s.status == "ACTIVE" => aws.delete_service(cluster, name).await,
@@ -127,7 +102,7 @@ async fn delete_service(aws: &FargateAws, entry: &OwnedResource) -> Result<(), A
 
 /// Whether the service an entry names is gone or INACTIVE, or no longer ours to wait for (another
 /// service by now, or its owner tags were taken off: never deleted, and never waited for).
-async fn service_gone(aws: &FargateAws, entry: &OwnedResource) -> Result<bool, AwsError> {
+pub async fn service_gone(aws: &FargateAws, entry: &OwnedResource) -> Result<bool, AwsError> {
     let (cluster, name) = service_of(entry);
     match aws.service(cluster, name).await {
         Ok(Some(s)) => Ok(s.arn != entry.id || s.status == "INACTIVE" || !s.ours),
@@ -201,8 +176,7 @@ async fn delete_all(obj: &FargateApp, aws: &FargateAws, status: &mut FargateAppS
     // Rules, records, then services: a target group goes once nothing forwards to it.
     let rules: Vec<OwnedResource> = resources.iter().filter(|r| r.type_ == LISTENER_RULE).cloned().collect();
     remove_rules(aws, resources, &rules).await?;
-    // With no record desired there is nothing to conflict with.
-    let _nothing_desired = dns::sync(aws, None, resources, None).await?;
+    dns::delete_recorded(aws, resources).await?;
     let services: Vec<OwnedResource> = resources.iter().filter(|r| r.type_ == SERVICE).cloned().collect();
     for entry in &services {
         delete_service(aws, entry).await?;

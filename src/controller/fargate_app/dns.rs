@@ -1,7 +1,8 @@
 //! The FargateApp's Route 53 record: an A alias (or a CNAME) to the listener's load balancer, and
 //! the records earlier specs asked for (another name, zone or type) deleted while they still point
 //! where we wrote them. Records carry no tags, so the inventory entry's target is the mark: a record
-//! pointing anywhere else is someone else's and is never changed or deleted.
+//! pointing anywhere else is someone else's and is never changed or deleted. The planner decides
+//! from [`record_state`] and groups with [`by_zone`]; apply and the finalizer send with [`send`].
 //!
 //! Changes in one zone go in one change batch, which Route 53 applies atomically: switching
 //! `dns.type` deletes the old A record and creates the CNAME at the same name in one step (the two
@@ -14,11 +15,10 @@ use aws_sdk_route53::types as r53;
 use super::aws::{FargateAws, ListenerInfo, build_error};
 use super::inventory;
 use crate::api::OwnedResource;
-use crate::api::fargate_app::FargateApp;
 use crate::api::fargate_app::{DnsRecordType, DnsSpec};
-use crate::api::validation::{normalize_dns_name, normalize_zone_id};
+use crate::api::validation::normalize_dns_name;
 use crate::aws::AwsError;
-use crate::controller::{Blocked, StatusWriter};
+use crate::controller::Blocked;
 
 /// The record set `dns` asks for, pointing at `info`'s load balancer.
 pub fn record_set(dns: &DnsSpec, info: &ListenerInfo) -> Result<r53::ResourceRecordSet, AwsError> {
@@ -85,99 +85,91 @@ pub async fn still_ours(aws: &FargateAws, entry: &OwnedResource) -> Result<Optio
     Ok(set.filter(|s| entry.name.as_deref().is_some_and(|ours| same_target(&target_of(s), ours))))
 }
 
-/// Make the record `desired` asks for (if any) and delete the recorded ones it no longer wants.
-/// The inner `Err` is a record with our name that someone else wrote.
-pub async fn sync(
-    aws: &FargateAws,
-    desired: Option<(&DnsSpec, &ListenerInfo)>,
-    resources: &mut Vec<OwnedResource>,
-    writer: Option<&StatusWriter<'_, FargateApp>>,
-) -> Result<Result<(), Blocked>, AwsError> {
-    let wanted_id = desired.map(|(dns, _)| inventory::dns_record_id(dns));
-    let mut batches: BTreeMap<String, Vec<r53::Change>> = BTreeMap::new();
-    let mut upsert: Option<OwnedResource> = None;
-    if let Some((dns, info)) = desired {
-        let zone = normalize_zone_id(&dns.hosted_zone_id).to_string();
-        let id = inventory::dns_record_id(dns);
-        let recorded = resources.iter().find(|r| r.type_ == inventory::RECORD && r.id == id).cloned();
-        let current = aws.record(&zone, &dns.name, rr_type(inventory::rr_type(dns.record_type))).await?;
-        // Ours: recorded, and pointing where the entry says (or already where we want it). A
-        // record at our name that this object never recorded is someone else's, even when it
-        // points at the same shared load balancer.
-        let ours = |set: &r53::ResourceRecordSet| {
-            recorded.as_ref().is_some_and(|r| {
-                let now = target_of(set);
-                same_target(&now, &info.dns_name) || r.name.as_deref().is_some_and(|t| same_target(&now, t))
-            })
-        };
-        match current {
-            Some(set) if ours(&set) && same_target(&target_of(&set), &info.dns_name) => {
-                inventory::put(resources, inventory::record(dns, &info.dns_name));
-            }
-            Some(set) if !ours(&set) => {
-                return Ok(Err(Blocked {
-                    reason: crate::runtime::conditions::REASON_NAME_CONFLICT,
-                    message: format!(
-                        "spec.dns.name: {} already exists (pointing at {}) and was not written by this object; it is left untouched",
-                        dns.name,
-                        target_of(&set)
-                    ),
-                }));
-            }
-            _ => {
-                // Recorded, and written to status, before the change is sent, so neither a lost
-                // answer nor a crash can lose it. An entry that names the load balancer the record
-                // still points at keeps that name until the change lands.
-                if recorded.is_none() {
-                    inventory::add(resources, inventory::record(dns, &info.dns_name));
-                    if let Some(w) = writer {
-                        w.record_resources(resources).await?;
-                    }
-                }
-                batches.entry(zone).or_default().push(change(r53::ChangeAction::Upsert, record_set(dns, info)?)?);
-                upsert = Some(inventory::record(dns, &info.dns_name));
-            }
-        }
+/// Whether the record `dns` asks for is in place (`Ok(true)`) or is to be written (`Ok(false)`),
+/// from the record `current` at its name and type. Ours: recorded in `resources`, and pointing where
+/// the entry says (or already where we want it). A record at our name that this object never
+/// recorded is someone else's (`Err`), even when it points at the same shared load balancer.
+pub fn record_state(
+    dns: &DnsSpec,
+    info: &ListenerInfo,
+    resources: &[OwnedResource],
+    current: Option<&r53::ResourceRecordSet>,
+) -> Result<bool, Blocked> {
+    let id = inventory::dns_record_id(dns);
+    let recorded = resources.iter().find(|r| r.type_ == inventory::RECORD && r.id == id);
+    let Some(set) = current else { return Ok(false) };
+    let now = target_of(set);
+    let ours = recorded
+        .is_some_and(|r| same_target(&now, &info.dns_name) || r.name.as_deref().is_some_and(|t| same_target(&now, t)));
+    if !ours {
+        return Err(Blocked {
+            reason: crate::runtime::conditions::REASON_NAME_CONFLICT,
+            message: format!(
+                "spec.dns.name: {} already exists (pointing at {now}) and was not written by this object; it is left untouched",
+                dns.name
+            ),
+        });
     }
-    let keep: Vec<&str> = wanted_id.iter().map(String::as_str).collect();
-    let unwanted: Vec<OwnedResource> =
-        inventory::unwanted(resources, inventory::RECORD, &keep).into_iter().cloned().collect();
-    let mut deleting: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for entry in unwanted {
+    Ok(same_target(&now, &info.dns_name))
+}
+
+/// Record sets to delete (with their inventory entries), one batch per zone: the zone `first` (the
+/// record we want's: its new name answers before old ones go) first, then the others in order.
+pub fn by_zone(
+    first: Option<&str>,
+    found: Vec<(OwnedResource, r53::ResourceRecordSet)>,
+) -> Vec<(String, Vec<(OwnedResource, r53::ResourceRecordSet)>)> {
+    let mut zones: BTreeMap<String, Vec<(OwnedResource, r53::ResourceRecordSet)>> = BTreeMap::new();
+    for (entry, set) in found {
+        let zone = inventory::parse_record_id(&entry.id).map(|(z, ..)| z.to_string()).unwrap_or_default();
+        zones.entry(zone).or_default().push((entry, set));
+    }
+    let mut batches: Vec<_> = zones.into_iter().collect();
+    batches.sort_by_key(|(z, _)| Some(z.as_str()) != first);
+    batches
+}
+
+/// Send one zone's change batch (Route 53 applies it atomically). Route 53 checks a batch's changes
+/// in order: the old records (an A where a CNAME comes) are deleted before the new one is created
+/// at the same name. `zone_may_be_gone`: a zone that is gone took its records with it.
+pub async fn send(
+    aws: &FargateAws,
+    zone: &str,
+    deletes: Vec<r53::ResourceRecordSet>,
+    upsert: Option<r53::ResourceRecordSet>,
+    zone_may_be_gone: bool,
+) -> Result<(), AwsError> {
+    let mut changes = Vec::new();
+    for set in deletes {
+        changes.push(change(r53::ChangeAction::Delete, set)?);
+    }
+    if let Some(set) = upsert {
+        changes.push(change(r53::ChangeAction::Upsert, set)?);
+    }
+    match aws.change_records(zone, changes).await {
+        Err(e) if !(e.is_not_found() && zone_may_be_gone) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Delete every recorded record that still points where we wrote it (deletion of the app); each
+/// entry leaves the inventory once its record is gone or found no longer ours.
+pub async fn delete_recorded(aws: &FargateAws, resources: &mut Vec<OwnedResource>) -> Result<(), AwsError> {
+    let entries: Vec<OwnedResource> = resources.iter().filter(|r| r.type_ == inventory::RECORD).cloned().collect();
+    let mut found = Vec::new();
+    for entry in entries {
         match still_ours(aws, &entry).await? {
-            Some(set) => {
-                let zone = inventory::parse_record_id(&entry.id).map(|(z, ..)| z.to_string()).unwrap_or_default();
-                batches.entry(zone.clone()).or_default().push(change(r53::ChangeAction::Delete, set)?);
-                deleting.entry(zone).or_default().push(entry.id.clone());
-            }
+            Some(set) => found.push((entry, set)),
             None => inventory::remove(resources, inventory::RECORD, &entry.id),
         }
     }
-    // The zone of the record we want first: its new name answers before old ones go.
-    let first = desired.map(|(dns, _)| normalize_zone_id(&dns.hosted_zone_id).to_string());
-    let mut zones: Vec<String> = batches.keys().cloned().collect();
-    zones.sort_by_key(|z| Some(z) != first.as_ref());
-    for zone in zones {
-        let mut changes = batches.remove(&zone).unwrap_or_default();
-        // Route 53 checks a batch's changes in order: the old record (an A where a CNAME comes)
-        // must go before the new one is created at the same name.
-        changes.sort_by_key(|c| *c.action() != r53::ChangeAction::Delete);
-        match aws.change_records(&zone, changes).await {
-            Ok(()) => {}
-            // A zone that is gone took its records with it.
-            Err(e) if e.is_not_found() && Some(&zone) != first.as_ref() => {}
-            Err(e) => return Err(e),
-        }
-        for id in deleting.remove(&zone).unwrap_or_default() {
-            inventory::remove(resources, inventory::RECORD, &id);
-        }
-        if Some(&zone) == first.as_ref()
-            && let Some(entry) = upsert.take()
-        {
-            inventory::put(resources, entry);
+    for (zone, batch) in by_zone(None, found) {
+        send(aws, &zone, batch.iter().map(|(_, set)| set.clone()).collect(), None, true).await?;
+        for (entry, _) in batch {
+            inventory::remove(resources, inventory::RECORD, &entry.id);
         }
     }
-    Ok(Ok(()))
+    Ok(())
 }
 
 #[cfg(test)]

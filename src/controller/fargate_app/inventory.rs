@@ -1,9 +1,9 @@
 //! The FargateApp's ownership inventory (`status.resources`): its target group, listener rule, ECS
 //! service, task definition family and Route 53 record. Each pass records what it made or adopted
 //! as it lands; what the spec no longer wants (a rule on the old listener, a renamed record, the
-//! target group of a removed `loadBalancer`) is planned here, purely, from the inventory and the
-//! spec, and deleted by `cleanup`. Objects made before the inventory existed are recorded from the
-//! status fields of that time the first time a pass sees them.
+//! target group of a removed `loadBalancer`) is found here, purely, from the inventory and the
+//! spec; the pass's plan turns it into delete steps. Objects made before the inventory existed are
+//! recorded from the status fields of that time the first time a pass sees them.
 
 use crate::api::OwnedResource;
 use crate::api::fargate_app::{DnsRecordType, DnsSpec, FargateAppSpec, FargateAppStatus};

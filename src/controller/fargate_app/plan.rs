@@ -3,7 +3,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::api::fargate_app::{FargateAppSpec, LoadBalancerSpec, ReplicasPolicy, TargetHealthCheck};
+use crate::api::AdoptionPolicy;
+use crate::api::fargate_app::{FargateAppSpec, ListenerRuleSpec, LoadBalancerSpec, ReplicasPolicy, TargetHealthCheck};
+use crate::controller::Blocked;
+use crate::runtime::conditions::REASON_NAME_CONFLICT;
 
 /// The target group we want.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +50,27 @@ pub struct ObservedTargetGroup {
     pub matcher: String,
     /// `deregistration_delay.timeout_seconds`, if reported.
     pub deregistration_delay: Option<i32>,
+}
+
+#[cfg(test)]
+impl ObservedTargetGroup {
+    /// The group `d` asks for as AWS reports it once made (attributes unread).
+    pub fn made_as(d: &DesiredTargetGroup, arn: &str) -> Self {
+        let h = &d.health;
+        Self {
+            arn: arn.into(),
+            port: d.port,
+            protocol: d.protocol.clone(),
+            vpc_id: d.vpc_id.clone(),
+            path: h.path.clone(),
+            interval: h.interval_seconds,
+            timeout: h.timeout_seconds,
+            healthy: h.healthy_threshold,
+            unhealthy: h.unhealthy_threshold,
+            matcher: h.matcher.clone(),
+            deregistration_delay: None,
+        }
+    }
 }
 
 /// What to do about the target group.
@@ -134,6 +158,85 @@ pub fn sorted(values: &[String]) -> Vec<String> {
 /// Whether our rule's conditions or action differ from the spec.
 pub fn rule_needs_modify(rule: &ObservedRule, paths: &[String], hosts: &[String], tg_arn: &str) -> bool {
     rule.path_patterns != sorted(paths) || rule.host_headers != sorted(hosts) || rule.forward_to != [tg_arn.to_string()]
+}
+
+/// Set of taken priorities on a listener (ours excluded when `except` names our rule).
+pub fn taken_priorities(rules: &[ObservedRule], except: Option<&str>) -> BTreeSet<i32> {
+    rules.iter().filter(|r| Some(r.arn.as_str()) != except).filter_map(|r| r.priority).collect()
+}
+
+/// The priority the spec asks for where `taken` are held by others: the spec's (`Err` when
+/// taken), else the lowest free one in the range (`Err` when it is full).
+pub fn free_priority(rule: &ListenerRuleSpec, taken: &BTreeSet<i32>) -> Result<i32, Blocked> {
+    let range = &rule.priority_range;
+    match rule.priority {
+        Some(p) if taken.contains(&p) => Err(priority_conflict(p)),
+        Some(p) => Ok(p),
+        None => lowest_free_priority(taken, range.min, range.max).ok_or_else(|| Blocked {
+            reason: "PriorityConflict",
+            message: format!(
+                "no free listener rule priority in spec.loadBalancer.listenerRule.priorityRange {}..{}",
+                range.min, range.max
+            ),
+        }),
+    }
+}
+
+/// Our rule among the listener's `rules` (the first carrying our owner tags) and the priority it is
+/// to have: ours keeps the spec's priority, or without one its current one while in the range;
+/// else [`free_priority`] among the others.
+pub fn rule_priority<'a>(
+    rule: &ListenerRuleSpec,
+    rules: &'a [ObservedRule],
+) -> Result<(Option<&'a ObservedRule>, i32), Blocked> {
+    let range = &rule.priority_range;
+    let ours = rules.iter().find(|r| r.ours);
+    match ours.map(|r| r.priority.unwrap_or_default()) {
+        Some(current) if rule.priority.map_or((range.min..=range.max).contains(&current), |p| p == current) => {
+            Ok((ours, current))
+        }
+        _ => Ok((ours, free_priority(rule, &taken_priorities(rules, ours.map(|r| r.arn.as_str())))?)),
+    }
+}
+
+/// Priority `p` is taken by a rule this object does not own.
+pub fn priority_conflict(p: i32) -> Blocked {
+    Blocked {
+        reason: "PriorityConflict",
+        message: format!(
+            "listener rule priority {p} is taken by a rule this object does not own; choose another spec.loadBalancer.listenerRule.priority or omit it"
+        ),
+    }
+}
+
+/// The spec's listener does not exist.
+pub fn listener_not_found(listener_arn: &str) -> Blocked {
+    Blocked {
+        reason: "ListenerNotFound",
+        message: format!(
+            "spec.loadBalancer.listenerRule.listenerArn: listener {listener_arn} does not exist; point it at an existing listener"
+        ),
+    }
+}
+
+/// Whether an existing resource with our name may be used. `IfTagged`: it carries our owner tags.
+/// `Never`: only one this object made: recorded in status (or its inventory), or whose create it
+/// recorded as planned before sending it (the answer was lost), never one found.
+pub fn adoptable(spec: &FargateAppSpec, owned: bool, recorded: Option<&str>, arn: &str, planned: bool) -> bool {
+    match spec.policy.adoption {
+        AdoptionPolicy::IfTagged => owned,
+        AdoptionPolicy::Never => owned && (recorded == Some(arn) || planned),
+    }
+}
+
+/// A `what` named `name` exists and may not be used.
+pub fn name_conflict(what: &str, name: &str, owned: bool) -> Blocked {
+    let why = if owned {
+        "carries this object's owner tags but is not recorded in its status, and spec.policy.adoption is Never"
+    } else {
+        "exists without this object's owner tags"
+    };
+    Blocked { reason: REASON_NAME_CONFLICT, message: format!("a {what} named {name} {why}; it is left untouched") }
 }
 
 /// minimumHealthyPercent, maximumPercent and the circuit breaker (enable, rollback) when reported.
@@ -380,20 +483,7 @@ mod tests {
             health: TargetHealthCheck::default(),
             deregistration_delay: 20,
         };
-        let h = &d.health;
-        let o = ObservedTargetGroup {
-            arn: "arn".into(),
-            port: 8080,
-            protocol: "HTTP".into(),
-            vpc_id: "vpc-1".into(),
-            path: h.path.clone(),
-            interval: h.interval_seconds,
-            timeout: h.timeout_seconds,
-            healthy: h.healthy_threshold,
-            unhealthy: h.unhealthy_threshold,
-            matcher: h.matcher.clone(),
-            deregistration_delay: Some(20),
-        };
+        let o = ObservedTargetGroup { deregistration_delay: Some(20), ..ObservedTargetGroup::made_as(&d, "arn") };
         assert!(target_group_changes(&d, &o).is_empty());
         let drifted = ObservedTargetGroup { path: "/other".into(), port: 80, deregistration_delay: None, ..o };
         let c = target_group_changes(&d, &drifted);

@@ -1,88 +1,84 @@
-//! The FargateApp's listener rule: found by our owner tags on the listener, created at the spec's
-//! priority (or the lowest free one in the range) and kept in line with the spec. A listener that is
-//! gone is reported on the field that names it, and forgotten, so a listener created again under
-//! another ARN is read afresh.
+//! The FargateApp's listener rule writes that depend on the listener's priorities: the create at
+//! the priority the plan chose, and the move to another priority. Both run under the listener's
+//! lock in this process, which guards the priorities this process took there: when another pass
+//! took one since the plan's read, the priority is chosen again with it (no second read). A create
+//! that meets PriorityInUse anyway (a human, another cluster) reads the rules again and takes the
+//! next free priority, five attempts in all. A listener found gone then is reported on the field
+//! that names it, and forgotten, so a listener created again under another ARN is read afresh.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::aws::{FargateAws, ListenerInfo, taken_priorities};
-use super::plan::{lowest_free_priority, rule_needs_modify};
+use super::aws::FargateAws;
+use super::plan::{ObservedRule, free_priority, listener_not_found, priority_conflict, taken_priorities};
+use super::steps::Taken;
+use crate::api::fargate_app::ListenerRuleSpec;
 use crate::aws::AwsError;
+use crate::aws::facts::PriorityLog;
 use crate::controller::Blocked;
 
-/// The load balancer behind the spec's listener. The inner `Err`: the listener is gone.
-pub async fn listener(aws: &FargateAws, listener_arn: &str) -> Result<Result<ListenerInfo, Blocked>, AwsError> {
-    match aws.listener(listener_arn).await {
-        Ok(info) => Ok(Ok(info)),
-        Err(e) if e.is_not_found() => Ok(Err(listener_gone(aws, listener_arn))),
+/// Our rule on the listener (if it has one) and the priorities the others hold, read now.
+async fn reread(
+    aws: &FargateAws,
+    rule: &ListenerRuleSpec,
+) -> Result<Result<(Option<ObservedRule>, BTreeSet<i32>), Blocked>, AwsError> {
+    match aws.rules(&rule.listener_arn).await {
+        Ok(rules) => {
+            let ours = rules.iter().find(|r| r.ours).cloned();
+            let taken = taken_priorities(&rules, ours.as_ref().map(|r| r.arn.as_str()));
+            Ok(Ok((ours, taken)))
+        }
+        Err(e) if e.is_not_found() => {
+            aws.facts.forget_listener(&rule.listener_arn);
+            Ok(Err(listener_not_found(&rule.listener_arn)))
+        }
         Err(e) => Err(e),
     }
 }
 
-fn listener_gone(aws: &FargateAws, listener_arn: &str) -> Blocked {
-    aws.facts.forget_listener(listener_arn);
-    Blocked {
-        reason: "ListenerNotFound",
-        message: format!(
-            "spec.loadBalancer.listenerRule.listenerArn: listener {listener_arn} does not exist; point it at an existing listener"
-        ),
+/// The plan's `priority`, or, when this process took priorities on the listener since the plan's
+/// read, one chosen again with them. `None`: those changes are no longer known; read the rules.
+fn rechosen(log: &PriorityLog, rule: &ListenerRuleSpec, priority: i32, seen: &Taken) -> Option<Result<i32, Blocked>> {
+    let since = log.taken_since(seen.changes)?;
+    if since.is_empty() {
+        return Some(Ok(priority));
     }
+    let taken: BTreeSet<i32> = seen.priorities.iter().copied().chain(since).collect();
+    Some(free_priority(rule, &taken))
 }
 
-/// Our rule on the listener: created at the right priority or brought in line. The inner `Err` is a
-/// conflict a human must resolve.
-pub async fn ensure_rule(
+/// Create our rule forwarding to `tg_arn` at `priority`, chosen from `seen`. Returns its ARN and
+/// priority; the inner `Err` is a conflict a human must resolve.
+pub async fn create(
     aws: &FargateAws,
-    rule: &crate::api::fargate_app::ListenerRuleSpec,
+    rule: &ListenerRuleSpec,
+    priority: i32,
+    seen: &Taken,
     tg_arn: &str,
     tags: &BTreeMap<String, String>,
 ) -> Result<Result<(String, i32), Blocked>, AwsError> {
-    let range = &rule.priority_range;
     let lock = aws.facts.listener_lock(&rule.listener_arn);
-    let _serialised = lock.lock().await;
-    // Another creator (a human, another cluster) may take the priority we picked: re-read and take
-    // the next free one.
+    let mut log = lock.lock().await;
+    let mut chosen = rechosen(&log, rule, priority, seen);
     for _ in 0..5 {
-        let rules = match aws.rules(&rule.listener_arn).await {
-            Ok(rules) => rules,
-            Err(e) if e.is_not_found() => return Ok(Err(listener_gone(aws, &rule.listener_arn))),
-            Err(e) => return Err(e),
-        };
-        let ours = rules.iter().find(|r| r.ours).cloned();
-        let taken = taken_priorities(&rules, ours.as_ref().map(|r| r.arn.as_str()));
-        if let Some(ours) = ours {
-            if rule_needs_modify(&ours, &rule.path_patterns, &rule.host_headers, tg_arn) {
-                aws.modify_rule(&ours.arn, &rule.path_patterns, &rule.host_headers, tg_arn).await?;
-            }
-            let current = ours.priority.unwrap_or_default();
-            let wanted = match rule.priority {
-                Some(p) => p,
-                None if (range.min..=range.max).contains(&current) => current,
-                None => match lowest_free_priority(&taken, range.min, range.max) {
-                    Some(p) => p,
-                    None => return Ok(Err(no_free_priority(range.min, range.max))),
+        let priority = match chosen {
+            Some(Ok(p)) => p,
+            Some(Err(blocked)) => return Ok(Err(blocked)),
+            None => match reread(aws, rule).await? {
+                // Only this object makes rules with its tags, one pass at a time: one that shows up
+                // now is the one it made, and a later pass brings it in line.
+                Ok((Some(ours), _)) => return Ok(Ok((ours.arn, ours.priority.unwrap_or_default()))),
+                Ok((None, taken)) => match free_priority(rule, &taken) {
+                    Ok(p) => p,
+                    Err(blocked) => return Ok(Err(blocked)),
                 },
-            };
-            if wanted != current {
-                if taken.contains(&wanted) {
-                    return Ok(Err(priority_conflict(wanted)));
-                }
-                aws.set_rule_priority(&ours.arn, wanted).await?;
-            }
-            return Ok(Ok((ours.arn, wanted)));
-        }
-        let priority = match rule.priority {
-            Some(p) if taken.contains(&p) => return Ok(Err(priority_conflict(p))),
-            Some(p) => p,
-            None => match lowest_free_priority(&taken, range.min, range.max) {
-                Some(p) => p,
-                None => return Ok(Err(no_free_priority(range.min, range.max))),
+                Err(blocked) => return Ok(Err(blocked)),
             },
         };
+        log.take(priority);
         match aws.create_rule(&rule.listener_arn, priority, &rule.path_patterns, &rule.host_headers, tg_arn, tags).await
         {
             Ok(arn) => return Ok(Ok((arn, priority))),
-            Err(e) if e.code == "PriorityInUse" && rule.priority.is_none() => continue,
+            Err(e) if e.code == "PriorityInUse" && rule.priority.is_none() => chosen = None,
             Err(e) if e.code == "PriorityInUse" => return Ok(Err(priority_conflict(priority))),
             Err(e) => return Err(e),
         }
@@ -93,20 +89,68 @@ pub async fn ensure_rule(
     }))
 }
 
-/// Whether an existing resource with our name may be used. `IfTagged`: it carries our owner tags.
-/// `Never`: only the one this object already records in status (created by it), never one found.
-fn priority_conflict(p: i32) -> Blocked {
-    Blocked {
-        reason: "PriorityConflict",
-        message: format!(
-            "listener rule priority {p} is taken by a rule this object does not own; choose another spec.loadBalancer.listenerRule.priority or omit it"
-        ),
-    }
+/// Move our rule `arn` to `priority`, chosen from `seen`. Returns the priority it has now.
+pub async fn set_priority(
+    aws: &FargateAws,
+    arn: &str,
+    rule: &ListenerRuleSpec,
+    priority: i32,
+    seen: &Taken,
+) -> Result<Result<i32, Blocked>, AwsError> {
+    let lock = aws.facts.listener_lock(&rule.listener_arn);
+    let mut log = lock.lock().await;
+    let chosen = match rechosen(&log, rule, priority, seen) {
+        Some(chosen) => chosen,
+        None => match reread(aws, rule).await? {
+            Ok((ours, taken)) => {
+                let chosen = free_priority(rule, &taken);
+                if ours.and_then(|r| r.priority).is_some_and(|p| chosen.as_ref().ok() == Some(&p)) {
+                    return Ok(chosen);
+                }
+                chosen
+            }
+            Err(blocked) => Err(blocked),
+        },
+    };
+    let priority = match chosen {
+        Ok(p) => p,
+        Err(blocked) => return Ok(Err(blocked)),
+    };
+    log.take(priority);
+    aws.set_rule_priority(arn, priority).await?;
+    Ok(Ok(priority))
 }
 
-fn no_free_priority(min: i32, max: i32) -> Blocked {
-    Blocked {
-        reason: "PriorityConflict",
-        message: format!("no free listener rule priority in spec.loadBalancer.listenerRule.priorityRange {min}..{max}"),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(extra: serde_json::Value) -> ListenerRuleSpec {
+        let mut v = serde_json::json!({"listenerArn": "arn:listener", "priorityRange": {"min": 10, "max": 12}});
+        for (k, val) in extra.as_object().into_iter().flatten() {
+            v[k] = val.clone();
+        }
+        serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Three apps plan priority 10 from the same read; the lock hands them 10, 11, 12 in turn
+    /// without a second read, and an explicit priority taken meanwhile is a conflict.
+    #[test]
+    fn a_priority_taken_since_the_read_is_chosen_again_without_reading() {
+        let auto = rule(serde_json::json!({}));
+        let seen = Taken { changes: 0, priorities: Vec::new() };
+        let mut log = PriorityLog::default();
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let p = rechosen(&log, &auto, 10, &seen).and_then(Result::ok).unwrap_or_default();
+            log.take(p);
+            got.push(p);
+        }
+        assert_eq!(got, [10, 11, 12]);
+        assert_eq!(rechosen(&log, &auto, 10, &seen).map(|c| c.map_err(|b| b.reason)), Some(Err("PriorityConflict")));
+        let explicit = rule(serde_json::json!({"priority": 11}));
+        assert!(rechosen(&log, &explicit, 11, &seen).is_some_and(|c| c.is_err()), "11 is taken since");
+        let after = Taken { changes: 3, priorities: vec![10, 12] };
+        assert_eq!(rechosen(&log, &explicit, 11, &after).and_then(Result::ok), Some(11), "nothing taken since");
     }
 }
