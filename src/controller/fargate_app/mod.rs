@@ -20,6 +20,7 @@ pub mod steps;
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
@@ -28,7 +29,8 @@ use kube::{Resource, ResourceExt};
 use self::apply::{Outcome, Pass, report};
 use self::aws::FargateAws;
 use self::plan::service_update;
-use super::{PassEnd, ReconcileError, StatusWriter, finish_pass, gate, jittered, with_finalizer};
+use super::pipeline::{Applied, Pipeline, drive};
+use super::{PassEnd, ReconcileError, StatusWriter, jittered, with_finalizer};
 use crate::api::fargate_app::{FargateApp, FargateAppStatus};
 use crate::aws::AwsError;
 use crate::aws::naming::aws_name;
@@ -90,14 +92,6 @@ pub async fn reconcile(obj: Arc<FargateApp>, ctx: Arc<Context>) -> Result<Action
 
 async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Result<Action, ReconcileError> {
     let key = ObjectRef::from_obj(obj.as_ref()).to_string();
-    let generation = obj.meta().generation;
-    if let Some(done) = gate(api, obj.as_ref(), obj.spec.policy.paused, ctx).await? {
-        return Ok(done);
-    }
-    let old = obj.status.clone().unwrap_or_default();
-    let mut status = old.clone();
-    let aws = clients(ctx, &obj).await?;
-    let writer = StatusWriter::new(api, obj.as_ref(), &ctx.metrics);
     let budgets = ctx.config.budgets();
     let full_every = passes::stretched(
         ctx.config.resync(),
@@ -106,89 +100,161 @@ async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Re
         budgets.elbv2_rps,
         PERIODIC_SHARE,
     );
-    let synced = old.observed_generation == generation
-        && old
-            .conditions
-            .iter()
-            .any(|c| c.type_ == SYNCED && c.status == "True" && c.observed_generation == generation);
-    let polled = if synced && !ctx.passes.full_due(&key, generation, full_every) {
-        poll(&obj, &aws, &mut status).await.transpose()
-    } else {
-        None
+    let pass = AppPass {
+        aws: clients(ctx, &obj).await?,
+        ctx,
+        names: Names::new(&obj.namespace().unwrap_or_default(), &obj.name_any()),
+        key,
+        full_every,
     };
-    let outcome = match polled {
-        Some(outcome) => outcome,
-        None => {
-            let read_attributes = old.observed_generation != generation
-                || ctx.passes.full_passes(&key).is_multiple_of(ATTRIBUTE_CHECK_EVERY_FULL_PASSES);
-            let outcome = full_pass(&obj, &aws, &mut status, ctx, &writer, read_attributes).await;
-            if outcome.is_ok() {
-                ctx.passes.record_full(&key, generation);
-            }
-            outcome
-        }
-    };
-    let end = match outcome {
-        Ok(Outcome::Done { progressing }) => {
-            let polling = ctx.passes.set_progressing(&key, progressing);
-            let requeue = if progressing {
-                passes::stretched(
-                    passes::MIN_PROGRESS_POLL,
-                    polling,
-                    POLL_ECS_READS,
-                    budgets.ecs_rps,
-                    PERIODIC_SHARE / 2.0,
-                )
-            } else {
-                jittered(full_every)
-            };
-            PassEnd::Converged { message: "every AWS resource matches the spec", requeue }
-        }
-        Ok(Outcome::Blocked(b)) => PassEnd::Blocked(b),
-        Err(err) => PassEnd::Failed(err),
-    };
-    finish_pass(&writer, obj.as_ref(), ctx, &old, status, end).await.0
+    drive(&pass, api, obj.as_ref(), obj.spec.policy.paused, ctx).await
 }
 
-/// Bring AWS in line with the spec and fill `status`: observe, plan, apply. Read-only when nothing
-/// differs. Everything made or adopted goes into the inventory as it lands; what the spec no longer
-/// wants goes last.
-async fn full_pass(
-    obj: &FargateApp,
-    aws: &FargateAws,
-    status: &mut FargateAppStatus,
-    ctx: &Context,
-    writer: &StatusWriter<'_, FargateApp>,
-    read_attributes: bool,
-) -> Result<Outcome, AwsError> {
-    let spec = &obj.spec;
-    let names = Names::new(&obj.namespace().unwrap_or_default(), &obj.name_any());
-    inventory::seed_from_status(spec, status);
-    let region = ctx.aws.config_for(spec.aws.as_ref()).await.region().map(|r| r.to_string()).unwrap_or_default();
-    let rendered = render::render(spec, &names.family, &region);
-    let observed = observe::observe(aws, spec, &names, status, &rendered.content_hash(), read_attributes).await?;
-    let plan = steps::plan(spec, &names, status, &observed, &rendered, read_attributes);
-    let pass = Pass { obj, aws, ctx, writer, names: &names };
-    let (reached, outcome) = apply::apply(&pass, plan, &status.resources).await;
-    *status = reached;
-    outcome
+/// One FargateApp pass: a full pass, or a poll of the service between full passes (see [`poll`]).
+struct AppPass<'a> {
+    aws: FargateAws,
+    ctx: &'a Context,
+    names: Names,
+    /// The object's key in the pass bookkeeping (`ctx.passes`).
+    key: String,
+    /// How often a full pass is due, stretched to the ELBv2 budget.
+    full_every: std::time::Duration,
+}
+
+/// What a pass read.
+enum AppObserved {
+    /// The service as the last full pass left it: only its state is reported.
+    Poll(Box<plan::ObservedService>),
+    /// Every read of a full pass.
+    Full { observed: Box<observe::Observed>, rendered: Box<render::RenderedTaskDefinition>, read_attributes: bool },
+}
+
+/// What a pass will do.
+enum AppPlan {
+    /// Report the polled service.
+    Poll { status: Box<FargateAppStatus>, service: Box<plan::ObservedService> },
+    /// The full pass's steps, and the inventory they start from (for the Deleted Events).
+    Full { plan: Box<steps::Plan>, before: Vec<crate::api::OwnedResource> },
+}
+
+impl AppPass<'_> {
+    /// The status a full pass plans from: the inventory seeded from the older status fields.
+    fn seeded(obj: &FargateApp, status: &FargateAppStatus) -> FargateAppStatus {
+        let mut seeded = status.clone();
+        inventory::seed_from_status(&obj.spec, &mut seeded);
+        seeded
+    }
+}
+
+impl Pipeline<FargateApp> for AppPass<'_> {
+    type Observed = AppObserved;
+    type Plan = AppPlan;
+
+    fn observe<'a>(
+        &'a self,
+        obj: &'a FargateApp,
+        status: &'a FargateAppStatus,
+    ) -> BoxFuture<'a, Result<AppObserved, AwsError>> {
+        Box::pin(async move {
+            let generation = obj.meta().generation;
+            let synced = status.observed_generation == generation
+                && status
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == SYNCED && c.status == "True" && c.observed_generation == generation);
+            if synced
+                && !self.ctx.passes.full_due(&self.key, generation, self.full_every)
+                && let Some(svc) = poll(obj, &self.aws, &self.names, status).await?
+            {
+                return Ok(AppObserved::Poll(Box::new(svc)));
+            }
+            let spec = &obj.spec;
+            let read_attributes = status.observed_generation != generation
+                || self.ctx.passes.full_passes(&self.key).is_multiple_of(ATTRIBUTE_CHECK_EVERY_FULL_PASSES);
+            let region =
+                self.ctx.aws.config_for(spec.aws.as_ref()).await.region().map(|r| r.to_string()).unwrap_or_default();
+            let rendered = render::render(spec, &self.names.family, &region);
+            let seeded = Self::seeded(obj, status);
+            let observed =
+                observe::observe(&self.aws, spec, &self.names, &seeded, &rendered.content_hash(), read_attributes)
+                    .await?;
+            Ok(AppObserved::Full { observed: Box::new(observed), rendered: Box::new(rendered), read_attributes })
+        })
+    }
+
+    fn plan(&self, obj: &FargateApp, status: &FargateAppStatus, observed: &AppObserved) -> AppPlan {
+        match observed {
+            AppObserved::Poll(svc) => AppPlan::Poll { status: Box::new(status.clone()), service: svc.clone() },
+            AppObserved::Full { observed, rendered, read_attributes } => {
+                let seeded = Self::seeded(obj, status);
+                let plan = steps::plan(&obj.spec, &self.names, &seeded, observed, rendered, *read_attributes);
+                AppPlan::Full { plan: Box::new(plan), before: seeded.resources }
+            }
+        }
+    }
+
+    fn apply<'a>(
+        &'a self,
+        obj: &'a FargateApp,
+        plan: AppPlan,
+        writer: &'a StatusWriter<'a, FargateApp>,
+    ) -> BoxFuture<'a, Applied<FargateAppStatus>> {
+        Box::pin(async move {
+            let (status, outcome, full) = match plan {
+                AppPlan::Poll { status, service } => {
+                    let mut status = *status;
+                    let tg_arn = status.target_group_arn.clone();
+                    let outcome = report(obj, &self.aws, &mut status, *service, tg_arn.as_deref()).await;
+                    (status, outcome, false)
+                }
+                AppPlan::Full { plan, before } => {
+                    let pass = Pass { obj, aws: &self.aws, ctx: self.ctx, writer, names: &self.names };
+                    let (status, outcome) = apply::apply(&pass, *plan, &before).await;
+                    (status, outcome, true)
+                }
+            };
+            if full && outcome.is_ok() {
+                self.ctx.passes.record_full(&self.key, obj.meta().generation);
+            }
+            let end = match outcome {
+                Ok(Outcome::Done { progressing }) => {
+                    let polling = self.ctx.passes.set_progressing(&self.key, progressing);
+                    let requeue = if progressing {
+                        passes::stretched(
+                            passes::MIN_PROGRESS_POLL,
+                            polling,
+                            POLL_ECS_READS,
+                            self.ctx.config.budgets().ecs_rps,
+                            PERIODIC_SHARE / 2.0,
+                        )
+                    } else {
+                        jittered(self.full_every)
+                    };
+                    PassEnd::Converged { message: "every AWS resource matches the spec", requeue }
+                }
+                Ok(Outcome::Blocked(b)) => PassEnd::Blocked(b),
+                Err(err) => PassEnd::Failed(err),
+            };
+            Applied { status, end, events: Vec::new() }
+        })
+    }
 }
 
 /// A poll between full passes: only the service (rollout, counts) and target health, which move
 /// on their own. `None` when the service is not what the last full pass left (deleted, another
-/// task definition, desired count or settings changed behind our back): the caller makes a full
-/// pass instead.
-async fn poll(obj: &FargateApp, aws: &FargateAws, status: &mut FargateAppStatus) -> Result<Option<Outcome>, AwsError> {
-    let names = Names::new(&obj.namespace().unwrap_or_default(), &obj.name_any());
+/// task definition, desired count or settings changed behind our back): a full pass instead.
+async fn poll(
+    obj: &FargateApp,
+    aws: &FargateAws,
+    names: &Names,
+    status: &FargateAppStatus,
+) -> Result<Option<plan::ObservedService>, AwsError> {
     let Some(svc) = aws.service(&obj.spec.cluster, &names.family).await? else { return Ok(None) };
-    let tg_arn = status.target_group_arn.clone();
+    let tg_arn = status.target_group_arn.as_deref();
     let drifted = status.task_definition_arn.as_deref() != Some(svc.task_definition.as_str())
         || status.service_arn.as_deref() != Some(svc.arn.as_str())
-        || !service_update(&obj.spec, &svc, &svc.task_definition, tg_arn.as_deref(), false).is_empty();
-    if drifted {
-        return Ok(None);
-    }
-    report(obj, aws, status, svc, tg_arn.as_deref()).await.map(Some)
+        || !service_update(&obj.spec, &svc, &svc.task_definition, tg_arn, false).is_empty();
+    Ok((!drifted).then_some(svc))
 }
 
 #[cfg(test)]
