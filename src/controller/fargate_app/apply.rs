@@ -16,6 +16,7 @@ use crate::api::OwnedResource;
 use crate::api::fargate_app::{FargateApp, FargateAppStatus, ReplicaCounts, RolloutStatus};
 use crate::aws::AwsError;
 use crate::aws::errors::build_error;
+use crate::aws::naming::idempotency_token;
 use crate::controller::{Blocked, StatusWriter};
 use crate::runtime::Context;
 use crate::runtime::conditions::{self, PROGRESSING, READY};
@@ -133,9 +134,16 @@ impl Run<'_> {
                 let td = self.revision(&task_definition)?;
                 let tg = target_group.map(|t| self.target_group(&t)).transpose()?;
                 let planned = inventory::planned(SERVICE, &format!("{}/{}", spec.cluster, names.family));
-                self.record_planned(&planned).await?;
+                // The token: the one recorded with a create whose answer was lost (ECS answers with
+                // the service it made), else a new one recorded before it is sent, so that moving
+                // back to a cluster never repeats the token of a service deleted there since.
+                let nonce = uuid::Uuid::new_v4().simple().to_string();
+                let token = service_token(&self.status.resources, &planned, &aws.owner.uid, &spec.cluster, &nonce);
+                let planned = OwnedResource { name: Some(token.clone()), ..planned };
+                inventory::put(&mut self.status.resources, planned.clone());
+                self.pass.writer.record_resources(&self.status.resources).await?;
                 let tags = aws.owner.tags(&spec.tags);
-                let arn = service::create_service(aws, obj, names, &td, tg.as_deref(), &tags).await?;
+                let arn = service::create_service(aws, obj, names, &td, tg.as_deref(), &tags, &token).await?;
                 ctx.events.normal(obj, "Created", "CreateService", format!("service {}", names.family)).await;
                 self.status.restarted_at.clone_from(&spec.restarted_at);
                 inventory::add(&mut self.status.resources, inventory::service(&arn, &spec.cluster));
@@ -195,7 +203,8 @@ impl Run<'_> {
                 cleanup::delete_target_group(aws, &entry.id).await?;
                 self.forget(&entry).await;
             }
-            Step::Report { service, target_group } => {
+            Step::Report { service, target_group, settled } => {
+                settled.apply_to(&mut self.status);
                 let svc = match service {
                     Serving::Observed(svc) => Some(*svc),
                     Serving::Created => self.created.take(),
@@ -303,4 +312,38 @@ pub async fn report(
         return Ok(Outcome::Blocked(Blocked { reason: "RolloutFailed", message }));
     }
     Ok(Outcome::Done { progressing })
+}
+
+/// The CreateService token for the `planned` create: the one recorded with it (a repeat after a
+/// lost answer), else a new one from `nonce`.
+fn service_token(
+    resources: &[OwnedResource],
+    planned: &OwnedResource,
+    uid: &str,
+    cluster: &str,
+    nonce: &str,
+) -> String {
+    resources
+        .iter()
+        .find(|r| r.type_ == planned.type_ && r.id == planned.id)
+        .and_then(|r| r.name.clone())
+        .unwrap_or_else(|| idempotency_token(uid, &format!("create-service/{cluster}/{nonce}"), 36))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_create_repeats_its_recorded_token_and_a_new_one_never_repeats_an_old_one() {
+        let planned = inventory::planned(SERVICE, "a/fa-ns-web");
+        let first = service_token(&[], &planned, "uid", "a", "n1");
+        assert!(first.len() <= 36, "{first}");
+        let recorded = vec![OwnedResource { name: Some(first.clone()), ..planned.clone() }];
+        assert_eq!(service_token(&recorded, &planned, "uid", "a", "n2"), first, "a lost answer is repeated as sent");
+        // Back in cluster a after a move to b: a create with a new token, not the deleted service's.
+        assert_ne!(service_token(&[], &planned, "uid", "a", "n3"), first);
+        // A planned entry from before tokens were recorded gets a new one.
+        assert_ne!(service_token(std::slice::from_ref(&planned), &planned, "uid", "a", "n4"), first);
+    }
 }

@@ -149,9 +149,14 @@ async fn delete_all(obj: &FargateApp, aws: &FargateAws, status: &mut FargateAppS
     // What a crash may have left unrecorded: our rule on the spec's listener (found by our tags).
     // A record is always recorded before it is written, so none is searched for.
     if let Some(rule) = spec.load_balancer.as_ref().and_then(|lb| lb.listener_rule.as_ref()) {
-        match aws.listener(&rule.listener_arn).await {
-            Ok(_) => {
-                for r in aws.rules(&rule.listener_arn).await?.into_iter().filter(|r| r.ours) {
+        // The listener may be cached by this process and deleted since: the rules read says so.
+        let rules = match aws.listener(&rule.listener_arn).await {
+            Ok(_) => aws.rules(&rule.listener_arn).await,
+            Err(e) => Err(e),
+        };
+        match rules {
+            Ok(rules) => {
+                for r in rules.into_iter().filter(|r| r.ours) {
                     inventory::add(resources, inventory::listener_rule(&r.arn, &rule.listener_arn));
                 }
             }

@@ -154,7 +154,7 @@ pub async fn observe(
     let later = |e: &OwnedResource| match e.type_.as_str() {
         TARGET_GROUP => spec.load_balancer.is_none(),
         LISTENER_RULE => rule.is_none(),
-        SERVICE => *e != current_service,
+        SERVICE => e.id != current_service.id,
         _ => false,
     };
     for entry in planned(status, later) {

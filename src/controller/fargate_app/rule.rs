@@ -36,14 +36,15 @@ async fn reread(
 }
 
 /// The plan's `priority`, or, when this process took priorities on the listener since the plan's
-/// read, one chosen again with them. `None`: those changes are no longer known; read the rules.
+/// read, one chosen again with them. `None`: read the rules: those changes are no longer known, or
+/// they leave no free priority (the log keeps what was taken, not what was freed since).
 fn rechosen(log: &PriorityLog, rule: &ListenerRuleSpec, priority: i32, seen: &Taken) -> Option<Result<i32, Blocked>> {
     let since = log.taken_since(seen.changes)?;
     if since.is_empty() {
         return Some(Ok(priority));
     }
     let taken: BTreeSet<i32> = seen.priorities.iter().copied().chain(since).collect();
-    Some(free_priority(rule, &taken))
+    free_priority(rule, &taken).ok().map(Ok)
 }
 
 /// Create our rule forwarding to `tg_arn` at `priority`, chosen from `seen`. Returns its ARN and
@@ -99,26 +100,38 @@ pub async fn set_priority(
 ) -> Result<Result<i32, Blocked>, AwsError> {
     let lock = aws.facts.listener_lock(&rule.listener_arn);
     let mut log = lock.lock().await;
-    let chosen = match rechosen(&log, rule, priority, seen) {
-        Some(chosen) => chosen,
-        None => match reread(aws, rule).await? {
-            Ok((ours, taken)) => {
-                let chosen = free_priority(rule, &taken);
-                if ours.and_then(|r| r.priority).is_some_and(|p| chosen.as_ref().ok() == Some(&p)) {
-                    return Ok(chosen);
+    let mut chosen = rechosen(&log, rule, priority, seen);
+    for _ in 0..5 {
+        let priority = match chosen {
+            Some(Ok(p)) => p,
+            Some(Err(blocked)) => return Ok(Err(blocked)),
+            None => match reread(aws, rule).await? {
+                Ok((ours, taken)) => {
+                    let chosen = free_priority(rule, &taken);
+                    if ours.and_then(|r| r.priority).is_some_and(|p| chosen.as_ref().ok() == Some(&p)) {
+                        return Ok(chosen);
+                    }
+                    match chosen {
+                        Ok(p) => p,
+                        Err(blocked) => return Ok(Err(blocked)),
+                    }
                 }
-                chosen
-            }
-            Err(blocked) => Err(blocked),
-        },
-    };
-    let priority = match chosen {
-        Ok(p) => p,
-        Err(blocked) => return Ok(Err(blocked)),
-    };
-    log.take(priority);
-    aws.set_rule_priority(arn, priority).await?;
-    Ok(Ok(priority))
+                Err(blocked) => return Ok(Err(blocked)),
+            },
+        };
+        log.take(priority);
+        match aws.set_rule_priority(arn, priority).await {
+            Ok(()) => return Ok(Ok(priority)),
+            // Taken since the read by someone else (a human, another cluster): read again.
+            Err(e) if e.code == "PriorityInUse" && rule.priority.is_none() => chosen = None,
+            Err(e) if e.code == "PriorityInUse" => return Ok(Err(priority_conflict(priority))),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Err(Blocked {
+        reason: "PriorityConflict",
+        message: "listener priorities kept changing under us; retrying later".into(),
+    }))
 }
 
 #[cfg(test)]
@@ -147,9 +160,11 @@ mod tests {
             got.push(p);
         }
         assert_eq!(got, [10, 11, 12]);
-        assert_eq!(rechosen(&log, &auto, 10, &seen).map(|c| c.map_err(|b| b.reason)), Some(Err("PriorityConflict")));
+        // The log keeps what was taken, not what was freed since: no free priority by it means a
+        // read of the rules, never a conflict reported from the log alone.
+        assert_eq!(rechosen(&log, &auto, 10, &seen), None);
         let explicit = rule(serde_json::json!({"priority": 11}));
-        assert!(rechosen(&log, &explicit, 11, &seen).is_some_and(|c| c.is_err()), "11 is taken since");
+        assert_eq!(rechosen(&log, &explicit, 11, &seen), None, "11 is taken since: read whether it still is");
         let after = Taken { changes: 3, priorities: vec![10, 12] };
         assert_eq!(rechosen(&log, &explicit, 11, &after).and_then(Result::ok), Some(11), "nothing taken since");
     }

@@ -10,7 +10,6 @@ use super::plan;
 use crate::api::FargateApp;
 use crate::api::fargate_app::FargateAppStatus;
 use crate::aws::api::ecs::{CreateServiceRequest, UpdateServiceRequest};
-use crate::aws::naming::idempotency_token;
 use crate::aws::{AwsError, Service};
 
 /// The revision to run: the service's when its hash matches, else the newest revision of the family
@@ -98,7 +97,7 @@ fn load_balancers(
         .collect()
 }
 
-/// Create the service with its idempotency token (per cluster); its ARN. Not retried on a
+/// Create the service with `token` (planned and recorded by the caller); its ARN. Not retried on a
 /// transient error: the next pass finds the service by name before creating again.
 pub async fn create_service(
     aws: &FargateAws,
@@ -107,6 +106,7 @@ pub async fn create_service(
     td_arn: &str,
     tg_arn: Option<&str>,
     tags: &BTreeMap<String, String>,
+    token: &str,
 ) -> Result<String, AwsError> {
     let spec = &obj.spec;
     let load_balancers = load_balancers(spec, tg_arn);
@@ -120,8 +120,7 @@ pub async fn create_service(
         deployment_configuration: Some(deployment(spec)?),
         load_balancers,
         health_check_grace_period_seconds: grace,
-        // Per cluster: moving the app to another cluster creates a different service.
-        client_token: idempotency_token(&aws.owner.uid, &format!("create-service/{}", spec.cluster), 36),
+        client_token: token.to_string(),
         tags: tags.clone(),
     };
     let service = aws.caller.call_create(Service::Ecs, "CreateService", || aws.ecs.create_service(&req)).await?;

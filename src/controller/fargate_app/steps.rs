@@ -130,8 +130,34 @@ pub enum Step {
     DeleteService(OwnedResource),
     /// Delete the target group an entry names while it carries our owner tags.
     DeleteTargetGroup(OwnedResource),
-    /// Replicas, rollout and readiness from the service and the target group's health.
-    Report { service: Serving, target_group: Option<TargetGroupArn> },
+    /// Replicas, rollout and readiness from the service and the target group's health; the status
+    /// fields that are true once every step before it landed.
+    Report { service: Serving, target_group: Option<TargetGroupArn>, settled: Settled },
+}
+
+/// Status fields the plan knows but that hold only once the steps before the report landed (a pass
+/// stopped by a conflict or an error must not show the new URL or revision).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// `status.loadBalancerDnsName`.
+    pub load_balancer_dns_name: Option<String>,
+    /// `status.url`.
+    pub url: Option<String>,
+    /// `status.taskDefinitionArn` and `taskDefinitionHash` of a revision registered before (one
+    /// this pass registers is recorded when it is).
+    pub task_definition: Option<(String, String)>,
+}
+
+impl Settled {
+    /// Write these fields into `status`.
+    pub fn apply_to(&self, status: &mut FargateAppStatus) {
+        status.load_balancer_dns_name.clone_from(&self.load_balancer_dns_name);
+        status.url.clone_from(&self.url);
+        if let Some((arn, hash)) = &self.task_definition {
+            status.task_definition_arn = Some(arn.clone());
+            status.task_definition_hash = Some(hash.clone());
+        }
+    }
 }
 
 /// The pass: steps, then the outcome.
@@ -156,7 +182,15 @@ pub fn plan(
     rendered: &RenderedTaskDefinition,
     read_attributes: bool,
 ) -> Plan {
-    let mut p = Planner { spec, names, read: status, observed, status: status.clone(), steps: Vec::new() };
+    let mut p = Planner {
+        spec,
+        names,
+        read: status,
+        observed,
+        status: status.clone(),
+        steps: Vec::new(),
+        settled: Settled::default(),
+    };
     let blocked = p.run(rendered, read_attributes).err();
     Plan { status: p.status, steps: p.steps, blocked }
 }
@@ -231,8 +265,7 @@ pub fn service_gate(
     }
     let s = observed.service.as_ref()?;
     let planned = inventory::planned(SERVICE, &format!("{}/{}", spec.cluster, names.family));
-    let made =
-        status.resources.contains(&planned) || status.resources.iter().any(|r| r.type_ == SERVICE && r.id == s.arn);
+    let made = status.resources.iter().any(|r| r.type_ == SERVICE && (r.id == planned.id || r.id == s.arn));
     let ok = adoptable(spec, s.ours, status.service_arn.as_deref(), &s.arn, made);
     (!ok).then(|| name_conflict("ECS service", &names.family, s.ours))
 }
@@ -251,6 +284,7 @@ struct Planner<'a> {
     observed: &'a Observed,
     status: FargateAppStatus,
     steps: Vec<Step>,
+    settled: Settled,
 }
 
 impl Planner<'_> {
@@ -283,12 +317,13 @@ impl Planner<'_> {
         if listener_rule.is_none() {
             (self.status.listener_rule_arn, self.status.listener_rule_priority) = (None, None);
         }
-        self.status.load_balancer_dns_name = listener.map(|l| l.dns_name.clone());
+        self.settled.load_balancer_dns_name = listener.map(|l| l.dns_name.clone());
         let (serving, service) = self.service(rendered, tg.as_ref())?;
         self.records(listener)?;
-        self.status.url = url(spec, listener.map(|l| l.dns_name.as_str()));
+        self.settled.url = url(spec, listener.map(|l| l.dns_name.as_str()));
         self.unwanted(rule.as_deref(), service.as_deref(), tg.as_ref());
-        self.steps.push(Step::Report { service: serving, target_group: tg });
+        let settled = std::mem::take(&mut self.settled);
+        self.steps.push(Step::Report { service: serving, target_group: tg, settled });
         Ok(())
     }
 
@@ -371,8 +406,7 @@ impl Planner<'_> {
         inventory::add(&mut self.status.resources, inventory::family(&names.family));
         let revision = match &self.observed.revision {
             Some(arn) => {
-                self.status.task_definition_arn = Some(arn.clone());
-                self.status.task_definition_hash = Some(rendered.content_hash());
+                self.settled.task_definition = Some((arn.clone(), rendered.content_hash()));
                 Revision::Known(arn.clone())
             }
             None => {

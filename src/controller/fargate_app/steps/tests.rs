@@ -84,7 +84,18 @@ fn converged(spec: &FargateAppSpec) -> (FargateAppStatus, Observed) {
     }
     let first = run(spec, &status, &observed);
     assert_eq!(kinds(&first), ["Report"], "{:?}", first.steps);
-    (first.status, observed)
+    (landed(&first), observed)
+}
+
+/// The status once every step of `p` landed (what apply does with the report's settled fields).
+fn landed(p: &Plan) -> FargateAppStatus {
+    let mut status = p.status.clone();
+    for step in &p.steps {
+        if let Step::Report { settled, .. } = step {
+            settled.apply_to(&mut status);
+        }
+    }
+    status
 }
 
 /// The service `spec` asks for, running `TD` behind `TG`.
@@ -171,7 +182,11 @@ fn a_new_app_makes_target_group_rule_revision_service_then_record_naming_what_it
         panic!("{:?}", p.steps)
     };
     assert_eq!((zone.as_str(), deletes.len(), write.record, *zone_may_be_gone), ("Z1", 0, true, false));
-    assert_eq!(p.steps[7], Step::Report { service: Serving::Created, target_group: Some(TargetGroupArn::Created) });
+    let Step::Report { service: Serving::Created, target_group: Some(TargetGroupArn::Created), settled } = &p.steps[7]
+    else {
+        panic!("{:?}", p.steps[7])
+    };
+    assert!(settled.url.is_some() && p.status.url.is_none(), "the URL is shown once the steps landed");
     // Creates are recorded as planned by apply, right before they are sent, never by the plan.
     let types: Vec<&str> = p.status.resources.iter().map(|r| r.type_.as_str()).collect();
     assert_eq!(types, [inventory::TASK_DEFINITION_FAMILY]);
@@ -259,7 +274,7 @@ fn removed_or_renamed_records_are_deleted_in_their_zone_or_forgotten_when_gone()
         zone_may_be_gone: true,
     };
     assert_eq!(p.steps, [delete, p.steps[1].clone()]);
-    assert_eq!(p.status.url.as_deref(), Some(format!("http://{}/app/", info(LISTENER).dns_name).as_str()));
+    assert_eq!(landed(&p).url.as_deref(), Some(format!("http://{}/app/", info(LISTENER).dns_name).as_str()));
 
     // Renamed into another zone: the new name's zone first; an old record found gone is forgotten.
     observed.old_records = vec![(old.clone(), None)];
@@ -288,8 +303,9 @@ fn removing_the_load_balancer_detaches_the_service_before_rule_record_and_target
     assert!(update.load_balancers && update.task_definition.is_none(), "{update:?}");
     assert_eq!(p.steps[2], Step::DeleteRule(entry(&status, "ListenerRule")));
     assert_eq!(p.steps[3], Step::DeleteTargetGroup(entry(&status, "TargetGroup")));
-    let st = &p.status;
+    let st = landed(&p);
     assert_eq!((&st.target_group_arn, &st.listener_rule_arn, &st.load_balancer_dns_name), (&None, &None, &None));
+    assert!(p.status.load_balancer_dns_name.is_some(), "the old load balancer until the steps landed");
 }
 
 #[test]
