@@ -47,6 +47,36 @@ fn rechosen(log: &PriorityLog, rule: &ListenerRuleSpec, priority: i32, seen: &Ta
     free_priority(rule, &taken).ok().map(Ok)
 }
 
+/// The priority to try next: the one `chosen`, or one chosen from the rules read now, with our
+/// rule as that read found it (None without a read). The inner `Err` ends the attempt.
+async fn next_priority(
+    aws: &FargateAws,
+    rule: &ListenerRuleSpec,
+    chosen: Option<Result<i32, Blocked>>,
+) -> Result<Result<(i32, Option<ObservedRule>), Blocked>, AwsError> {
+    match chosen {
+        Some(chosen) => Ok(chosen.map(|p| (p, None))),
+        None => Ok(match reread(aws, rule).await? {
+            Ok((ours, taken)) => free_priority(rule, &taken).map(|p| (p, ours)),
+            Err(blocked) => Err(blocked),
+        }),
+    }
+}
+
+/// What a refused priority means: read again and choose another when the spec leaves the choice to
+/// us (a human or another cluster took it since the read), else a conflict.
+fn refused(e: AwsError, rule: &ListenerRuleSpec, priority: i32) -> Result<Result<(), Blocked>, AwsError> {
+    match e.code.as_str() {
+        "PriorityInUse" if rule.priority.is_none() => Ok(Ok(())),
+        "PriorityInUse" => Ok(Err(priority_conflict(priority))),
+        _ => Err(e),
+    }
+}
+
+fn kept_changing() -> Blocked {
+    Blocked { reason: "PriorityConflict", message: "listener priorities kept changing under us; retrying later".into() }
+}
+
 /// Create our rule forwarding to `tg_arn` at `priority`, chosen from `seen`. Returns its ARN and
 /// priority; the inner `Err` is a conflict a human must resolve.
 pub async fn create(
@@ -61,33 +91,25 @@ pub async fn create(
     let mut log = lock.lock().await;
     let mut chosen = rechosen(&log, rule, priority, seen);
     for _ in 0..5 {
-        let priority = match chosen {
-            Some(Ok(p)) => p,
-            Some(Err(blocked)) => return Ok(Err(blocked)),
-            None => match reread(aws, rule).await? {
-                // Only this object makes rules with its tags, one pass at a time: one that shows up
-                // now is the one it made, and a later pass brings it in line.
-                Ok((Some(ours), _)) => return Ok(Ok((ours.arn, ours.priority.unwrap_or_default()))),
-                Ok((None, taken)) => match free_priority(rule, &taken) {
-                    Ok(p) => p,
-                    Err(blocked) => return Ok(Err(blocked)),
-                },
-                Err(blocked) => return Ok(Err(blocked)),
-            },
+        let priority = match next_priority(aws, rule, chosen.take()).await? {
+            // Only this object makes rules with its tags, one pass at a time: one that shows up
+            // now is the one it made, and a later pass brings it in line.
+            Ok((_, Some(ours))) => return Ok(Ok((ours.arn, ours.priority.unwrap_or_default()))),
+            Ok((p, None)) => p,
+            Err(blocked) => return Ok(Err(blocked)),
         };
         log.take(priority);
         match aws.create_rule(&rule.listener_arn, priority, &rule.path_patterns, &rule.host_headers, tg_arn, tags).await
         {
             Ok(arn) => return Ok(Ok((arn, priority))),
-            Err(e) if e.code == "PriorityInUse" && rule.priority.is_none() => chosen = None,
-            Err(e) if e.code == "PriorityInUse" => return Ok(Err(priority_conflict(priority))),
-            Err(e) => return Err(e),
+            Err(e) => {
+                if let Err(blocked) = refused(e, rule, priority)? {
+                    return Ok(Err(blocked));
+                }
+            }
         }
     }
-    Ok(Err(Blocked {
-        reason: "PriorityConflict",
-        message: "listener priorities kept changing under us; retrying later".into(),
-    }))
+    Ok(Err(kept_changing()))
 }
 
 /// Move our rule `arn` to `priority`, chosen from `seen`. Returns the priority it has now.
@@ -102,36 +124,23 @@ pub async fn set_priority(
     let mut log = lock.lock().await;
     let mut chosen = rechosen(&log, rule, priority, seen);
     for _ in 0..5 {
-        let priority = match chosen {
-            Some(Ok(p)) => p,
-            Some(Err(blocked)) => return Ok(Err(blocked)),
-            None => match reread(aws, rule).await? {
-                Ok((ours, taken)) => {
-                    let chosen = free_priority(rule, &taken);
-                    if ours.and_then(|r| r.priority).is_some_and(|p| chosen.as_ref().ok() == Some(&p)) {
-                        return Ok(chosen);
-                    }
-                    match chosen {
-                        Ok(p) => p,
-                        Err(blocked) => return Ok(Err(blocked)),
-                    }
-                }
-                Err(blocked) => return Ok(Err(blocked)),
-            },
+        let priority = match next_priority(aws, rule, chosen.take()).await? {
+            // Already there, as the read shows.
+            Ok((p, Some(ours))) if ours.priority == Some(p) => return Ok(Ok(p)),
+            Ok((p, _)) => p,
+            Err(blocked) => return Ok(Err(blocked)),
         };
         log.take(priority);
         match aws.set_rule_priority(arn, priority).await {
             Ok(()) => return Ok(Ok(priority)),
-            // Taken since the read by someone else (a human, another cluster): read again.
-            Err(e) if e.code == "PriorityInUse" && rule.priority.is_none() => chosen = None,
-            Err(e) if e.code == "PriorityInUse" => return Ok(Err(priority_conflict(priority))),
-            Err(e) => return Err(e),
+            Err(e) => {
+                if let Err(blocked) = refused(e, rule, priority)? {
+                    return Ok(Err(blocked));
+                }
+            }
         }
     }
-    Ok(Err(Blocked {
-        reason: "PriorityConflict",
-        message: "listener priorities kept changing under us; retrying later".into(),
-    }))
+    Ok(Err(kept_changing()))
 }
 
 #[cfg(test)]

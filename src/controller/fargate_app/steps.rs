@@ -376,9 +376,10 @@ impl Planner<'_> {
         let others = taken_priorities(rules, ours.map(|r| r.arn.as_str()));
         let taken = Taken { changes: self.observed.rules_seen, priorities: others.into_iter().collect() };
         let Some(ours) = ours else {
+            // Recorded as planned also when an entry on this listener names a rule found gone: the
+            // create's answer may be lost, and only the planned entry finds its rule after a move.
             let planned = inventory::planned(LISTENER_RULE, listener);
-            let on_listener = |r: &OwnedResource| r.type_ == LISTENER_RULE && r.parent.as_deref() == Some(listener);
-            let record = !self.status.resources.iter().any(|r| on_listener(r) || *r == planned);
+            let record = !self.status.resources.contains(&planned);
             let forward = tg.clone();
             self.steps.push(Step::CreateRule { rule: rule.clone(), priority, forward, taken, record });
             return Ok(None);
