@@ -7,7 +7,7 @@ use aws_sdk_route53::types as r53;
 use super::aws::FailoverAws;
 use super::inventory;
 use super::plan::{HealthCheckAction, HealthCheckConfig, health_check_action};
-use super::steps::{CheckRef, PairRecord, Plan, Step, set_identifier};
+use super::steps::{CheckRef, PairRecord, Plan, Step, set_identifier, side_status, side_target};
 use crate::api::dns_failover::{ChangeStatus, DelegationStatus, DnsFailoverSpec, DnsFailoverStatus, HealthState};
 use crate::aws::AwsError;
 use crate::aws::errors::build_error;
@@ -155,14 +155,6 @@ async fn run(
     }
 }
 
-fn side_status<'a>(
-    status: &'a mut DnsFailoverStatus,
-    side: &str,
-) -> &'a mut crate::api::dns_failover::HealthCheckStatus {
-    let checks = status.health_checks.get_or_insert_with(Default::default);
-    if side == "primary" { &mut checks.primary } else { &mut checks.secondary }
-}
-
 /// Create a check with its planned reference, repeated as it is after a lost answer (Route 53
 /// then returns the check it made).
 async fn create(
@@ -215,11 +207,7 @@ fn pair_record(
             }
         },
     };
-    let (target, failover) = if p.side == "primary" {
-        (&spec.primary.target, r53::ResourceRecordSetFailover::Primary)
-    } else {
-        (&spec.secondary.target, r53::ResourceRecordSetFailover::Secondary)
-    };
+    let (target, failover) = side_target(spec, p.side);
     r53::ResourceRecordSet::builder()
         .name(format!("{}.", spec.name.trim_end_matches('.')))
         .r#type(r53::RrType::Cname)

@@ -130,7 +130,8 @@ pub fn set_identifier(uid: &str, side: &str) -> String {
     format!("{side}-{}", &uid.chars().filter(|c| *c != '-').take(12).collect::<String>())
 }
 
-fn side_status<'a>(status: &'a mut DnsFailoverStatus, side: &str) -> &'a mut HealthCheckStatus {
+/// The status entry of a side's check.
+pub fn side_status<'a>(status: &'a mut DnsFailoverStatus, side: &str) -> &'a mut HealthCheckStatus {
     let checks = status.health_checks.get_or_insert_with(HealthChecksStatus::default);
     if side == "primary" { &mut checks.primary } else { &mut checks.secondary }
 }
@@ -321,6 +322,15 @@ pub fn plan(spec: &DnsFailoverSpec, uid: &str, status: &DnsFailoverStatus, obser
     Plan { status, steps, blocked: None, active_target, delegated }
 }
 
+/// The target and the failover role of a side's record.
+pub fn side_target<'a>(spec: &'a DnsFailoverSpec, side: &str) -> (&'a String, r53::ResourceRecordSetFailover) {
+    if side == "primary" {
+        (&spec.primary.target, r53::ResourceRecordSetFailover::Primary)
+    } else {
+        (&spec.secondary.target, r53::ResourceRecordSetFailover::Secondary)
+    }
+}
+
 /// Whether Route 53 serves the side's record as the spec wants it, naming `check` (empty: none).
 fn record_in_place(
     spec: &DnsFailoverSpec,
@@ -329,11 +339,7 @@ fn record_in_place(
     check: &str,
     existing: &[r53::ResourceRecordSet],
 ) -> bool {
-    let (target, failover) = if side == "primary" {
-        (&spec.primary.target, r53::ResourceRecordSetFailover::Primary)
-    } else {
-        (&spec.secondary.target, r53::ResourceRecordSetFailover::Secondary)
-    };
+    let (target, failover) = side_target(spec, side);
     let set_id = set_identifier(uid, side);
     existing.iter().any(|e| {
         let values: Vec<String> = e.resource_records().iter().map(|v| normalize_dns_name(v.value())).collect();

@@ -85,7 +85,7 @@ impl Elbv2Api for FakeElbv2 {
         let answer = if self.rules.iter().any(|r| r.forward_to.iter().any(|t| t == target_group_arn)) {
             Err(error(ErrorCategory::Conflict, "ResourceInUse"))
         } else {
-            let mut groups = self.target_groups.lock().expect("fake groups");
+            let mut groups = self.target_groups.lock().unwrap_or_else(|p| p.into_inner());
             let before = groups.len();
             groups.retain(|g| g != target_group_arn);
             if groups.len() < before { Ok(()) } else { Err(error(ErrorCategory::NotFound, "TargetGroupNotFound")) }

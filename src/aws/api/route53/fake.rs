@@ -48,12 +48,12 @@ pub(crate) struct RequestLog(Mutex<Vec<String>>);
 impl RequestLog {
     /// Log one request.
     pub fn record(&self, request: String) {
-        self.0.lock().expect("fake log").push(request);
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(request);
     }
 
     /// The requests so far.
     pub fn requests(&self) -> Vec<String> {
-        self.0.lock().expect("fake log").clone()
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Log a request the fake was not written for, and fail it with `NotFaked`.
@@ -107,7 +107,7 @@ impl Route53Api for FakeRoute53 {
 
     fn get_change<'a>(&'a self, change_id: &'a str) -> ApiFuture<'a, ChangeInfo> {
         self.log.record(format!("GetChange {change_id}"));
-        let answer = self.change_statuses.lock().expect("fake script").pop_front();
+        let answer = self.change_statuses.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
         Box::pin(async move {
             match answer {
                 Some(Ok(status)) => Ok(ChangeInfo { id: format!("/change/{change_id}"), status: status.into() }),
