@@ -544,7 +544,14 @@ async fn a_rollout_in_progress_is_polled_without_elbv2_reads_and_drift_still_not
         }
     })
     .await;
-    assert_eq!(elbv2_reads(), reads, "a poll reads no ELBv2");
+    // A pass queued by a watch event during the first pass (e.g. its finalizer) can start before
+    // the cache holds the first pass's status; it is skipped (passes_skipped), not run in full.
+    assert_eq!(
+        elbv2_reads(),
+        reads,
+        "a poll reads no ELBv2 ({} passes skipped behind the cache)",
+        m.passes_skipped_count("FargateApp")
+    );
     assert_eq!(m.aws_call_count("ecs", "ListTaskDefinitions", "success"), listings, "a poll lists no revisions");
 
     let svc_arn = status_of(&app).service_arn.expect("serviceArn");

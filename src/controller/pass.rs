@@ -127,13 +127,21 @@ pub struct StatusWriter<'a, K: Managed> {
     metrics: &'a crate::runtime::metrics::Metrics,
     name: String,
     state: std::sync::Mutex<(Option<String>, Option<K::Status>)>,
+    /// The resourceVersion this pass's last write produced (none written: `None`).
+    last_written: std::sync::Mutex<Option<String>>,
 }
 
 impl<'a, K: Managed> StatusWriter<'a, K> {
     /// A writer for `obj` as the pass read it.
     pub fn new(api: &'a Api<K>, obj: &K, metrics: &'a crate::runtime::metrics::Metrics) -> Self {
         let state = (obj.meta().resource_version.clone(), obj.status_ref().cloned());
-        Self { api, metrics, name: obj.name_any(), state: std::sync::Mutex::new(state) }
+        Self {
+            api,
+            metrics,
+            name: obj.name_any(),
+            state: std::sync::Mutex::new(state),
+            last_written: std::sync::Mutex::new(None),
+        }
     }
 
     /// Write `status` unless it is what the object already has. `Err` 409: the object changed since
@@ -148,9 +156,19 @@ impl<'a, K: Managed> StatusWriter<'a, K> {
             Some(v) => crate::runtime::status::apply_status_at(self.api, &self.name, &v, status).await?,
             None => return Err(ReconcileError::MissingMetadata("metadata.resourceVersion")),
         };
+        self.note_written(written.meta().resource_version.clone());
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) =
             (written.meta().resource_version.clone(), Some(status.clone()));
         Ok(())
+    }
+
+    fn note_written(&self, version: Option<String>) {
+        *self.last_written.lock().unwrap_or_else(|p| p.into_inner()) = version;
+    }
+
+    /// The resourceVersion this pass's last status write produced, if it wrote.
+    pub fn written_version(&self) -> Option<String> {
+        self.last_written.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The status as this pass last wrote it (or read it).
@@ -185,7 +203,10 @@ impl<'a, K: Managed> StatusWriter<'a, K> {
             let Some(version) = latest.meta().resource_version.clone() else { break };
             self.metrics.status_written(K::KIND);
             match crate::runtime::status::apply_status_at(self.api, &self.name, &version, &status).await {
-                Ok(_) => return Ok(()),
+                Ok(written) => {
+                    self.note_written(written.meta().resource_version.clone());
+                    return Ok(());
+                }
                 // Changed again between the read and the write: read it again.
                 Err(e) => {
                     refused = e.into();

@@ -82,6 +82,11 @@ pub async fn drive<K: Managed, P: Pipeline<K>>(
     paused: bool,
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
+    let key = kube::runtime::reflector::ObjectRef::from_obj(obj).to_string();
+    if ctx.written.is_behind(&key, obj.meta().resource_version.as_deref()) {
+        ctx.metrics.pass_skipped_behind_cache(K::KIND);
+        return Ok(Action::requeue(crate::runtime::written::RETRY));
+    }
     let old = obj.status_ref().cloned().unwrap_or_default();
     if paused {
         let mut status = old;
@@ -108,6 +113,7 @@ pub async fn drive<K: Managed, P: Pipeline<K>>(
     let finished = pipeline.finish(obj, &mut applied.status, &applied.end);
     applied.events.extend(finished);
     let (result, written) = finish_pass(&writer, obj, ctx, &old, applied.status, applied.end).await;
+    ctx.written.record(&key, writer.written_version().as_deref());
     if written {
         for e in applied.events {
             if e.warning {

@@ -40,6 +40,7 @@ pub struct Metrics {
     panics: Family<KindLabels, Counter>,
     duration: Family<KindLabels, Histogram, fn() -> Histogram>,
     status_writes: Family<KindLabels, Counter>,
+    passes_skipped: Family<KindLabels, Counter>,
     aws_calls: Family<AwsCallLabels, Counter>,
     aws_budget_wait: Family<KindLabels, Histogram, fn() -> Histogram>,
     leader: Gauge<i64, AtomicI64>,
@@ -75,6 +76,7 @@ impl Metrics {
         let panics = Family::<KindLabels, Counter>::default();
         let duration = Family::<KindLabels, Histogram, fn() -> Histogram>::new_with_constructor(duration_histogram);
         let status_writes = Family::<KindLabels, Counter>::default();
+        let passes_skipped = Family::<KindLabels, Counter>::default();
         let aws_calls = Family::<AwsCallLabels, Counter>::default();
         let aws_budget_wait =
             Family::<KindLabels, Histogram, fn() -> Histogram>::new_with_constructor(duration_histogram);
@@ -95,6 +97,11 @@ impl Metrics {
             "status_writes",
             "Status patches sent (attempted) to the apiserver, by kind",
             status_writes.clone(),
+        );
+        registry.register(
+            "passes_skipped",
+            "Passes not run because the cached object was older than this process's own last status write, by kind",
+            passes_skipped.clone(),
         );
         registry.register(
             "aws_calls",
@@ -129,6 +136,7 @@ impl Metrics {
             panics,
             duration,
             status_writes,
+            passes_skipped,
             aws_calls,
             aws_budget_wait,
             leader,
@@ -168,6 +176,11 @@ impl Metrics {
         self.status_writes.get_or_create(&KindLabels { kind: kind.into() }).inc();
     }
 
+    /// A pass of `kind` was skipped: its cached object was older than its last status write.
+    pub fn pass_skipped_behind_cache(&self, kind: &str) {
+        self.passes_skipped.get_or_create(&KindLabels { kind: kind.into() }).inc();
+    }
+
     /// One AWS call attempt ended with `outcome` (`success` or an error category).
     pub fn aws_call(&self, service: &str, operation: &str, outcome: &str) {
         self.aws_calls
@@ -194,6 +207,11 @@ impl Metrics {
     /// Claims bound so far from `source` (`pool` or `cold`); tests and benchmarks read this.
     pub fn claims_bound_count(&self, source: &str) -> u64 {
         self.claims_bound.get_or_create(&SourceLabels { source: source.into() }).get()
+    }
+
+    /// Passes of `kind` skipped behind a lagging cache so far.
+    pub fn passes_skipped_count(&self, kind: &str) -> u64 {
+        self.passes_skipped.get(&KindLabels { kind: kind.into() }).map(|c| c.get()).unwrap_or(0)
     }
 
     /// A call waited `waited` for the `service` budget.

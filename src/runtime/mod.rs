@@ -13,5 +13,6 @@ pub mod server;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
+pub mod written;
 
 pub use context::Context;
