@@ -2,7 +2,7 @@
 //!
 //! The driver owns what every kind does the same way: watching, per-object backoff, metrics, panics
 //! caught per object (`guard`), the finalizer and `DeletionBlocked`, validation into `Degraded` and
-//! `paused` (`gate`), the end of every pass (`pass::finish_pass`: outcome into conditions, one
+//! `paused` (`pipeline::drive`), the end of every pass (`pass::finish_pass`: outcome into conditions, one
 //! resourceVersion-guarded status write, Events) and the inventory helpers. Each kind's module holds
 //! only what is its own: its observe, decide and apply steps.
 
@@ -35,7 +35,7 @@ use crate::api::validation::{
     ValidationErrors, validate_dns_failover, validate_fargate_app, validate_hot_pool, validate_hot_pool_claim,
 };
 use crate::api::{DnsFailover, FargateApp, HotPool, HotPoolClaim, HotPoolWorker};
-use crate::runtime::conditions::{self, DEGRADED, READY, REASON_INVALID_SPEC};
+use crate::runtime::conditions::{self, DEGRADED, READY};
 use crate::runtime::context::Context;
 use crate::runtime::status::{ObjectStatus, apply_status, set_last_error};
 
@@ -88,45 +88,6 @@ managed!(HotPoolClaim, crate::api::HotPoolClaimStatus, "HotPoolClaim", |o| valid
 /// The resync period with up to 10% jitter, so objects created together do not resync together.
 pub fn jittered(period: Duration) -> Duration {
     period.mul_f64(1.0 - 0.1 * crate::runtime::backoff::unit_random())
-}
-
-/// The status of an object whose spec failed validation: `Degraded`/`InvalidSpec` and not Ready,
-/// with every field error. Pure, so a second pass over its own result is unit-tested to change nothing.
-pub fn invalid_status<K: Managed>(obj: &K, errs: &ValidationErrors) -> K::Status {
-    let mut status = obj.status_ref().cloned().unwrap_or_default();
-    let generation = obj.meta().generation;
-    let msg = errs.to_string();
-    conditions::set_condition(status.conditions_mut(), DEGRADED, true, REASON_INVALID_SPEC, &msg, generation);
-    conditions::set_condition(status.conditions_mut(), READY, false, REASON_INVALID_SPEC, &msg, generation);
-    set_last_error(status.last_error_mut(), "validate", REASON_INVALID_SPEC, &msg);
-    *status.observed_generation_mut() = generation;
-    status
-}
-
-/// What every reconciler checks before any AWS call: an invalid spec is written as Degraded (an
-/// Event the first time) and fails the pass; `paused` is written as not Synced and ends it.
-/// `Ok(None)`: go on.
-pub async fn gate<K: Managed>(
-    api: &Api<K>,
-    obj: &K,
-    paused: bool,
-    ctx: &Context,
-) -> Result<Option<Action>, ReconcileError> {
-    let old = obj.status_ref().cloned().unwrap_or_default();
-    if let Err(errs) = obj.validate() {
-        write_status(api, obj, &invalid_status(obj, &errs), ctx).await?;
-        if !conditions::is_true(old.conditions(), DEGRADED) {
-            ctx.events.warning(obj, REASON_INVALID_SPEC, "Validate", errs.to_string()).await;
-        }
-        return Err(ReconcileError::Invalid(errs));
-    }
-    if paused {
-        let mut status = old;
-        record_paused(&mut status, obj.meta().generation);
-        write_status(api, obj, &status, ctx).await?;
-        return Ok(Some(Action::requeue(jittered(ctx.config.resync()))));
-    }
-    Ok(None)
 }
 
 /// A problem a human must fix (not an AWS error): reported as `Degraded` with `reason`.
@@ -386,6 +347,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::conditions::REASON_INVALID_SPEC;
 
     fn app(memory: i32) -> FargateApp {
         let mut app: FargateApp = serde_json::from_value(serde_json::json!({
@@ -425,7 +387,15 @@ mod tests {
     fn invalid_spec_is_degraded_with_the_field_and_a_second_pass_changes_nothing() {
         let mut obj = app(4096);
         let errs = obj.validate().expect_err("memory 4096 with cpu 256 is invalid");
-        let first = invalid_status(&obj, &errs);
+        // What drive() records for a spec that fails validation.
+        let invalid = |obj: &FargateApp| {
+            let mut status = obj.status.clone().unwrap_or_default();
+            let blocked = Blocked { reason: REASON_INVALID_SPEC, message: errs.to_string() };
+            record_blocked(&mut status, &blocked, obj.metadata.generation);
+            status.observed_generation = obj.metadata.generation;
+            status
+        };
+        let first = invalid(&obj);
         assert!(conditions::is_true(&first.conditions, DEGRADED));
         assert!(!conditions::is_true(&first.conditions, READY));
         let degraded = conditions::find(&first.conditions, DEGRADED).expect("Degraded");
@@ -437,6 +407,6 @@ mod tests {
         );
         assert_eq!(first.observed_generation, Some(3));
         obj.status = Some(first.clone());
-        assert_eq!(invalid_status(&obj, &errs), first, "a converged object must not cause a status write");
+        assert_eq!(invalid(&obj), first, "a converged object must not cause a status write");
     }
 }

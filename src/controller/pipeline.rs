@@ -11,7 +11,6 @@ use kube::runtime::controller::Action;
 use super::{
     Blocked, Managed, PassEnd, ReconcileError, StatusWriter, finish_pass, jittered, record_paused, write_status,
 };
-use crate::aws::AwsError;
 use crate::runtime::Context;
 use crate::runtime::conditions::REASON_INVALID_SPEC;
 use crate::runtime::status::ObjectStatus;
@@ -48,8 +47,12 @@ pub trait Pipeline<K: Managed>: Send + Sync {
     /// The pass's decisions.
     type Plan: Send;
 
-    /// The AWS reads the plan needs, made before any write.
-    fn observe<'a>(&'a self, obj: &'a K, status: &'a K::Status) -> BoxFuture<'a, Result<Self::Observed, AwsError>>;
+    /// The reads the plan needs (AWS, and Kubernetes objects the kind owns), made before any write.
+    fn observe<'a>(
+        &'a self,
+        obj: &'a K,
+        status: &'a K::Status,
+    ) -> BoxFuture<'a, Result<Self::Observed, ReconcileError>>;
 
     /// Decide every step: pure (no call, no clock; anything random is drawn by the implementor and
     /// passed in), so the same inputs give the same plan.
@@ -106,7 +109,10 @@ pub async fn drive<K: Managed, P: Pipeline<K>>(
                 let plan = pipeline.plan(obj, &old, &observed);
                 pipeline.apply(obj, plan, &writer).await
             }
-            Err(err) => Applied { status: old.clone(), end: PassEnd::Failed(err), events: Vec::new() },
+            Err(ReconcileError::Aws(err)) => {
+                Applied { status: old.clone(), end: PassEnd::Failed(err), events: Vec::new() }
+            }
+            Err(err) => Applied { status: old.clone(), end: PassEnd::Error(err), events: Vec::new() },
         },
     };
     *applied.status.observed_generation_mut() = obj.meta().generation;

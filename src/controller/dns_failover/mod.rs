@@ -30,7 +30,6 @@ use self::aws::FailoverAws;
 use super::pipeline::{Applied, PassEvent, Pipeline, drive};
 use super::{PassEnd, ReconcileError, StatusWriter, jittered, with_finalizer};
 use crate::api::dns_failover::{DnsFailover, DnsFailoverStatus};
-use crate::aws::AwsError;
 use crate::runtime::Context;
 use crate::runtime::conditions::{self, READY};
 use crate::runtime::status::ObjectStatus;
@@ -91,8 +90,8 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
         &'a self,
         obj: &'a DnsFailover,
         status: &'a DnsFailoverStatus,
-    ) -> BoxFuture<'a, Result<observe::Observed, AwsError>> {
-        Box::pin(observe::observe(&self.aws, &obj.spec, status))
+    ) -> BoxFuture<'a, Result<observe::Observed, ReconcileError>> {
+        Box::pin(async move { Ok(observe::observe(&self.aws, &obj.spec, status).await?) })
     }
 
     fn plan(&self, obj: &DnsFailover, status: &DnsFailoverStatus, observed: &observe::Observed) -> steps::Plan {

@@ -154,7 +154,7 @@ impl Pipeline<FargateApp> for AppPass<'_> {
         &'a self,
         obj: &'a FargateApp,
         status: &'a FargateAppStatus,
-    ) -> BoxFuture<'a, Result<AppObserved, AwsError>> {
+    ) -> BoxFuture<'a, Result<AppObserved, ReconcileError>> {
         Box::pin(async move {
             let generation = obj.meta().generation;
             let synced = status.observed_generation == generation

@@ -25,8 +25,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference};
 use kube::Resource;
 use kube::api::PostParams;
 
-use super::aws::{LaunchRequest, RUN_TASK_MAX, TAG_LAUNCH, TAG_VERSION};
-use super::plan::{self, WorkerView};
+use super::aws::{LaunchRequest, TAG_LAUNCH, TAG_VERSION};
+use super::plan;
 use super::{KIND, LAUNCH_LABEL, PassResult, Pool};
 use crate::api::FIELD_MANAGER;
 use crate::api::hot_pool::WorkerPhase;
@@ -34,8 +34,7 @@ use crate::api::hot_pool::{HotPool, HotPoolWorker, HotPoolWorkerSpec, POOL_LABEL
 use crate::aws::{AwsError, ErrorCategory};
 use crate::controller::ReconcileError;
 
-/// Condition reason of a version whose launches ECS rejects.
-pub const REASON_LAUNCH_REJECTED: &str = "LaunchRejected";
+pub use super::plan::REASON_LAUNCH_REJECTED;
 /// First wait after a rejection; it doubles per rejection in a row, up to [`REJECTION_CAP`].
 const REJECTION_BASE: Duration = Duration::from_secs(30);
 const REJECTION_CAP: Duration = Duration::from_secs(600);
@@ -84,15 +83,21 @@ impl Rejections {
     }
 }
 
+/// Rejections are remembered per pool generation, version and task definition: an edit, or a new
+/// revision behind a family reference, tries again at once.
+pub fn rejection_key(pool: &HotPool, version: &str, td: &str) -> String {
+    let (namespace, name) =
+        (pool.meta().namespace.as_deref().unwrap_or_default(), pool.meta().name.as_deref().unwrap_or_default());
+    format!("{namespace}/{name}/{:?}/{version}/{td}", pool.meta().generation)
+}
+
 impl Pool<'_> {
-    /// Rejections are remembered per pool generation, version and task definition: an edit, or a
-    /// new revision behind a family reference, tries again at once.
     fn rejection_key(&self, version: &str, td: &str) -> String {
-        format!("{}/{}/{:?}/{version}/{td}", self.namespace, self.name, self.pool.meta().generation)
+        rejection_key(self.pool, version, td)
     }
 
     /// Whether launches of `version` on `td` wait after a rejection; if so, reported in `result`.
-    fn held_back(&self, version: &str, td: &str, result: &mut PassResult) -> bool {
+    pub(super) fn held_back(&self, version: &str, td: &str, result: &mut PassResult) -> bool {
         match self.shared.rejections.blocked(&self.rejection_key(version, td), Instant::now()) {
             Some((message, left)) => {
                 result.problem(REASON_LAUNCH_REJECTED, message);
@@ -137,38 +142,6 @@ impl Pool<'_> {
         Ok(())
     }
 
-    /// Launch what the versions lack plus one reserved worker per cold-starting claim.
-    pub(super) async fn launch(
-        &mut self,
-        current_td: &BTreeMap<String, String>,
-        waiting: &BTreeMap<String, usize>,
-        result: &mut PassResult,
-    ) -> Result<(), ReconcileError> {
-        let views: Vec<WorkerView> = self.workers.values().map(WorkerView::of).collect();
-        let deficits = plan::pool_deficits(&self.pool.spec, &views, current_td, waiting, &Default::default());
-        let mut slots: BTreeMap<String, Vec<Option<WorkerClaimRef>>> = BTreeMap::new();
-        for (version, r) in std::mem::take(&mut self.cold_starts) {
-            if current_td.contains_key(&version) {
-                slots.entry(version).or_default().push(Some(r));
-            }
-        }
-        for (version, n) in deficits {
-            slots.entry(version).or_default().extend(std::iter::repeat_n(None, n));
-        }
-        for (version, wanted) in slots {
-            let Some(td) = current_td.get(&version) else { continue };
-            if self.held_back(&version, td, result) {
-                continue;
-            }
-            for batch in wanted.chunks(RUN_TASK_MAX) {
-                if !self.launch_batch(&version, td, batch, result).await? {
-                    break;
-                }
-            }
-        }
-        Ok(())
-    }
-
     fn new_worker(&self, name: &str, version: &str, td: &str, token: &str) -> HotPoolWorker {
         let mut w = HotPoolWorker::new(
             name,
@@ -201,7 +174,7 @@ impl Pool<'_> {
 
     /// Write the workers first (the intent, with the idempotency token), then RunTask, then record
     /// each task on its worker. False when ECS rejected the launch.
-    async fn launch_batch(
+    pub(super) async fn launch_batch(
         &mut self,
         version: &str,
         td: &str,
@@ -225,7 +198,7 @@ impl Pool<'_> {
 
     /// RunTask for `names` (workers already written with `token`) and record the tasks. False when
     /// ECS rejected the request (the rows are removed and the version reported).
-    async fn run_batch(
+    pub(super) async fn run_batch(
         &mut self,
         version: &str,
         td: &str,
@@ -310,36 +283,6 @@ impl Pool<'_> {
             self.ctx.events.warning(self.pool, "LaunchFailed", "RunTask", note).await;
         }
         Ok(true)
-    }
-
-    /// Repeat RunTask, with the same token, for workers whose launch found no task. Rows of a
-    /// version whose launches are being held back after a rejection are removed instead.
-    pub(super) async fn relaunch(&mut self, names: &[String], result: &mut PassResult) -> Result<(), ReconcileError> {
-        let mut groups: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
-        for n in names {
-            let Some(w) = self.workers.get(n) else { continue };
-            let Some(token) = w.spec.launch_token.clone() else { continue };
-            groups
-                .entry((token, w.spec.version.clone(), w.spec.task_definition_arn.clone()))
-                .or_default()
-                .push(n.clone());
-        }
-        for ((token, version, td), mut group) in groups {
-            group.sort();
-            if self.held_back(&version, &td, result) {
-                for name in &group {
-                    self.delete_worker(name).await?;
-                }
-                continue;
-            }
-            let slots = vec![None; group.len()];
-            for (chunk, slot) in group.chunks(RUN_TASK_MAX).zip(slots.chunks(RUN_TASK_MAX)) {
-                if !self.run_batch(&version, &td, &token, chunk, slot, result).await? {
-                    break;
-                }
-            }
-        }
-        Ok(())
     }
 }
 

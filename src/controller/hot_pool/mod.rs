@@ -13,11 +13,14 @@
 //! status write, the next pass finds the task by that tag, or repeats RunTask with the same token,
 //! so a task is never launched twice for one worker.
 //!
-//! A pass, in order: resolve task definitions, list workers, `observe` the tasks (recover, relaunch,
-//! stop orphans, apply each worker's step), the claims pass (`binding`), idle stops and `launch`,
-//! then `status`. Worker writes live in `workers`, pool deletion in `cleanup`, the pure decisions in
-//! `plan`.
+//! A pass runs through the shared `pipeline::drive` like every kind: `observe` reads (task
+//! definitions, workers, tasks, claims, held-back launches), the pure `plan::plan_pass` decides every
+//! step as a value (recover, relaunch, orphans, each worker's step, releases, each claim's step, idle
+//! stops, launches), `apply` runs them in order, and the status is written once at the end. Worker
+//! writes live in `workers`, claim writes in `binding`, RunTask in `launch`, pool deletion in
+//! `cleanup`.
 
+mod apply;
 pub mod aws;
 mod binding;
 pub mod claim;
@@ -33,20 +36,20 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ListParams};
+use kube::ResourceExt;
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Resource, ResourceExt};
 
 use self::aws::PoolAws;
-use super::{PassEnd, ReconcileError, StatusWriter, error_policy, finish_pass, gate, jittered, with_finalizer};
+use super::pipeline::{Applied, Pipeline, drive};
+use super::{PassEnd, ReconcileError, StatusWriter, error_policy, jittered, with_finalizer};
 use crate::api::OwnedResource;
-use crate::api::hot_pool::{
-    HotPool, HotPoolClaim, HotPoolStatus, HotPoolWorker, POOL_LABEL, WorkerClaimRef, WorkerPhase,
-};
+use crate::api::hot_pool::{HotPool, HotPoolClaim, HotPoolStatus, HotPoolWorker};
 use crate::aws::naming::Owner;
 use crate::runtime::Context;
 
@@ -55,9 +58,6 @@ const KIND: &str = "HotPool";
 pub const LAUNCH_LABEL: &str = "fargate.operator.dev/launch";
 /// How often a pool with Starting workers looks at them again.
 const STARTING_POLL: Duration = Duration::from_secs(3);
-/// The longest a pass waits for a deadline (a lease end, a startup timeout) before looking again;
-/// the backstop `replenishIntervalSeconds` is never longer.
-const MAX_WAKE: Duration = Duration::from_secs(3600);
 
 /// State shared by every HotPool reconcile.
 pub struct Shared {
@@ -176,73 +176,185 @@ async fn apply(
     ctx: &Context,
     shared: &Shared,
 ) -> Result<Action, ReconcileError> {
-    if let Some(done) = gate(api, pool.as_ref(), pool.spec.policy.paused, ctx).await? {
-        return Ok(done);
-    }
-    let old = pool.status.clone().unwrap_or_default();
-    let mut status = old.clone();
     tracing::debug!(pool = %pool.name_any(), "waiting for the claim store");
     if shared.claims_ready.clone().wait_for(|ready| *ready).await.is_err() {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
-    tracing::debug!(pool = %pool.name_any(), "credentials");
-    let aws = pool_aws(ctx, &pool).await;
-    let writer = StatusWriter::new(api, pool.as_ref(), &ctx.metrics);
-    let mut pass = Pool::new(&pool, ctx, shared, &writer, aws, status.resources.clone())?;
-    let outcome = pass.converge(&mut status).await;
-    // Also after a failed pass: a RunTask it made may have started tasks in a cluster it recorded.
-    status.resources = std::mem::take(&mut pass.resources);
-    let backstop = Duration::from_secs(u64::try_from(pool.spec.replenish_interval_seconds).unwrap_or(30));
-    let end = match outcome {
-        Ok(done) => {
-            let requeue = done.next.map_or(jittered(backstop), |n| n.min(jittered(backstop)));
-            match done.problems.first() {
-                None => PassEnd::Converged { message: "workers match the plan table", requeue },
-                Some((reason, _)) => {
-                    let message = done.problems.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ");
-                    let operation = if *reason == launch::REASON_LAUNCH_REJECTED {
-                        "ecs:RunTask"
-                    } else {
-                        "ecs:DescribeTaskDefinition"
-                    };
-                    PassEnd::Partial { problem: super::Blocked { reason, message }, operation, requeue }
-                }
-            }
-        }
-        // No cluster, no workers: a problem for a human, reported as such and looked at again
-        // at the backstop interval (not retried as an AWS error).
-        Err(ReconcileError::Aws(err)) if err.code == "ClusterNotFoundException" => {
-            let blocked = super::Blocked {
-                reason: "ClusterNotFound",
-                message: format!(
-                    "spec.cluster: ECS cluster {:?} does not exist in this account and region; create it or fix spec.cluster",
-                    pool.spec.cluster
-                ),
-            };
-            PassEnd::BlockedFor(blocked, jittered(backstop))
-        }
-        Err(ReconcileError::Aws(err)) => PassEnd::Failed(err),
-        Err(other) => PassEnd::Error(other),
-    };
-    finish_pass(&writer, pool.as_ref(), ctx, &old, status, end).await.0
+    let pass = PoolPass { ctx, shared, aws: pool_aws(ctx, &pool).await, owner: owner(ctx, &pool)? };
+    drive(&pass, api, pool.as_ref(), pool.spec.policy.paused, ctx).await
 }
 
-/// One converge pass over one pool.
-struct Pool<'a> {
-    pool: &'a HotPool,
+/// One pass over one pool, run by the shared [`drive`]: observe (`observe.rs`), plan (the pure
+/// `plan::plan_pass`), apply (`apply.rs`, with the writes of `workers`, `binding` and `launch`).
+struct PoolPass<'a> {
     ctx: &'a Context,
     shared: &'a Shared,
     aws: PoolAws,
     owner: Owner,
+}
+
+/// A pass's decisions, with what applying them needs from the reads.
+enum PoolPlan {
+    /// `spec.cluster` does not exist: nothing to do but say so.
+    ClusterMissing { status: Box<HotPoolStatus> },
+    /// Run the steps.
+    Run(Box<RunPlan>),
+}
+
+struct RunPlan {
+    status: HotPoolStatus,
+    decided: plan::PassPlan,
+    workers: BTreeMap<String, HotPoolWorker>,
+    claims: Vec<Arc<HotPoolClaim>>,
+    current_td: BTreeMap<String, String>,
+    now: Timestamp,
+}
+
+impl Pipeline<HotPool> for PoolPass<'_> {
+    type Observed = observe::Observed;
+    type Plan = PoolPlan;
+
+    fn observe<'a>(
+        &'a self,
+        obj: &'a HotPool,
+        status: &'a HotPoolStatus,
+    ) -> BoxFuture<'a, Result<observe::Observed, ReconcileError>> {
+        Box::pin(async move {
+            let workers_api: Api<HotPoolWorker> = Api::namespaced(self.ctx.client.clone(), &self.owner.namespace);
+            observe::observe(obj, status, &self.aws, &self.owner, self.shared, &workers_api).await
+        })
+    }
+
+    fn plan(&self, obj: &HotPool, status: &HotPoolStatus, observed: &observe::Observed) -> PoolPlan {
+        if observed.cluster_missing {
+            return PoolPlan::ClusterMissing { status: Box::new(status.clone()) };
+        }
+        let claims: Vec<plan::ClaimView> =
+            observed.claims.iter().map(|c| plan::ClaimView::of(c, observed.now)).collect();
+        let mut decided = plan::plan_pass(&plan::PassInput {
+            spec: &obj.spec,
+            owner: &self.owner,
+            workers: &observed.workers,
+            tasks: &observed.tasks,
+            running: observed.running.as_ref(),
+            claims: &claims,
+            current_td: &observed.current_td,
+            held: &observed.held,
+            resources: &observed.resources,
+            launch_tag: aws::TAG_LAUNCH,
+            run_task_max: aws::RUN_TASK_MAX,
+            now: observed.now,
+        });
+        for (reason, message) in &observed.problems {
+            decided.problem(reason, message.clone());
+        }
+        PoolPlan::Run(Box::new(RunPlan {
+            status: status.clone(),
+            decided,
+            workers: observed.workers.clone(),
+            claims: observed.claims.clone(),
+            current_td: observed.current_td.clone(),
+            now: observed.now,
+        }))
+    }
+
+    fn apply<'a>(
+        &'a self,
+        obj: &'a HotPool,
+        plan: PoolPlan,
+        writer: &'a StatusWriter<'a, HotPool>,
+    ) -> BoxFuture<'a, Applied<HotPoolStatus>> {
+        Box::pin(async move {
+            let backstop = Duration::from_secs(u64::try_from(obj.spec.replenish_interval_seconds).unwrap_or(30));
+            let run = match plan {
+                PoolPlan::ClusterMissing { status } => {
+                    // No cluster, no workers: a problem for a human, looked at again at the backstop
+                    // interval (not retried as an AWS error).
+                    let end = PassEnd::BlockedFor(cluster_missing(obj), jittered(backstop));
+                    return Applied { status: *status, end, events: Vec::new() };
+                }
+                PoolPlan::Run(run) => *run,
+            };
+            let RunPlan { mut status, decided, workers, claims, mut current_td, now } = run;
+            let mut result = PassResult { problems: decided.problems, next: decided.next };
+            let mut pass = Pool {
+                pool: obj,
+                ctx: self.ctx,
+                shared: self.shared,
+                aws: &self.aws,
+                name: obj.name_any(),
+                namespace: self.owner.namespace.clone(),
+                started_by: plan::started_by(&self.owner.uid),
+                owner: &self.owner,
+                workers_api: Api::namespaced(self.ctx.client.clone(), &self.owner.namespace),
+                claims_api: Api::namespaced(self.ctx.client.clone(), &self.owner.namespace),
+                workers,
+                stale_task_definitions: BTreeSet::new(),
+                resources: decided.resources,
+                writer,
+                now,
+            };
+            let outcome = pass.run(decided.steps, &claims, &mut result).await;
+            // Also after a failed pass: a RunTask it made may have started tasks in a cluster it recorded.
+            status.resources = std::mem::take(&mut pass.resources);
+            for version in &pass.stale_task_definitions {
+                current_td.remove(version);
+            }
+            if outcome.is_ok() {
+                pass.fill_status(&mut status, &current_td);
+            }
+            let end = match outcome {
+                Ok(()) => {
+                    let requeue = result.next.map_or(jittered(backstop), |n| n.min(jittered(backstop)));
+                    match result.problems.first() {
+                        None => PassEnd::Converged { message: "workers match the plan table", requeue },
+                        Some((reason, _)) => {
+                            let message =
+                                result.problems.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ");
+                            let operation = if *reason == launch::REASON_LAUNCH_REJECTED {
+                                "ecs:RunTask"
+                            } else {
+                                "ecs:DescribeTaskDefinition"
+                            };
+                            PassEnd::Partial { problem: super::Blocked { reason, message }, operation, requeue }
+                        }
+                    }
+                }
+                Err(ReconcileError::Aws(err)) if err.code == "ClusterNotFoundException" => {
+                    PassEnd::BlockedFor(cluster_missing(obj), jittered(backstop))
+                }
+                Err(ReconcileError::Aws(err)) => PassEnd::Failed(err),
+                Err(other) => PassEnd::Error(other),
+            };
+            Applied { status, end, events: Vec::new() }
+        })
+    }
+}
+
+fn cluster_missing(pool: &HotPool) -> super::Blocked {
+    super::Blocked {
+        reason: "ClusterNotFound",
+        message: format!(
+            "spec.cluster: ECS cluster {:?} does not exist in this account and region; create it or fix spec.cluster",
+            pool.spec.cluster
+        ),
+    }
+}
+
+/// The writes of one pass over one pool.
+struct Pool<'a> {
+    pool: &'a HotPool,
+    ctx: &'a Context,
+    shared: &'a Shared,
+    aws: &'a PoolAws,
+    owner: &'a Owner,
     name: String,
     namespace: String,
     started_by: String,
     workers_api: Api<HotPoolWorker>,
     claims_api: Api<HotPoolClaim>,
-    /// Fresh worker objects by name, updated by every write of this pass.
+    /// The pool's workers by name, updated by every write of this pass.
     workers: BTreeMap<String, HotPoolWorker>,
-    /// Claims to launch a reserved worker for, by version.
-    cold_starts: Vec<(String, WorkerClaimRef)>,
     /// Versions whose resolved task definition RunTask did not find: resolved again next pass.
     stale_task_definitions: BTreeSet<String>,
     /// The ownership inventory (`status.resources`), updated as the pass goes.
@@ -250,137 +362,4 @@ struct Pool<'a> {
     /// The pool's status writer (a new cluster is recorded before the first RunTask into it).
     writer: &'a StatusWriter<'a, HotPool>,
     now: Timestamp,
-}
-
-impl<'a> Pool<'a> {
-    fn new(
-        pool: &'a HotPool,
-        ctx: &'a Context,
-        shared: &'a Shared,
-        writer: &'a StatusWriter<'a, HotPool>,
-        aws: PoolAws,
-        resources: Vec<OwnedResource>,
-    ) -> Result<Self, ReconcileError> {
-        let owner = owner(ctx, pool)?;
-        let namespace = owner.namespace.clone();
-        Ok(Self {
-            pool,
-            ctx,
-            shared,
-            aws,
-            name: pool.name_any(),
-            started_by: plan::started_by(&owner.uid),
-            owner,
-            workers_api: Api::namespaced(ctx.client.clone(), &namespace),
-            claims_api: Api::namespaced(ctx.client.clone(), &namespace),
-            namespace,
-            workers: BTreeMap::new(),
-            cold_starts: Vec::new(),
-            stale_task_definitions: BTreeSet::new(),
-            resources,
-            writer,
-            now: Timestamp::now(),
-        })
-    }
-
-    async fn converge(&mut self, status: &mut HotPoolStatus) -> Result<PassResult, ReconcileError> {
-        let mut result = PassResult::default();
-        let mut current_td = self.resolve_task_definitions(status, &mut result).await?;
-        tracing::debug!(pool = %self.name, "listing workers");
-        self.list_workers().await?;
-        self.record_worker_clusters();
-        let key = format!("{}/{}", self.namespace, self.name);
-        tracing::debug!(pool = %self.name, workers = self.workers.len(), "observing tasks");
-        self.observe_and_repair(&key, &mut result).await?;
-        tracing::debug!(pool = %self.name, "claims");
-        let waiting = self.claims_pass(&current_td, &mut result).await?;
-        tracing::debug!(pool = %self.name, "idle stops and launches");
-        self.stop_idle(&current_td, &waiting).await?;
-        self.launch(&current_td, &waiting, &mut result).await?;
-        for version in &self.stale_task_definitions {
-            current_td.remove(version);
-        }
-        tracing::debug!(pool = %self.name, "pass done");
-        self.fill_status(status, &current_td);
-        if self.workers.values().any(|w| plan::phase(w) == WorkerPhase::Starting) {
-            result.due_in(STARTING_POLL);
-        }
-        Ok(result)
-    }
-
-    /// The task definition ARN of every version, from status when the reference still matches.
-    async fn resolve_task_definitions(
-        &self,
-        old: &HotPoolStatus,
-        result: &mut PassResult,
-    ) -> Result<BTreeMap<String, String>, ReconcileError> {
-        let same_generation = old.observed_generation == self.pool.meta().generation;
-        let mut out = BTreeMap::new();
-        for (i, v) in self.pool.spec.versions.iter().enumerate() {
-            let cached = old
-                .versions
-                .iter()
-                .find(|s| s.version == v.version)
-                .and_then(|s| s.task_definition_arn.clone())
-                .filter(|arn| reference_matches(&v.task_definition, arn, same_generation));
-            let arn = match cached {
-                Some(a) => Some(a),
-                None => self.aws.task_definition_arn(&v.task_definition).await?,
-            };
-            match arn {
-                Some(a) => {
-                    out.insert(v.version.clone(), a);
-                }
-                None => result.problem(
-                    "TaskDefinitionNotFound",
-                    format!(
-                        "spec.versions[{i}].taskDefinition: {:?} is not a registered task definition; register it or fix the reference",
-                        v.task_definition
-                    ),
-                ),
-            }
-        }
-        Ok(out)
-    }
-
-    async fn list_workers(&mut self) -> Result<(), ReconcileError> {
-        let lp = ListParams::default().labels(&format!("{POOL_LABEL}={}", self.name));
-        let uid = self.owner.uid.clone();
-        self.workers = self
-            .workers_api
-            .list(&lp)
-            .await?
-            .items
-            .into_iter()
-            .filter(|w| w.owner_references().iter().any(|o| o.uid == uid))
-            .map(|w| (w.name_any(), w))
-            .collect();
-        Ok(())
-    }
-
-    /// Record the cluster of every task a worker holds. Pools launched before the inventory existed
-    /// get their entries this way, and so does a cluster whose entry a crash kept from being written
-    /// (it is recorded before RunTask, but written with the status at the end of the pass).
-    fn record_worker_clusters(&mut self) {
-        for w in self.workers.values() {
-            if let Some(arn) = plan::task_arn(w) {
-                let cluster = inventory::cluster_of(arn, &self.pool.spec.cluster);
-                inventory::record(&mut self.resources, cluster, &self.started_by);
-            }
-        }
-    }
-}
-
-/// True when a cached task definition ARN still answers the spec's reference. A bare family
-/// (latest revision) is resolved again whenever the spec changes.
-fn reference_matches(reference: &str, arn: &str, same_generation: bool) -> bool {
-    if reference.starts_with("arn:") {
-        return reference == arn;
-    }
-    let tail = arn.rsplit_once("task-definition/").map(|(_, t)| t).unwrap_or_default();
-    if reference.contains(':') {
-        tail == reference
-    } else {
-        same_generation && tail.split(':').next() == Some(reference)
-    }
 }

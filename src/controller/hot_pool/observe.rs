@@ -1,195 +1,239 @@
-//! Looking at the pool's tasks each pass: recover launches whose task ARN was never recorded
-//! (found by their launch tag), relaunch the rest with their token, stop tasks of the pool that no
-//! worker records (orphans), and apply each worker's step (Starting -> Available, lost, timed out).
+//! What one pool pass reads before it plans: the task definition each version resolves to, the
+//! pool's workers (a fresh LIST, so a worker written a moment ago is never counted as missing and
+//! launched twice), its tasks, its claims (from the reflector store) and the launches held back
+//! after a rejection.
 //!
-//! The full sweep lists the pool's tasks (ListTasks `startedBy`) in `spec.cluster` and in every
-//! cluster of the inventory, so tasks left in a cluster `spec.cluster` no longer names are still
-//! seen; a recorded cluster with nothing of ours left is dropped from the inventory.
+//! Tasks: those of Starting workers are described every pass. The full sweep (when a worker's task
+//! is unrecorded, else every `replenishIntervalSeconds`) also lists the pool's running tasks
+//! (ListTasks `startedBy`) in `spec.cluster` and in every cluster of the inventory, so tasks left in
+//! a cluster `spec.cluster` no longer names are still seen, and describes every task that only one
+//! of the list and the workers knows.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use kube::ResourceExt;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams};
+use kube::{Resource, ResourceExt};
 
-use super::aws::TAG_LAUNCH;
-use super::plan::{self, WorkerStep};
-use super::{MAX_WAKE, PassResult, Pool, inventory};
-use crate::api::hot_pool::{HotPoolWorker, WorkerPhase};
+use super::aws::PoolAws;
+use super::plan::{self, TaskObs};
+use super::{Shared, inventory, launch};
+use crate::api::OwnedResource;
+use crate::api::hot_pool::{HotPool, HotPoolClaim, HotPoolStatus, HotPoolWorker, POOL_LABEL, WorkerPhase};
+use crate::aws::AwsError;
+use crate::aws::naming::Owner;
 use crate::controller::ReconcileError;
-use crate::runtime::clock::{self, plus_secs};
 
-impl Pool<'_> {
-    /// Look at the tasks: recover unrecorded launches, stop orphans, and apply each worker's step.
-    pub(super) async fn observe_and_repair(
-        &mut self,
-        key: &str,
-        result: &mut PassResult,
-    ) -> Result<(), ReconcileError> {
-        let every = Duration::from_secs(u64::try_from(self.pool.spec.replenish_interval_seconds).unwrap_or(30));
-        let unrecorded: Vec<String> =
-            self.workers.values().filter(|w| plan::task_arn(w).is_none()).map(|w| w.name_any()).collect();
-        let full = !unrecorded.is_empty() || self.shared.sweep_due(key, every);
-        let per_cluster = if full { Some(self.list_running().await?) } else { None };
-        let running: Option<BTreeSet<String>> = per_cluster.as_ref().map(|m| m.values().flatten().cloned().collect());
-        let known: BTreeSet<String> = self.workers.values().filter_map(plan::task_arn).map(str::to_string).collect();
-        let mut describe: BTreeSet<String> = self
-            .workers
-            .values()
-            .filter(|w| plan::phase(w) == WorkerPhase::Starting)
-            .filter_map(plan::task_arn)
-            .map(str::to_string)
-            .collect();
-        if let Some(r) = &running {
-            describe.extend(known.difference(r).cloned());
-            describe.extend(r.difference(&known).cloned());
-        }
-        let obs = if describe.is_empty() {
-            BTreeMap::new()
-        } else {
-            self.aws.describe_tasks(&describe.into_iter().collect::<Vec<_>>()).await?
-        };
-        if full {
-            self.shared.swept(key);
-        }
+/// Everything a pool pass read.
+pub struct Observed {
+    /// The pass's clock.
+    pub now: Timestamp,
+    /// The task definition ARN per version, where the reference resolved.
+    pub current_td: BTreeMap<String, String>,
+    /// Versions whose reference did not resolve: reason and message.
+    pub problems: Vec<(&'static str, String)>,
+    /// The pool's workers by name.
+    pub workers: BTreeMap<String, HotPoolWorker>,
+    /// The inventory as read, with the cluster of every worker's task.
+    pub resources: Vec<OwnedResource>,
+    /// The running tasks per cluster, when this pass swept.
+    pub running: Option<BTreeMap<String, BTreeSet<String>>>,
+    /// DescribeTasks results.
+    pub tasks: BTreeMap<String, TaskObs>,
+    /// The pool's claims.
+    pub claims: Vec<Arc<HotPoolClaim>>,
+    /// Launches held back after a rejection, by (version, task definition).
+    pub held: BTreeMap<(String, String), (String, Duration)>,
+    /// `spec.cluster` does not exist: nothing else was read.
+    pub cluster_missing: bool,
+}
 
-        // Launches whose task ARN was never recorded.
-        let unknown: BTreeMap<String, plan::TaskObs> =
-            obs.iter().filter(|(arn, _)| !known.contains(*arn)).map(|(a, o)| (a.clone(), o.clone())).collect();
-        let pending: Vec<&HotPoolWorker> = unrecorded.iter().filter_map(|n| self.workers.get(n)).collect();
-        let recovered = plan::recover_launches(pending, &unknown, TAG_LAUNCH);
-        let adopted: BTreeSet<String> = recovered.iter().map(|(_, arn)| arn.clone()).collect();
-        for (name, arn) in &recovered {
-            let port = self.port_of(name);
-            self.write_worker(name, |s| {
-                s.phase = Some(WorkerPhase::Starting);
-                s.task_arn = Some(arn.clone());
-                s.port = port;
-            })
-            .await?;
-        }
-        let relaunch: Vec<String> =
-            unrecorded.iter().filter(|n| !recovered.iter().any(|(r, _)| r == *n)).cloned().collect();
-        self.relaunch(&relaunch, result).await?;
-
-        // Tasks of this pool that no worker knows: stop them.
-        for (arn, o) in &unknown {
-            if adopted.contains(arn)
-                || o.is_stopped()
-                || !self.owner.owns(o.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            {
-                continue;
-            }
-            self.aws.stop_task(arn, "fargate-operator: task of a HotPool with no HotPoolWorker (orphan)").await?;
-            self.ctx
-                .events
-                .warning(
-                    self.pool,
-                    "OrphanStopped",
-                    "StopTask",
-                    format!("stopped task {arn}: no HotPoolWorker records it"),
-                )
-                .await;
-        }
-
-        // Each recorded worker's step. Not the ones just relaunched: their tasks are newer than the
-        // task list above, so they would look lost (and be deleted, orphaning the tasks: found by
-        // the chaos run after a leader died between creating workers and recording their tasks).
-        let names: Vec<String> = self.workers.keys().filter(|n| !relaunch.contains(n)).cloned().collect();
-        for name in names {
-            let Some(w) = self.workers.get(&name) else { continue };
-            let step = plan::step_worker(
-                w,
-                plan::task_arn(w).and_then(|a| obs.get(a)),
-                running.as_ref(),
-                self.pool.spec.startup_timeout_seconds,
-                self.now,
+/// Read everything a pass of `pool` plans from.
+pub async fn observe(
+    pool: &HotPool,
+    old: &HotPoolStatus,
+    aws: &PoolAws,
+    owner: &Owner,
+    shared: &Shared,
+    workers_api: &Api<HotPoolWorker>,
+) -> Result<Observed, ReconcileError> {
+    let now = Timestamp::now();
+    let (current_td, problems) = resolve_task_definitions(pool, old, aws).await?;
+    let workers = list_workers(pool, owner, workers_api).await?;
+    let mut resources = old.resources.clone();
+    // Pools launched before the inventory existed get their entries this way, and so does a
+    // cluster whose entry a crash kept from being written.
+    for w in workers.values() {
+        if let Some(arn) = plan::task_arn(w) {
+            inventory::record(
+                &mut resources,
+                inventory::cluster_of(arn, &pool.spec.cluster),
+                &plan::started_by(&owner.uid),
             );
-            match step {
-                WorkerStep::Keep => {
-                    if plan::phase(w) == WorkerPhase::Starting
-                        && let Some(started) = w.status.as_ref().and_then(|s| s.started_at.as_ref())
-                    {
-                        let deadline = plus_secs(started.0, i64::from(self.pool.spec.startup_timeout_seconds));
-                        result.due_in(clock::until(self.now, deadline, MAX_WAKE));
-                    }
-                }
-                WorkerStep::Ready(ip) => {
-                    let reserved = plan::claim_ref(w).is_some();
-                    let now = self.now;
-                    self.write_worker(&name, |s| {
-                        s.ip = Some(ip.clone());
-                        if reserved {
-                            s.phase = Some(WorkerPhase::Claimed);
-                        } else {
-                            s.phase = Some(WorkerPhase::Available);
-                            s.available_since = Some(MicroTime(now));
-                        }
-                    })
-                    .await?;
-                }
-                WorkerStep::Lost(why) => {
-                    self.ctx
-                        .events
-                        .warning(self.pool, "WorkerLost", "DescribeTasks", format!("worker {name}: {why}"))
-                        .await;
-                    self.delete_worker(&name).await?;
-                }
-                WorkerStep::TimedOut => {
-                    let why = format!(
-                        "not RUNNING with an IP within {} s (spec.startupTimeoutSeconds)",
-                        self.pool.spec.startup_timeout_seconds
-                    );
-                    self.ctx
-                        .events
-                        .warning(self.pool, "StartupTimeout", "StopTask", format!("worker {name}: {why}"))
-                        .await;
-                    self.stop_worker(&name, &why).await?;
-                }
+        }
+    }
+    let key = format!("{}/{}", owner.namespace, pool.name_any());
+    let every = Duration::from_secs(u64::try_from(pool.spec.replenish_interval_seconds).unwrap_or(30));
+    let full = workers.values().any(|w| plan::task_arn(w).is_none()) || shared.sweep_due(&key, every);
+    let (running, tasks) = match read_tasks(pool, aws, owner, &workers, &resources, full).await {
+        Ok(read) => read,
+        Err(e) if e.code == "ClusterNotFoundException" => {
+            return Ok(Observed {
+                now,
+                current_td,
+                problems,
+                workers,
+                resources,
+                running: None,
+                tasks: BTreeMap::new(),
+                claims: Vec::new(),
+                held: BTreeMap::new(),
+                cluster_missing: true,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if full {
+        shared.swept(&key);
+    }
+    let claims: Vec<Arc<HotPoolClaim>> = shared
+        .claims
+        .state()
+        .into_iter()
+        .filter(|c| c.namespace().as_deref() == Some(owner.namespace.as_str()) && c.spec.pool == pool.name_any())
+        .collect();
+    let mut held = BTreeMap::new();
+    let launches = current_td.iter().map(|(v, td)| (v.clone(), td.clone()));
+    let relaunches = workers.values().map(|w| (w.spec.version.clone(), w.spec.task_definition_arn.clone()));
+    for (version, td) in launches.chain(relaunches) {
+        let key = launch::rejection_key(pool, &version, &td);
+        if let Some(blocked) = shared.rejections.blocked(&key, Instant::now()) {
+            held.insert((version, td), blocked);
+        }
+    }
+    Ok(Observed { now, current_td, problems, workers, resources, running, tasks, claims, held, cluster_missing: false })
+}
+
+type ResolvedTaskDefinitions = (BTreeMap<String, String>, Vec<(&'static str, String)>);
+
+/// The task definition ARN of every version, from status when the reference still matches.
+async fn resolve_task_definitions(
+    pool: &HotPool,
+    old: &HotPoolStatus,
+    aws: &PoolAws,
+) -> Result<ResolvedTaskDefinitions, AwsError> {
+    let same_generation = old.observed_generation == pool.meta().generation;
+    let mut out = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (i, v) in pool.spec.versions.iter().enumerate() {
+        let cached = old
+            .versions
+            .iter()
+            .find(|s| s.version == v.version)
+            .and_then(|s| s.task_definition_arn.clone())
+            .filter(|arn| reference_matches(&v.task_definition, arn, same_generation));
+        let arn = match cached {
+            Some(a) => Some(a),
+            None => aws.task_definition_arn(&v.task_definition).await?,
+        };
+        match arn {
+            Some(a) => {
+                out.insert(v.version.clone(), a);
             }
+            None => problems.push((
+                "TaskDefinitionNotFound",
+                format!(
+                    "spec.versions[{i}].taskDefinition: {:?} is not a registered task definition; register it or fix the reference",
+                    v.task_definition
+                ),
+            )),
         }
-        if let Some(per_cluster) = &per_cluster {
-            self.drop_empty_clusters(per_cluster);
-        }
-        Ok(())
     }
+    Ok((out, problems))
+}
 
-    /// The pool's running tasks in `spec.cluster` and in every recorded cluster, by cluster. A
-    /// recorded cluster that is gone has none; `spec.cluster` gone is an error (the pool reports it).
-    async fn list_running(&self) -> Result<BTreeMap<String, BTreeSet<String>>, ReconcileError> {
-        let mut out = BTreeMap::new();
-        for cluster in inventory::clusters_to_search(&self.resources, &self.pool.spec.cluster) {
-            let arns = match self.aws.running_task_arns(cluster, &self.started_by).await {
-                Ok(a) => a,
-                Err(e) if e.is_not_found() && !inventory::same_cluster(cluster, &self.pool.spec.cluster) => {
-                    BTreeSet::new()
-                }
-                Err(e) => return Err(e.into()),
-            };
-            out.insert(cluster.to_string(), arns);
-        }
-        Ok(out)
+/// True when a cached task definition ARN still answers the spec's reference. A bare family
+/// (latest revision) is resolved again whenever the spec changes.
+fn reference_matches(reference: &str, arn: &str, same_generation: bool) -> bool {
+    if reference.starts_with("arn:") {
+        return reference == arn;
     }
+    let tail = arn.rsplit_once("task-definition/").map(|(_, t)| t).unwrap_or_default();
+    if reference.contains(':') {
+        tail == reference
+    } else {
+        same_generation && tail.split(':').next() == Some(reference)
+    }
+}
 
-    /// Forget the recorded clusters (other than `spec.cluster`) where the sweep found no running
-    /// task of ours and no worker's task is. Not while a worker's task is unrecorded: it may be in
-    /// one of them.
-    fn drop_empty_clusters(&mut self, per_cluster: &BTreeMap<String, BTreeSet<String>>) {
-        let mut worker_clusters = BTreeSet::new();
-        for w in self.workers.values() {
-            let Some(arn) = plan::task_arn(w) else { return };
-            worker_clusters
-                .insert(inventory::cluster_name(inventory::cluster_of(arn, &self.pool.spec.cluster)).to_string());
-        }
-        let dropped =
-            inventory::drop_empty(&mut self.resources, &self.pool.spec.cluster, per_cluster, &worker_clusters);
-        for cluster in dropped {
-            tracing::info!(pool = %self.name, cluster, "no task of the pool is left in the cluster; its inventory entry is dropped");
-        }
-    }
+async fn list_workers(
+    pool: &HotPool,
+    owner: &Owner,
+    api: &Api<HotPoolWorker>,
+) -> Result<BTreeMap<String, HotPoolWorker>, ReconcileError> {
+    let lp = ListParams::default().labels(&format!("{POOL_LABEL}={}", pool.name_any()));
+    Ok(api
+        .list(&lp)
+        .await?
+        .items
+        .into_iter()
+        .filter(|w| w.owner_references().iter().any(|o| o.uid == owner.uid))
+        .map(|w| (w.name_any(), w))
+        .collect())
+}
 
-    pub(super) fn port_of(&self, worker: &str) -> Option<i32> {
-        let version = &self.workers.get(worker)?.spec.version;
-        self.pool.spec.versions.iter().find(|v| &v.version == version).map(|v| v.port)
+type TaskReadings = (Option<BTreeMap<String, BTreeSet<String>>>, BTreeMap<String, TaskObs>);
+
+/// The running tasks per cluster (when `full`), and the description of every task of a Starting
+/// worker and of every task only one of the list and the workers knows.
+async fn read_tasks(
+    pool: &HotPool,
+    aws: &PoolAws,
+    owner: &Owner,
+    workers: &BTreeMap<String, HotPoolWorker>,
+    resources: &[OwnedResource],
+    full: bool,
+) -> Result<TaskReadings, AwsError> {
+    let per_cluster = if full { Some(list_running(pool, aws, owner, resources).await?) } else { None };
+    let known: BTreeSet<String> = workers.values().filter_map(plan::task_arn).map(str::to_string).collect();
+    let mut describe: BTreeSet<String> = workers
+        .values()
+        .filter(|w| plan::phase(w) == WorkerPhase::Starting)
+        .filter_map(plan::task_arn)
+        .map(str::to_string)
+        .collect();
+    if let Some(m) = &per_cluster {
+        let running: BTreeSet<String> = m.values().flatten().cloned().collect();
+        describe.extend(known.difference(&running).cloned());
+        describe.extend(running.difference(&known).cloned());
     }
+    let tasks = if describe.is_empty() {
+        BTreeMap::new()
+    } else {
+        aws.describe_tasks(&describe.into_iter().collect::<Vec<_>>()).await?
+    };
+    Ok((per_cluster, tasks))
+}
+
+/// The pool's running tasks in `spec.cluster` and in every recorded cluster, by cluster. A recorded
+/// cluster that is gone has none; `spec.cluster` gone is an error (the pool reports it).
+async fn list_running(
+    pool: &HotPool,
+    aws: &PoolAws,
+    owner: &Owner,
+    resources: &[OwnedResource],
+) -> Result<BTreeMap<String, BTreeSet<String>>, AwsError> {
+    let started_by = plan::started_by(&owner.uid);
+    let mut out = BTreeMap::new();
+    for cluster in inventory::clusters_to_search(resources, &pool.spec.cluster) {
+        let arns = match aws.running_task_arns(cluster, &started_by).await {
+            Ok(a) => a,
+            Err(e) if e.is_not_found() && !inventory::same_cluster(cluster, &pool.spec.cluster) => BTreeSet::new(),
+            Err(e) => return Err(e),
+        };
+        out.insert(cluster.to_string(), arns);
+    }
+    Ok(out)
 }

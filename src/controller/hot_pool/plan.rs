@@ -7,6 +7,7 @@
 //! deficits; `claims` decides releases and each claim's step.
 
 mod claims;
+mod pass;
 mod workers;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::jiff::Timestamp;
 
 pub use self::claims::*;
+pub use self::pass::*;
 pub use self::workers::*;
 use crate::api::hot_pool::{HotPoolWorker, WorkerClaimRef, WorkerPhase};
 use crate::runtime::clock;

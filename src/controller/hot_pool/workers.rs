@@ -1,15 +1,12 @@
 //! Worker writes of a pass: status changes guarded by the resourceVersion this pass holds,
-//! deletion, stopping a worker's task, releasing a worker a claim let go of, and stopping the idle
-//! workers the plan no longer wants.
-
-use std::collections::BTreeMap;
+//! deletion, stopping a worker's task, and releasing a worker a claim let go of.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Resource;
 use kube::api::{DeleteParams, PostParams};
 
 use super::Pool;
-use super::plan::{self, WorkerView};
+use super::plan;
 use crate::api::hot_pool::{HotPoolWorkerStatus, OnRelease, WorkerPhase};
 use crate::controller::ReconcileError;
 
@@ -80,19 +77,5 @@ impl Pool<'_> {
             }
             (_, OnRelease::Stop) => self.stop_worker(worker, &format!("released: {why}")).await,
         }
-    }
-
-    /// Stop idle workers the plan no longer wants.
-    pub(super) async fn stop_idle(
-        &mut self,
-        current_td: &BTreeMap<String, String>,
-        waiting: &BTreeMap<String, usize>,
-    ) -> Result<(), ReconcileError> {
-        let views: Vec<WorkerView> = self.workers.values().map(WorkerView::of).collect();
-        for (name, why) in plan::idle_stops(&self.pool.spec, &views, current_td, waiting, self.now) {
-            self.stop_worker(&name, &why).await?;
-            self.ctx.events.normal(self.pool, "WorkerStopped", "StopTask", format!("worker {name}: {why}")).await;
-        }
-        Ok(())
     }
 }

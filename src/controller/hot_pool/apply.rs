@@ -1,0 +1,112 @@
+//! Running a pool pass's steps in the order the plan gives them, each worker and claim write guarded
+//! by the resourceVersion this pass holds. A step whose worker is no longer what the plan saw (a
+//! relaunch that ECS answered without a task, a launch rejected earlier in this pass) is skipped and
+//! decided again on the next pass, which is due at once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::ResourceExt;
+
+use super::plan::{self, PoolStep};
+use super::{PassResult, Pool};
+use crate::api::hot_pool::{HotPoolClaim, WorkerPhase};
+use crate::controller::ReconcileError;
+
+/// How soon a pass that skipped a step looks again.
+const SKIPPED_RETRY: Duration = Duration::from_secs(1);
+
+impl Pool<'_> {
+    /// Run `steps` in order. Stops at the first error (what landed is in `self`).
+    pub(super) async fn run(
+        &mut self,
+        steps: Vec<PoolStep>,
+        claims: &[Arc<HotPoolClaim>],
+        result: &mut PassResult,
+    ) -> Result<(), ReconcileError> {
+        let claims: BTreeMap<String, &Arc<HotPoolClaim>> = claims.iter().map(|c| (c.name_any(), c)).collect();
+        for step in steps {
+            match step {
+                PoolStep::Recover { worker, task_arn, port } => {
+                    self.write_worker(&worker, |s| {
+                        s.phase = Some(WorkerPhase::Starting);
+                        s.task_arn = Some(task_arn);
+                        s.port = port;
+                    })
+                    .await?;
+                }
+                PoolStep::Relaunch { version, task_definition, token, workers } => {
+                    if self.held_back(&version, &task_definition, result) {
+                        for name in &workers {
+                            self.delete_worker(name).await?;
+                        }
+                        continue;
+                    }
+                    let slots = vec![None; workers.len()];
+                    self.run_batch(&version, &task_definition, &token, &workers, &slots, result).await?;
+                }
+                PoolStep::DropWorker { worker } => self.delete_worker(&worker).await?,
+                PoolStep::StopOrphan { task_arn } => {
+                    self.aws
+                        .stop_task(&task_arn, "fargate-operator: task of a HotPool with no HotPoolWorker (orphan)")
+                        .await?;
+                    let note = format!("stopped task {task_arn}: no HotPoolWorker records it");
+                    self.ctx.events.warning(self.pool, "OrphanStopped", "StopTask", note).await;
+                }
+                PoolStep::Ready { worker, ip, claimed } => {
+                    let now = self.now;
+                    self.write_worker(&worker, |s| {
+                        s.ip = Some(ip);
+                        if claimed {
+                            s.phase = Some(WorkerPhase::Claimed);
+                        } else {
+                            s.phase = Some(WorkerPhase::Available);
+                            s.available_since = Some(MicroTime(now));
+                        }
+                    })
+                    .await?;
+                }
+                PoolStep::Lost { worker, why } => {
+                    let note = format!("worker {worker}: {why}");
+                    self.ctx.events.warning(self.pool, "WorkerLost", "DescribeTasks", note).await;
+                    self.delete_worker(&worker).await?;
+                }
+                PoolStep::TimedOut { worker, why } => {
+                    let note = format!("worker {worker}: {why}");
+                    self.ctx.events.warning(self.pool, "StartupTimeout", "StopTask", note).await;
+                    self.stop_worker(&worker, &why).await?;
+                }
+                PoolStep::Release { worker, on_release, why } => self.release(&worker, on_release, &why).await?,
+                PoolStep::Bind { claim, worker, reference } => {
+                    let Some(c) = claims.get(&claim) else { continue };
+                    if !self.bind(c, &worker, &reference).await? {
+                        result.due_in(SKIPPED_RETRY);
+                    }
+                }
+                PoolStep::Claim { claim, step } => {
+                    let Some(c) = claims.get(&claim) else { continue };
+                    if !self.claim_step(c, step).await? {
+                        result.due_in(SKIPPED_RETRY);
+                    }
+                }
+                PoolStep::StopIdle { worker, why } => {
+                    self.stop_worker(&worker, &why).await?;
+                    let note = format!("worker {worker}: {why}");
+                    self.ctx.events.normal(self.pool, "WorkerStopped", "StopTask", note).await;
+                }
+                PoolStep::Launch { version, task_definition, slots } => {
+                    // Also rejected earlier in this pass: the rejection is recorded by then.
+                    if !self.held_back(&version, &task_definition, result) {
+                        self.launch_batch(&version, &task_definition, &slots, result).await?;
+                    }
+                }
+            }
+        }
+        if self.workers.values().any(|w| plan::phase(w) == WorkerPhase::Starting) {
+            result.due_in(super::STARTING_POLL);
+        }
+        Ok(())
+    }
+}
