@@ -280,7 +280,8 @@ async fn a_stale_pass_merges_its_inventory_into_the_newer_object() {
     let after = DnsFailoverStatus { resources: vec![entry("new")], ..Default::default() };
     let refused = stale.write(&after).await.expect_err("a write from a stale read is refused");
     assert!(is_stale_write(&refused), "{refused:?}");
-    stale.merge_resources(&[entry("old")], &after.resources).await.expect("merge");
+    let before = DnsFailoverStatus { resources: vec![entry("old")], ..Default::default() };
+    stale.merge_into_latest(&before, &after).await.expect("merge");
     let now = api.get("merge").await.expect("get").status.expect("status").resources;
     let ids: Vec<&str> = now.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["kept", "new"], "made: added; deleted: removed; the newer object's own entries kept");

@@ -104,9 +104,8 @@ pub async fn finish_pass<K: Managed>(
             tracing::debug!(kind = K::KIND, object = %obj.name_any(), "stale read; merging the inventory only");
             // Against what this pass last wrote (a mid-pass write may have listed a planned create
             // the pass then resolved), else what it read.
-            let before = writer.current();
-            let before = before.as_ref().map_or(old.resources(), |s| s.resources());
-            if let Err(err) = writer.merge_resources(before, status.resources()).await {
+            let before = writer.current().unwrap_or_else(|| old.clone());
+            if let Err(err) = writer.merge_into_latest(&before, &status).await {
                 return (Err(err), false);
             }
             return (Ok(Action::requeue(Duration::from_secs(1))), false);
@@ -177,25 +176,28 @@ impl<'a, K: Managed> StatusWriter<'a, K> {
     }
 
     /// After a write refused as stale: apply this pass's inventory changes (entries `after` has
-    /// and `before` had not, and the other way round) to the object as it is now, and write that.
-    pub async fn merge_resources(
-        &self,
-        before: &[crate::api::OwnedResource],
-        after: &[crate::api::OwnedResource],
-    ) -> Result<(), ReconcileError> {
-        if before == after {
+    /// and `before` had not, and the other way round) and the action fields it changed
+    /// ([`ObjectStatus::carry_actions`]) to the object as it is now, and write that.
+    pub async fn merge_into_latest(&self, before: &K::Status, after: &K::Status) -> Result<(), ReconcileError> {
+        let mut carried = K::Status::default();
+        after.carry_actions(before, &mut carried);
+        if before.resources() == after.resources() && carried == K::Status::default() {
             return Ok(());
         }
+        let (before_status, after_status) = (before, after);
+        let (before, after) = (before.resources(), after.resources());
         let mut refused = ReconcileError::MissingMetadata("metadata.resourceVersion");
         for _attempt in 0..3 {
             let latest = self.api.get(&self.name).await?;
             let mut status = latest.status_ref().cloned().unwrap_or_default();
-            let Some(resources) = status.resources_mut() else { return Ok(()) };
-            for gone in before.iter().filter(|e| !after.contains(e)) {
-                super::inventory::remove(resources, &gone.type_, &gone.id);
-            }
-            for new in after.iter().filter(|e| !before.contains(e)) {
-                super::inventory::put(resources, new.clone());
+            after_status.carry_actions(before_status, &mut status);
+            if let Some(resources) = status.resources_mut() {
+                for gone in before.iter().filter(|e| !after.contains(e)) {
+                    super::inventory::remove(resources, &gone.type_, &gone.id);
+                }
+                for new in after.iter().filter(|e| !before.contains(e)) {
+                    super::inventory::put(resources, new.clone());
+                }
             }
             if latest.status_ref() == Some(&status) {
                 return Ok(());

@@ -42,6 +42,11 @@ pub struct Applied<S> {
 /// One kind's observe, plan and apply, for one object and one pass (the implementor holds the
 /// object's AWS clients).
 pub trait Pipeline<K: Managed>: Send + Sync {
+    /// Whether a pass that would start from a cached copy older than this process's own last
+    /// status write of the object is skipped (`runtime::written`): it would read everything again
+    /// and have its write refused.
+    const SKIP_BEHIND_CACHE: bool = true;
+
     /// Everything the pass read.
     type Observed: Send;
     /// The pass's decisions.
@@ -86,7 +91,7 @@ pub async fn drive<K: Managed, P: Pipeline<K>>(
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
     let key = kube::runtime::reflector::ObjectRef::from_obj(obj).to_string();
-    if ctx.written.is_behind(&key, obj.meta().resource_version.as_deref()) {
+    if P::SKIP_BEHIND_CACHE && ctx.written.is_behind(&key, obj.meta().resource_version.as_deref()) {
         ctx.metrics.pass_skipped_behind_cache(K::KIND);
         return Ok(Action::requeue(crate::runtime::written::RETRY));
     }

@@ -27,16 +27,25 @@ pub trait ObjectStatus: Default + Clone + PartialEq + Serialize + Send + Sync {
     fn resources_mut(&mut self) -> Option<&mut Vec<OwnedResource>>;
     /// `status.resources`, read-only (empty for kinds without one).
     fn resources(&self) -> &[OwnedResource];
+    /// After this pass's status write was refused as stale: copy into `latest` the fields that
+    /// record an AWS action of the pass which landed and which the inventory does not hold (e.g. the
+    /// `restartedAt` a forced deployment answered), where the pass changed them from `before`, so
+    /// the next pass does not repeat the action.
+    fn carry_actions(&self, before: &Self, latest: &mut Self);
 }
 
 macro_rules! impl_object_status {
-    ($($t:ty: $inventory:tt),*) => {$(
+    ($($t:ty: $inventory:tt [$($action:ident),*]),*) => {$(
         impl ObjectStatus for $t {
             fn observed_generation_mut(&mut self) -> &mut Option<i64> { &mut self.observed_generation }
             fn conditions_mut(&mut self) -> &mut Vec<Condition> { &mut self.conditions }
             fn last_error_mut(&mut self) -> &mut Option<LastError> { &mut self.last_error }
             fn conditions(&self) -> &[Condition] { &self.conditions }
             impl_object_status!(@inventory $inventory);
+            #[allow(unused_variables)]
+            fn carry_actions(&self, before: &Self, latest: &mut Self) {
+                $(if self.$action != before.$action { latest.$action.clone_from(&self.$action); })*
+            }
         }
     )*};
     (@inventory yes) => {
@@ -50,11 +59,11 @@ macro_rules! impl_object_status {
 }
 
 impl_object_status!(
-    FargateAppStatus: yes,
-    DnsFailoverStatus: yes,
-    HotPoolStatus: yes,
-    HotPoolWorkerStatus: no,
-    HotPoolClaimStatus: no
+    FargateAppStatus: yes [restarted_at],
+    DnsFailoverStatus: yes [],
+    HotPoolStatus: yes [],
+    HotPoolWorkerStatus: no [],
+    HotPoolClaimStatus: no []
 );
 
 /// Record `error` in `status.lastError`, keeping the old timestamp when the same error repeats so a
@@ -112,4 +121,23 @@ fn patch<K: Resource<DynamicType = ()>, S: Serialize>(status: &S, resource_versi
         patch["metadata"] = serde_json::json!({"resourceVersion": v});
     }
     patch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_pass_carries_the_restart_it_answered_and_nothing_else() {
+        let restart = Some(Time(Timestamp::from_second(1_800_000_000).expect("time")));
+        let before = FargateAppStatus::default();
+        let after = FargateAppStatus { restarted_at: restart.clone(), observed_generation: Some(7), ..before.clone() };
+        let mut latest = FargateAppStatus { observed_generation: Some(8), ..Default::default() };
+        after.carry_actions(&before, &mut latest);
+        assert_eq!(latest.restarted_at, restart, "the forced deployment is not repeated");
+        assert_eq!(latest.observed_generation, Some(8), "the newer object's own fields stay");
+        let mut untouched = FargateAppStatus { restarted_at: None, ..Default::default() };
+        before.carry_actions(&before, &mut untouched);
+        assert_eq!(untouched, FargateAppStatus::default(), "a pass that changed nothing carries nothing");
+    }
 }

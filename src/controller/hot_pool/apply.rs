@@ -27,7 +27,13 @@ impl Pool<'_> {
         result: &mut PassResult,
     ) -> Result<(), ReconcileError> {
         let claims: BTreeMap<String, &Arc<HotPoolClaim>> = claims.iter().map(|c| (c.name_any(), c)).collect();
+        // Once a claim step is skipped, the plan's idle stops and launches counted a binding that did
+        // not happen: they are left to the next pass, which is due at once.
+        let mut skipped = false;
         for step in steps {
+            if skipped && matches!(step, PoolStep::StopIdle { .. } | PoolStep::Launch { .. }) {
+                continue;
+            }
             match step {
                 PoolStep::Recover { worker, task_arn, port } => {
                     self.write_worker(&worker, |s| {
@@ -45,7 +51,11 @@ impl Pool<'_> {
                         continue;
                     }
                     let slots = vec![None; workers.len()];
-                    self.run_batch(&version, &task_definition, &token, &workers, &slots, result).await?;
+                    let accepted = self.run_batch(&version, &task_definition, &token, &workers, &slots, result).await?;
+                    // Rows RunTask gave no task were removed: the plan counted them as starting.
+                    if !accepted || workers.iter().any(|w| !self.workers.contains_key(w)) {
+                        result.due_in(SKIPPED_RETRY);
+                    }
                 }
                 PoolStep::DropWorker { worker } => self.delete_worker(&worker).await?,
                 PoolStep::StopOrphan { task_arn } => {
@@ -82,12 +92,14 @@ impl Pool<'_> {
                 PoolStep::Bind { claim, worker, reference } => {
                     let Some(c) = claims.get(&claim) else { continue };
                     if !self.bind(c, &worker, &reference).await? {
+                        skipped = true;
                         result.due_in(SKIPPED_RETRY);
                     }
                 }
                 PoolStep::Claim { claim, step } => {
                     let Some(c) = claims.get(&claim) else { continue };
                     if !self.claim_step(c, step).await? {
+                        skipped = true;
                         result.due_in(SKIPPED_RETRY);
                     }
                 }

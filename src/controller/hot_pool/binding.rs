@@ -3,6 +3,7 @@
 //! step the plan decided (pending, cold start, expiry, failure, hold, invalid).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 
 use super::plan::{self, ClaimStep};
 use super::{Pool, claim};
@@ -42,7 +43,14 @@ impl Pool<'_> {
         match step {
             ClaimStep::Bind { .. } | ClaimStep::Done => {}
             ClaimStep::Complete { worker, cold_start } => {
-                if !self.workers.contains_key(&worker) {
+                let uid = claim.uid();
+                let holds = self.workers.get(&worker).is_some_and(|w| {
+                    plan::phase(w) == WorkerPhase::Claimed
+                        && plan::claim_ref(w).is_some_and(|r| {
+                            r.name == claim.name_any() && r.uid.as_deref().is_none_or(|u| Some(u) == uid.as_deref())
+                        })
+                });
+                if !holds {
                     return Ok(false);
                 }
                 self.bind_claim(claim, &worker, cold_start).await?;

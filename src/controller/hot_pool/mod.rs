@@ -211,6 +211,9 @@ struct RunPlan {
 }
 
 impl Pipeline<HotPool> for PoolPass<'_> {
+    /// A pool pass binds claims from a fresh LIST of workers with guarded writes, which a lagging
+    /// copy of the pool does not affect; waiting for the pool's own status event would delay them.
+    const SKIP_BEHIND_CACHE: bool = false;
     type Observed = observe::Observed;
     type Plan = PoolPlan;
 
@@ -227,7 +230,9 @@ impl Pipeline<HotPool> for PoolPass<'_> {
 
     fn plan(&self, obj: &HotPool, status: &HotPoolStatus, observed: &observe::Observed) -> PoolPlan {
         if observed.cluster_missing {
-            return PoolPlan::ClusterMissing { status: Box::new(status.clone()) };
+            // The clusters of the workers' tasks, found by observe, stay in the inventory.
+            let status = HotPoolStatus { resources: observed.resources.clone(), ..status.clone() };
+            return PoolPlan::ClusterMissing { status: Box::new(status) };
         }
         let claims: Vec<plan::ClaimView> =
             observed.claims.iter().map(|c| plan::ClaimView::of(c, observed.now)).collect();
@@ -245,8 +250,10 @@ impl Pipeline<HotPool> for PoolPass<'_> {
             run_task_max: aws::RUN_TASK_MAX,
             now: observed.now,
         });
-        for (reason, message) in &observed.problems {
-            decided.problem(reason, message.clone());
+        // The versions whose reference did not resolve first: they name the operation to fix.
+        let planned = std::mem::take(&mut decided.problems);
+        for (reason, message) in observed.problems.iter().cloned().chain(planned) {
+            decided.problem(reason, message);
         }
         PoolPlan::Run(Box::new(RunPlan {
             status: status.clone(),
@@ -302,6 +309,12 @@ impl Pipeline<HotPool> for PoolPass<'_> {
             }
             if outcome.is_ok() {
                 pass.fill_status(&mut status, &current_td);
+            } else {
+                // observedGeneration moves on with a failed pass too: the references it resolved
+                // go with it, or a family reference would not be resolved again after the edit.
+                for v in &mut status.versions {
+                    v.task_definition_arn = current_td.get(&v.version).cloned();
+                }
             }
             let end = match outcome {
                 Ok(()) => {
