@@ -19,29 +19,9 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use serde::Serialize;
 use serde_json::{Value, json};
-use support::TestCtx;
 use support::app::{Setup, condition, current, status_of, wait_app, wait_condition, wait_deleted, wait_synced};
 use support::fixtures::{self, CLUSTER_TAG, OWNER_TAG, UID_TAG, app_owner};
-
-/// Deadline of the documented AWS polls (drift repair, resync counter).
-const POLL_DEADLINE: Duration = Duration::from_secs(60);
-
-/// Poll AWS state (there is nothing to watch on the AWS side) every `every` until `check` returns
-/// Ok, at most [`POLL_DEADLINE`]; panics with the last Err.
-async fn poll_aws<F, Fut>(what: &str, every: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
-{
-    let deadline = Instant::now() + POLL_DEADLINE;
-    loop {
-        match check().await {
-            Ok(()) => return,
-            Err(last) if Instant::now() >= deadline => panic!("{what} not reached within {POLL_DEADLINE:?}: {last}"),
-            Err(_) => tokio::time::sleep(every).await,
-        }
-    }
-}
+use support::{POLL_DEADLINE, TestCtx, poll_aws};
 
 /// Change a service's desired count as someone else would, and check ECS took it.
 async fn scale_behind_our_back(ecs: &aws_sdk_ecs::Client, service_arn: &str, count: i32) {

@@ -344,3 +344,100 @@ async fn a_rule_whose_create_answer_was_lost_does_not_survive_a_listener_move() 
         .await;
     s.finish().await;
 }
+
+/// The operator of `s` stopped, `patch` merged into the app's spec while none runs, and another
+/// operator started with `faults` (the apiserver and AWS keep everything).
+async fn restart_operator_after(s: Setup, patch: serde_json::Value, faults: &str) -> Setup {
+    let Setup { ctx, cfg, fx, op, api } = s;
+    op.stop().await;
+    let patch = json!({ "spec": patch });
+    api.patch("web", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.expect("patch");
+    let op = support::operator::InProcessOperator::start_with_faults(&ctx, faults).await;
+    Setup { ctx, cfg, fx, op, api }
+}
+
+/// A record re-pointed to another load balancer whose UPSERT executed but whose answer was lost,
+/// then moved back before any pass confirmed it: the inventory names both targets from before the
+/// change was sent, so the record is still ours and is re-pointed back, not a NameConflict.
+#[tokio::test]
+async fn a_record_re_point_whose_answer_was_lost_then_moved_back_is_still_ours() {
+    let s = Setup::new("fa-edit-lostupsert").await;
+    let other = fixtures::alb(&s.cfg, &s.fx.net, "other").await;
+    let first = s.fx.alb.listener_arn.clone();
+    s.create(s.app_json("web")).await;
+    wait_synced(&s.api, "web").await;
+    // The move is the new operator's first pass: its UPSERT executes, the answer is lost and every
+    // retry fails; every pass after it fails at the target group step, before it could see where
+    // the record points and record that.
+    let to_other = json!({"loadBalancer": {"listenerRule": {"listenerArn": other.listener_arn}}});
+    let faults = "ChangeResourceRecordSets=lost@1,ChangeResourceRecordSets=5xx>1,DescribeTargetGroups=5xx>1";
+    let s = restart_operator_after(s, to_other, faults).await;
+    let moved = fixtures::normalize_dns(&other.dns_name);
+    support::poll_aws("the lost UPSERT executed", std::time::Duration::from_millis(200), || {
+        let s = &s;
+        let moved = moved.clone();
+        async move {
+            match record_target(s, "web.apps.example.com", "A").await {
+                Some(t) if t == moved => Ok(()),
+                other => Err(format!("record points at {other:?}")),
+            }
+        }
+    })
+    .await;
+    support::app::wait_app(&s.api, "web", "the pass failed after the lost UPSERT", |a| {
+        a.status
+            .as_ref()
+            .and_then(|st| st.last_error.as_ref())
+            .is_some_and(|e| e.operation.contains("ChangeResourceRecordSets"))
+    })
+    .await;
+    let back = json!({"loadBalancer": {"listenerRule": {"listenerArn": first}}});
+    let s = restart_operator_after(s, back, "").await;
+    let app = wait_synced(&s.api, "web").await;
+    assert_eq!(
+        record_target(&s, "web.apps.example.com", "A").await,
+        Some(fixtures::normalize_dns(&s.fx.alb.dns_name)),
+        "the record points back at the first load balancer"
+    );
+    let records = entries(&app, "Record");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].parent, None, "the confirmed record names one target");
+    delete_and_check_nothing_left(&s, "web", &[&first, &other.listener_arn], &["web.apps.example.com"]).await;
+    s.finish().await;
+}
+
+/// A re-point that never reached Route 53, then the app deleted while no operator ran: the record
+/// still points at the old load balancer, which the inventory names from before the change was
+/// sent, so deletion removes it instead of leaving it behind as someone else's.
+#[tokio::test]
+async fn a_record_re_point_that_never_landed_is_still_deleted_with_the_app() {
+    let s = Setup::new("fa-edit-failedupsert").await;
+    let other = fixtures::alb(&s.cfg, &s.fx.net, "other").await;
+    let first = s.fx.alb.listener_arn.clone();
+    s.create(s.app_json("web")).await;
+    wait_synced(&s.api, "web").await;
+    let to_other = json!({"loadBalancer": {"listenerRule": {"listenerArn": other.listener_arn}}});
+    let s = restart_operator_after(s, to_other, "ChangeResourceRecordSets=5xx>0").await;
+    support::app::wait_app(&s.api, "web", "the UPSERT refused", |a| {
+        a.status
+            .as_ref()
+            .and_then(|st| st.last_error.as_ref())
+            .is_some_and(|e| e.operation.contains("ChangeResourceRecordSets"))
+    })
+    .await;
+    assert_eq!(
+        record_target(&s, "web.apps.example.com", "A").await,
+        Some(fixtures::normalize_dns(&s.fx.alb.dns_name)),
+        "the record still points at the first load balancer"
+    );
+    let Setup { ctx, cfg, fx, op, api } = s;
+    op.stop().await;
+    let uid = api.get("web").await.expect("get").uid().expect("uid");
+    api.delete("web", &DeleteParams::default()).await.expect("delete");
+    let op = support::operator::InProcessOperator::start(&ctx).await;
+    let s = Setup { ctx, cfg, fx, op, api };
+    wait_deleted(&s.api, "web", &uid).await;
+    nothing_left(&s.cfg, &s.ctx.namespace, "web", &[&first, &other.listener_arn]).await;
+    assert_eq!(record_types(&s, "web.apps.example.com").await, Vec::<String>::new(), "the record is deleted");
+    s.finish().await;
+}

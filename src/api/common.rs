@@ -113,7 +113,8 @@ pub struct OwnedResource {
     /// or `<zone>/<name>/<type>[/<set id>]` for a record; `planned:<reference or name>` for a create
     /// recorded before it was sent whose answer has not come yet.
     pub id: String,
-    /// What it lives in, when deleting it needs that (a listener ARN, an ECS cluster).
+    /// What it lives in, when deleting it needs that (a listener ARN, an ECS cluster); for a record
+    /// re-pointed to another target whose change is not confirmed yet, the target it had before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     /// A name deleting or finding it needs: a health check's CallerReference, the target a record

@@ -255,3 +255,25 @@ pub fn yaml_docs(rel: &str) -> Vec<serde_json::Value> {
         .filter(|v: &serde_json::Value| !v.is_null())
         .collect()
 }
+
+/// Deadline of the documented AWS polls (drift repair, resync counter, a lost answer executed).
+pub const POLL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Poll AWS state (there is nothing to watch on the AWS side) every `every` until `check` returns
+/// Ok, at most [`POLL_DEADLINE`]; panics with the last Err.
+pub async fn poll_aws<F, Fut>(what: &str, every: std::time::Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let deadline = std::time::Instant::now() + POLL_DEADLINE;
+    loop {
+        match check().await {
+            Ok(()) => return,
+            Err(last) if std::time::Instant::now() >= deadline => {
+                panic!("{what} not reached within {POLL_DEADLINE:?}: {last}")
+            }
+            Err(_) => tokio::time::sleep(every).await,
+        }
+    }
+}

@@ -177,8 +177,8 @@ impl Run<'_> {
                 let mut put = None;
                 if let Some(write) = upsert {
                     let entry = inventory::record(&write.dns, &write.listener.dns_name);
-                    if write.record {
-                        inventory::add(&mut self.status.resources, entry.clone());
+                    if let Some(planned) = write.record {
+                        inventory::put(&mut self.status.resources, planned);
                         writer.record_resources(&self.status.resources).await?;
                     }
                     put = Some((entry, dns::record_set(&write.dns, &write.listener)?));

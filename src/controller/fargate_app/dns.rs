@@ -82,7 +82,13 @@ pub async fn still_ours(aws: &FargateAws, entry: &OwnedResource) -> Result<Optio
         Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(e),
     };
-    Ok(set.filter(|s| entry.name.as_deref().is_some_and(|ours| same_target(&target_of(s), ours))))
+    Ok(set.filter(|s| recorded_target(entry, &target_of(s))))
+}
+
+/// Whether `target` is one the record `entry` was written with: its target, or the one before it
+/// while a re-point is unconfirmed (`parent`).
+fn recorded_target(entry: &OwnedResource, target: &str) -> bool {
+    [entry.name.as_deref(), entry.parent.as_deref()].into_iter().flatten().any(|t| same_target(target, t))
 }
 
 /// Whether the record `dns` asks for is in place (`Ok(true)`) or is to be written (`Ok(false)`),
@@ -99,8 +105,7 @@ pub fn record_state(
     let recorded = resources.iter().find(|r| r.type_ == inventory::RECORD && r.id == id);
     let Some(set) = current else { return Ok(false) };
     let now = target_of(set);
-    let ours = recorded
-        .is_some_and(|r| same_target(&now, &info.dns_name) || r.name.as_deref().is_some_and(|t| same_target(&now, t)));
+    let ours = recorded.is_some_and(|r| same_target(&now, &info.dns_name) || recorded_target(r, &now));
     if !ours {
         return Err(Blocked {
             reason: crate::runtime::conditions::REASON_NAME_CONFLICT,

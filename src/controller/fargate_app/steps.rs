@@ -81,10 +81,12 @@ pub struct RecordWrite {
     pub dns: DnsSpec,
     /// The load balancer it points at.
     pub listener: ListenerInfo,
-    /// Not in the inventory yet: added, and written to status, before the change is sent, so
-    /// neither a lost answer nor a crash can lose it. A recorded entry that names the load balancer
-    /// the record still points at keeps that name until the change lands.
-    pub record: bool,
+    /// The inventory entry to write to status before the change is sent, so neither a lost answer
+    /// nor a crash can lose it: a new record's entry, or, for a record re-pointed to another load
+    /// balancer, an entry naming the new target with the old one in `parent` (until the change is
+    /// confirmed the record points at one of the two, and both are ours). `None`: the entry
+    /// already names this target.
+    pub record: Option<OwnedResource>,
 }
 
 /// One AWS step, in the order the plan lists them.
@@ -462,7 +464,12 @@ impl Planner<'_> {
             if dns::record_state(dns, info, &self.read.resources, self.observed.record.as_ref())? {
                 inventory::put(&mut self.status.resources, entry);
             } else {
-                let record = !self.status.resources.iter().any(|r| r.type_ == RECORD && r.id == entry.id);
+                let recorded = self.status.resources.iter().find(|r| r.type_ == RECORD && r.id == entry.id);
+                let record = match recorded {
+                    None => Some(entry),
+                    Some(r) if r.name == entry.name => None,
+                    Some(r) => Some(OwnedResource { parent: r.name.clone(), ..entry }),
+                };
                 upsert = Some(RecordWrite { dns: dns.clone(), listener: info.clone(), record });
             }
         }
