@@ -441,3 +441,27 @@ async fn a_record_re_point_that_never_landed_is_still_deleted_with_the_app() {
     assert_eq!(record_types(&s, "web.apps.example.com").await, Vec::<String>::new(), "the record is deleted");
     s.finish().await;
 }
+
+/// On API servers without CEL (before Kubernetes 1.25) a `spec.aws` edit reaches the operator: the
+/// app says it cannot move (its objects are reached only with the credentials they were made
+/// with), makes nothing in the new region, and its deletion still removes everything where it is.
+#[tokio::test]
+async fn a_changed_spec_aws_is_refused_and_deletion_uses_the_recorded_one() {
+    let s = Setup::new("fa-edit-awsscope").await;
+    s.create(s.app_json("web")).await;
+    let app = wait_synced(&s.api, "web").await;
+    assert_eq!(status_of(&app).aws, Some(s.ctx.aws_override()), "status.aws records what the objects were made with");
+    let moved = fargate_operator::api::AwsOverride { region: Some("us-west-2".into()), ..s.ctx.aws_override() };
+    s.merge_patch("web", &json!({"spec": {"aws": moved}})).await;
+    let app = wait_condition(&s.api, "web", "Degraded", "True", Some("AwsScopeChanged")).await;
+    let message = status_of(&app).last_error.map(|e| e.message).unwrap_or_default();
+    assert!(message.starts_with("spec.aws: changed to role"), "{message}");
+    assert_eq!(status_of(&app).aws, Some(s.ctx.aws_override()), "the recorded scope is kept");
+    let west = s.ctx.aws.config_for(Some(&moved)).await;
+    let owner = app_owner(&s.ctx.namespace, "web");
+    // (No ECS cluster exists there, so no service could be.)
+    assert!(fixtures::owned_target_groups(&west, &owner).await.is_empty(), "nothing is made in the new region");
+    let first = s.fx.alb.listener_arn.clone();
+    delete_and_check_nothing_left(&s, "web", &[&first], &["web.apps.example.com"]).await;
+    s.finish().await;
+}

@@ -561,6 +561,12 @@ pub struct FargateAppStatus {
     /// from this list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<super::common::OwnedResource>,
+    /// The `spec.aws` (account role and region) the objects in `resources` were made with. They can
+    /// only be deleted with it: while `resources` is not empty, a changed `spec.aws` is refused
+    /// (`Degraded`, reason `AwsScopeChanged`) and deletion keeps using this one. `{}`: the
+    /// operator's own account and region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<super::common::AwsOverride>,
 }
 
 /// ECS task counts.

@@ -191,6 +191,12 @@ pub struct HotPoolStatus {
     /// of the pool runs there and no worker is there. Deleting the pool stops the tasks of every entry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<super::common::OwnedResource>,
+    /// The `spec.aws` (account role and region) the objects in `resources` were made with. They can
+    /// only be deleted with it: while `resources` is not empty, a changed `spec.aws` is refused
+    /// (`Degraded`, reason `AwsScopeChanged`) and deletion keeps using this one. `{}`: the
+    /// operator's own account and region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<super::common::AwsOverride>,
 }
 
 /// Worker counts of one version.

@@ -3,8 +3,64 @@
 //! does not change with the order things were made in) and name records the same way for every
 //! kind. What an entry means, and how it is deleted, is up to the kind's own inventory module.
 
-use crate::api::OwnedResource;
+use super::{Blocked, Managed};
 use crate::api::validation::normalize_dns_name;
+use crate::api::{AwsOverride, OwnedResource};
+use crate::runtime::status::ObjectStatus;
+
+/// Condition reason of an object whose `spec.aws` changed while it owns AWS objects.
+pub const REASON_AWS_SCOPE_CHANGED: &str = "AwsScopeChanged";
+
+/// What decides where AWS objects live: the role (its account) and the region. The external id
+/// is only a credential for the role.
+fn scope(aws: Option<&AwsOverride>) -> (Option<&str>, Option<&str>) {
+    aws.map_or((None, None), |a| (a.role_arn.as_deref(), a.region.as_deref()))
+}
+
+/// The `spec.aws` the inventory was made with, when it is not the spec's own account role and
+/// region and the inventory is not empty: its objects live there and are reached only with it.
+fn recorded_elsewhere<K: Managed>(obj: &K) -> Option<&AwsOverride> {
+    let status = obj.status_ref()?;
+    let made_with = status.made_with()?;
+    (!status.resources().is_empty() && scope(Some(made_with)) != scope(obj.aws_spec())).then_some(made_with)
+}
+
+/// The `spec.aws` to reach an object's AWS objects with (observe, apply, deletion): the one its
+/// inventory was made with while the spec names another account or region, else the spec's.
+pub fn aws_of<K: Managed>(obj: &K) -> Option<&AwsOverride> {
+    recorded_elsewhere(obj).or(obj.aws_spec())
+}
+
+/// `spec.aws` names another account or region than the objects in the inventory were made in
+/// (the schema forbids the change on Kubernetes 1.25+; older API servers let it through).
+pub fn aws_scope_changed<K: Managed>(obj: &K) -> Option<Blocked> {
+    let made_with = recorded_elsewhere(obj)?;
+    let show = |a: Option<&AwsOverride>| match scope(a) {
+        (None, None) => "the operator's own account and region".to_string(),
+        (role, region) => format!(
+            "role {} in region {}",
+            role.unwrap_or("(the operator's own)"),
+            region.unwrap_or("(the operator's own)")
+        ),
+    };
+    Some(Blocked {
+        reason: REASON_AWS_SCOPE_CHANGED,
+        message: format!(
+            "spec.aws: changed to {} while this object owns AWS objects made with {} (status.resources), which \
+             only those credentials can delete; revert spec.aws, or delete this object (its AWS objects are \
+             deleted where they were made) and create it again",
+            show(obj.aws_spec()),
+            show(Some(made_with))
+        ),
+    })
+}
+
+/// Record in `status.aws` the `spec.aws` this pass worked with (`{}` for the operator's own).
+pub fn record_made_with<K: Managed>(obj: &K, status: &mut K::Status) {
+    if let Some(slot) = status.made_with_mut() {
+        *slot = Some(obj.aws_spec().cloned().unwrap_or_default());
+    }
+}
 
 /// `type` of a Route 53 record entry (every kind names records the same way).
 pub const RECORD: &str = "Record";

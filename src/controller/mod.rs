@@ -58,10 +58,24 @@ pub trait Managed:
     fn status_ref(&self) -> Option<&Self::Status>;
     /// Spec validation that needs no AWS facts.
     fn validate(&self) -> Result<(), ValidationErrors>;
+    /// `spec.aws`, for kinds that make AWS objects.
+    fn aws_spec(&self) -> Option<&crate::api::AwsOverride> {
+        None
+    }
 }
 
 macro_rules! managed {
     ($t:ty, $status:ty, $kind:literal, |$o:ident| $validate:expr) => {
+        managed!(@impl $t, $status, $kind, |$o| $validate, {});
+    };
+    ($t:ty, $status:ty, $kind:literal, |$o:ident| $validate:expr, aws) => {
+        managed!(@impl $t, $status, $kind, |$o| $validate, {
+            fn aws_spec(&self) -> Option<&crate::api::AwsOverride> {
+                self.spec.aws.as_ref()
+            }
+        });
+    };
+    (@impl $t:ty, $status:ty, $kind:literal, |$o:ident| $validate:expr, {$($aws:tt)*}) => {
         impl Managed for $t {
             type Status = $status;
             const KIND: &'static str = $kind;
@@ -72,13 +86,14 @@ macro_rules! managed {
                 let $o = self;
                 $validate
             }
+            $($aws)*
         }
     };
 }
 
-managed!(FargateApp, crate::api::FargateAppStatus, "FargateApp", |o| validate_fargate_app(&o.spec));
-managed!(DnsFailover, crate::api::DnsFailoverStatus, "DnsFailover", |o| validate_dns_failover(&o.spec, None));
-managed!(HotPool, crate::api::HotPoolStatus, "HotPool", |o| validate_hot_pool(&o.spec));
+managed!(FargateApp, crate::api::FargateAppStatus, "FargateApp", |o| validate_fargate_app(&o.spec), aws);
+managed!(DnsFailover, crate::api::DnsFailoverStatus, "DnsFailover", |o| validate_dns_failover(&o.spec, None), aws);
+managed!(HotPool, crate::api::HotPoolStatus, "HotPool", |o| validate_hot_pool(&o.spec), aws);
 managed!(HotPoolWorker, crate::api::HotPoolWorkerStatus, "HotPoolWorker", |_o| Ok(()));
 managed!(HotPoolClaim, crate::api::HotPoolClaimStatus, "HotPoolClaim", |o| validate_hot_pool_claim(
     &o.spec,

@@ -109,6 +109,9 @@ pub async fn drive<K: Managed, P: Pipeline<K>>(
             end: PassEnd::Blocked(Blocked { reason: REASON_INVALID_SPEC, message: errs.to_string() }),
             events: Vec::new(),
         },
+        Ok(()) if let Some(blocked) = super::inventory::aws_scope_changed(obj) => {
+            Applied { status: old.clone(), end: PassEnd::Blocked(blocked), events: Vec::new() }
+        }
         Ok(()) => match pipeline.observe(obj, &old).await {
             Ok(observed) => {
                 let plan = pipeline.plan(obj, &old, &observed);
@@ -121,6 +124,9 @@ pub async fn drive<K: Managed, P: Pipeline<K>>(
         },
     };
     *applied.status.observed_generation_mut() = obj.meta().generation;
+    if super::inventory::aws_of(obj) == obj.aws_spec() {
+        super::inventory::record_made_with(obj, &mut applied.status);
+    }
     let finished = pipeline.finish(obj, &mut applied.status, &applied.end);
     applied.events.extend(finished);
     let (result, written) = finish_pass(&writer, obj, ctx, &old, applied.status, applied.end).await;

@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    DnsFailoverStatus, FIELD_MANAGER, FargateAppStatus, HotPoolClaimStatus, HotPoolStatus, HotPoolWorkerStatus,
-    LastError, OwnedResource,
+    AwsOverride, DnsFailoverStatus, FIELD_MANAGER, FargateAppStatus, HotPoolClaimStatus, HotPoolStatus,
+    HotPoolWorkerStatus, LastError, OwnedResource,
 };
 
 /// The fields every status carries.
@@ -27,6 +27,10 @@ pub trait ObjectStatus: Default + Clone + PartialEq + Serialize + Send + Sync {
     fn resources_mut(&mut self) -> Option<&mut Vec<OwnedResource>>;
     /// `status.resources`, read-only (empty for kinds without one).
     fn resources(&self) -> &[OwnedResource];
+    /// `status.aws`, the `spec.aws` the inventory was made with (kinds with an inventory).
+    fn made_with_mut(&mut self) -> Option<&mut Option<AwsOverride>>;
+    /// `status.aws`, read-only.
+    fn made_with(&self) -> Option<&AwsOverride>;
     /// After this pass's status write was refused as stale: copy into `latest` the fields that
     /// record an AWS action of the pass which landed and which the inventory does not hold (e.g. the
     /// `restartedAt` a forced deployment answered), where the pass changed them from `before`, so
@@ -51,10 +55,14 @@ macro_rules! impl_object_status {
     (@inventory yes) => {
         fn resources_mut(&mut self) -> Option<&mut Vec<OwnedResource>> { Some(&mut self.resources) }
         fn resources(&self) -> &[OwnedResource] { &self.resources }
+        fn made_with_mut(&mut self) -> Option<&mut Option<AwsOverride>> { Some(&mut self.aws) }
+        fn made_with(&self) -> Option<&AwsOverride> { self.aws.as_ref() }
     };
     (@inventory no) => {
         fn resources_mut(&mut self) -> Option<&mut Vec<OwnedResource>> { None }
         fn resources(&self) -> &[OwnedResource] { &[] }
+        fn made_with_mut(&mut self) -> Option<&mut Option<AwsOverride>> { None }
+        fn made_with(&self) -> Option<&AwsOverride> { None }
     };
 }
 

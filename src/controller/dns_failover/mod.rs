@@ -37,12 +37,13 @@ use crate::runtime::status::ObjectStatus;
 const KIND: &str = "DnsFailover";
 
 async fn clients(ctx: &Context, obj: &DnsFailover) -> Result<FailoverAws, ReconcileError> {
-    let cfg = ctx.aws.config_for(obj.spec.aws.as_ref()).await;
+    let aws = super::inventory::aws_of(obj);
+    let cfg = ctx.aws.config_for(aws).await;
     Ok(FailoverAws {
         caller: ctx.caller.clone(),
         r53: ctx.aws.route53(&cfg),
         batcher: ctx.route53.clone(),
-        scope: obj.spec.aws.as_ref().map_or_else(String::new, |a| {
+        scope: aws.map_or_else(String::new, |a| {
             format!(
                 "{}|{}|{}",
                 a.role_arn.as_deref().unwrap_or(""),

@@ -67,7 +67,7 @@ const PERIODIC_SHARE: f64 = 0.5;
 const ATTRIBUTE_CHECK_EVERY_FULL_PASSES: u64 = 12;
 
 async fn clients(ctx: &Context, obj: &FargateApp) -> Result<FargateAws, ReconcileError> {
-    let cfg = ctx.aws.config_for(obj.spec.aws.as_ref()).await;
+    let cfg = ctx.aws.config_for(super::inventory::aws_of(obj)).await;
     let owner = super::owner_of(ctx, obj, KIND)?;
     Ok(FargateAws {
         caller: ctx.caller.clone(),
@@ -171,8 +171,14 @@ impl Pipeline<FargateApp> for AppPass<'_> {
             let spec = &obj.spec;
             let read_attributes = status.observed_generation != generation
                 || self.ctx.passes.full_passes(&self.key).is_multiple_of(ATTRIBUTE_CHECK_EVERY_FULL_PASSES);
-            let region =
-                self.ctx.aws.config_for(spec.aws.as_ref()).await.region().map(|r| r.to_string()).unwrap_or_default();
+            let region = self
+                .ctx
+                .aws
+                .config_for(super::inventory::aws_of(obj))
+                .await
+                .region()
+                .map(|r| r.to_string())
+                .unwrap_or_default();
             let rendered = render::render(spec, &self.names.family, &region);
             let seeded = Self::seeded(obj, status);
             let observed =

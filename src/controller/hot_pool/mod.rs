@@ -141,7 +141,7 @@ pub async fn reconcile(obj: Arc<HotPool>, ctx: Arc<Context>, shared: Arc<Shared>
 }
 
 async fn pool_aws(ctx: &Context, pool: &HotPool) -> PoolAws {
-    let cfg = ctx.aws.config_for(pool.spec.aws.as_ref()).await;
+    let cfg = ctx.aws.config_for(super::inventory::aws_of(pool)).await;
     PoolAws { caller: ctx.caller.clone(), ecs: ctx.aws.ecs(&cfg), cluster: pool.spec.cluster.clone() }
 }
 
