@@ -44,7 +44,7 @@ fmt-check: ## cargo fmt --check
 
 .PHONY: clippy
 clippy: ## clippy on every target, warnings are errors
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --all-targets --features sim -- -D warnings
 
 .PHONY: lint-dockerfile
 lint-dockerfile: ## hadolint the Dockerfile; its build command must equal hack/release.sh's
@@ -74,9 +74,9 @@ release: ## build the release binary exactly as the Dockerfile does, and test it
 test: fmt-check clippy lint-dockerfile test-argocd env-up ## everything CI runs (the CRD drift check is one of the tests)
 	@$(MAKE) --no-print-directory test-chart
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-	  $(CARGO) nextest run --locked --no-fail-fast; \
+	  $(CARGO) nextest run --locked --no-fail-fast --features sim; \
 	else \
-	  $(CARGO) test --locked --no-fail-fast; \
+	  $(CARGO) test --locked --no-fail-fast --features sim; \
 	fi
 	@# Alone and last: it kills and restarts the shared kube-apiserver. 100 objects per kind keep a
 	@# warm run near 10 minutes; `make chaos` alone runs the 200 of #7.

@@ -8,6 +8,8 @@ pub mod ecs_network;
 pub mod errors;
 pub mod facts;
 pub mod faults;
+#[cfg(any(test, feature = "sim"))]
+pub mod model;
 pub mod naming;
 pub mod route53_batch;
 pub mod sdk;

@@ -1,0 +1,1 @@
+//! The ecs model (not written yet).

@@ -1,0 +1,1 @@
+//! The elbv2 model (not written yet).

@@ -1,0 +1,1 @@
+//! The route53 model (not written yet).
