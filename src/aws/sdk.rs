@@ -20,6 +20,17 @@ struct ConfigKey {
     external_id: Option<String>,
 }
 
+/// Where the per-service calls go instead of the SDK: the simulator's in-memory AWS model. It gets
+/// the object's configuration (its region) and answers the calls itself.
+pub trait ApiSource: Send + Sync + std::fmt::Debug {
+    /// The ECS calls for `cfg`.
+    fn ecs(&self, cfg: &SdkConfig) -> Arc<dyn super::api::ecs::EcsApi>;
+    /// The ELBv2 calls for `cfg`.
+    fn elbv2(&self, cfg: &SdkConfig) -> Arc<dyn super::api::elbv2::Elbv2Api>;
+    /// The Route 53 calls for `cfg`.
+    fn route53(&self, cfg: &SdkConfig) -> Arc<dyn super::api::route53::Route53Api>;
+}
+
 /// Builds `SdkConfig`s: the controller's default, and one per (region, role) that objects ask for,
 /// cached so each role is assumed once and its credentials are refreshed by the SDK.
 #[derive(Clone, Debug)]
@@ -28,6 +39,7 @@ pub struct AwsProvider {
     session_name: String,
     cache: Arc<Mutex<HashMap<ConfigKey, SdkConfig>>>,
     faults: Option<Arc<FaultPlan>>,
+    source: Option<Arc<dyn ApiSource>>,
 }
 
 impl AwsProvider {
@@ -53,7 +65,7 @@ impl AwsProvider {
                 None
             }
         });
-        Self { base, session_name: "fargate-operator".into(), cache: Arc::default(), faults }
+        Self { base, session_name: "fargate-operator".into(), cache: Arc::default(), faults, source: None }
     }
 
     /// Inject faults into every client this provider builds (tests and chaos runs).
@@ -64,6 +76,9 @@ impl AwsProvider {
 
     /// The ECS calls for `cfg`, over an SDK client (with the fault injector when faults are on).
     pub fn ecs(&self, cfg: &SdkConfig) -> Arc<dyn super::api::ecs::EcsApi> {
+        if let Some(source) = &self.source {
+            return source.ecs(cfg);
+        }
         let mut b = aws_sdk_ecs::config::Builder::from(cfg);
         if let Some(plan) = &self.faults {
             b = b.interceptor(FaultInjector::new(plan.clone()));
@@ -73,6 +88,9 @@ impl AwsProvider {
 
     /// The ELBv2 calls for `cfg`, over an SDK client.
     pub fn elbv2(&self, cfg: &SdkConfig) -> Arc<dyn super::api::elbv2::Elbv2Api> {
+        if let Some(source) = &self.source {
+            return source.elbv2(cfg);
+        }
         let mut b = aws_sdk_elasticloadbalancingv2::config::Builder::from(cfg);
         if let Some(plan) = &self.faults {
             b = b.interceptor(FaultInjector::new(plan.clone()));
@@ -82,6 +100,9 @@ impl AwsProvider {
 
     /// The Route 53 calls for `cfg`, over an SDK client.
     pub fn route53(&self, cfg: &SdkConfig) -> Arc<dyn super::api::route53::Route53Api> {
+        if let Some(source) = &self.source {
+            return source.route53(cfg);
+        }
         let mut b = aws_sdk_route53::config::Builder::from(cfg);
         if let Some(plan) = &self.faults {
             b = b.interceptor(FaultInjector::new(plan.clone()));
@@ -91,7 +112,14 @@ impl AwsProvider {
 
     /// A provider over an already-loaded base configuration (tests supply static credentials).
     pub fn from_base(base: SdkConfig) -> Self {
-        Self { base, session_name: "fargate-operator".into(), cache: Arc::default(), faults: None }
+        Self { base, session_name: "fargate-operator".into(), cache: Arc::default(), faults: None, source: None }
+    }
+
+    /// This provider with every call answered by `source` (the simulator's AWS model). Roles are
+    /// still turned into configurations, whose credentials nothing then fetches.
+    pub fn with_source(mut self, source: Arc<dyn ApiSource>) -> Self {
+        self.source = Some(source);
+        self
     }
 
     /// The controller's default configuration.

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::ResourceExt;
 
 use super::plan::{self, PoolStep};
@@ -67,16 +66,7 @@ impl Pool<'_> {
                 }
                 PoolStep::Ready { worker, ip, claimed } => {
                     let now = self.now;
-                    self.write_worker(&worker, |s| {
-                        s.ip = Some(ip);
-                        if claimed {
-                            s.phase = Some(WorkerPhase::Claimed);
-                        } else {
-                            s.phase = Some(WorkerPhase::Available);
-                            s.available_since = Some(MicroTime(now));
-                        }
-                    })
-                    .await?;
+                    self.write_worker(&worker, |s| plan::mark_ready(s, ip, claimed, now)).await?;
                 }
                 PoolStep::Lost { worker, why } => {
                     let note = format!("worker {worker}: {why}");

@@ -19,7 +19,7 @@ use super::{
     pool_deficits, recover_launches, releases, step_worker, task_arn, waiting_per_version,
 };
 use crate::api::OwnedResource;
-use crate::api::hot_pool::{HotPoolSpec, HotPoolWorker, OnRelease, WorkerClaimRef, WorkerPhase};
+use crate::api::hot_pool::{HotPoolSpec, HotPoolWorker, HotPoolWorkerStatus, OnRelease, WorkerClaimRef, WorkerPhase};
 use crate::aws::naming::Owner;
 use crate::controller::hot_pool::inventory;
 use crate::runtime::clock::{self, plus_secs};
@@ -177,13 +177,7 @@ pub fn plan_pass(input: &PassInput<'_>) -> PassPlan {
                 let claimed = claim_ref(w).is_some();
                 out.steps.push(PoolStep::Ready { worker: name.clone(), ip: ip.clone(), claimed });
                 if let Some(s) = workers.get_mut(&name).and_then(|w| w.status.as_mut()) {
-                    s.ip = Some(ip);
-                    if claimed {
-                        s.phase = Some(WorkerPhase::Claimed);
-                    } else {
-                        s.phase = Some(WorkerPhase::Available);
-                        s.available_since = Some(MicroTime(now));
-                    }
+                    mark_ready(s, ip, claimed, now);
                 }
             }
             WorkerStep::Lost(why) => {
@@ -356,6 +350,18 @@ fn release_view(views: &mut Vec<WorkerView>, worker: &str, on_release: OnRelease
         (_, OnRelease::Stop) => {
             views.remove(i);
         }
+    }
+}
+
+/// What [`PoolStep::Ready`] writes on the worker (the plan's copy and apply's write alike): its IP,
+/// and Claimed when a claim reserved it, else Available from `now`.
+pub fn mark_ready(s: &mut HotPoolWorkerStatus, ip: String, claimed: bool, now: Timestamp) {
+    s.ip = Some(ip);
+    if claimed {
+        s.phase = Some(WorkerPhase::Claimed);
+    } else {
+        s.phase = Some(WorkerPhase::Available);
+        s.available_since = Some(MicroTime(now));
     }
 }
 
