@@ -302,8 +302,10 @@ impl State {
             s.grace = Some(g);
         }
         if let Some(d) = deployment {
-            // Deployments other than the PRIMARY one that were already replaced are dropped.
-            s.deployments.retain(|old| now < old.settles_at);
+            // The PRIMARY one turns ACTIVE until the new one has replaced its tasks; older ones
+            // are dropped (the model keeps one ACTIVE deployment at most).
+            let previous = s.deployments.pop();
+            s.deployments = previous.into_iter().collect();
             s.deployments.push(d);
         }
         if redeploy || req.desired_count.is_some() {

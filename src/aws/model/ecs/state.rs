@@ -273,16 +273,23 @@ impl State {
     }
 
     pub fn list_task_definitions(&self, prefix: &str, token: Option<&str>) -> Result<Page, Classified> {
-        let after = key_of_token("td", token)?;
+        // The cursor is the last (family, revision) answered; compared as a pair, not as text.
+        let after = match key_of_token("td", token)? {
+            Some(key) => {
+                let (family, n) = key.rsplit_once(':').ok_or_else(|| invalid("Invalid nextToken."))?;
+                Some((family.to_string(), n.parse::<u32>().map_err(|_| invalid("Invalid nextToken."))?))
+            }
+            None => None,
+        };
         let by_prefix = self.settings.list_task_definitions_by_prefix;
         let matching = self
             .families
             .iter()
             .filter(|(family, _)| if by_prefix { family.starts_with(prefix) } else { family.as_str() == prefix })
             .flat_map(|(family, revisions)| {
-                revisions.iter().filter(|(_, r)| r.active).map(move |(n, r)| (format!("{family}:{n:010}"), &r.arn))
+                revisions.iter().filter(|(_, r)| r.active).map(move |(n, r)| ((family, *n), &r.arn))
             })
-            .filter(|(key, _)| after.is_none_or(|a| key.as_str() > a));
+            .filter(|((family, n), _)| after.as_ref().is_none_or(|(f, a)| (family.as_str(), *n) > (f.as_str(), *a)));
         let size = self.settings.page_size.max(1);
         let mut arns = Vec::new();
         let mut last = None;
@@ -295,7 +302,10 @@ impl State {
             arns.push(arn.clone());
             last = Some(key);
         }
-        Ok(Page { arns, next_token: if more { last.map(|k| token_after("td", &k)) } else { None } })
+        Ok(Page {
+            arns,
+            next_token: if more { last.map(|(f, n)| token_after("td", &format!("{f}:{n}"))) } else { None },
+        })
     }
 
     pub fn deregister(&mut self, reference: &str) -> Result<(), Classified> {

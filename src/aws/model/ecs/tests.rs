@@ -237,8 +237,8 @@ fn a_seed_replays_the_same_ids_and_failures() {
     let go = |seed| {
         let m = model(seed);
         m.set_settings(EcsSettings { capacity_failure_rate: 0.3, ..EcsSettings::default() });
-        m.set_faults(FaultRates { lost: 0.2, ..Default::default() });
         let td = register(&m, "w");
+        m.set_faults(FaultRates { lost: 0.2, ..Default::default() });
         let answers: Vec<String> =
             (0..5).map(|i| format!("{:?}", block_on(m.run_task(&run_request(&td, 4, &format!("t{i}")))))).collect();
         (answers, m.stop_random_task("chaos"))
