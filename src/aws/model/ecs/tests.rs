@@ -99,7 +99,7 @@ fn tasks_provision_then_run_with_an_ip_and_show_in_list_tasks_after_the_lag() {
     assert_eq!(t.tags.get("launch").map(String::as_str), Some("a"));
     assert!(listed(&m).is_empty() && described(&m, &t.arn).is_none(), "not visible yet");
     m.advance(5 * SECOND);
-    assert_eq!(listed(&m), [t.arn.clone()]);
+    assert_eq!(listed(&m), std::slice::from_ref(&t.arn));
     assert_eq!(described(&m, &t.arn).unwrap().last_status, "PROVISIONING");
     m.advance(5 * SECOND);
     let pending = described(&m, &t.arn).unwrap();
