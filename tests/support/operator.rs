@@ -62,6 +62,17 @@ impl InProcessOperator {
         Self::spawn(ctx, &super::aws_endpoint(), extra, aws).await
     }
 
+    /// Like [`start_with`](Self::start_with), with every AWS call answered by `source` (the
+    /// simulator's in-memory model) instead of moto.
+    pub async fn start_with_source(
+        ctx: &TestCtx,
+        source: Arc<dyn fargate_operator::aws::sdk::ApiSource>,
+        extra: &[&str],
+    ) -> Self {
+        let aws = AwsProvider::from_base(super::moto_base_config().await).with_source(source);
+        Self::spawn(ctx, &super::aws_endpoint(), extra, aws).await
+    }
+
     /// Like [`start`](Self::start), against the AWS endpoint `endpoint` with the static credentials
     /// `credentials` (tests/iam_policy.rs: its own moto that enforces IAM, and an IAM user's key).
     pub async fn start_with_credentials(
