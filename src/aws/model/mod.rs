@@ -14,6 +14,9 @@
 pub mod ecs;
 pub mod elbv2;
 pub mod route53;
+pub mod source;
+
+pub use source::ModelAws;
 
 use std::sync::Mutex;
 

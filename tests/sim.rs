@@ -1,0 +1,123 @@
+//! The operator against the in-memory AWS model (`src/aws/model/`) instead of moto: the first
+//! step of the deterministic simulator of #14. The real kube-apiserver holds the objects; every
+//! ECS call goes to `ModelEcs`, whose logical clock the test moves (tasks start only when it does).
+//! Invariants are read from the model directly: no duplicate or orphaned task, every task recorded
+//! by exactly one worker, nothing left after deletion.
+#![cfg(feature = "sim")]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_ecs::types::ContainerDefinition;
+use fargate_operator::api::hot_pool::ClaimPhase;
+use fargate_operator::api::{HotPool, HotPoolClaim, HotPoolWorker};
+use fargate_operator::aws::api::ecs::{EcsApi, RegisterTaskDefinitionRequest};
+use fargate_operator::aws::model::{FaultRates, ModelAws};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::wait::await_condition;
+use serde_json::json;
+use support::TestCtx;
+use support::operator::InProcessOperator;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// Move the model's clock a second every 20 ms of real time until `done` resolves.
+async fn run_clock_until<T>(model: &ModelAws, done: impl std::future::Future<Output = T>) -> T {
+    let clock = async {
+        loop {
+            model.advance(Duration::from_secs(1));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        out = tokio::time::timeout(WAIT, done) => out.expect("reached before the deadline"),
+        () = clock => unreachable!("the clock never ends"),
+    }
+}
+
+#[tokio::test]
+async fn a_pool_on_the_model_fills_binds_once_and_leaves_nothing_after_deletion() {
+    let ctx = TestCtx::new("sim-pool").await;
+    let model = ModelAws::new(42, FaultRates::default(), "123456789012", "us-east-1");
+    model.ecs.create_cluster("workers");
+    let td = model
+        .ecs
+        .register_task_definition(&RegisterTaskDefinitionRequest {
+            family: "worker".into(),
+            cpu: "256".into(),
+            memory: "512".into(),
+            container_definitions: vec![
+                ContainerDefinition::builder().name("worker").image("example/worker:2").build(),
+            ],
+            ..Default::default()
+        })
+        .await
+        .expect("register the worker task definition")
+        .arn;
+    let op = InProcessOperator::start_with_source(&ctx, Arc::new(model.clone()), &[]).await;
+    let pools: Api<HotPool> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let workers: Api<HotPoolWorker> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let claims: Api<HotPoolClaim> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let pool: HotPool = serde_json::from_value(json!({
+        "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPool",
+        "metadata": {"name": "pool"},
+        "spec": {"cluster": "workers", "network": {"subnets": ["subnet-1"]},
+                 "versions": [{"version": "1", "taskDefinition": td, "scaleTo": 3, "port": 7000}],
+                 "claims": {"leaseSeconds": 600, "onRelease": "Stop", "whenEmpty": "Wait"}}
+    }))
+    .expect("HotPool");
+    pools.create(&PostParams::default(), &pool).await.expect("create the pool");
+    let full = |p: Option<&HotPool>| p.and_then(|p| p.status.as_ref()).is_some_and(|s| s.available == Some(3));
+    run_clock_until(&model, await_condition(pools.clone(), "pool", full)).await.expect("watch");
+
+    // Every running task is recorded by exactly one worker, and none is extra.
+    let running: BTreeSet<String> = model
+        .ecs
+        .tasks()
+        .into_iter()
+        .filter(|t| t.task.last_status == "RUNNING" && t.task.desired_status == "RUNNING")
+        .map(|t| t.task.arn)
+        .collect();
+    let recorded: Vec<String> = workers
+        .list(&ListParams::default())
+        .await
+        .expect("workers")
+        .items
+        .into_iter()
+        .filter_map(|w| w.status.and_then(|s| s.task_arn))
+        .collect();
+    assert_eq!(running.len(), 3, "{running:?}");
+    assert_eq!(recorded.iter().cloned().collect::<BTreeSet<_>>(), running, "each task recorded by one worker");
+    assert_eq!(recorded.len(), 3, "no task recorded twice");
+
+    let claim: HotPoolClaim = serde_json::from_value(json!({
+        "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPoolClaim",
+        "metadata": {"name": "job"}, "spec": {"pool": "pool", "version": "1", "client": "api"}
+    }))
+    .expect("claim");
+    claims.create(&PostParams::default(), &claim).await.expect("create the claim");
+    let bound = |c: Option<&HotPoolClaim>| {
+        c.and_then(|c| c.status.as_ref()).is_some_and(|s| s.phase == Some(ClaimPhase::Bound) && s.task_arn.is_some())
+    };
+    let claim = run_clock_until(&model, await_condition(claims.clone(), "job", bound)).await.expect("watch");
+    let task = claim.and_then(|c| c.status).and_then(|s| s.task_arn).expect("bound task");
+    assert!(running.contains(&task), "bound to one of the pool's running tasks");
+
+    pools.delete("pool", &DeleteParams::default()).await.expect("delete the pool");
+    run_clock_until(&model, await_condition(pools.clone(), "pool", |p: Option<&HotPool>| p.is_none()))
+        .await
+        .expect("watch");
+    let left: BTreeMap<String, String> = model
+        .ecs
+        .tasks()
+        .into_iter()
+        .filter(|t| t.task.desired_status != "STOPPED")
+        .map(|t| (t.task.arn, t.task.last_status))
+        .collect();
+    assert!(left.is_empty(), "every task of the deleted pool is stopped: {left:?}");
+    op.stop().await;
+    ctx.cleanup().await;
+}
