@@ -77,9 +77,10 @@ pub trait EcsApi: Send + Sync + std::fmt::Debug {
         include_tags: bool,
     ) -> ApiFuture<'a, TaskDefinitionRevision>;
 
-    /// One page of ListTaskDefinitions: ARNs of the ACTIVE revisions whose family starts with
-    /// `family_prefix` (other families sharing the prefix included), from `next_token` on. No match
-    /// is an empty page, not an error.
+    /// One page of ListTaskDefinitions: ARNs of the ACTIVE revisions of the family `family_prefix`
+    /// (AWS documents the parameter as the full family name; callers still check each ARN's family,
+    /// in case an implementation also matches longer names), from `next_token` on. No match is an
+    /// empty page, not an error.
     fn list_task_definitions<'a>(&'a self, family_prefix: &'a str, next_token: Option<&'a str>) -> ApiFuture<'a, Page>;
 
     /// DeregisterTaskDefinition of the revision `task_definition` (ARN or `family:revision`): it
