@@ -74,22 +74,8 @@ struct ChangeState {
     insync_at: Duration,
 }
 
-/// A health check as inspection shows it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct HealthCheckView {
-    /// Id.
-    pub id: String,
-    /// The CallerReference it was created with.
-    pub caller_reference: String,
-    /// Its settings (with the defaults Route 53 fills in).
-    pub config: HealthCheckConfig,
-    /// HealthCheckVersion.
-    pub version: i64,
-    /// Tags.
-    pub tags: BTreeMap<String, String>,
-    /// Checkers (of [`checks::CHECKER_REGIONS`]) that see it healthy.
-    pub healthy_checkers: usize,
-}
+/// A health check as inspection shows it: the model's own record of it.
+pub use checks::CheckState as HealthCheckView;
 
 #[derive(Debug)]
 struct State {
@@ -270,17 +256,6 @@ impl State {
             r.deleted_at = Some(self.now);
         }
         Ok(())
-    }
-}
-
-fn view(c: &CheckState) -> HealthCheckView {
-    HealthCheckView {
-        id: c.id.clone(),
-        caller_reference: c.caller_reference.clone(),
-        config: c.config.clone(),
-        version: c.version,
-        tags: c.tags.clone(),
-        healthy_checkers: c.healthy_checkers,
     }
 }
 
@@ -488,7 +463,7 @@ impl ModelRoute53 {
 
     /// Every health check, with tags, CallerReference and health, in id order.
     pub fn health_checks(&self) -> Vec<HealthCheckView> {
-        self.lock().checks.values().map(view).collect()
+        self.lock().checks.values().cloned().collect()
     }
 
     /// Every CallerReference used, with the check it created and whether that check is deleted.
