@@ -287,3 +287,27 @@ async fn a_stale_pass_merges_its_inventory_into_the_newer_object() {
     assert_eq!(ids, ["kept", "new"], "made: added; deleted: removed; the newer object's own entries kept");
     ctx.cleanup().await;
 }
+
+/// A create recorded in the middle of a pass (before it is sent) also records where it is made
+/// (`status.aws`), so a process that dies before the pass's final write still knows which account
+/// and region the inventory belongs to.
+#[tokio::test]
+async fn a_mid_pass_record_carries_the_spec_aws_it_was_made_with() {
+    use fargate_operator::api::{DnsFailover, OwnedResource};
+    use fargate_operator::controller::StatusWriter;
+    use fargate_operator::runtime::metrics::Metrics;
+    let ctx = TestCtx::new("crds-made-with").await;
+    let mut doc = yaml_docs("examples/dnsfailover.yaml").into_iter().find(|d| d["kind"] == "DnsFailover").expect("ex");
+    doc["metadata"] = json!({"name": "made", "namespace": ctx.namespace});
+    doc["spec"]["aws"] = json!({"region": "eu-west-1"});
+    create(&ctx, &doc).await.expect("create");
+    let api: Api<DnsFailover> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let metrics = Metrics::new();
+    let writer = StatusWriter::new(&api, &api.get("made").await.expect("get"), &metrics);
+    let entry = OwnedResource { type_: "HealthCheck".into(), id: "planned:x".into(), parent: None, name: None };
+    writer.record_resources(&[entry]).await.expect("record");
+    let status = api.get("made").await.expect("get").status.expect("status");
+    assert_eq!(status.resources.len(), 1);
+    assert_eq!(status.aws.and_then(|a| a.region).as_deref(), Some("eu-west-1"));
+    ctx.cleanup().await;
+}

@@ -128,6 +128,9 @@ pub struct StatusWriter<'a, K: Managed> {
     state: std::sync::Mutex<(Option<String>, Option<K::Status>)>,
     /// The resourceVersion this pass's last write produced (none written: `None`).
     last_written: std::sync::Mutex<Option<String>>,
+    /// The `spec.aws` this pass works with, recorded as `status.aws` with the first mid-pass write
+    /// when none is recorded yet, so a create is never in the inventory without where it was made.
+    made_with: Option<crate::api::AwsOverride>,
 }
 
 impl<'a, K: Managed> StatusWriter<'a, K> {
@@ -140,6 +143,7 @@ impl<'a, K: Managed> StatusWriter<'a, K> {
             name: obj.name_any(),
             state: std::sync::Mutex::new(state),
             last_written: std::sync::Mutex::new(None),
+            made_with: Some(super::inventory::aws_of(obj).cloned().unwrap_or_default()),
         }
     }
 
@@ -241,6 +245,11 @@ impl<'a, K: Managed> StatusWriter<'a, K> {
     pub async fn record(&self, change: impl FnOnce(&mut K::Status)) -> Result<(), crate::aws::AwsError> {
         let mut recorded = self.current().unwrap_or_default();
         change(&mut recorded);
+        if let Some(slot) = recorded.made_with_mut()
+            && slot.is_none()
+        {
+            slot.clone_from(&self.made_with);
+        }
         self.write(&recorded).await.map_err(|e| {
             let stale = is_stale_write(&e);
             crate::aws::AwsError {
