@@ -131,6 +131,8 @@ pub struct StatusWriter<'a, K: Managed> {
     /// The `spec.aws` this pass works with, recorded as `status.aws` with the first mid-pass write
     /// when none is recorded yet, so a create is never in the inventory without where it was made.
     made_with: Option<crate::api::AwsOverride>,
+    /// The `metadata.generation` the pass read.
+    generation: Option<i64>,
 }
 
 impl<'a, K: Managed> StatusWriter<'a, K> {
@@ -144,6 +146,7 @@ impl<'a, K: Managed> StatusWriter<'a, K> {
             state: std::sync::Mutex::new(state),
             last_written: std::sync::Mutex::new(None),
             made_with: Some(super::inventory::aws_of(obj).cloned().unwrap_or_default()),
+            generation: obj.meta().generation,
         }
     }
 
@@ -155,14 +158,46 @@ impl<'a, K: Managed> StatusWriter<'a, K> {
             return Ok(());
         }
         self.metrics.status_written(K::KIND);
-        let written = match version {
-            Some(v) => crate::runtime::status::apply_status_at(self.api, &self.name, &v, status).await?,
-            None => return Err(ReconcileError::MissingMetadata("metadata.resourceVersion")),
+        let Some(version) = version else {
+            return Err(ReconcileError::MissingMetadata("metadata.resourceVersion"));
+        };
+        let written = match crate::runtime::status::apply_status_at(self.api, &self.name, &version, status).await {
+            Ok(written) => written,
+            Err(e) => {
+                let err = ReconcileError::from(e);
+                if !is_stale_write(&err) {
+                    return Err(err);
+                }
+                self.write_after_metadata_change(current.as_ref(), status).await.ok_or(err)??
+            }
         };
         self.note_written(written.meta().resource_version.clone());
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) =
             (written.meta().resource_version.clone(), Some(status.clone()));
         Ok(())
+    }
+
+    /// After a conflict: when only metadata changed since this pass read the object (an
+    /// annotation, a label, a `kubectl apply` of the same spec), the same generation with the
+    /// status this pass last read or wrote, this pass's status is still the truth; write it at the
+    /// new resourceVersion. `None` when the spec or the status changed (another pass, another
+    /// replica): the caller treats the write as stale. Without this, an object whose metadata
+    /// changes more often than a pass takes never gets its status written, and every pass plans
+    /// again what the last one made.
+    async fn write_after_metadata_change(
+        &self,
+        read: Option<&K::Status>,
+        status: &K::Status,
+    ) -> Option<Result<K, ReconcileError>> {
+        let latest = match self.api.get(&self.name).await {
+            Ok(latest) => latest,
+            Err(e) => return Some(Err(e.into())),
+        };
+        if latest.meta().generation != self.generation || latest.status_ref() != read {
+            return None;
+        }
+        let version = latest.meta().resource_version.clone()?;
+        Some(crate::runtime::status::apply_status_at(self.api, &self.name, &version, status).await.map_err(Into::into))
     }
 
     fn note_written(&self, version: Option<String>) {
