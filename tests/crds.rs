@@ -311,3 +311,81 @@ async fn a_mid_pass_record_carries_the_spec_aws_it_was_made_with() {
     assert_eq!(status.aws.and_then(|a| a.region).as_deref(), Some("eu-west-1"));
     ctx.cleanup().await;
 }
+
+/// A status write refused only because metadata changed since the pass read the object (an
+/// annotation, a label) goes through at the new version: the pass's status is still the truth for
+/// the same generation and the same prior status. One that raced another status write is still
+/// refused. Without this, an object whose metadata changes more often than a pass takes never got
+/// its status, and each pass re-created what the last one made (found by the simulator).
+#[tokio::test]
+async fn a_status_write_survives_a_metadata_only_change_but_not_another_status_write() {
+    use fargate_operator::api::{DnsFailover, DnsFailoverStatus};
+    use fargate_operator::controller::{StatusWriter, is_stale_write};
+    use fargate_operator::runtime::metrics::Metrics;
+    use fargate_operator::runtime::status::apply_status_at;
+    use kube::api::{Patch, PatchParams};
+    let ctx = TestCtx::new("crds-metadata-change").await;
+    let mut doc = yaml_docs("examples/dnsfailover.yaml").into_iter().find(|d| d["kind"] == "DnsFailover").expect("ex");
+    doc["metadata"] = json!({"name": "meta", "namespace": ctx.namespace});
+    create(&ctx, &doc).await.expect("create");
+    let api: Api<DnsFailover> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let metrics = Metrics::new();
+    let annotate = |n: u32| json!({"metadata": {"annotations": {"example.com/touched": n.to_string()}}});
+
+    let writer = StatusWriter::new(&api, &api.get("meta").await.expect("get"), &metrics);
+    api.patch("meta", &PatchParams::default(), &Patch::Merge(annotate(1))).await.expect("annotate");
+    let ours = DnsFailoverStatus { observed_generation: Some(1), ..Default::default() };
+    writer.write(&ours).await.expect("only metadata changed: the write goes through");
+    assert_eq!(api.get("meta").await.expect("get").status, Some(ours));
+
+    let late = StatusWriter::new(&api, &api.get("meta").await.expect("get"), &metrics);
+    let version = api.get("meta").await.expect("get").metadata.resource_version.expect("resourceVersion");
+    let theirs = DnsFailoverStatus { observed_generation: Some(7), ..Default::default() };
+    apply_status_at(&api, "meta", &version, &theirs).await.expect("another writer");
+    let refused = late.write(&DnsFailoverStatus::default()).await.expect_err("the status changed under it");
+    assert!(is_stale_write(&refused), "{refused:?}");
+    assert_eq!(api.get("meta").await.expect("get").status, Some(theirs), "the other write is kept");
+    ctx.cleanup().await;
+}
+
+/// `kubectl apply --server-side` of a manifest without an optional block removes the block, even
+/// though the apiserver filled defaults into it: such blocks are atomic (`x-kubernetes-map-type`),
+/// so the defaults belong to whoever applied the block. Before, the defaults stayed behind and the
+/// apply was refused for the block's missing required fields (found by the simulator).
+#[tokio::test]
+async fn a_server_side_apply_without_an_optional_block_removes_it() {
+    use kube::api::{Patch, PatchParams};
+    let ctx = TestCtx::new("crds-ssa-remove").await;
+    let apply = |doc: &serde_json::Value| {
+        let kind = doc["kind"].as_str().expect("kind").to_string();
+        let ar = api_resource(&kind, plural_of(&kind));
+        let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ctx.namespace, &ar);
+        let name = doc["metadata"]["name"].as_str().expect("name").to_string();
+        let doc = doc.clone();
+        async move { api.patch(&name, &PatchParams::apply("kubectl").force(), &Patch::Apply(&doc)).await }
+    };
+    let mut app =
+        yaml_docs("examples/fargateapp-full.yaml").into_iter().find(|d| d["kind"] == "FargateApp").expect("ex");
+    app["metadata"] = json!({"name": "web", "namespace": ctx.namespace});
+    let mut failover =
+        yaml_docs("examples/dnsfailover.yaml").into_iter().find(|d| d["kind"] == "DnsFailover").expect("ex");
+    failover["metadata"] = json!({"name": "dr", "namespace": ctx.namespace});
+    for doc in [&app, &failover] {
+        apply(doc).await.expect("apply with every block");
+    }
+    let blocks = [(&mut app, vec!["dns"], "dns"), (&mut failover, vec!["delegation"], "delegation")];
+    for (doc, path, block) in blocks {
+        doc["spec"].as_object_mut().expect("spec").remove(path[0]);
+        let applied = apply(doc).await.unwrap_or_else(|e| panic!("apply without {block}: {e}"));
+        assert!(applied.data["spec"].get(block).is_none(), "{block} removed: {}", applied.data["spec"]);
+    }
+    let mut app =
+        yaml_docs("examples/fargateapp-full.yaml").into_iter().find(|d| d["kind"] == "FargateApp").expect("ex");
+    app["metadata"] = json!({"name": "web", "namespace": ctx.namespace});
+    app["spec"]["loadBalancer"].as_object_mut().expect("loadBalancer").remove("listenerRule");
+    app["spec"]["loadBalancer"]["targetGroup"]["vpcId"] = json!("vpc-0abc");
+    app["spec"].as_object_mut().expect("spec").remove("dns");
+    let applied = apply(&app).await.expect("apply without the listener rule");
+    assert!(applied.data["spec"]["loadBalancer"].get("listenerRule").is_none(), "{}", applied.data["spec"]);
+    ctx.cleanup().await;
+}

@@ -116,6 +116,7 @@ pub struct SecondaryEndpoint {
 #[x_kube(
     validation = Rule::new("self.type != 'TCP' || (!has(self.path) && (!has(self.searchString) || self.searchString == ''))").message("healthCheck.path and healthCheck.searchString apply to HTTP and HTTPS checks only"),
 )]
+#[schemars(extend("x-kubernetes-map-type" = "atomic"))]
 pub struct HealthCheckSpec {
     /// `HTTPS`, `HTTP` or `TCP`.
     #[serde(rename = "type")]
@@ -183,6 +184,7 @@ pub enum FailoverMode {
 /// NS delegation of the record's zone in its parent zone.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-map-type" = "atomic"))]
 pub struct Delegation {
     /// Hosted zone ID of the parent zone, e.g. `Z0APP`.
     #[schemars(regex(pattern = r"^(/hostedzone/)?[A-Z0-9]{1,32}$"))]

@@ -184,6 +184,7 @@ pub struct ContainerSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.command[0] in ['CMD', 'CMD-SHELL', 'NONE']").message("spec.containers[].healthCheck.command must start with CMD, CMD-SHELL or NONE"))]
+#[schemars(extend("x-kubernetes-map-type" = "atomic"))]
 pub struct ContainerHealthCheck {
     /// Command, starting with `CMD` or `CMD-SHELL`, e.g. `[CMD-SHELL, "curl -f localhost:8080/health"]`.
     #[schemars(length(min = 1, max = 50))]
@@ -299,6 +300,7 @@ impl Default for CircuitBreaker {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.listenerRule) || (has(self.targetGroup) && has(self.targetGroup.vpcId))").message("spec.loadBalancer.targetGroup.vpcId is required when there is no spec.loadBalancer.listenerRule"))]
+#[schemars(extend("x-kubernetes-map-type" = "atomic"))]
 pub struct LoadBalancerSpec {
     /// Container that receives traffic; default: the first container with a `port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -422,6 +424,7 @@ fn default_matcher() -> String {
     validation = Rule::new("self.priorityRange.min <= self.priorityRange.max").message("spec.loadBalancer.listenerRule.priorityRange.min must not exceed max"),
     validation = Rule::new("!has(self.priority) || (self.priority >= self.priorityRange.min && self.priority <= self.priorityRange.max)").message("spec.loadBalancer.listenerRule.priority must lie inside priorityRange")
 )]
+#[schemars(extend("x-kubernetes-map-type" = "atomic"))]
 pub struct ListenerRuleSpec {
     /// ARN of the existing ALB listener.
     #[schemars(regex(pattern = r"^arn:aws[a-zA-Z-]*:elasticloadbalancing:.+:listener/app/.+$"), length(max = 2048))]
@@ -473,6 +476,7 @@ fn default_prio_max() -> i32 {
 /// Route 53 record for the app.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-map-type" = "atomic"))]
 pub struct DnsSpec {
     /// Hosted zone ID, e.g. `Z123ABC` (a `/hostedzone/` prefix is accepted).
     #[schemars(regex(pattern = r"^(/hostedzone/)?[A-Z0-9]{1,32}$"))]
