@@ -228,7 +228,7 @@ async fn forty_concurrent_claims_on_a_pool_of_ten_each_get_their_own_worker() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lost_tasks_are_replaced_orphans_stopped_and_deleting_the_pool_stops_everything() {
+async fn lost_tasks_are_replaced_orphans_stopped_and_deleting_the_pool_stops_everything_and_fails_its_claims() {
     let s = Setup::new("hp-sweep").await;
     s.create_pool(&s.pool("pool", versions(&s, &[("1", 0, 2, true)]), json!({"replenishIntervalSeconds": 5}))).await;
     s.wait_counts("pool", 2, 0).await;
@@ -262,8 +262,15 @@ async fn lost_tasks_are_replaced_orphans_stopped_and_deleting_the_pool_stops_eve
     eventually("orphan stopped", || async { s.task_state(&orphan).await.0 == "STOPPED" }).await;
     s.assert_one_task_per_worker("pool").await;
 
-    // Deleting the pool stops every task it launched and removes its workers.
+    // Deleting the pool stops every task it launched, removes its workers and fails the claim
+    // that held one (no event of the claim's own would: it stayed Ready for a stopped task; found
+    // by the simulator).
+    s.create_claim("held", "pool", "1").await;
+    s.wait_claim("held", ClaimPhase::Bound).await;
     s.pools.delete("pool", &DeleteParams::default()).await.expect("delete pool");
+    let failed = s.wait_claim("held", ClaimPhase::Failed).await;
+    let ready = failed.status.iter().flat_map(|st| st.conditions.iter()).find(|c| c.type_ == "Ready").cloned();
+    assert_eq!(ready.map(|c| (c.status, c.reason)), Some(("False".into(), "PoolDeleted".into())));
     tokio::time::timeout(WAIT, await_condition(s.pools.clone(), "pool", |o: Option<&HotPool>| o.is_none()))
         .await
         .expect("pool deleted")

@@ -117,17 +117,28 @@ async fn reconcile(claim: Arc<HotPoolClaim>, ctx: Arc<Context>) -> Result<Action
         put_status(&api, &claim, invalid_status(&claim, phase, &errs.to_string(), |_| {}), &ctx).await?;
         return Ok(Action::requeue(jittered(ctx.config.resync())));
     }
-    let new = match phase {
-        ClaimPhase::Expired | ClaimPhase::Failed => return Ok(Action::await_change()),
+    let Some(new) = pool_gone_status(&claim, &ns) else { return Ok(Action::await_change()) };
+    put_status(&api, &claim, new, &ctx).await?;
+    Ok(Action::requeue(jittered(ctx.config.resync())))
+}
+
+/// What a claim says once its pool is gone: a Bound claim failed (`PoolDeleted`), a Pending one
+/// waiting for a pool that does not exist (`PoolNotFound`); `None` for one already done. Written
+/// by the pool's own deletion while it still exists (it owns its claims' status until then), and
+/// by this controller after.
+pub fn pool_gone_status(claim: &HotPoolClaim, ns: &str) -> Option<HotPoolClaimStatus> {
+    let phase = claim.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
+    Some(match phase {
+        ClaimPhase::Expired | ClaimPhase::Failed => return None,
         ClaimPhase::Bound => next_status(
-            &claim,
+            claim,
             ClaimPhase::Failed,
             "PoolDeleted",
             &format!("HotPool {} was deleted while this claim held a worker", claim.spec.pool),
             |_| {},
         ),
         ClaimPhase::Pending => next_status(
-            &claim,
+            claim,
             ClaimPhase::Pending,
             "PoolNotFound",
             &format!(
@@ -136,7 +147,5 @@ async fn reconcile(claim: Arc<HotPoolClaim>, ctx: Arc<Context>) -> Result<Action
             ),
             |_| {},
         ),
-    };
-    put_status(&api, &claim, new, &ctx).await?;
-    Ok(Action::requeue(jittered(ctx.config.resync())))
+    })
 }

@@ -1,7 +1,7 @@
 //! Deleting a pool: stop every task it launched (unless `policy.deletion: Retain`), found by
 //! `startedBy` in every cluster of the inventory and in `spec.cluster`, and through its workers
-//! (each task in the cluster its ARN names), then remove its workers. A cluster that is gone has no
-//! tasks left to stop.
+//! (each task in the cluster its ARN names), then tell its claims (`PoolDeleted`) and remove its
+//! workers. A cluster that is gone has no tasks left to stop.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use kube::{Resource, ResourceExt};
 
 use super::{inventory, owner, plan, pool_aws};
 use crate::api::DeletionPolicy;
-use crate::api::hot_pool::{HotPool, HotPoolWorker, POOL_LABEL};
+use crate::api::hot_pool::{HotPool, HotPoolClaim, HotPoolWorker, POOL_LABEL};
 use crate::aws::AwsError;
 use crate::controller::{ReconcileError, record_deletion_blocked, write_status};
 use crate::runtime::Context;
@@ -53,6 +53,20 @@ pub(super) async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Conte
         }
         if !arns.is_empty() {
             ctx.events.normal(pool.as_ref(), "Deleted", "StopTask", format!("stopped {} task(s)", arns.len())).await;
+        }
+    }
+    // The pool owns its claims' status while it exists: tell them before it goes, since no
+    // event of their own would (a Bound claim would otherwise stay Ready for a stopped task).
+    let claims_api: Api<HotPoolClaim> = Api::namespaced(ctx.client.clone(), &owner.namespace);
+    for claim in claims_api.list(&ListParams::default()).await?.items.iter().filter(|c| c.spec.pool == pool.name_any())
+    {
+        if let Some(new) = super::claim::pool_gone_status(claim, &owner.namespace) {
+            match super::claim::put_status(&claims_api, claim, new, ctx).await {
+                Ok(_) => {}
+                // Released (deleted) meanwhile: nothing to tell.
+                Err(ReconcileError::Kube(kube::Error::Api(e))) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
         }
     }
     for w in &workers {
