@@ -6,9 +6,12 @@ use std::sync::Arc;
 use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 use tokio::sync::Mutex;
 
+use super::errors::Classified;
 use super::faults::{FaultInjector, FaultPlan};
 use crate::api::AwsOverride;
 
@@ -29,6 +32,47 @@ pub trait ApiSource: Send + Sync + std::fmt::Debug {
     fn elbv2(&self, cfg: &SdkConfig) -> Arc<dyn super::api::elbv2::Elbv2Api>;
     /// The Route 53 calls for `cfg`.
     fn route53(&self, cfg: &SdkConfig) -> Arc<dyn super::api::route53::Route53Api>;
+
+    /// sts:AssumeRole of `role_arn` (with `external_id`), asked each time a client of a
+    /// configuration for that role resolves its credentials. An error is what STS answers (e.g.
+    /// `AccessDenied`). By default every role is assumable: a source that models no STS needs
+    /// nothing here.
+    fn assume_role(&self, role_arn: &str, external_id: Option<&str>) -> Result<(), Classified> {
+        let _ = (role_arn, external_id);
+        Ok(())
+    }
+}
+
+/// The credentials of a role under an [`ApiSource`]: instead of calling STS, every resolution asks
+/// the source, so a source can refuse a role the way STS does and the refusal reaches the call
+/// through the configuration's credentials provider, as an `AssumeRoleProvider`'s would.
+///
+/// Nothing is cached here: the source answers from memory, and asking it each time lets a
+/// revoked (or restored) role show on the very next call rather than at some simulated expiry.
+#[derive(Debug)]
+struct SourceRole {
+    source: Arc<dyn ApiSource>,
+    role_arn: String,
+    external_id: Option<String>,
+}
+
+impl ProvideCredentials for SourceRole {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let answer = match self.source.assume_role(&self.role_arn, self.external_id.as_deref()) {
+            // Never sent anywhere: a source answers the calls itself.
+            Ok(()) => Ok(Credentials::new("source-role", "source-role", Some("source-role".into()), None, "ApiSource")),
+            // The role and the code stay in the message: classification looks for `AccessDenied` in
+            // the error chain, as it does for the SDK's AssumeRoleProvider.
+            Err(c) => Err(CredentialsError::provider_error(format!(
+                "sts:AssumeRole of {} failed: {}: {}",
+                self.role_arn, c.code, c.message
+            ))),
+        };
+        future::ProvideCredentials::ready(answer)
+    }
 }
 
 /// Builds `SdkConfig`s: the controller's default, and one per (region, role) that objects ask for,
@@ -115,8 +159,8 @@ impl AwsProvider {
         Self { base, session_name: "fargate-operator".into(), cache: Arc::default(), faults: None, source: None }
     }
 
-    /// This provider with every call answered by `source` (the simulator's AWS model). Roles are
-    /// still turned into configurations, whose credentials nothing then fetches.
+    /// This provider with every call answered by `source` (the simulator's AWS model). A role's
+    /// configuration then gets its credentials from [`ApiSource::assume_role`], not from STS.
     pub fn with_source(mut self, source: Arc<dyn ApiSource>) -> Self {
         self.source = Some(source);
         self
@@ -144,7 +188,11 @@ impl AwsProvider {
         let mut builder = self.base.to_builder();
         let region = key.region.clone().map(Region::new).or_else(|| self.base.region().cloned());
         builder.set_region(region.clone());
-        if let Some(role) = &key.role_arn {
+        if let (Some(role), Some(source)) = (&key.role_arn, &self.source) {
+            let provider =
+                SourceRole { source: source.clone(), role_arn: role.clone(), external_id: key.external_id.clone() };
+            builder.set_credentials_provider(Some(SharedCredentialsProvider::new(provider)));
+        } else if let Some(role) = &key.role_arn {
             // STS is called lazily on first use and again before expiry; the provider caches.
             let mut assume = AssumeRoleProvider::builder(role).session_name(&self.session_name);
             if let Some(id) = &key.external_id {

@@ -11,10 +11,12 @@
 //! throttling and 5xx are refused before anything happens; a lost response executes the call and
 //! then answers with a transient error, as a dropped connection does.
 
+pub mod credentialed;
 pub mod ecs;
 pub mod elbv2;
 pub mod route53;
 pub mod source;
+pub mod sts;
 
 pub use source::ModelAws;
 

@@ -1,6 +1,7 @@
 //! The three service models as one [`ApiSource`]: the operator, built with
 //! `AwsProvider::with_source`, sends every ECS, ELBv2 and Route 53 call to them instead of the SDK.
-//! One account and region today: every object's configuration reaches the same models.
+//! One account and region today: every object's configuration reaches the same models; a role
+//! (`spec.aws.roleArn`) only decides whether its calls are let through ([`ModelSts`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,12 +9,15 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 
 use super::FaultRates;
+use super::credentialed::Credentialed;
 use super::ecs::ModelEcs;
 use super::elbv2::ModelElbv2;
 use super::route53::ModelRoute53;
+use super::sts::ModelSts;
 use crate::aws::api::ecs::EcsApi;
 use crate::aws::api::elbv2::Elbv2Api;
 use crate::aws::api::route53::Route53Api;
+use crate::aws::errors::Classified;
 use crate::aws::sdk::ApiSource;
 
 /// ECS, ELBv2 and Route 53 in memory, each with a generator derived from one seed.
@@ -25,6 +29,8 @@ pub struct ModelAws {
     pub elbv2: Arc<ModelElbv2>,
     /// Route 53.
     pub route53: Arc<ModelRoute53>,
+    /// STS: the roles objects assume, and which of them are refused.
+    pub sts: Arc<ModelSts>,
 }
 
 impl ModelAws {
@@ -35,6 +41,7 @@ impl ModelAws {
             ecs: Arc::new(ModelEcs::new(seed, faults, account, region)),
             elbv2: Arc::new(ModelElbv2::new(seed.wrapping_add(1), faults, account, region)),
             route53: Arc::new(ModelRoute53::new(seed.wrapping_add(2), faults, account, region)),
+            sts: Arc::new(ModelSts::new(account)),
         }
     }
 
@@ -45,16 +52,22 @@ impl ModelAws {
     }
 }
 
+// Each client resolves its configuration's credentials before every call: for a role, that is
+// `assume_role` below, so a refused role fails its calls as the SDK would.
 impl ApiSource for ModelAws {
-    fn ecs(&self, _cfg: &SdkConfig) -> Arc<dyn EcsApi> {
-        self.ecs.clone()
+    fn ecs(&self, cfg: &SdkConfig) -> Arc<dyn EcsApi> {
+        Arc::new(Credentialed::new(self.ecs.clone(), cfg))
     }
 
-    fn elbv2(&self, _cfg: &SdkConfig) -> Arc<dyn Elbv2Api> {
-        self.elbv2.clone()
+    fn elbv2(&self, cfg: &SdkConfig) -> Arc<dyn Elbv2Api> {
+        Arc::new(Credentialed::new(self.elbv2.clone(), cfg))
     }
 
-    fn route53(&self, _cfg: &SdkConfig) -> Arc<dyn Route53Api> {
-        self.route53.clone()
+    fn route53(&self, cfg: &SdkConfig) -> Arc<dyn Route53Api> {
+        Arc::new(Credentialed::new(self.route53.clone(), cfg))
+    }
+
+    fn assume_role(&self, role_arn: &str, external_id: Option<&str>) -> Result<(), Classified> {
+        self.sts.assume_role(role_arn, external_id)
     }
 }
