@@ -151,6 +151,11 @@ impl Metrics {
         self.reconciles.get_or_create(&KindLabels { kind: kind.into() }).inc();
     }
 
+    /// Reconciles of `kind` started so far.
+    pub fn reconcile_count(&self, kind: &str) -> u64 {
+        self.reconciles.get(&KindLabels { kind: kind.into() }).map(|c| c.get()).unwrap_or(0)
+    }
+
     /// A reconcile of `kind` ended after `elapsed`.
     pub fn reconcile_finished(&self, kind: &str, elapsed: Duration) {
         self.duration.get_or_create(&KindLabels { kind: kind.into() }).observe(elapsed.as_secs_f64());

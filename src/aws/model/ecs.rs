@@ -133,6 +133,11 @@ impl ModelEcs {
         self.faults.set(rates);
     }
 
+    /// Calls answered so far.
+    pub fn calls(&self) -> u64 {
+        self.faults.calls()
+    }
+
     /// The current settings (delays, lags, capacity failure rate, page size).
     pub fn settings(&self) -> EcsSettings {
         self.state().settings

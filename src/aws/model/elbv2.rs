@@ -184,6 +184,11 @@ impl ModelElbv2 {
         self.faults.set(rates);
     }
 
+    /// Calls answered so far.
+    pub fn calls(&self) -> u64 {
+        self.faults.calls()
+    }
+
     /// Change the quotas and the DescribeRules page size.
     pub fn set_limits(&self, limits: Limits) {
         self.lock().limits = limits;

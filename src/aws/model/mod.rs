@@ -21,6 +21,7 @@ pub mod sts;
 pub use source::ModelAws;
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::errors::{Classified, ErrorCategory};
 
@@ -101,12 +102,14 @@ pub enum Fault {
 #[derive(Debug)]
 pub struct Faults {
     rates: Mutex<FaultRates>,
+    /// Calls drawn for so far (every call draws once), for per-pass call bounds.
+    calls: AtomicU64,
 }
 
 impl Faults {
     /// Faults at `rates`.
     pub fn new(rates: FaultRates) -> Self {
-        Self { rates: Mutex::new(rates) }
+        Self { rates: Mutex::new(rates), calls: AtomicU64::new(0) }
     }
 
     /// Change the rates (e.g. a quiet phase that lets everything converge).
@@ -114,8 +117,14 @@ impl Faults {
         *self.rates.lock().unwrap_or_else(|p| p.into_inner()) = rates;
     }
 
+    /// Calls answered so far (each draws its fault once).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
     /// The fault for one call.
     pub fn draw(&self, rng: &mut SimRng) -> Fault {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let r = *self.rates.lock().unwrap_or_else(|p| p.into_inner());
         if rng.chance(r.throttle) {
             Fault::Throttle

@@ -52,6 +52,20 @@ impl ModelAws {
     }
 }
 
+impl ModelAws {
+    /// Set the fault rates of all three services.
+    pub fn set_faults(&self, rates: FaultRates) {
+        self.ecs.set_faults(rates);
+        self.elbv2.set_faults(rates);
+        self.route53.faults().set(rates);
+    }
+
+    /// Calls the three services answered so far.
+    pub fn calls(&self) -> u64 {
+        self.ecs.calls() + self.elbv2.calls() + self.route53.faults().calls()
+    }
+}
+
 // Each client resolves its configuration's credentials before every call: for a role, that is
 // `assume_role` below, so a refused role fails its calls as the SDK would.
 impl ApiSource for ModelAws {

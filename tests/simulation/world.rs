@@ -1,0 +1,222 @@
+//! The simulated AWS account: the in-memory model with what users bring (clusters, two load
+//! balancers with a listener each, hosted zones, worker task definitions) and a few resources of
+//! someone else's that the operator must never touch. Also turns a step's choices into the
+//! manifest a user would apply.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ecs::types::{AwsVpcConfiguration, ContainerDefinition, NetworkConfiguration};
+use aws_sdk_route53::types::{Change, ChangeAction, ResourceRecord, ResourceRecordSet, RrType};
+use fargate_operator::aws::api::ecs::{EcsApi, RegisterTaskDefinitionRequest, RunTaskRequest};
+use fargate_operator::aws::model::elbv2::{Action, NewRule};
+use fargate_operator::aws::model::{FaultRates, ModelAws};
+use serde_json::{Value, json};
+
+use super::steps::{AppSpec, FailoverSpec, PoolSpec};
+
+/// Account and region of the model.
+pub const ACCOUNT: &str = "123456789012";
+/// Region of the model.
+pub const REGION: &str = "us-east-1";
+/// The parent zone DnsFailovers delegate from.
+pub const PARENT_ZONE: &str = "example.com";
+/// The role object `i` of every kind assumes (`spec.aws.roleArn`): one team per index.
+pub fn team_role(i: u8) -> String {
+    format!("arn:aws:iam::{ACCOUNT}:role/team-{i}")
+}
+/// The FargateApps' two zones.
+pub const APP_ZONES: [&str; 2] = ["apps.example.com", "other.example.com"];
+
+/// What the operator must leave alone, as it was at the start.
+#[derive(Clone, Debug)]
+pub struct Foreign {
+    /// A rule of another team on the first listener.
+    pub rule_arn: String,
+    /// A record of another team in the first app zone.
+    pub record: ResourceRecordSet,
+    /// A task someone else runs in the workers' cluster.
+    pub task_arn: String,
+}
+
+/// The model and the names and ids users put in their specs.
+#[derive(Clone, Debug)]
+pub struct World {
+    /// The AWS model.
+    pub model: ModelAws,
+    /// Listener ARNs, one on each of two load balancers.
+    pub listeners: [String; 2],
+    /// App zone ids (in [`APP_ZONES`] order).
+    pub app_zones: [String; 2],
+    /// Parent zone id.
+    pub parent_zone: String,
+    /// Per DnsFailover, its two sub-zones: (id, name).
+    pub failover_zones: Vec<[(String, String); 2]>,
+    /// Worker task definition ARNs (revisions 1 and 2).
+    pub worker_definitions: [String; 2],
+    /// Someone else's resources.
+    pub foreign: Foreign,
+}
+
+impl World {
+    /// A fresh account from `seed`, faults off.
+    pub async fn new(seed: u64) -> Self {
+        let model = ModelAws::new(seed, FaultRates::default(), ACCOUNT, REGION);
+        model.ecs.create_cluster("apps");
+        model.ecs.create_cluster("workers");
+        let mut listeners = Vec::new();
+        for name in ["shared-a", "shared-b"] {
+            let lb = model.elbv2.create_load_balancer(name, "vpc-1").expect("load balancer");
+            model.route53.register_alias_target(&lb.canonical_hosted_zone_id, &lb.dns_name);
+            let fixed = vec![Action::FixedResponse { status_code: "404".into() }];
+            listeners.push(model.elbv2.create_listener(&lb.arn, 80, fixed).expect("listener").arn);
+        }
+        let listeners: [String; 2] = listeners.try_into().expect("two listeners");
+        let app_zones = APP_ZONES.map(|z| model.route53.create_zone(z).id);
+        let parent_zone = model.route53.create_zone(PARENT_ZONE).id;
+        let failover_zones = (0..super::steps::OBJECTS)
+            .map(|i| {
+                ["a", "b"].map(|s| {
+                    let name = format!("d{i}{s}.{PARENT_ZONE}");
+                    (model.route53.create_zone(&name).id, name)
+                })
+            })
+            .collect();
+        let mut worker_definitions = Vec::new();
+        for tag in ["1", "2"] {
+            let req = RegisterTaskDefinitionRequest {
+                family: "worker".into(),
+                cpu: "256".into(),
+                memory: "512".into(),
+                container_definitions: vec![
+                    ContainerDefinition::builder().name("worker").image(format!("example/worker:{tag}")).build(),
+                ],
+                ..Default::default()
+            };
+            worker_definitions.push(model.ecs.register_task_definition(&req).await.expect("worker revision").arn);
+        }
+        let worker_definitions: [String; 2] = worker_definitions.try_into().expect("two revisions");
+        let foreign = plant_foreign(&model, &listeners[0], &app_zones[0], &worker_definitions[0]).await;
+        Self { model, listeners, app_zones, parent_zone, failover_zones, worker_definitions, foreign }
+    }
+
+    /// FargateApp `i` as a user writes it.
+    pub fn app(&self, i: u8, s: &AppSpec) -> Value {
+        let mut spec = json!({
+            "cluster": "apps",
+            "containers": [{"name": "web", "image": format!("example/web:{}", s.image), "port": 8080}],
+            "cpu": 256, "memory": 512,
+            "network": {"subnets": ["subnet-1"], "securityGroups": ["sg-1"]},
+            "replicas": s.replicas,
+            "aws": {"roleArn": team_role(i)},
+        });
+        if s.load_balancer {
+            let path = if s.path == 0 { format!("/a{i}/*") } else { format!("/b{i}/*") };
+            spec["loadBalancer"] = json!({
+                "containerName": "web", "containerPort": 8080,
+                "listenerRule": {
+                    "listenerArn": self.listeners[usize::from(s.listener % 2)],
+                    "pathPatterns": [path],
+                    "priorityRange": {"min": 100, "max": 199},
+                },
+            });
+        }
+        if s.dns > 0 && s.load_balancer {
+            let z = usize::from((s.dns - 1) % 2);
+            spec["dns"] = json!({
+                "hostedZoneId": self.app_zones[z],
+                "name": format!("app{i}.{}", APP_ZONES[z]),
+                "type": if s.dns_type == 0 { "Alias" } else { "CNAME" },
+            });
+        }
+        object("FargateApp", &format!("app{i}"), spec)
+    }
+
+    /// DnsFailover `i` as a user writes it.
+    pub fn failover(&self, i: u8, s: &FailoverSpec) -> Value {
+        let (zone_id, zone_name) = &self.failover_zones[usize::from(i)][usize::from(s.zone % 2)];
+        let check =
+            |path: &str| json!({"type": "HTTPS", "path": path, "requestIntervalSeconds": 30, "failureThreshold": 3});
+        let mut secondary = json!({"target": format!("dr{i}.example.net")});
+        if s.secondary_check {
+            secondary["healthCheck"] = check("/health");
+        }
+        let mode = ["Auto", "ForcePrimary", "ForceSecondary"][usize::from(s.mode % 3)];
+        let mut spec = json!({
+            "hostedZoneId": zone_id,
+            "name": format!("{}.{zone_name}", if s.name == 0 { "www" } else { "api" }),
+            "ttl": 60,
+            "primary": {"target": format!("lb{i}.example.net"), "healthCheck": check(if s.check_path == 0 { "/health" } else { "/ready" })},
+            "secondary": secondary,
+            "mode": mode,
+            "aws": {"roleArn": team_role(i)},
+        });
+        if s.delegation {
+            spec["delegation"] = json!({"parentHostedZoneId": self.parent_zone, "ttl": 300});
+        }
+        object("DnsFailover", &format!("dr{i}"), spec)
+    }
+
+    /// HotPool `i` as a user writes it.
+    pub fn pool(&self, i: u8, s: &PoolSpec) -> Value {
+        let versions: Vec<Value> = s
+            .versions
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.present)
+            .map(|(n, v)| {
+                json!({
+                    "version": (n + 1).to_string(),
+                    "taskDefinition": self.worker_definitions[usize::from(v.task_definition.saturating_sub(1) % 2)],
+                    "pooling": v.pooling, "scaleTo": v.scale_to, "port": 7000,
+                })
+            })
+            .collect();
+        let spec = json!({
+            "cluster": "workers",
+            "network": {"subnets": ["subnet-1"]},
+            "versions": versions,
+            "claims": {"leaseSeconds": 600, "onRelease": if s.recycle { "Recycle" } else { "Stop" }, "whenEmpty": "Wait"},
+            "aws": {"roleArn": team_role(i)},
+        });
+        object("HotPool", &format!("pool{i}"), spec)
+    }
+}
+
+fn object(kind: &str, name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "fargate.operator.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec})
+}
+
+/// Someone else's rule, record and task, made outside the operator.
+async fn plant_foreign(model: &ModelAws, listener: &str, zone: &str, task_definition: &str) -> Foreign {
+    let rule = NewRule {
+        path_patterns: vec!["/legacy/*".into()],
+        host_headers: vec![],
+        actions: vec![Action::FixedResponse { status_code: "410".into() }],
+    };
+    let tags = BTreeMap::from([("team".to_string(), "legacy".to_string())]);
+    let rule_arn = model.elbv2.add_rule(listener, 100, &rule, &tags).expect("foreign rule");
+    let record = ResourceRecordSet::builder()
+        .name(format!("legacy.{}.", APP_ZONES[0]))
+        .r#type(RrType::Cname)
+        .ttl(300)
+        .resource_records(ResourceRecord::builder().value("legacy.example.net").build().expect("record"))
+        .build()
+        .expect("record set");
+    let change = Change::builder().action(ChangeAction::Create).resource_record_set(record.clone()).build();
+    model.route53.external_change(zone, &[change.expect("change")]).expect("foreign record");
+    let run = RunTaskRequest {
+        cluster: "workers".into(),
+        task_definition: task_definition.into(),
+        count: 1,
+        client_token: "someone-else".into(),
+        started_by: "batch-job".into(),
+        network_configuration: Some(
+            NetworkConfiguration::builder()
+                .awsvpc_configuration(AwsVpcConfiguration::builder().subnets("subnet-1").build().expect("awsvpc"))
+                .build(),
+        ),
+        ..Default::default()
+    };
+    let task_arn = model.ecs.run_task(&run).await.expect("foreign task").tasks.first().expect("one task").arn.clone();
+    Foreign { rule_arn, record, task_arn }
+}
