@@ -2,7 +2,8 @@
 # Plant each known bug of hack/sim-planted/*.patch into a copy of HEAD and run the simulator at
 # its `make test` budget against it. Each must be caught (the run fails); prints, per bug, whether
 # it was caught, what failed first and how long it took. Exits non-zero when one is missed.
-# Usage: make sim-planted   (env: SIM_SEEDS, SIM_STEPS, SIM_SHRINK_SECONDS as for the simulator)
+# Usage: make sim-planted   (env: SIM_SEEDS, SIM_STEPS, SIM_SHRINK_SECONDS as for the simulator;
+#        SIM_PLANTED=03 runs only the patches whose name starts with 03)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -13,7 +14,7 @@ export CARGO_TARGET_DIR="$FO_CACHE/cargo-target-planted"
 mkdir -p "$FO_LOG_DIR" "$(dirname "$tree")"
 missed=0
 summary=()
-for patch in "$root"/hack/sim-planted/*.patch; do
+for patch in "$root"/hack/sim-planted/"${SIM_PLANTED:-}"*.patch; do
   name="$(basename "$patch" .patch)"
   git -C "$root" worktree remove --force "$tree" >/dev/null 2>&1 || rm -rf "$tree"
   git -C "$root" worktree prune

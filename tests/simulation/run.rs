@@ -456,7 +456,10 @@ where
             let ready = status(&o).as_ref().and_then(|s| s.conditions().iter().find(|c| c.type_ == "Ready").cloned());
             match ready {
                 Some(c) if c.status == "True" && c.observed_generation == generation => None,
-                Some(c) => Some(format!("{name}: Ready={} {} {}", c.status, c.reason, c.message)),
+                Some(c) => Some(format!(
+                    "{name}: Ready={} {} {} (for generation {:?}; the object is at {generation:?})",
+                    c.status, c.reason, c.message, c.observed_generation
+                )),
                 None => {
                     let status = serde_json::to_value(status(&o)).unwrap_or_default();
                     Some(format!("{name}: no Ready condition yet, status {status}"))

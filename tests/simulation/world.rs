@@ -4,11 +4,12 @@
 //! manifest a user would apply.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use aws_sdk_ecs::types::{AwsVpcConfiguration, ContainerDefinition, NetworkConfiguration};
 use aws_sdk_route53::types::{Change, ChangeAction, ResourceRecord, ResourceRecordSet, RrType};
 use fargate_operator::aws::api::ecs::{EcsApi, RegisterTaskDefinitionRequest, RunTaskRequest};
-use fargate_operator::aws::model::elbv2::{Action, NewRule};
+use fargate_operator::aws::model::elbv2::{Action, Limits, NewRule};
 use fargate_operator::aws::model::{FaultRates, ModelAws};
 use serde_json::{Value, json};
 
@@ -61,6 +62,18 @@ impl World {
     /// A fresh account from `seed`, faults off.
     pub async fn new(seed: u64) -> Self {
         let model = ModelAws::new(seed, FaultRates::default(), ACCOUNT, REGION);
+        // AWS's rough edges on: RunTask starting only some tasks, tasks missing from ListTasks and
+        // DescribeTasks for a while, small pages (every pagination path runs), Route 53 refusing a
+        // batch while the zone's last change is PENDING.
+        let mut ecs = model.ecs.settings();
+        ecs.capacity_failure_rate = 0.1;
+        ecs.list_lag = Duration::from_secs(10);
+        ecs.describe_lag = Duration::from_secs(2);
+        ecs.page_size = 3;
+        model.ecs.set_settings(ecs);
+        model.elbv2.set_limits(Limits { rules_page_size: 2, ..Limits::default() });
+        model.route53.set_health_checks_page_size(2);
+        model.route53.set_prior_request_rate(0.05);
         model.ecs.create_cluster("apps");
         model.ecs.create_cluster("workers");
         let mut listeners = Vec::new();
