@@ -245,7 +245,8 @@ fn pools(
         let me = owner("HotPool", &name);
         for (arn, tags) in &running {
             if owned_by(tags, &me) && !recorded.contains(arn) {
-                errs.push(format!("{name}: task {arn} runs with no worker recording it (leaked)"));
+                let uid = tags.get(fargate_operator::aws::naming::TAG_UID).map(String::as_str).unwrap_or("?");
+                errs.push(format!("{name}: task {arn} of pool uid {uid} runs with no worker recording it (leaked)"));
             }
         }
         let mine: Vec<_> = workers.iter().filter(|w| w.spec.pool == name).collect();
