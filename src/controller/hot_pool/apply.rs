@@ -42,7 +42,7 @@ impl Pool<'_> {
                     })
                     .await?;
                 }
-                PoolStep::Relaunch { version, task_definition, token, workers } => {
+                PoolStep::Relaunch { version, task_definition, token, workers, count } => {
                     if self.held_back(&version, &task_definition, result) {
                         for name in &workers {
                             self.delete_worker(name).await?;
@@ -50,7 +50,8 @@ impl Pool<'_> {
                         continue;
                     }
                     let slots = vec![None; workers.len()];
-                    let accepted = self.run_batch(&version, &task_definition, &token, &workers, &slots, result).await?;
+                    let accepted =
+                        self.run_batch(&version, &task_definition, &token, &workers, count, &slots, result).await?;
                     // Rows RunTask gave no task were removed: the plan counted them as starting.
                     if !accepted || workers.iter().any(|w| !self.workers.contains_key(w)) {
                         result.due_in(SKIPPED_RETRY);

@@ -193,17 +193,20 @@ impl Pool<'_> {
             self.workers.insert(name.clone(), created);
             names.push(name);
         }
-        self.run_batch(version, td, &token, &names, slots, result).await
+        self.run_batch(version, td, &token, &names, names.len(), slots, result).await
     }
 
-    /// RunTask for `names` (workers already written with `token`) and record the tasks. False when
-    /// ECS rejected the request (the rows are removed and the version reported).
+    /// RunTask for `names` (workers already written with `token`; `count` tasks, as the first
+    /// call with `token` asked) and record the tasks. False when ECS rejected the request (the rows
+    /// are removed and the version reported).
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn run_batch(
         &mut self,
         version: &str,
         td: &str,
         token: &str,
         names: &[String],
+        count: usize,
         slots: &[Option<WorkerClaimRef>],
         result: &mut PassResult,
     ) -> Result<bool, ReconcileError> {
@@ -224,7 +227,7 @@ impl Pool<'_> {
             .aws
             .run_tasks(&LaunchRequest {
                 task_definition_arn: td,
-                count: names.len(),
+                count,
                 token,
                 started_by: &self.started_by,
                 tags: &tags,

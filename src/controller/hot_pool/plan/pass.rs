@@ -65,7 +65,14 @@ pub enum PoolStep {
     /// A launch whose task ARN was never recorded found its task: record it.
     Recover { worker: String, task_arn: String, port: Option<i32> },
     /// Repeat RunTask with the launch's own token for workers whose task was never found.
-    Relaunch { version: String, task_definition: String, token: String, workers: Vec<String> },
+    Relaunch {
+        version: String,
+        task_definition: String,
+        token: String,
+        workers: Vec<String>,
+        /// Tasks the first call with `token` asked for (every row of the token).
+        count: usize,
+    },
     /// Remove a worker row that has no task (its version's launches are held back).
     DropWorker { worker: String },
     /// Stop a task of this pool that no worker records.
@@ -227,6 +234,10 @@ fn plan_relaunches(
             }
             continue;
         }
+        // The repeated call must be the first call again: ECS refuses a clientToken reused with
+        // other parameters, and `count` was every row of the token, also those launch recovery
+        // has paired since (their tasks come back too and are skipped as taken).
+        let launched = workers.values().filter(|w| w.spec.launch_token.as_deref() == Some(token.as_str())).count();
         for chunk in group.chunks(input.run_task_max.max(1)) {
             for name in chunk {
                 if let Some(w) = workers.get_mut(name) {
@@ -238,6 +249,7 @@ fn plan_relaunches(
                 task_definition: td.clone(),
                 token: token.clone(),
                 workers: chunk.to_vec(),
+                count: launched.max(chunk.len()),
             });
         }
     }

@@ -166,7 +166,9 @@ fn unrecorded_launches_are_recovered_by_token_or_relaunched_with_it_never_lost()
             version: "1".into(),
             task_definition: "td-1".into(),
             token: "tok".into(),
-            workers: vec!["u2".into()]
+            workers: vec!["u2".into()],
+            // The first call asked for both: ECS refuses the token with another count.
+            count: 2,
         }
     );
     assert!(!p.steps.iter().any(|s| matches!(s, PoolStep::Lost { .. } | PoolStep::StopOrphan { .. })), "{:?}", p.steps);
