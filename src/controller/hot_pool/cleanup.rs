@@ -46,6 +46,7 @@ pub(super) async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Conte
                 Err(e) => return Err(cleanup_error(ctx, &pool, e).await),
             }
         }
+        tracing::debug!(pool = %pool.name_any(), workers = workers.len(), tasks = ?arns, "deleting the pool: stopping its tasks");
         for arn in &arns {
             if let Err(e) = aws.stop_task(arn, "fargate-operator: HotPool deleted").await {
                 return Err(cleanup_error(ctx, &pool, e).await);
