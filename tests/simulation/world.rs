@@ -67,12 +67,10 @@ impl World {
         // batch while the zone's last change is PENDING.
         let mut ecs = model.ecs.settings();
         ecs.capacity_failure_rate = 0.1;
-        // In model time, which runs 250 times faster than the operator's: 40 ms and 8 ms of the
-        // operator's time. With lags of AWS's real seconds (750 s and 250 s here) a pool's task
-        // outlives its worker today (a task missing from both reads is taken for lost), so the
-        // runs in `make test` keep them short until that is fixed.
-        ecs.list_lag = Duration::from_secs(10);
-        ecs.describe_lag = Duration::from_secs(2);
+        // In model time, which runs 250 times faster than the operator's: about 3 s and 1 s of the
+        // operator's time, as AWS's lags are seconds of real time.
+        ecs.list_lag = Duration::from_secs(750);
+        ecs.describe_lag = Duration::from_secs(250);
         ecs.page_size = 3;
         model.ecs.set_settings(ecs);
         model.elbv2.set_limits(Limits { rules_page_size: 2, ..Limits::default() });

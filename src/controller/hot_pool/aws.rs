@@ -166,14 +166,21 @@ impl PoolAws {
     /// Stop one task, in the cluster its ARN names; a task (or cluster) ECS no longer knows counts as
     /// stopped.
     pub async fn stop_task(&self, arn: &str, reason: &str) -> Result<(), AwsError> {
+        self.stop_task_if_known(arn, reason).await.map(|_| ())
+    }
+
+    /// [`stop_task`](Self::stop_task), telling whether ECS knew the task (`false`: "not found").
+    /// A task launched seconds ago may not be known to ECS's reads yet, so for one of those
+    /// "not found" does not mean it is gone.
+    pub async fn stop_task_if_known(&self, arn: &str, reason: &str) -> Result<bool, AwsError> {
         let cluster = inventory::cluster_of(arn, &self.cluster);
         let out = self.caller.call(Service::Ecs, "StopTask", || self.ecs.stop_task(cluster, arn, reason)).await;
         match out {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(true),
             Err(e)
                 if e.is_not_found() || (e.code == "InvalidParameterException" && e.message.contains("not found")) =>
             {
-                Ok(())
+                Ok(false)
             }
             Err(e) => Err(e),
         }
