@@ -121,3 +121,58 @@ async fn a_pool_on_the_model_fills_binds_once_and_leaves_nothing_after_deletion(
     op.stop().await;
     ctx.cleanup().await;
 }
+
+/// A pool deleted moments after a launch stops the new task even though ECS's reads do not show it
+/// yet (StopTask answers "not found" during the describe lag): the deletion waits instead of
+/// counting it stopped. Found by the simulator; without the wait the task ran on after the pool
+/// was gone.
+#[tokio::test]
+async fn a_pool_deleted_right_after_a_launch_stops_the_task_ecs_does_not_show_yet() {
+    let ctx = TestCtx::new("sim-young-task").await;
+    let model = ModelAws::new(7, FaultRates::default(), "123456789012", "us-east-1");
+    model.ecs.create_cluster("workers");
+    let mut settings = model.ecs.settings();
+    settings.describe_lag = Duration::from_secs(600);
+    model.ecs.set_settings(settings);
+    let td = model
+        .ecs
+        .register_task_definition(&RegisterTaskDefinitionRequest {
+            family: "worker".into(),
+            cpu: "256".into(),
+            memory: "512".into(),
+            container_definitions: vec![
+                ContainerDefinition::builder().name("worker").image("example/worker:2").build(),
+            ],
+            ..Default::default()
+        })
+        .await
+        .expect("register the worker task definition")
+        .arn;
+    let op = InProcessOperator::start_with_source(&ctx, Arc::new(model.clone()), &[]).await;
+    let pools: Api<HotPool> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let workers: Api<HotPoolWorker> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let pool: HotPool = serde_json::from_value(json!({
+        "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPool",
+        "metadata": {"name": "pool"},
+        "spec": {"cluster": "workers", "network": {"subnets": ["subnet-1"]},
+                 "versions": [{"version": "1", "taskDefinition": td, "scaleTo": 1, "port": 7000}]}
+    }))
+    .expect("HotPool");
+    pools.create(&PostParams::default(), &pool).await.expect("create the pool");
+    // The model's clock stands still: the launched task stays invisible to DescribeTasks.
+    support::poll_aws("a worker records its task", Duration::from_millis(100), || async {
+        let list = workers.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+        let recorded = list.items.iter().any(|w| w.status.as_ref().is_some_and(|s| s.task_arn.is_some()));
+        if recorded { Ok(()) } else { Err(format!("{} worker(s), none with a task", list.items.len())) }
+    })
+    .await;
+    pools.delete("pool", &DeleteParams::default()).await.expect("delete the pool");
+    run_clock_until(&model, await_condition(pools.clone(), "pool", |p: Option<&HotPool>| p.is_none()))
+        .await
+        .expect("watch");
+    let running: Vec<String> =
+        model.ecs.tasks().into_iter().filter(|t| t.task.desired_status != "STOPPED").map(|t| t.task.arn).collect();
+    assert!(running.is_empty(), "every task of the deleted pool is stopped: {running:?}");
+    op.stop().await;
+    ctx.cleanup().await;
+}
