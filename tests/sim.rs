@@ -176,3 +176,75 @@ async fn a_pool_deleted_right_after_a_launch_stops_the_task_ecs_does_not_show_ye
     op.stop().await;
     ctx.cleanup().await;
 }
+
+/// A worker whose task neither ListTasks nor DescribeTasks shows yet (both lag RunTask) is kept,
+/// not taken for lost: removing it without StopTask left its task running unrecorded, and a pool
+/// deleted next could not find it (found by the simulator, seed 3 of a CI run). Then the deletion
+/// stops that task.
+#[tokio::test]
+async fn a_task_ecs_reads_do_not_show_yet_keeps_its_worker_and_is_stopped_with_the_pool() {
+    let ctx = TestCtx::new("sim-unlisted-task").await;
+    let model = ModelAws::new(11, FaultRates::default(), "123456789012", "us-east-1");
+    model.ecs.create_cluster("workers");
+    let mut settings = model.ecs.settings();
+    settings.describe_lag = Duration::from_secs(600);
+    settings.list_lag = Duration::from_secs(600);
+    model.ecs.set_settings(settings);
+    let td = model
+        .ecs
+        .register_task_definition(&RegisterTaskDefinitionRequest {
+            family: "worker".into(),
+            cpu: "256".into(),
+            memory: "512".into(),
+            container_definitions: vec![
+                ContainerDefinition::builder().name("worker").image("example/worker:2").build(),
+            ],
+            ..Default::default()
+        })
+        .await
+        .expect("register the worker task definition")
+        .arn;
+    let op = InProcessOperator::start_with_source(&ctx, Arc::new(model.clone()), &[]).await;
+    let pools: Api<HotPool> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let workers: Api<HotPoolWorker> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let pool: HotPool = serde_json::from_value(json!({
+        "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPool",
+        "metadata": {"name": "pool"},
+        "spec": {"cluster": "workers", "network": {"subnets": ["subnet-1"]}, "replenishIntervalSeconds": 5,
+                 "versions": [{"version": "1", "taskDefinition": td, "scaleTo": 1, "port": 7000}]}
+    }))
+    .expect("HotPool");
+    pools.create(&PostParams::default(), &pool).await.expect("create the pool");
+    support::poll_aws("a worker records its task", Duration::from_millis(100), || async {
+        let list = workers.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+        let recorded = list.items.iter().any(|w| w.status.as_ref().is_some_and(|s| s.task_arn.is_some()));
+        if recorded { Ok(()) } else { Err(format!("{} worker(s), none with a task", list.items.len())) }
+    })
+    .await;
+    // The model's clock stands still, so neither read shows the task. Two full sweeps (ListTasks
+    // every replenishIntervalSeconds) later, the first sweep's pass has been applied.
+    let listed = || op.metrics.aws_call_count("ecs", "ListTasks", "success");
+    let before = listed();
+    support::poll_aws("two more sweeps", Duration::from_millis(200), || async {
+        let n = listed();
+        if n >= before + 2 { Ok(()) } else { Err(format!("{} sweep(s) so far", n - before)) }
+    })
+    .await;
+    let running: Vec<String> =
+        model.ecs.tasks().into_iter().filter(|t| t.task.desired_status != "STOPPED").map(|t| t.task.arn).collect();
+    let list = workers.list(&ListParams::default()).await.expect("list workers");
+    let recorded: Vec<String> =
+        list.items.iter().filter_map(|w| w.status.as_ref().and_then(|s| s.task_arn.clone())).collect();
+    assert_eq!(running.len(), 1, "one task, launched once: {running:?}");
+    assert_eq!(recorded, running, "the worker still records it");
+
+    pools.delete("pool", &DeleteParams::default()).await.expect("delete the pool");
+    run_clock_until(&model, await_condition(pools.clone(), "pool", |p: Option<&HotPool>| p.is_none()))
+        .await
+        .expect("watch");
+    let running: Vec<String> =
+        model.ecs.tasks().into_iter().filter(|t| t.task.desired_status != "STOPPED").map(|t| t.task.arn).collect();
+    assert!(running.is_empty(), "every task of the deleted pool is stopped: {running:?}");
+    op.stop().await;
+    ctx.cleanup().await;
+}

@@ -47,20 +47,20 @@ pub(super) async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Conte
             }
         }
         tracing::debug!(pool = %pool.name_any(), workers = workers.len(), tasks = ?arns, "deleting the pool: stopping its tasks");
-        // A worker's task launched moments ago that StopTask does not know yet is not gone: ECS's
-        // reads lag its launches by seconds. Counting it stopped left it running with nothing to
-        // find it (found by the simulator); the deletion waits and stops it on a later attempt.
-        let now = k8s_openapi::jiff::Timestamp::now();
-        let young: BTreeSet<&str> =
-            workers.iter().filter(|w| launched_within(w, now, UNKNOWN_TASK_GRACE)).filter_map(plan::task_arn).collect();
-        let mut unknown = 0;
+        let mut unknown = BTreeSet::new();
         for arn in &arns {
             match aws.stop_task_if_known(arn, "fargate-operator: HotPool deleted").await {
                 Ok(true) => {}
-                Ok(false) => unknown += usize::from(young.contains(arn.as_str())),
+                Ok(false) => {
+                    unknown.insert(arn.clone());
+                }
                 Err(e) => return Err(cleanup_error(ctx, &pool, e).await),
             }
         }
+        // ECS's reads lag its launches by seconds: a task StopTask does not know yet, or one
+        // ListTasks does not show yet, is not gone (found by the simulator). The deletion waits
+        // and stops it on a later attempt.
+        let unknown = plan::deletion_waits_for(&workers, &unknown, k8s_openapi::jiff::Timestamp::now());
         if unknown > 0 {
             let e = AwsError {
                 service: "ecs",
@@ -69,7 +69,7 @@ pub(super) async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Conte
                 code: "TaskNotYetKnown".into(),
                 message: format!(
                     "{unknown} task(s) launched less than {}s ago are not known to ECS yet; retrying so they are stopped",
-                    UNKNOWN_TASK_GRACE.as_secs()
+                    plan::READ_LAG_GRACE.as_secs()
                 ),
             };
             return Err(cleanup_error(ctx, &pool, e).await);
@@ -100,21 +100,6 @@ pub(super) async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Conte
         }
     }
     Ok(Action::await_change())
-}
-
-/// How long after its launch a task StopTask does not know is taken for not known yet rather than
-/// gone.
-const UNKNOWN_TASK_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Whether `w`'s task was launched (or the worker created) less than `grace` before `now`.
-fn launched_within(w: &HotPoolWorker, now: k8s_openapi::jiff::Timestamp, grace: std::time::Duration) -> bool {
-    let started = w
-        .status
-        .as_ref()
-        .and_then(|s| s.started_at.as_ref().map(|t| t.0))
-        .or_else(|| w.metadata.creation_timestamp.as_ref().map(|t| t.0));
-    let grace = k8s_openapi::jiff::SignedDuration::try_from(grace).unwrap_or_default();
-    started.is_some_and(|t| now.duration_since(t) < grace)
 }
 
 async fn cleanup_error(ctx: &Context, pool: &HotPool, e: AwsError) -> ReconcileError {

@@ -38,7 +38,10 @@ pub fn step_worker(
             let why = o.stopped_reason.clone().unwrap_or_else(|| format!("task is {}", o.last_status));
             return WorkerStep::Lost(why);
         }
-    } else if running.is_some_and(|r| !r.contains(arn)) {
+    } else if running.is_some_and(|r| !r.contains(arn)) && !launched_within(w, now, READ_LAG_GRACE) {
+        // ListTasks and DescribeTasks lag RunTask by seconds: a task launched moments ago that
+        // neither shows is not gone. Taking it for lost removed its worker without stopping it,
+        // and a pool deleted next could no longer find it (found by the simulator).
         return WorkerStep::Lost("ECS no longer lists the task as running".into());
     }
     if phase(w) != WorkerPhase::Starting {
@@ -53,6 +56,31 @@ pub fn step_worker(
         Some(t) if now >= plus(t, startup_timeout_seconds) => WorkerStep::TimedOut,
         _ => WorkerStep::Keep,
     }
+}
+
+/// How long after a launch a task that ECS's reads (ListTasks, DescribeTasks, StopTask) do not
+/// show is taken for not shown yet rather than gone.
+pub const READ_LAG_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether `w`'s task was launched (or, before a task was recorded, the worker written) less than
+/// `grace` before `now`.
+pub fn launched_within(w: &HotPoolWorker, now: Timestamp, grace: std::time::Duration) -> bool {
+    let started =
+        w.status.as_ref().and_then(|s| micro(s.started_at.as_ref())).or(ts(w.metadata.creation_timestamp.as_ref()));
+    let grace = k8s_openapi::jiff::SignedDuration::try_from(grace).unwrap_or_default();
+    started.is_some_and(|t| now.duration_since(t) < grace)
+}
+
+/// What a pool's deletion waits for: tasks of workers launched under [`READ_LAG_GRACE`] ago that
+/// StopTask did not know (`unknown`), and workers written that recently whose task was never
+/// recorded (RunTask's answer lost), whose task ListTasks may not show yet. Counting either as
+/// stopped would leave a task running with nothing to find it.
+pub fn deletion_waits_for(workers: &[HotPoolWorker], unknown: &BTreeSet<String>, now: Timestamp) -> usize {
+    workers
+        .iter()
+        .filter(|w| launched_within(w, now, READ_LAG_GRACE))
+        .filter(|w| task_arn(w).map_or(w.spec.launch_token.is_some(), |arn| unknown.contains(arn)))
+        .count()
 }
 
 /// Tasks found for workers whose task ARN was never recorded (a crash or lost response between
@@ -225,7 +253,12 @@ mod tests {
             WorkerStep::Lost("Essential container exited".into())
         );
         let listed: BTreeSet<String> = ["arn:other".to_string()].into();
-        assert!(matches!(step_worker(&avail, None, Some(&listed), 300, t(1)), WorkerStep::Lost(_)));
+        assert_eq!(
+            step_worker(&avail, None, Some(&listed), 300, t(59)),
+            WorkerStep::Keep,
+            "a task launched under a minute ago may not be listed yet"
+        );
+        assert!(matches!(step_worker(&avail, None, Some(&listed), 300, t(60)), WorkerStep::Lost(_)));
         let listed: BTreeSet<String> = ["arn:1".to_string()].into();
         assert_eq!(step_worker(&avail, None, Some(&listed), 300, t(1)), WorkerStep::Keep);
         // A worker whose launch was never recorded is left to launch recovery.
@@ -233,6 +266,24 @@ mod tests {
             step_worker(&obj(None, WorkerPhase::Starting, 0), None, Some(&listed), 300, t(1000)),
             WorkerStep::Keep
         );
+    }
+
+    #[test]
+    fn a_deletion_waits_for_young_tasks_ecs_does_not_know_and_young_unrecorded_launches() {
+        let recorded = obj(Some("arn:1"), WorkerPhase::Starting, 0);
+        let mut unrecorded = obj(None, WorkerPhase::Starting, 0);
+        if let Some(s) = unrecorded.status.as_mut() {
+            s.started_at = None;
+        }
+        unrecorded.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t(0)));
+        let unknown: BTreeSet<String> = ["arn:1".to_string()].into();
+        let workers = [recorded.clone(), unrecorded.clone()];
+        assert_eq!(deletion_waits_for(&workers, &unknown, t(59)), 2);
+        assert_eq!(deletion_waits_for(&workers, &BTreeSet::new(), t(59)), 1, "StopTask knew arn:1: stopped");
+        assert_eq!(deletion_waits_for(&workers, &unknown, t(60)), 0, "a minute on, ListTasks shows what exists");
+        let mut never_launched = unrecorded;
+        never_launched.spec.launch_token = None;
+        assert_eq!(deletion_waits_for(&[never_launched], &unknown, t(1)), 0, "no token, no RunTask");
     }
 
     #[test]
