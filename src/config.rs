@@ -101,6 +101,11 @@ pub struct Config {
     /// Fargate tasks launched per second by HotPools (AWS allows 20/s after a burst of 100).
     #[arg(long, env = "FARGATE_OPERATOR_LAUNCHES_PER_SECOND", default_value_t = 10.0, value_parser = parse_rate)]
     pub launches_per_second: f64,
+    /// Longest wait for one AWS request's answer before it counts as a timeout (transient: retried,
+    /// as a lost answer is). Without it, a request whose connection hangs would hold its object's
+    /// reconcile, and so the object, forever.
+    #[arg(long, env = "FARGATE_OPERATOR_AWS_ATTEMPT_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub aws_attempt_timeout_seconds: u64,
     /// Log format.
     #[arg(long, env = "FARGATE_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -129,6 +134,14 @@ impl Config {
             elbv2_rps: self.elbv2_rps,
             route53_rps: self.route53_rps,
             launches_per_second: self.launches_per_second,
+        }
+    }
+
+    /// Retries and the per-attempt timeout of AWS calls.
+    pub fn retry(&self) -> crate::aws::RetryPolicy {
+        crate::aws::RetryPolicy {
+            attempt_timeout: Duration::from_secs(self.aws_attempt_timeout_seconds),
+            ..crate::aws::RetryPolicy::default()
         }
     }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use kube::Client;
 
-use crate::aws::{AwsCaller, AwsProvider, Budgets, RetryPolicy};
+use crate::aws::{AwsCaller, AwsProvider, Budgets};
 use crate::config::Config;
 use crate::controller;
 use crate::runtime::backoff::{BackoffTracker, RequeuePolicy};
@@ -73,7 +73,7 @@ pub async fn run_with(
         .map_err(|source| RunError::Bind { addr: config.metrics_addr, source })?;
     tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
 
-    let caller = AwsCaller::new(Budgets::new(config.budgets()), metrics.clone(), RetryPolicy::default());
+    let caller = AwsCaller::new(Budgets::new(config.budgets()), metrics.clone(), config.retry());
     let identity = config.identity.clone().unwrap_or_else(leader::default_identity);
     let base = Context {
         client: client.clone(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::budget::{Budgets, Service};
-use super::errors::{AwsError, Classify};
+use super::errors::{AwsError, Classified, Classify};
 use crate::runtime::backoff::{exponential_delay, unit_random};
 use crate::runtime::metrics::Metrics;
 
@@ -23,6 +23,9 @@ pub struct RetryPolicy {
     pub throttling_base: Duration,
     /// Longest delay between attempts.
     pub cap: Duration,
+    /// Longest wait for one attempt's answer; past it the attempt is a transient `AttemptTimeout`
+    /// (AWS may have executed it, as with a lost answer).
+    pub attempt_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -32,6 +35,7 @@ impl Default for RetryPolicy {
             transient_base: Duration::from_millis(200),
             throttling_base: Duration::from_secs(1),
             cap: Duration::from_secs(20),
+            attempt_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -102,13 +106,20 @@ impl AwsCaller {
             if !waited.is_zero() {
                 self.metrics.budget_waited(service.as_str(), waited);
             }
-            match call().await {
+            let answer = match tokio::time::timeout(self.retry.attempt_timeout, call()).await {
+                Ok(answer) => answer.map_err(|e| e.classify()),
+                Err(_) => Err(Classified {
+                    category: super::ErrorCategory::Transient,
+                    code: "AttemptTimeout".into(),
+                    message: format!("no answer within {} s", self.retry.attempt_timeout.as_secs_f64()),
+                }),
+            };
+            match answer {
                 Ok(v) => {
                     self.metrics.aws_call(service.as_str(), operation, "success");
                     return Ok(v);
                 }
-                Err(err) => {
-                    let c = err.classify();
+                Err(c) => {
                     self.metrics.aws_call(service.as_str(), operation, c.category.as_str());
                     attempt += 1;
                     let retryable = match c.category {
@@ -235,5 +246,44 @@ mod tests {
             assert_eq!(result.unwrap_err().category, category);
             assert_eq!(times.len(), 1, "{category:?} must not be retried");
         }
+    }
+
+    /// Answers `Ok(7)` from the second attempt on; the first never answers.
+    async fn hang_once(caller: &AwsCaller, idempotent: bool) -> (Result<u32, AwsError>, u32) {
+        let attempts = Mutex::new(0u32);
+        let call = || {
+            let n = {
+                let mut a = attempts.lock().unwrap();
+                *a += 1;
+                *a
+            };
+            async move {
+                if n == 1 {
+                    std::future::pending::<()>().await;
+                }
+                Ok::<u32, Fake>(7)
+            }
+        };
+        let result = if idempotent {
+            caller.call(Service::Ecs, "DescribeTasks", call).await
+        } else {
+            caller.call_create(Service::Ecs, "CreateService", call).await
+        };
+        (result, attempts.into_inner().unwrap())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_that_never_answers_times_out_as_transient() {
+        let (caller, metrics) = caller();
+        let start = Instant::now();
+        let (result, attempts) = hang_once(&caller, true).await;
+        assert_eq!(result.expect("retried after the timeout"), 7);
+        assert_eq!(attempts, 2);
+        assert!(start.elapsed() >= RetryPolicy::default().attempt_timeout, "waited for the timeout");
+        assert_eq!(metrics.aws_call_count("ecs", "DescribeTasks", "transient"), 1);
+
+        let (result, attempts) = hang_once(&caller, false).await;
+        let err = result.expect_err("a create that may have run is not repeated blindly");
+        assert_eq!((err.code.as_str(), err.category, attempts), ("AttemptTimeout", ErrorCategory::Transient, 1));
     }
 }

@@ -77,8 +77,22 @@ pub struct Sim {
 fn rates(level: FaultLevel) -> FaultRates {
     match level {
         FaultLevel::Off => FaultRates::default(),
-        FaultLevel::Low => FaultRates { throttle: 0.02, server_error: 0.02, lost: 0.02 },
-        FaultLevel::High => FaultRates { throttle: 0.08, server_error: 0.06, lost: 0.06 },
+        FaultLevel::Low => FaultRates {
+            throttle: 0.02,
+            server_error: 0.02,
+            lost: 0.02,
+            slow: 0.05,
+            slow_max: Duration::from_millis(300),
+            hang: 0.005,
+        },
+        FaultLevel::High => FaultRates {
+            throttle: 0.08,
+            server_error: 0.06,
+            lost: 0.06,
+            slow: 0.15,
+            slow_max: Duration::from_millis(600),
+            hang: 0.02,
+        },
     }
 }
 
@@ -123,7 +137,12 @@ impl Sim {
     async fn start_replica(&mut self) {
         let source = std::sync::Arc::new(self.world.model.clone());
         // Resync at its minimum, so that a pass that forgot to requeue is still retried.
-        let op = InProcessOperator::start_with_source(&self.ctx, source, &["--resync-seconds", "10"]).await;
+        let op = InProcessOperator::start_with_source(
+            &self.ctx,
+            source,
+            &["--resync-seconds", "10", "--aws-attempt-timeout-seconds", "1"],
+        )
+        .await;
         self.ops.push(op);
     }
 

@@ -19,6 +19,7 @@ use aws_sdk_route53::types::{Change, HealthCheckConfig};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
 
+use super::latency::Latency;
 use crate::aws::api::ApiFuture;
 use crate::aws::api::ecs::{
     CreateServiceRequest, EcsApi, EcsService, EcsTask, Page, RegisterTaskDefinitionRequest, RunTaskOutcome,
@@ -39,12 +40,14 @@ use crate::aws::errors::{Classified, Classify};
 pub struct Credentialed<T: ?Sized> {
     inner: Arc<T>,
     credentials: Option<SharedCredentialsProvider>,
+    latency: Arc<Latency>,
 }
 
 impl<T: ?Sized> Credentialed<T> {
-    /// `inner`'s calls under `cfg`'s credentials (none to resolve when `cfg` has no provider).
-    pub fn new(inner: Arc<T>, cfg: &SdkConfig) -> Self {
-        Self { inner, credentials: cfg.credentials_provider() }
+    /// `inner`'s calls under `cfg`'s credentials (none to resolve when `cfg` has no provider),
+    /// each with a delay drawn from `latency`.
+    pub fn new(inner: Arc<T>, cfg: &SdkConfig, latency: Arc<Latency>) -> Self {
+        Self { inner, credentials: cfg.credentials_provider(), latency }
     }
 
     /// Resolve the credentials; an error is the call's error, classified as the SDK classifies it.
@@ -67,12 +70,13 @@ fn refused(err: CredentialsError) -> Classified {
 }
 
 // The credentials are resolved inside the returned future and before `inner` is called at all:
-// some models act when the method is called, and a refused call must change nothing.
+// some models act when the method is called, and a refused call must change nothing. The
+// latency wraps the service's part (see `latency.rs`).
 macro_rules! guarded {
     ($self:ident, $method:ident($($arg:expr),*)) => {
         Box::pin(async move {
             $self.credentials().await?;
-            $self.inner.$method($($arg),*).await
+            $self.latency.around(async { $self.inner.$method($($arg),*).await }).await
         })
     };
 }

@@ -14,6 +14,7 @@
 pub mod credentialed;
 pub mod ecs;
 pub mod elbv2;
+pub mod latency;
 pub mod route53;
 pub mod source;
 pub mod sts;
@@ -83,6 +84,12 @@ pub struct FaultRates {
     pub server_error: f64,
     /// Executed, then the answer is lost (a transient error is returned).
     pub lost: f64,
+    /// Answers late: up to `slow_max` in all, before and after the service acts.
+    pub slow: f64,
+    /// Longest delay of a slow call.
+    pub slow_max: std::time::Duration,
+    /// Never answers (acting first or not): only the caller's attempt timeout ends it.
+    pub hang: f64,
 }
 
 /// What a call does, drawn from the rates.

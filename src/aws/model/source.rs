@@ -12,6 +12,7 @@ use super::FaultRates;
 use super::credentialed::Credentialed;
 use super::ecs::ModelEcs;
 use super::elbv2::ModelElbv2;
+use super::latency::Latency;
 use super::route53::ModelRoute53;
 use super::sts::ModelSts;
 use crate::aws::api::ecs::EcsApi;
@@ -31,6 +32,8 @@ pub struct ModelAws {
     pub route53: Arc<ModelRoute53>,
     /// STS: the roles objects assume, and which of them are refused.
     pub sts: Arc<ModelSts>,
+    /// Latency of every call the clients make (slow and hung calls).
+    pub latency: Arc<Latency>,
 }
 
 impl ModelAws {
@@ -42,6 +45,7 @@ impl ModelAws {
             elbv2: Arc::new(ModelElbv2::new(seed.wrapping_add(1), faults, account, region)),
             route53: Arc::new(ModelRoute53::new(seed.wrapping_add(2), faults, account, region)),
             sts: Arc::new(ModelSts::new(account)),
+            latency: Arc::new(Latency::new(seed.wrapping_add(3), faults)),
         }
     }
 
@@ -58,6 +62,7 @@ impl ModelAws {
         self.ecs.set_faults(rates);
         self.elbv2.set_faults(rates);
         self.route53.faults().set(rates);
+        self.latency.set(rates);
     }
 
     /// Calls the three services answered so far.
@@ -70,15 +75,15 @@ impl ModelAws {
 // `assume_role` below, so a refused role fails its calls as the SDK would.
 impl ApiSource for ModelAws {
     fn ecs(&self, cfg: &SdkConfig) -> Arc<dyn EcsApi> {
-        Arc::new(Credentialed::new(self.ecs.clone(), cfg))
+        Arc::new(Credentialed::new(self.ecs.clone(), cfg, self.latency.clone()))
     }
 
     fn elbv2(&self, cfg: &SdkConfig) -> Arc<dyn Elbv2Api> {
-        Arc::new(Credentialed::new(self.elbv2.clone(), cfg))
+        Arc::new(Credentialed::new(self.elbv2.clone(), cfg, self.latency.clone()))
     }
 
     fn route53(&self, cfg: &SdkConfig) -> Arc<dyn Route53Api> {
-        Arc::new(Credentialed::new(self.route53.clone(), cfg))
+        Arc::new(Credentialed::new(self.route53.clone(), cfg, self.latency.clone()))
     }
 
     fn assume_role(&self, role_arn: &str, external_id: Option<&str>) -> Result<(), Classified> {

@@ -219,7 +219,7 @@ fn faults_refuse_or_lose_answers_and_a_seed_replays() {
 
     let run = |seed| {
         let (m, la, _) = world(seed);
-        m.set_faults(FaultRates { throttle: 0.3, server_error: 0.1, lost: 0.2 });
+        m.set_faults(FaultRates { throttle: 0.3, server_error: 0.1, lost: 0.2, ..FaultRates::default() });
         let outcomes: Vec<String> = (0..30)
             .map(|i| format!("{:?}", block_on(m.create_target_group(&group(&format!("g{i}"))))))
             .chain((0..30).map(|_| format!("{:?}", block_on(m.describe_rules(&la, None)).map(|r| r.rules.len()))))

@@ -373,7 +373,7 @@ async fn health_checks_page_in_id_order_and_the_limit_holds() {
 
 #[tokio::test]
 async fn a_seed_replays_ids_and_faults() {
-    let rates = FaultRates { throttle: 0.2, server_error: 0.1, lost: 0.2 };
+    let rates = FaultRates { throttle: 0.2, server_error: 0.1, lost: 0.2, ..FaultRates::default() };
     let run = |seed| async move {
         let m = ModelRoute53::new(seed, rates, "1", "us-east-1");
         let z = m.create_zone("example.com").id;

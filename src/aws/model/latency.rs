@@ -1,0 +1,105 @@
+//! Latency faults: a call that answers late, or never. Drawn per call, in real time, by the
+//! clients a [`ModelAws`](super::ModelAws) hands out (around the service models, whose state is
+//! only touched under a lock and never waits).
+//!
+//! A slow call waits up to [`FaultRates::slow_max`] in all, part before the service acts and part
+//! after (so another request can act between the two). A hung call never answers: half of them
+//! act first (the answer is lost in the network), half never reach the service. Only the caller's
+//! per-attempt timeout gets a pass past one.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::{FaultRates, SimRng};
+
+/// The latency of one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delay {
+    /// Wait `before` the service acts and `after` it answered.
+    Slow { before: Duration, after: Duration },
+    /// Never answer; the service acts first when `acts`.
+    Hang { acts: bool },
+}
+
+/// Latency rates (from the fault rates) and the generator they are drawn with.
+#[derive(Debug)]
+pub struct Latency {
+    state: Mutex<(FaultRates, SimRng)>,
+}
+
+impl Latency {
+    /// Latency at `rates`, drawn from `seed`.
+    pub fn new(seed: u64, rates: FaultRates) -> Self {
+        Self { state: Mutex::new((rates, SimRng::new(seed))) }
+    }
+
+    /// Change the rates.
+    pub fn set(&self, rates: FaultRates) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).0 = rates;
+    }
+
+    /// The delay of one call.
+    pub fn draw(&self) -> Delay {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (rates, rng) = &mut *guard;
+        if rng.chance(rates.hang) {
+            return Delay::Hang { acts: rng.chance(0.5) };
+        }
+        if !rng.chance(rates.slow) {
+            return Delay::Slow { before: Duration::ZERO, after: Duration::ZERO };
+        }
+        let total = rates.slow_max.mul_f64(rng.unit());
+        let before = total.mul_f64(rng.unit());
+        Delay::Slow { before, after: total.saturating_sub(before) }
+    }
+
+    /// Run `call` with one drawn delay.
+    pub async fn around<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        match self.draw() {
+            Delay::Slow { before, after } => {
+                tokio::time::sleep(before).await;
+                let out = call.await;
+                tokio::time::sleep(after).await;
+                out
+            }
+            Delay::Hang { acts } => {
+                if acts {
+                    drop(call.await);
+                }
+                std::future::pending().await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_follow_their_rates_and_stay_within_the_bound() {
+        let none = Latency::new(1, FaultRates::default());
+        assert!((0..100).all(|_| none.draw() == Delay::Slow { before: Duration::ZERO, after: Duration::ZERO }));
+        let max = Duration::from_millis(300);
+        let slow = Latency::new(2, FaultRates { slow: 1.0, slow_max: max, ..FaultRates::default() });
+        for _ in 0..100 {
+            let Delay::Slow { before, after } = slow.draw() else { panic!("no hang at rate 0") };
+            assert!(before + after <= max);
+        }
+        let hung = Latency::new(3, FaultRates { hang: 1.0, ..FaultRates::default() });
+        assert!(matches!(hung.draw(), Delay::Hang { .. }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_call_that_acts_acts_once_and_never_answers() {
+        let hung = Latency::new(4, FaultRates { hang: 1.0, ..FaultRates::default() });
+        let acted = std::sync::atomic::AtomicU32::new(0);
+        for _ in 0..20 {
+            let call = async { acted.fetch_add(1, std::sync::atomic::Ordering::Relaxed) };
+            let answer = tokio::time::timeout(Duration::from_secs(5), hung.around(call)).await;
+            assert!(answer.is_err(), "no answer");
+        }
+        let n = acted.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(n > 0 && n < 20, "some hung calls act, some never arrive: {n}");
+    }
+}
