@@ -506,6 +506,39 @@ async fn moving_to_another_zone_moves_the_pair_and_the_delegation() {
     s.ctx.cleanup().await;
 }
 
+/// A pass killed after it wrote the pair into a new zone, before its status write: the pair was
+/// listed in the written inventory before the change was sent, so the next move deletes it. Found
+/// by the simulator (a zone move, then `kill -9`): the pair stayed in the zone left behind.
+#[tokio::test]
+async fn a_pair_written_by_a_killed_pass_is_deleted_by_the_next_move() {
+    let s = Setup::new("dnsf-killmove").await;
+    let cfg = s.ctx.sdk_config().await;
+    let other = fixtures::hosted_zone(&cfg, "ops.app.com").await;
+    s.api.create(&PostParams::default(), &s.manifest("dev", "dev.acs.app.com")).await.expect("create");
+    s.wait("dev", "Synced", "True").await;
+    let Setup { ctx, r53, zone, op, api } = s;
+    op.stop().await;
+    // Every change after the first is throttled: the move's pass writes the pair into the new zone,
+    // then retries deleting the old pair for seconds, and is killed meanwhile.
+    let op = InProcessOperator::start_with_faults(&ctx, "ChangeResourceRecordSets=throttle>1").await;
+    let to = |zone: &str, name: &str| Patch::Merge(json!({"spec": {"hostedZoneId": zone, "name": name}}));
+    api.patch("dev", &PatchParams::default(), &to(&other, "dev.ops.app.com")).await.expect("move");
+    support::poll_aws("the pair in the new zone", Duration::from_millis(50), || async {
+        let n = fixtures::records_named(&cfg, &other, "dev.ops.app.com").await.len();
+        if n == 2 { Ok(()) } else { Err(format!("{n} record(s)")) }
+    })
+    .await;
+    op.kill().await;
+
+    api.patch("dev", &PatchParams::default(), &to(&zone, "dev.acs.app.com")).await.expect("move back");
+    let s = Setup { op: InProcessOperator::start(&ctx).await, ctx, r53, zone, api };
+    s.wait("dev", "Synced", "True").await;
+    let left = fixtures::records_named(&cfg, &other, "dev.ops.app.com").await;
+    assert!(left.is_empty(), "the pair the killed pass wrote is deleted: {left:?}");
+    assert_eq!(s.records("dev.acs.app.com").await.len(), 2);
+    s.finish_deleted("dev.acs.app.com").await;
+}
+
 /// Route 53 refuses a deleted check's CallerReference for good (the test moto does too): a check
 /// replaced and replaced back, or removed and re-added, gets a reference of its own each time.
 #[tokio::test]

@@ -192,6 +192,10 @@ async fn send_bisecting(
             .call(Service::Route53, "ChangeResourceRecordSets", || api.change_resource_record_sets(zone, &changes))
             .await
             .map(|info| (info.id, info.status));
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let summary: Vec<String> = changes.iter().map(describe).collect();
+            tracing::debug!(zone, changes = ?summary, outcome = ?outcome.as_ref().map(|(id, _)| id), "Route 53 batch sent");
+        }
         match outcome {
             Err(e) if part.len() > 1 && matches!(e.category, ErrorCategory::Terminal | ErrorCategory::Conflict) => {
                 let (a, b) = part.split_at(part.len() / 2);
@@ -205,6 +209,18 @@ async fn send_bisecting(
             }
         }
     }
+}
+
+/// `ACTION name TYPE set-identifier`, for the debug log.
+fn describe(change: &Change) -> String {
+    let set = change.resource_record_set();
+    format!(
+        "{} {} {} {}",
+        change.action().as_str(),
+        set.map(|s| s.name()).unwrap_or_default(),
+        set.map(|s| s.r#type().as_str()).unwrap_or_default(),
+        set.and_then(|s| s.set_identifier()).unwrap_or_default()
+    )
 }
 
 #[cfg(test)]

@@ -100,6 +100,11 @@ async fn run(
             Ok(())
         }
         Step::UpsertPair { zone, records } => {
+            // The plan listed the pair in the inventory; it is written before the change is sent
+            // (a no-op when already there). Otherwise a crash later in this pass (its status
+            // write never made) left the records in a zone the spec no longer names, with no
+            // inventory entry to delete them by (found by the simulator: a zone move, then a kill).
+            writer.record_resources(&status.resources).await?;
             let changes = records
                 .iter()
                 .map(|p| pair_record(spec, &aws.owner.uid, p, created))
@@ -111,6 +116,8 @@ async fn run(
             Ok(())
         }
         Step::UpsertDelegation { parent, zone_name, name_servers, ttl } => {
+            // Recorded before it is sent, as the pair is.
+            writer.record_resources(&status.resources).await?;
             let set = r53::ResourceRecordSet::builder()
                 .name(zone_name)
                 .r#type(r53::RrType::Ns)
