@@ -301,7 +301,14 @@ impl Sim {
         let started = Instant::now();
         loop {
             match api.get_opt(name).await {
-                Ok(Some(o)) if o.meta().deletion_timestamp.is_some() => {}
+                Ok(Some(o)) if o.meta().deletion_timestamp.is_some() => {
+                    // A deletion blocked by a refused role finishes only once the role is fixed:
+                    // the harness fixes it, as the team would, rather than wait for the next
+                    // quiescent point.
+                    for team in 0..OBJECTS {
+                        self.world.model.sts.restore_role(&super::world::team_role(team));
+                    }
+                }
                 Ok(_) => return Ok(()),
                 Err(e) => return Err(format!("read {name}: {e}")),
             }
