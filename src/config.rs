@@ -106,6 +106,11 @@ pub struct Config {
     /// reconcile, and so the object, forever.
     #[arg(long, env = "FARGATE_OPERATOR_AWS_ATTEMPT_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub aws_attempt_timeout_seconds: u64,
+    /// How long after a launch a HotPool task that ECS's reads (ListTasks, DescribeTasks, StopTask)
+    /// do not show is taken for not shown yet rather than gone: those reads lag RunTask by seconds.
+    /// A worker is not replaced, and a pool's deletion waits, until then.
+    #[arg(long, env = "FARGATE_OPERATOR_ECS_READ_LAG_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ecs_read_lag_seconds: u64,
     /// Log format.
     #[arg(long, env = "FARGATE_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -143,6 +148,11 @@ impl Config {
             attempt_timeout: Duration::from_secs(self.aws_attempt_timeout_seconds),
             ..crate::aws::RetryPolicy::default()
         }
+    }
+
+    /// See `--ecs-read-lag-seconds`.
+    pub fn ecs_read_lag(&self) -> Duration {
+        Duration::from_secs(self.ecs_read_lag_seconds)
     }
 
     /// The drift-check period.

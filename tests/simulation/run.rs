@@ -140,7 +140,15 @@ impl Sim {
         let op = InProcessOperator::start_with_source(
             &self.ctx,
             source,
-            &["--resync-seconds", "10", "--aws-attempt-timeout-seconds", "1"],
+            &[
+                "--resync-seconds",
+                "10",
+                "--aws-attempt-timeout-seconds",
+                "1",
+                // The model's ECS reads lag by up to 3 s of real time (world.rs).
+                "--ecs-read-lag-seconds",
+                "5",
+            ],
         )
         .await;
         self.ops.push(op);
@@ -372,6 +380,7 @@ impl Sim {
         self.collect_garbage().await;
         let started = Instant::now();
         let mut last_poke = None::<Instant>;
+        let (trace, mut last_trace) = (std::env::var_os("SIM_TRACE").is_some(), Instant::now());
         loop {
             if last_poke.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
                 self.poke_all().await;
@@ -390,6 +399,16 @@ impl Sim {
             };
             if started.elapsed() > converge_within() {
                 return Err(format!("not converged after {:?}: {}", converge_within(), waiting.join("; ")));
+            }
+            // `SIM_TRACE`: what a long quiescent point waits for, every 10 s.
+            if trace && last_trace.elapsed() > Duration::from_secs(10) {
+                eprintln!(
+                    "{} quiescent for {:?}, waiting: {}",
+                    self.ctx.namespace,
+                    started.elapsed(),
+                    waiting.join("; ")
+                );
+                last_trace = Instant::now();
             }
         }
         self.report.aws_calls = self.world.model.calls();

@@ -189,6 +189,8 @@ impl World {
         let spec = json!({
             "cluster": "workers",
             "network": {"subnets": ["subnet-1"]},
+            // The orphan and lost-task sweep every 5 s of real time (some 20 minutes of model time).
+            "replenishIntervalSeconds": 5,
             "versions": versions,
             "claims": {"leaseSeconds": 600, "onRelease": if s.recycle { "Recycle" } else { "Stop" }, "whenEmpty": "Wait"},
             "aws": {"roleArn": team_role(i)},

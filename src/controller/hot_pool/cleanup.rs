@@ -60,7 +60,8 @@ pub(super) async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Conte
         // ECS's reads lag its launches by seconds: a task StopTask does not know yet, or one
         // ListTasks does not show yet, is not gone (found by the simulator). The deletion waits
         // and stops it on a later attempt.
-        let unknown = plan::deletion_waits_for(&workers, &unknown, k8s_openapi::jiff::Timestamp::now());
+        let read_lag = ctx.config.ecs_read_lag();
+        let unknown = plan::deletion_waits_for(&workers, &unknown, read_lag, k8s_openapi::jiff::Timestamp::now());
         if unknown > 0 {
             let e = AwsError {
                 service: "ecs",
@@ -69,7 +70,7 @@ pub(super) async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Conte
                 code: "TaskNotYetKnown".into(),
                 message: format!(
                     "{unknown} task(s) launched less than {}s ago are not known to ECS yet; retrying so they are stopped",
-                    plan::READ_LAG_GRACE.as_secs()
+                    read_lag.as_secs()
                 ),
             };
             return Err(cleanup_error(ctx, &pool, e).await);

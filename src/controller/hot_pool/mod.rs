@@ -248,6 +248,7 @@ impl Pipeline<HotPool> for PoolPass<'_> {
             resources: &observed.resources,
             launch_tag: aws::TAG_LAUNCH,
             run_task_max: aws::RUN_TASK_MAX,
+            read_lag: self.ctx.config.ecs_read_lag(),
             now: observed.now,
         });
         // The versions whose reference did not resolve first: they name the operation to fix.

@@ -264,8 +264,14 @@ mod tests {
         if let Some(s) = late.status.as_mut() {
             s.started_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(end));
         }
-        assert_eq!(step_worker(&late, None, None, i32::MAX, t(0)), WorkerStep::Keep);
-        assert_eq!(step_worker(&w, None, None, i32::MAX, end), WorkerStep::TimedOut);
+        assert_eq!(
+            step_worker(&late, None, None, i32::MAX, std::time::Duration::from_secs(60), t(0)),
+            WorkerStep::Keep
+        );
+        assert_eq!(
+            step_worker(&w, None, None, i32::MAX, std::time::Duration::from_secs(60), end),
+            WorkerStep::TimedOut
+        );
         let mut idle = worker("w2", "1", WorkerPhase::Available, None);
         idle.available_since = Some(end);
         let mut spec = spec("Wait", "Stop");

@@ -271,7 +271,7 @@ async fn lagging_lists_and_a_deleted_old_cluster_lose_no_worker() {
         let w = fixtures::obj(Some(task), WorkerPhase::Starting, 0);
         // Two minutes after the launch: past the grace in which a task neither read shows is
         // taken for not shown yet.
-        plan::step_worker(&w, obs.get(task), Some(&running), 300, fixtures::t(120))
+        plan::step_worker(&w, obs.get(task), Some(&running), 300, std::time::Duration::from_secs(60), fixtures::t(120))
     };
     assert_eq!(step(&listed_only), WorkerStep::Keep, "listed, not described yet");
     assert_eq!(step(&described_only), WorkerStep::Keep, "described, not listed yet");

@@ -55,6 +55,9 @@ pub struct PassInput<'a> {
     pub launch_tag: &'a str,
     /// Most tasks one RunTask starts.
     pub run_task_max: usize,
+    /// How long after a launch a task ECS's reads do not show is taken for not shown yet
+    /// (`--ecs-read-lag-seconds`).
+    pub read_lag: Duration,
     /// The pass's clock.
     pub now: Timestamp,
 }
@@ -171,7 +174,7 @@ pub fn plan_pass(input: &PassInput<'_>) -> PassPlan {
     for name in names {
         let Some(w) = workers.get(&name) else { continue };
         let obs = task_arn(w).and_then(|a| input.tasks.get(a));
-        match step_worker(w, obs, running.as_ref(), spec.startup_timeout_seconds, now) {
+        match step_worker(w, obs, running.as_ref(), spec.startup_timeout_seconds, input.read_lag, now) {
             WorkerStep::Keep => {
                 if phase(w) == WorkerPhase::Starting
                     && let Some(started) = w.status.as_ref().and_then(|s| s.started_at.as_ref())

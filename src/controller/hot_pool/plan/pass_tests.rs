@@ -67,6 +67,7 @@ impl World {
             resources: &[],
             launch_tag: TAG,
             run_task_max: 10,
+            read_lag: std::time::Duration::from_secs(60),
             now: t(100),
         })
     }

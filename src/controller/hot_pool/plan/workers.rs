@@ -24,12 +24,14 @@ pub enum WorkerStep {
 }
 
 /// Decide one worker's step from what ECS said this pass. `obs` is its DescribeTasks result, if it
-/// was described; `running` the ListTasks set, if a full sweep ran.
+/// was described; `running` the ListTasks set, if a full sweep ran; a task launched less than
+/// `read_lag` ago that neither shows is taken for not shown yet.
 pub fn step_worker(
     w: &HotPoolWorker,
     obs: Option<&TaskObs>,
     running: Option<&BTreeSet<String>>,
     startup_timeout_seconds: i32,
+    read_lag: std::time::Duration,
     now: Timestamp,
 ) -> WorkerStep {
     let Some(arn) = task_arn(w) else { return WorkerStep::Keep };
@@ -38,7 +40,7 @@ pub fn step_worker(
             let why = o.stopped_reason.clone().unwrap_or_else(|| format!("task is {}", o.last_status));
             return WorkerStep::Lost(why);
         }
-    } else if running.is_some_and(|r| !r.contains(arn)) && !launched_within(w, now, READ_LAG_GRACE) {
+    } else if running.is_some_and(|r| !r.contains(arn)) && !launched_within(w, now, read_lag) {
         // ListTasks and DescribeTasks lag RunTask by seconds: a task launched moments ago that
         // neither shows is not gone. Taking it for lost removed its worker without stopping it,
         // and a pool deleted next could no longer find it (found by the simulator).
@@ -58,10 +60,6 @@ pub fn step_worker(
     }
 }
 
-/// How long after a launch a task that ECS's reads (ListTasks, DescribeTasks, StopTask) do not
-/// show is taken for not shown yet rather than gone.
-pub const READ_LAG_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// Whether `w`'s task was launched (or, before a task was recorded, the worker written) less than
 /// `grace` before `now`.
 pub fn launched_within(w: &HotPoolWorker, now: Timestamp, grace: std::time::Duration) -> bool {
@@ -71,14 +69,19 @@ pub fn launched_within(w: &HotPoolWorker, now: Timestamp, grace: std::time::Dura
     started.is_some_and(|t| now.duration_since(t) < grace)
 }
 
-/// What a pool's deletion waits for: tasks of workers launched under [`READ_LAG_GRACE`] ago that
-/// StopTask did not know (`unknown`), and workers written that recently whose task was never
-/// recorded (RunTask's answer lost), whose task ListTasks may not show yet. Counting either as
-/// stopped would leave a task running with nothing to find it.
-pub fn deletion_waits_for(workers: &[HotPoolWorker], unknown: &BTreeSet<String>, now: Timestamp) -> usize {
+/// What a pool's deletion waits for: tasks of workers launched under `read_lag` ago that StopTask
+/// did not know (`unknown`), and workers written that recently whose task was never recorded
+/// (RunTask's answer lost), whose task ListTasks may not show yet. Counting either as stopped
+/// would leave a task running with nothing to find it.
+pub fn deletion_waits_for(
+    workers: &[HotPoolWorker],
+    unknown: &BTreeSet<String>,
+    read_lag: std::time::Duration,
+    now: Timestamp,
+) -> usize {
     workers
         .iter()
-        .filter(|w| launched_within(w, now, READ_LAG_GRACE))
+        .filter(|w| launched_within(w, now, read_lag))
         .filter(|w| task_arn(w).map_or(w.spec.launch_token.is_some(), |arn| unknown.contains(arn)))
         .count()
 }
@@ -224,16 +227,22 @@ mod tests {
     use super::super::fixtures::*;
     use super::*;
 
+    /// The default `--ecs-read-lag-seconds`.
+    const LAG: std::time::Duration = std::time::Duration::from_secs(60);
+
     #[test]
     fn starting_worker_becomes_ready_only_when_running_with_an_ip() {
         let w = obj(Some("arn:1"), WorkerPhase::Starting, 0);
         let mut pending = running("10.0.0.1");
         pending.last_status = "PENDING".into();
-        assert_eq!(step_worker(&w, Some(&pending), None, 300, t(10)), WorkerStep::Keep);
+        assert_eq!(step_worker(&w, Some(&pending), None, 300, LAG, t(10)), WorkerStep::Keep);
         let mut no_ip = running("");
         no_ip.ip = None;
-        assert_eq!(step_worker(&w, Some(&no_ip), None, 300, t(10)), WorkerStep::Keep);
-        assert_eq!(step_worker(&w, Some(&running("10.0.0.1")), None, 300, t(10)), WorkerStep::Ready("10.0.0.1".into()));
+        assert_eq!(step_worker(&w, Some(&no_ip), None, 300, LAG, t(10)), WorkerStep::Keep);
+        assert_eq!(
+            step_worker(&w, Some(&running("10.0.0.1")), None, 300, LAG, t(10)),
+            WorkerStep::Ready("10.0.0.1".into())
+        );
     }
 
     #[test]
@@ -241,29 +250,29 @@ mod tests {
         let w = obj(Some("arn:1"), WorkerPhase::Starting, 0);
         let mut pending = running("10.0.0.1");
         pending.last_status = "PROVISIONING".into();
-        assert_eq!(step_worker(&w, Some(&pending), None, 300, t(299)), WorkerStep::Keep);
-        assert_eq!(step_worker(&w, Some(&pending), None, 300, t(300)), WorkerStep::TimedOut);
+        assert_eq!(step_worker(&w, Some(&pending), None, 300, LAG, t(299)), WorkerStep::Keep);
+        assert_eq!(step_worker(&w, Some(&pending), None, 300, LAG, t(300)), WorkerStep::TimedOut);
         let mut stopped = running("10.0.0.1");
         stopped.last_status = "STOPPED".into();
         stopped.desired_status = "STOPPED".into();
         stopped.stopped_reason = Some("Essential container exited".into());
         let avail = obj(Some("arn:1"), WorkerPhase::Available, 0);
         assert_eq!(
-            step_worker(&avail, Some(&stopped), None, 300, t(1)),
+            step_worker(&avail, Some(&stopped), None, 300, LAG, t(1)),
             WorkerStep::Lost("Essential container exited".into())
         );
         let listed: BTreeSet<String> = ["arn:other".to_string()].into();
         assert_eq!(
-            step_worker(&avail, None, Some(&listed), 300, t(59)),
+            step_worker(&avail, None, Some(&listed), 300, LAG, t(59)),
             WorkerStep::Keep,
             "a task launched under a minute ago may not be listed yet"
         );
-        assert!(matches!(step_worker(&avail, None, Some(&listed), 300, t(60)), WorkerStep::Lost(_)));
+        assert!(matches!(step_worker(&avail, None, Some(&listed), 300, LAG, t(60)), WorkerStep::Lost(_)));
         let listed: BTreeSet<String> = ["arn:1".to_string()].into();
-        assert_eq!(step_worker(&avail, None, Some(&listed), 300, t(1)), WorkerStep::Keep);
+        assert_eq!(step_worker(&avail, None, Some(&listed), 300, LAG, t(1)), WorkerStep::Keep);
         // A worker whose launch was never recorded is left to launch recovery.
         assert_eq!(
-            step_worker(&obj(None, WorkerPhase::Starting, 0), None, Some(&listed), 300, t(1000)),
+            step_worker(&obj(None, WorkerPhase::Starting, 0), None, Some(&listed), 300, LAG, t(1000)),
             WorkerStep::Keep
         );
     }
@@ -278,12 +287,12 @@ mod tests {
         unrecorded.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t(0)));
         let unknown: BTreeSet<String> = ["arn:1".to_string()].into();
         let workers = [recorded.clone(), unrecorded.clone()];
-        assert_eq!(deletion_waits_for(&workers, &unknown, t(59)), 2);
-        assert_eq!(deletion_waits_for(&workers, &BTreeSet::new(), t(59)), 1, "StopTask knew arn:1: stopped");
-        assert_eq!(deletion_waits_for(&workers, &unknown, t(60)), 0, "a minute on, ListTasks shows what exists");
+        assert_eq!(deletion_waits_for(&workers, &unknown, LAG, t(59)), 2);
+        assert_eq!(deletion_waits_for(&workers, &BTreeSet::new(), LAG, t(59)), 1, "StopTask knew arn:1: stopped");
+        assert_eq!(deletion_waits_for(&workers, &unknown, LAG, t(60)), 0, "a minute on, ListTasks shows what exists");
         let mut never_launched = unrecorded;
         never_launched.spec.launch_token = None;
-        assert_eq!(deletion_waits_for(&[never_launched], &unknown, t(1)), 0, "no token, no RunTask");
+        assert_eq!(deletion_waits_for(&[never_launched], &unknown, LAG, t(1)), 0, "no token, no RunTask");
     }
 
     #[test]
