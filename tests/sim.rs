@@ -16,7 +16,7 @@ use fargate_operator::api::hot_pool::ClaimPhase;
 use fargate_operator::api::{HotPool, HotPoolClaim, HotPoolWorker};
 use fargate_operator::aws::api::ecs::{EcsApi, RegisterTaskDefinitionRequest};
 use fargate_operator::aws::model::{FaultRates, ModelAws};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use serde_json::json;
 use support::TestCtx;
@@ -245,6 +245,72 @@ async fn a_task_ecs_reads_do_not_show_yet_keeps_its_worker_and_is_stopped_with_t
     let running: Vec<String> =
         model.ecs.tasks().into_iter().filter(|t| t.task.desired_status != "STOPPED").map(|t| t.task.arn).collect();
     assert!(running.is_empty(), "every task of the deleted pool is stopped: {running:?}");
+    op.stop().await;
+    ctx.cleanup().await;
+}
+
+/// A worker stopped moments after its launch (here: `scaleTo` lowered) whose task StopTask does
+/// not know yet stays, so the stop is repeated: removed, it left the task running unrecorded, and
+/// the pool deleted next could not find it (found by the simulator).
+#[tokio::test]
+async fn a_worker_stopped_before_ecs_knows_its_task_stays_until_the_task_is_stopped() {
+    let ctx = TestCtx::new("sim-early-stop").await;
+    let model = ModelAws::new(13, FaultRates::default(), "123456789012", "us-east-1");
+    model.ecs.create_cluster("workers");
+    let mut settings = model.ecs.settings();
+    settings.describe_lag = Duration::from_secs(600);
+    settings.list_lag = Duration::from_secs(600);
+    model.ecs.set_settings(settings);
+    let td = model
+        .ecs
+        .register_task_definition(&RegisterTaskDefinitionRequest {
+            family: "worker".into(),
+            cpu: "256".into(),
+            memory: "512".into(),
+            container_definitions: vec![
+                ContainerDefinition::builder().name("worker").image("example/worker:2").build(),
+            ],
+            ..Default::default()
+        })
+        .await
+        .expect("register the worker task definition")
+        .arn;
+    let op = InProcessOperator::start_with_source(&ctx, Arc::new(model.clone()), &[]).await;
+    let pools: Api<HotPool> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let workers: Api<HotPoolWorker> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let pool: HotPool = serde_json::from_value(json!({
+        "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPool",
+        "metadata": {"name": "pool"},
+        "spec": {"cluster": "workers", "network": {"subnets": ["subnet-1"]},
+                 "versions": [{"version": "1", "taskDefinition": td, "scaleTo": 1, "port": 7000}]}
+    }))
+    .expect("HotPool");
+    pools.create(&PostParams::default(), &pool).await.expect("create the pool");
+    support::poll_aws("a worker records its task", Duration::from_millis(100), || async {
+        let list = workers.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+        let recorded = list.items.iter().any(|w| w.status.as_ref().is_some_and(|s| s.task_arn.is_some()));
+        if recorded { Ok(()) } else { Err(format!("{} worker(s), none with a task", list.items.len())) }
+    })
+    .await;
+    // The model's clock stands still: StopTask answers "not found" for the new task.
+    let patch = json!({"spec": {"versions": [{"version": "1", "taskDefinition": td, "scaleTo": 0, "port": 7000}]}});
+    let patched = pools.patch("pool", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("scale to 0");
+    let generation = patched.metadata.generation;
+    let applied = move |p: Option<&HotPool>| p.and_then(|p| p.status.as_ref()?.observed_generation) == generation;
+    tokio::time::timeout(WAIT, await_condition(pools.clone(), "pool", applied))
+        .await
+        .expect("the scale-down pass ran")
+        .expect("watch");
+    let left = workers.list(&ListParams::default()).await.expect("list workers").items.len();
+    assert_eq!(left, 1, "the worker of the task ECS does not know yet stays");
+
+    pools.delete("pool", &DeleteParams::default()).await.expect("delete the pool");
+    run_clock_until(&model, await_condition(pools.clone(), "pool", |p: Option<&HotPool>| p.is_none()))
+        .await
+        .expect("watch");
+    let running: Vec<String> =
+        model.ecs.tasks().into_iter().filter(|t| t.task.desired_status != "STOPPED").map(|t| t.task.arn).collect();
+    assert!(running.is_empty(), "the task is stopped: {running:?}");
     op.stop().await;
     ctx.cleanup().await;
 }

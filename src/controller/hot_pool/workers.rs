@@ -46,11 +46,20 @@ impl Pool<'_> {
         Ok(())
     }
 
-    /// Stop the worker's task (if it has one) and remove the worker.
+    /// Stop the worker's task (if it has one) and remove the worker. A task launched moments ago
+    /// that StopTask does not know yet (ECS's reads lag its launches) keeps its worker, so a later
+    /// pass stops it again: removed, the worker would leave the task running unrecorded, and a pool
+    /// deleted next could not find it (found by the simulator).
     pub(super) async fn stop_worker(&mut self, name: &str, why: &str) -> Result<(), ReconcileError> {
-        if let Some(arn) = self.workers.get(name).and_then(plan::task_arn).map(str::to_string) {
+        let Some(w) = self.workers.get(name) else { return Ok(()) };
+        if let Some(arn) = plan::task_arn(w).map(str::to_string) {
+            let young = plan::launched_within(w, self.now, self.ctx.config.ecs_read_lag());
             let reason = format!("fargate-operator: {why}");
-            self.aws.stop_task(&arn, &reason.chars().take(255).collect::<String>()).await?;
+            let known = self.aws.stop_task_if_known(&arn, &reason.chars().take(255).collect::<String>()).await?;
+            if !known && young {
+                tracing::debug!(pool = %self.name, worker = name, task = arn, "StopTask does not know the task yet; the worker stays");
+                return Ok(());
+            }
         }
         self.delete_worker(name).await
     }
