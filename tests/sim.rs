@@ -38,12 +38,10 @@ async fn run_clock_until<T>(model: &ModelAws, done: impl std::future::Future<Out
     }
 }
 
-#[tokio::test]
-async fn a_pool_on_the_model_fills_binds_once_and_leaves_nothing_after_deletion() {
-    let ctx = TestCtx::new("sim-pool").await;
-    let model = ModelAws::new(42, FaultRates::default(), "123456789012", "us-east-1");
+/// Cluster `workers` and a worker task definition in `model`; answers the revision's ARN.
+async fn worker_cluster(model: &ModelAws) -> String {
     model.ecs.create_cluster("workers");
-    let td = model
+    model
         .ecs
         .register_task_definition(&RegisterTaskDefinitionRequest {
             family: "worker".into(),
@@ -56,7 +54,14 @@ async fn a_pool_on_the_model_fills_binds_once_and_leaves_nothing_after_deletion(
         })
         .await
         .expect("register the worker task definition")
-        .arn;
+        .arn
+}
+
+#[tokio::test]
+async fn a_pool_on_the_model_fills_binds_once_and_leaves_nothing_after_deletion() {
+    let ctx = TestCtx::new("sim-pool").await;
+    let model = ModelAws::new(42, FaultRates::default(), "123456789012", "us-east-1");
+    let td = worker_cluster(&model).await;
     let op = InProcessOperator::start_with_source(&ctx, Arc::new(model.clone()), &[]).await;
     let pools: Api<HotPool> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let workers: Api<HotPoolWorker> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
@@ -122,59 +127,80 @@ async fn a_pool_on_the_model_fills_binds_once_and_leaves_nothing_after_deletion(
     ctx.cleanup().await;
 }
 
+/// One pool of `scaleTo: 1` on the model with ECS reads lagging by 600 s of the model's clock,
+/// which stands still until [`LaggingPool::delete_and_run_clock`]: a new task stays unknown to
+/// ListTasks, DescribeTasks and StopTask.
+struct LaggingPool {
+    ctx: TestCtx,
+    model: ModelAws,
+    op: InProcessOperator,
+    pools: Api<HotPool>,
+    workers: Api<HotPoolWorker>,
+    td: String,
+}
+
+impl LaggingPool {
+    /// The pool (with `spec` merged into its spec), once its worker records its task.
+    async fn start(name: &str, seed: u64, list_lag: bool, spec: serde_json::Value) -> Self {
+        let ctx = TestCtx::new(name).await;
+        let model = ModelAws::new(seed, FaultRates::default(), "123456789012", "us-east-1");
+        let mut settings = model.ecs.settings();
+        settings.describe_lag = Duration::from_secs(600);
+        if list_lag {
+            settings.list_lag = Duration::from_secs(600);
+        }
+        model.ecs.set_settings(settings);
+        let td = worker_cluster(&model).await;
+        let op = InProcessOperator::start_with_source(&ctx, Arc::new(model.clone()), &[]).await;
+        let pools: Api<HotPool> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+        let workers: Api<HotPoolWorker> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+        let mut manifest = json!({
+            "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPool",
+            "metadata": {"name": "pool"},
+            "spec": {"cluster": "workers", "network": {"subnets": ["subnet-1"]},
+                     "versions": [{"version": "1", "taskDefinition": td, "scaleTo": 1, "port": 7000}]}
+        });
+        for (k, v) in spec.as_object().into_iter().flatten() {
+            manifest["spec"][k] = v.clone();
+        }
+        let pool: HotPool = serde_json::from_value(manifest).expect("HotPool");
+        pools.create(&PostParams::default(), &pool).await.expect("create the pool");
+        support::poll_aws("a worker records its task", Duration::from_millis(100), || async {
+            let list = workers.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
+            let recorded = list.items.iter().any(|w| w.status.as_ref().is_some_and(|s| s.task_arn.is_some()));
+            if recorded { Ok(()) } else { Err(format!("{} worker(s), none with a task", list.items.len())) }
+        })
+        .await;
+        Self { ctx, model, op, pools, workers, td }
+    }
+
+    /// Tasks not stopped.
+    fn running(&self) -> Vec<String> {
+        let tasks = self.model.ecs.tasks().into_iter();
+        tasks.filter(|t| t.task.desired_status != "STOPPED").map(|t| t.task.arn).collect()
+    }
+
+    /// Delete the pool, move the model's clock until it is gone, and check that every task is
+    /// stopped.
+    async fn delete_and_run_clock(self) {
+        self.pools.delete("pool", &DeleteParams::default()).await.expect("delete the pool");
+        run_clock_until(&self.model, await_condition(self.pools.clone(), "pool", |p: Option<&HotPool>| p.is_none()))
+            .await
+            .expect("watch");
+        let running = self.running();
+        assert!(running.is_empty(), "every task of the deleted pool is stopped: {running:?}");
+        self.op.stop().await;
+        self.ctx.cleanup().await;
+    }
+}
+
 /// A pool deleted moments after a launch stops the new task even though ECS's reads do not show it
 /// yet (StopTask answers "not found" during the describe lag): the deletion waits instead of
 /// counting it stopped. Found by the simulator; without the wait the task ran on after the pool
 /// was gone.
 #[tokio::test]
 async fn a_pool_deleted_right_after_a_launch_stops_the_task_ecs_does_not_show_yet() {
-    let ctx = TestCtx::new("sim-young-task").await;
-    let model = ModelAws::new(7, FaultRates::default(), "123456789012", "us-east-1");
-    model.ecs.create_cluster("workers");
-    let mut settings = model.ecs.settings();
-    settings.describe_lag = Duration::from_secs(600);
-    model.ecs.set_settings(settings);
-    let td = model
-        .ecs
-        .register_task_definition(&RegisterTaskDefinitionRequest {
-            family: "worker".into(),
-            cpu: "256".into(),
-            memory: "512".into(),
-            container_definitions: vec![
-                ContainerDefinition::builder().name("worker").image("example/worker:2").build(),
-            ],
-            ..Default::default()
-        })
-        .await
-        .expect("register the worker task definition")
-        .arn;
-    let op = InProcessOperator::start_with_source(&ctx, Arc::new(model.clone()), &[]).await;
-    let pools: Api<HotPool> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let workers: Api<HotPoolWorker> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let pool: HotPool = serde_json::from_value(json!({
-        "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPool",
-        "metadata": {"name": "pool"},
-        "spec": {"cluster": "workers", "network": {"subnets": ["subnet-1"]},
-                 "versions": [{"version": "1", "taskDefinition": td, "scaleTo": 1, "port": 7000}]}
-    }))
-    .expect("HotPool");
-    pools.create(&PostParams::default(), &pool).await.expect("create the pool");
-    // The model's clock stands still: the launched task stays invisible to DescribeTasks.
-    support::poll_aws("a worker records its task", Duration::from_millis(100), || async {
-        let list = workers.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
-        let recorded = list.items.iter().any(|w| w.status.as_ref().is_some_and(|s| s.task_arn.is_some()));
-        if recorded { Ok(()) } else { Err(format!("{} worker(s), none with a task", list.items.len())) }
-    })
-    .await;
-    pools.delete("pool", &DeleteParams::default()).await.expect("delete the pool");
-    run_clock_until(&model, await_condition(pools.clone(), "pool", |p: Option<&HotPool>| p.is_none()))
-        .await
-        .expect("watch");
-    let running: Vec<String> =
-        model.ecs.tasks().into_iter().filter(|t| t.task.desired_status != "STOPPED").map(|t| t.task.arn).collect();
-    assert!(running.is_empty(), "every task of the deleted pool is stopped: {running:?}");
-    op.stop().await;
-    ctx.cleanup().await;
+    LaggingPool::start("sim-young-task", 7, false, json!({})).await.delete_and_run_clock().await;
 }
 
 /// A worker whose task neither ListTasks nor DescribeTasks shows yet (both lag RunTask) is kept,
@@ -183,70 +209,23 @@ async fn a_pool_deleted_right_after_a_launch_stops_the_task_ecs_does_not_show_ye
 /// stops that task.
 #[tokio::test]
 async fn a_task_ecs_reads_do_not_show_yet_keeps_its_worker_and_is_stopped_with_the_pool() {
-    let ctx = TestCtx::new("sim-unlisted-task").await;
-    let model = ModelAws::new(11, FaultRates::default(), "123456789012", "us-east-1");
-    model.ecs.create_cluster("workers");
-    let mut settings = model.ecs.settings();
-    settings.describe_lag = Duration::from_secs(600);
-    settings.list_lag = Duration::from_secs(600);
-    model.ecs.set_settings(settings);
-    let td = model
-        .ecs
-        .register_task_definition(&RegisterTaskDefinitionRequest {
-            family: "worker".into(),
-            cpu: "256".into(),
-            memory: "512".into(),
-            container_definitions: vec![
-                ContainerDefinition::builder().name("worker").image("example/worker:2").build(),
-            ],
-            ..Default::default()
-        })
-        .await
-        .expect("register the worker task definition")
-        .arn;
-    let op = InProcessOperator::start_with_source(&ctx, Arc::new(model.clone()), &[]).await;
-    let pools: Api<HotPool> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let workers: Api<HotPoolWorker> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let pool: HotPool = serde_json::from_value(json!({
-        "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPool",
-        "metadata": {"name": "pool"},
-        "spec": {"cluster": "workers", "network": {"subnets": ["subnet-1"]}, "replenishIntervalSeconds": 5,
-                 "versions": [{"version": "1", "taskDefinition": td, "scaleTo": 1, "port": 7000}]}
-    }))
-    .expect("HotPool");
-    pools.create(&PostParams::default(), &pool).await.expect("create the pool");
-    support::poll_aws("a worker records its task", Duration::from_millis(100), || async {
-        let list = workers.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
-        let recorded = list.items.iter().any(|w| w.status.as_ref().is_some_and(|s| s.task_arn.is_some()));
-        if recorded { Ok(()) } else { Err(format!("{} worker(s), none with a task", list.items.len())) }
-    })
-    .await;
-    // The model's clock stands still, so neither read shows the task. Two full sweeps (ListTasks
-    // every replenishIntervalSeconds) later, the first sweep's pass has been applied.
-    let listed = || op.metrics.aws_call_count("ecs", "ListTasks", "success");
+    let p = LaggingPool::start("sim-unlisted-task", 11, true, json!({"replenishIntervalSeconds": 5})).await;
+    // Two full sweeps (ListTasks every replenishIntervalSeconds) later, the first sweep's pass has
+    // been applied.
+    let listed = || p.op.metrics.aws_call_count("ecs", "ListTasks", "success");
     let before = listed();
     support::poll_aws("two more sweeps", Duration::from_millis(200), || async {
         let n = listed();
         if n >= before + 2 { Ok(()) } else { Err(format!("{} sweep(s) so far", n - before)) }
     })
     .await;
-    let running: Vec<String> =
-        model.ecs.tasks().into_iter().filter(|t| t.task.desired_status != "STOPPED").map(|t| t.task.arn).collect();
-    let list = workers.list(&ListParams::default()).await.expect("list workers");
+    let running = p.running();
+    let list = p.workers.list(&ListParams::default()).await.expect("list workers");
     let recorded: Vec<String> =
         list.items.iter().filter_map(|w| w.status.as_ref().and_then(|s| s.task_arn.clone())).collect();
     assert_eq!(running.len(), 1, "one task, launched once: {running:?}");
     assert_eq!(recorded, running, "the worker still records it");
-
-    pools.delete("pool", &DeleteParams::default()).await.expect("delete the pool");
-    run_clock_until(&model, await_condition(pools.clone(), "pool", |p: Option<&HotPool>| p.is_none()))
-        .await
-        .expect("watch");
-    let running: Vec<String> =
-        model.ecs.tasks().into_iter().filter(|t| t.task.desired_status != "STOPPED").map(|t| t.task.arn).collect();
-    assert!(running.is_empty(), "every task of the deleted pool is stopped: {running:?}");
-    op.stop().await;
-    ctx.cleanup().await;
+    p.delete_and_run_clock().await;
 }
 
 /// A worker stopped moments after its launch (here: `scaleTo` lowered) whose task StopTask does
@@ -254,63 +233,16 @@ async fn a_task_ecs_reads_do_not_show_yet_keeps_its_worker_and_is_stopped_with_t
 /// the pool deleted next could not find it (found by the simulator).
 #[tokio::test]
 async fn a_worker_stopped_before_ecs_knows_its_task_stays_until_the_task_is_stopped() {
-    let ctx = TestCtx::new("sim-early-stop").await;
-    let model = ModelAws::new(13, FaultRates::default(), "123456789012", "us-east-1");
-    model.ecs.create_cluster("workers");
-    let mut settings = model.ecs.settings();
-    settings.describe_lag = Duration::from_secs(600);
-    settings.list_lag = Duration::from_secs(600);
-    model.ecs.set_settings(settings);
-    let td = model
-        .ecs
-        .register_task_definition(&RegisterTaskDefinitionRequest {
-            family: "worker".into(),
-            cpu: "256".into(),
-            memory: "512".into(),
-            container_definitions: vec![
-                ContainerDefinition::builder().name("worker").image("example/worker:2").build(),
-            ],
-            ..Default::default()
-        })
-        .await
-        .expect("register the worker task definition")
-        .arn;
-    let op = InProcessOperator::start_with_source(&ctx, Arc::new(model.clone()), &[]).await;
-    let pools: Api<HotPool> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let workers: Api<HotPoolWorker> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let pool: HotPool = serde_json::from_value(json!({
-        "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPool",
-        "metadata": {"name": "pool"},
-        "spec": {"cluster": "workers", "network": {"subnets": ["subnet-1"]},
-                 "versions": [{"version": "1", "taskDefinition": td, "scaleTo": 1, "port": 7000}]}
-    }))
-    .expect("HotPool");
-    pools.create(&PostParams::default(), &pool).await.expect("create the pool");
-    support::poll_aws("a worker records its task", Duration::from_millis(100), || async {
-        let list = workers.list(&ListParams::default()).await.map_err(|e| e.to_string())?;
-        let recorded = list.items.iter().any(|w| w.status.as_ref().is_some_and(|s| s.task_arn.is_some()));
-        if recorded { Ok(()) } else { Err(format!("{} worker(s), none with a task", list.items.len())) }
-    })
-    .await;
-    // The model's clock stands still: StopTask answers "not found" for the new task.
-    let patch = json!({"spec": {"versions": [{"version": "1", "taskDefinition": td, "scaleTo": 0, "port": 7000}]}});
-    let patched = pools.patch("pool", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("scale to 0");
+    let p = LaggingPool::start("sim-early-stop", 13, true, json!({})).await;
+    let patch = json!({"spec": {"versions": [{"version": "1", "taskDefinition": p.td, "scaleTo": 0, "port": 7000}]}});
+    let patched = p.pools.patch("pool", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("scale to 0");
     let generation = patched.metadata.generation;
-    let applied = move |p: Option<&HotPool>| p.and_then(|p| p.status.as_ref()?.observed_generation) == generation;
-    tokio::time::timeout(WAIT, await_condition(pools.clone(), "pool", applied))
+    let applied = move |o: Option<&HotPool>| o.and_then(|o| o.status.as_ref()?.observed_generation) == generation;
+    tokio::time::timeout(WAIT, await_condition(p.pools.clone(), "pool", applied))
         .await
         .expect("the scale-down pass ran")
         .expect("watch");
-    let left = workers.list(&ListParams::default()).await.expect("list workers").items.len();
+    let left = p.workers.list(&ListParams::default()).await.expect("list workers").items.len();
     assert_eq!(left, 1, "the worker of the task ECS does not know yet stays");
-
-    pools.delete("pool", &DeleteParams::default()).await.expect("delete the pool");
-    run_clock_until(&model, await_condition(pools.clone(), "pool", |p: Option<&HotPool>| p.is_none()))
-        .await
-        .expect("watch");
-    let running: Vec<String> =
-        model.ecs.tasks().into_iter().filter(|t| t.task.desired_status != "STOPPED").map(|t| t.task.arn).collect();
-    assert!(running.is_empty(), "the task is stopped: {running:?}");
-    op.stop().await;
-    ctx.cleanup().await;
+    p.delete_and_run_clock().await;
 }

@@ -234,6 +234,10 @@ async fn plant_foreign(model: &ModelAws, listener: &str, zone: &str, task_defini
         ),
         ..Default::default()
     };
+    // Someone else's task is there from the start: no capacity failure for it.
+    let rate = model.ecs.settings().capacity_failure_rate;
+    model.ecs.set_capacity_failure_rate(0.0);
     let task_arn = model.ecs.run_task(&run).await.expect("foreign task").tasks.first().expect("one task").arn.clone();
+    model.ecs.set_capacity_failure_rate(rate);
     Foreign { rule_arn, record, task_arn }
 }
