@@ -29,9 +29,9 @@ use run::{Report, Sim};
 use steps::Step;
 
 /// Seeds `make test` runs (all at once), unless `SIM_SEEDS` names others (comma-separated).
-const SEEDS: &[u64] = &[1, 2, 3, 4];
+const SEEDS: &[u64] = &[1, 2, 3, 4, 5, 6, 7, 8];
 /// Steps per seed, unless `SIM_STEPS` says otherwise.
-const STEPS: usize = 150;
+const STEPS: usize = 250;
 /// A quiescent point every so many steps.
 const QUIESCE_EVERY: usize = 25;
 /// Shrinking time after a failure, unless `SIM_SHRINK_SECONDS` says otherwise.
