@@ -221,13 +221,25 @@ where
     let result = kube::runtime::finalizer::finalizer(&api, crate::api::FINALIZER, obj, |event| async {
         match event {
             kube::runtime::finalizer::Event::Apply(obj) => apply(api.clone(), obj, ctx.clone()).await,
-            kube::runtime::finalizer::Event::Cleanup(obj) => cleanup(api.clone(), obj, ctx.clone()).await,
+            kube::runtime::finalizer::Event::Cleanup(obj) => match fresh(&api, &obj).await? {
+                Some(obj) => cleanup(api.clone(), obj, ctx.clone()).await,
+                None => Ok(Action::await_change()),
+            },
         }
     })
     .await
     .map_err(|e| ReconcileError::Finalizer(Box::new(e)));
     ctx.metrics.reconcile_finished(K::KIND, started.elapsed());
     result
+}
+
+/// The object as the apiserver holds it now, for a deletion: the cached copy may predate the last
+/// status write, whose inventory names what a pass made moments before the deletion (found by
+/// the simulator under load: a cleanup from a lagging copy finished with the service running).
+/// `None` when it is gone, or replaced by a new object of the same name.
+async fn fresh<K: Managed>(api: &Api<K>, obj: &K) -> Result<Option<Arc<K>>, ReconcileError> {
+    let Some(now) = api.get_opt(&obj.name_any()).await? else { return Ok(None) };
+    Ok((now.uid() == obj.uid()).then(|| Arc::new(now)))
 }
 
 /// Requeue after an error with per-object exponential backoff by category.

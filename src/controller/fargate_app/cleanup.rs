@@ -165,11 +165,15 @@ async fn delete_all(obj: &FargateApp, aws: &FargateAws, status: &mut FargateAppS
             Err(e) => return Err(e),
         }
     }
-    if let Ok(Some(s)) = aws.service(&spec.cluster, &names.family).await
-        && s.ours
-        && s.status == "ACTIVE"
-    {
-        inventory::add(resources, inventory::service(&s.arn, &spec.cluster));
+    // A failed read is the deletion's error, not "no service": skipping it could let the deletion
+    // finish with the service running.
+    match aws.service(&spec.cluster, &names.family).await {
+        Ok(Some(s)) if s.ours && s.status == "ACTIVE" => {
+            inventory::add(resources, inventory::service(&s.arn, &spec.cluster));
+        }
+        Ok(_) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(e),
     }
     if let Some((tg, true)) = aws.target_group(&names.target_group, false, None).await? {
         inventory::add(resources, inventory::target_group(&tg.arn));
