@@ -16,7 +16,9 @@ pub mod pipeline;
 
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::runtime::clock::Instant;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
@@ -97,7 +99,7 @@ managed!(HotPool, crate::api::HotPoolStatus, "HotPool", |o| validate_hot_pool(&o
 managed!(HotPoolWorker, crate::api::HotPoolWorkerStatus, "HotPoolWorker", |_o| Ok(()));
 managed!(HotPoolClaim, crate::api::HotPoolClaimStatus, "HotPoolClaim", |o| validate_hot_pool_claim(
     &o.spec,
-    k8s_openapi::jiff::Timestamp::now()
+    crate::runtime::clock::now()
 ));
 
 /// The resync period with up to 10% jitter, so objects created together do not resync together.

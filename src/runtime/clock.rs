@@ -1,6 +1,13 @@
-//! Time arithmetic on values users write (`renewedAt`, lease and timeout seconds, status times),
-//! which must never panic: a sum past the end of time saturates at the largest (or smallest)
-//! representable instant instead, so "year 9999 plus a lease" is simply "never".
+//! The operator's clock and time arithmetic.
+//!
+//! [`now`] is the one source of the current time for everything the operator writes or compares
+//! (status times, lease expiry, launch ages), and [`Instant`] the one monotonic clock for elapsed
+//! times. Both are the wall clock in production. Under the simulator (feature `sim`) they follow
+//! tokio's clock, which the simulator pauses and advances virtually (`use_virtual_time`).
+//!
+//! Arithmetic on values users write (`renewedAt`, lease and timeout seconds, status times) must
+//! never panic: a sum past the end of time saturates at the largest (or smallest) representable
+//! instant instead, so "year 9999 plus a lease" is simply "never".
 
 use std::time::Duration;
 
@@ -9,6 +16,32 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 /// How far in the future a client-written time may be before it is refused: clients' clocks drift,
 /// but a renewal from much later than now is a mistake (or an attempt to hold a worker forever).
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+/// The monotonic clock for elapsed times: tokio's, which is the system's monotonic clock unless a
+/// test or the simulator pauses it.
+pub type Instant = tokio::time::Instant;
+
+/// Where the virtual clock started: (wall time it reads as, tokio instant it started at).
+#[cfg(feature = "sim")]
+static VIRTUAL: std::sync::OnceLock<(Timestamp, Instant)> = std::sync::OnceLock::new();
+
+/// The current time.
+pub fn now() -> Timestamp {
+    #[cfg(feature = "sim")]
+    if let Some((epoch, start)) = VIRTUAL.get() {
+        let elapsed = i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX);
+        return epoch.checked_add(SignedDuration::from_millis(elapsed)).unwrap_or(Timestamp::MAX);
+    }
+    Timestamp::now()
+}
+
+/// From now on (for the whole process), [`now`] reads `epoch` plus the time tokio's clock has moved
+/// since this call. The simulator calls it once, inside a runtime whose clock is paused, so that
+/// timestamps follow virtual time. Later calls change nothing.
+#[cfg(feature = "sim")]
+pub fn use_virtual_time(epoch: Timestamp) {
+    let _ = VIRTUAL.set((epoch, Instant::now()));
+}
 
 /// `t` plus `secs` seconds, saturating at [`Timestamp::MAX`] / [`Timestamp::MIN`].
 pub fn plus_secs(t: Timestamp, secs: i64) -> Timestamp {

@@ -1,7 +1,6 @@
 //! Condition types, reasons and the helpers that keep `lastTransitionTime` honest.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use k8s_openapi::jiff::Timestamp;
 
 /// The AWS side works as specified.
 pub const READY: &str = "Ready";
@@ -47,7 +46,7 @@ pub fn set_condition(
             return false;
         }
         if c.status != status {
-            c.last_transition_time = Time(Timestamp::now());
+            c.last_transition_time = Time(crate::runtime::clock::now());
         }
         c.status = status.into();
         c.reason = reason.into();
@@ -61,7 +60,7 @@ pub fn set_condition(
         reason: reason.into(),
         message: message.into(),
         observed_generation: generation,
-        last_transition_time: Time(Timestamp::now()),
+        last_transition_time: Time(crate::runtime::clock::now()),
     });
     true
 }

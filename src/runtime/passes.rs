@@ -11,7 +11,9 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::runtime::clock::Instant;
 
 /// The fastest rollout poll.
 pub const MIN_PROGRESS_POLL: Duration = Duration::from_secs(15);

@@ -2,7 +2,6 @@
 //! when it changed, optionally with the resourceVersion the writer read as a precondition.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
@@ -88,7 +87,7 @@ pub fn set_last_error(slot: &mut Option<LastError>, operation: &str, code: &str,
         operation: operation.into(),
         code: code.into(),
         message: message.into(),
-        time: Time(Timestamp::now()),
+        time: Time(crate::runtime::clock::now()),
     });
 }
 
@@ -137,7 +136,7 @@ mod tests {
 
     #[test]
     fn a_stale_pass_carries_the_restart_it_answered_and_nothing_else() {
-        let restart = Some(Time(Timestamp::from_second(1_800_000_000).expect("time")));
+        let restart = Some(Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000).expect("time")));
         let before = FargateAppStatus::default();
         let after = FargateAppStatus { restarted_at: restart.clone(), observed_generation: Some(7), ..before.clone() };
         let mut latest = FargateAppStatus { observed_generation: Some(8), ..Default::default() };

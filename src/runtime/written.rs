@@ -13,7 +13,9 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::runtime::clock::Instant;
 
 /// How long after a write a lagging cache is waited for.
 pub const WINDOW: Duration = Duration::from_secs(10);

@@ -174,7 +174,7 @@ async fn poll_object(ctx: &Context, bucket: &TokenBucket, obj: &DnsFailover, tri
         secondary: states[1],
     };
     let mut new = status.clone();
-    apply_reading(&mut new, obj, Some(&reading), Timestamp::now());
+    apply_reading(&mut new, obj, Some(&reading), crate::runtime::clock::now());
     ctx.health.record(obj, reading);
     if new != status {
         // The controller is gone only when the term ends, and the poller with it.

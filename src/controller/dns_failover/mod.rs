@@ -132,12 +132,8 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
     /// The poller's latest reading of the checks this status names, whatever the pass's end (this
     /// is the one writer of the status; a failover must show also while Route 53 throttles reads).
     fn finish(&self, obj: &DnsFailover, status: &mut DnsFailoverStatus, _end: &PassEnd) -> Vec<PassEvent> {
-        let flip = readings::apply_reading(
-            status,
-            obj,
-            self.ctx.health.latest(obj).as_ref(),
-            k8s_openapi::jiff::Timestamp::now(),
-        );
+        let flip =
+            readings::apply_reading(status, obj, self.ctx.health.latest(obj).as_ref(), crate::runtime::clock::now());
         flip.map(|f| PassEvent {
             warning: true,
             note: format!("Route 53 now answers the {:?} target ({})", f.to, f.reason).to_lowercase(),

@@ -61,7 +61,7 @@ pub(super) async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Conte
         // ListTasks does not show yet, is not gone (found by the simulator). The deletion waits
         // and stops it on a later attempt.
         let read_lag = ctx.config.ecs_read_lag();
-        let unknown = plan::deletion_waits_for(&workers, &unknown, read_lag, k8s_openapi::jiff::Timestamp::now());
+        let unknown = plan::deletion_waits_for(&workers, &unknown, read_lag, crate::runtime::clock::now());
         if unknown > 0 {
             let e = AwsError {
                 service: "ecs",

@@ -34,7 +34,9 @@ mod workers;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::runtime::clock::Instant;
 
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};

@@ -11,7 +11,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::runtime::clock::Instant;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
@@ -59,7 +61,7 @@ pub async fn observe(
     shared: &Shared,
     workers_api: &Api<HotPoolWorker>,
 ) -> Result<Observed, ReconcileError> {
-    let now = Timestamp::now();
+    let now = crate::runtime::clock::now();
     let (current_td, problems) = resolve_task_definitions(pool, old, aws).await?;
     let workers = list_workers(pool, owner, workers_api).await?;
     let mut resources = old.resources.clone();
