@@ -6,5 +6,7 @@ pub mod api;
 pub mod aws;
 pub mod config;
 pub mod controller;
+#[cfg(feature = "sim")]
+pub mod kube_model;
 pub mod operator;
 pub mod runtime;
