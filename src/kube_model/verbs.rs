@@ -4,9 +4,10 @@
 //! - create (POST): 409 AlreadyExists for a taken name; `generateName`; sets uid, creationTimestamp,
 //!   `generation: 1` and the namespace of the path; drops `status` for kinds with a status
 //!   subresource. The namespace need not exist.
-//! - replace (PUT): 409 Conflict when the body's resourceVersion is set and not the stored one; on
-//!   the main resource the stored status is kept (status-subresource kinds), on `/status` only the
-//!   status changes. 404 when absent.
+//! - replace (PUT): 409 Conflict when the body's resourceVersion is set and not the stored one;
+//!   without one, 422 for the operator's own kinds (custom resources refuse unconditional updates)
+//!   and an unconditional update for others. On the main resource the stored status is kept
+//!   (status-subresource kinds), on `/status` only the status changes. 404 when absent.
 //! - patch (PATCH): see [`super::patch`] for the kinds. A resourceVersion in the body (or put there
 //!   by a JSON patch) that is not the stored one is 409. Apply to an absent object creates it (main
 //!   resource only). `fieldManager` is required for apply (422); `force` is accepted and changes
@@ -200,7 +201,12 @@ fn replace(store: &mut Store, route: &Route, name: &str, body: &[u8]) -> Result<
     {
         return Err(name_mismatch(body_name, name));
     }
-    check_resource_version(route, name, patch::resource_version(&body), &stored)?;
+    let precondition = patch::resource_version(&body);
+    if precondition.is_none() && route.resource.has_status_subresource() {
+        // Custom resources refuse unconditional updates.
+        return Err(ApiError::invalid("metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"));
+    }
+    check_resource_version(route, name, precondition, &stored)?;
     if !route.status {
         store.learn_kind(&route.resource, &body);
     }

@@ -15,8 +15,8 @@
 //! made — the stream sends one `ERROR` event with a 410 Expired `Status` and ends, so a
 //! kube-runtime watcher re-lists.
 //!
-//! The stream ends after `timeoutSeconds` on tokio's clock (1800 s when not given; the apiserver
-//! picks 30 to 60 minutes), with a `BOOKMARK` of the newest resourceVersion seen when
+//! The stream ends after `timeoutSeconds` on tokio's clock (1800 s when not given or 0; the
+//! apiserver picks 30 to 60 minutes), with a `BOOKMARK` of the newest resourceVersion seen when
 //! `allowWatchBookmarks` is set. No periodic bookmarks are sent.
 
 use std::collections::VecDeque;
@@ -60,10 +60,12 @@ struct WatchState {
 /// before the stream starts (a bad parameter).
 pub(super) fn start(shared: Arc<Shared>, route: &Route, query: &Query) -> Result<WatchFrames> {
     let selector = Selector::parse(query.get("labelSelector"), query.get("fieldSelector"))?;
-    let timeout = match query.get("timeoutSeconds") {
-        Some(t) => Duration::from_secs(
-            t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
-        ),
+    let timeout = match query.get("timeoutSeconds").filter(|t| !t.is_empty()) {
+        Some(t) => match t.parse::<u64>() {
+            Ok(0) => DEFAULT_TIMEOUT,
+            Ok(secs) => Duration::from_secs(secs),
+            Err(_) => return Err(ApiError::bad_request(format!("invalid timeoutSeconds {t:?}"))),
+        },
         None => DEFAULT_TIMEOUT,
     };
     let from = match query.get("resourceVersion").filter(|rv| !rv.is_empty() && *rv != "0") {

@@ -47,6 +47,11 @@ async fn create_get_list_replace_delete() {
     let err = api_error(api.replace("cm1", &PostParams::default(), &edit).await);
     assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
     assert_eq!(api.get("cm1").await.expect("get").data, replaced.data);
+    // Core kinds take an unconditional replace (no resourceVersion).
+    edit.metadata.resource_version = None;
+    edit.data = Some([("a".to_string(), "3".to_string())].into());
+    let replaced = api.replace("cm1", &PostParams::default(), &edit).await.expect("unconditional replace");
+    assert_eq!(replaced.data, edit.data);
 
     // The list carries the current resourceVersion; an all-namespaces list sees other namespaces.
     let other: Api<ConfigMap> = Api::namespaced(client.clone(), "elsewhere");
@@ -144,4 +149,25 @@ async fn label_and_field_selectors() {
     let deleted: Vec<_> = deleted.left().expect("a list").iter().map(|w| w.name_any()).collect();
     assert_eq!(deleted, ["w1", "w2"]);
     assert_eq!(names(ListParams::default()).await, ["w3", "w4"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_operator_event_recorder_creates_then_patches_an_event() {
+    use k8s_openapi::api::events::v1::Event;
+
+    let model = KubeModel::new();
+    let client = model.client();
+    let claims: Api<HotPoolClaim> = Api::namespaced(client.clone(), NS);
+    let c = create(&claims, &claim("c1", "pool1")).await;
+    let recorder = crate::runtime::events::EventRecorder::new(client.clone(), Some("pod-1".into()));
+    recorder.warning(&c, "NoWorker", "Bind", "no worker available".into()).await;
+    recorder.warning(&c, "NoWorker", "Bind", "no worker available".into()).await;
+
+    let events: Api<Event> = Api::namespaced(client, NS);
+    let list = events.list(&ListParams::default()).await.expect("list events");
+    assert_eq!(list.items.len(), 1, "{list:?}");
+    let event = &list.items[0];
+    assert_eq!(event.reason.as_deref(), Some("NoWorker"));
+    assert_eq!(event.regarding.as_ref().and_then(|r| r.uid.clone()), c.uid());
+    assert_eq!(event.series.as_ref().map(|s| s.count), Some(2), "the repeat is a merge patch of the series");
 }

@@ -16,6 +16,9 @@ use tokio::time::Instant;
 use super::*;
 use crate::kube_model::KubeModel;
 
+/// Passes per object after which the reconciler stops writing (a write loop would never end).
+const MAX_PASSES: usize = 10;
+
 /// What the reconciler saw of each claim: (generation, observedGeneration of its status) per pass.
 type Seen = Arc<Mutex<BTreeMap<String, Vec<(Option<i64>, Option<i64>)>>>>;
 
@@ -30,7 +33,16 @@ struct ReconcileError(#[from] kube::Error);
 
 async fn reconcile(obj: Arc<HotPoolClaim>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
     let observed = obj.status.as_ref().and_then(|s| s.observed_generation);
-    ctx.seen.lock().expect("lock").entry(obj.name_any()).or_default().push((obj.meta().generation, observed));
+    let passes = {
+        let mut seen = ctx.seen.lock().expect("lock");
+        let passes = seen.entry(obj.name_any()).or_default();
+        passes.push((obj.meta().generation, observed));
+        passes.len()
+    };
+    if passes > MAX_PASSES {
+        // A write loop: stop writing so the test ends (and fails on the count) instead of spinning.
+        return Ok(Action::await_change());
+    }
     let status = json!({
         "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPoolClaim",
         "status": { "phase": "Pending", "observedGeneration": obj.meta().generation },
@@ -90,5 +102,36 @@ async fn controller_reconciles_and_sees_its_status_writes() {
     let before = passes(&seen);
     tokio::time::sleep(Duration::from_secs(1000)).await;
     assert_eq!(passes(&seen), before, "{:?}", seen.lock().expect("lock"));
+    // One pass per write the controller had to react to: creation and its own first status write
+    // (and for c2 the spec change and the status write for it).
+    let counts: Vec<(String, usize)> = seen.lock().expect("lock").iter().map(|(k, v)| (k.clone(), v.len())).collect();
+    let expected: Vec<(String, usize)> =
+        [("c0", 2), ("c1", 2), ("c2", 4), ("c3", 2)].map(|(k, n)| (k.into(), n)).into();
+    assert_eq!(counts, expected, "{:?}", seen.lock().expect("lock"));
     task.abort();
+}
+
+/// The project's leader election (kube-lease-manager) over the model: one replica leads, a second
+/// one waits, and a release clears the holder. (A standby's takeover is not tested: kube-lease-manager
+/// decides expiry by the wall clock, which tokio's paused clock does not move.)
+#[tokio::test(start_paused = true)]
+async fn leader_election_over_the_model() {
+    use k8s_openapi::api::coordination::v1::Lease;
+
+    use crate::runtime::leader::Leadership;
+
+    let model = KubeModel::new();
+    let client = model.client();
+    let leases: Api<Lease> = Api::namespaced(client.clone(), NS);
+    let holder = || async { leases.get("leader").await.expect("lease").spec.and_then(|s| s.holder_identity) };
+    let secs = Duration::from_secs;
+    let mut a = Leadership::start(client.clone(), NS, "leader", "replica-a", secs(15)).await.expect("start a");
+    assert!(tokio::time::timeout(secs(60), a.acquired()).await.expect("a acquires in time"));
+    assert_eq!(holder().await.as_deref(), Some("replica-a"));
+    let mut b = Leadership::start(client.clone(), NS, "leader", "replica-b", secs(15)).await.expect("start b");
+    assert!(tokio::time::timeout(secs(60), b.acquired()).await.is_err(), "b must not lead while a does");
+    assert_eq!(holder().await.as_deref(), Some("replica-a"), "a kept renewing");
+
+    a.release().await;
+    assert_eq!(holder().await, None);
 }

@@ -56,8 +56,12 @@ async fn status_subresource_and_generation() {
     let replaced = api.replace_status("c1", &PostParams::default(), &obj).await.expect("replace status");
     assert_eq!(replaced.status.as_ref().and_then(|s| s.phase), Some(ClaimPhase::Bound));
     assert_eq!(replaced.spec.client, "client-1");
-    // ... and is refused from a stale resourceVersion.
+    // ... and is refused from a stale resourceVersion, or without one (custom resources refuse
+    // unconditional updates).
     assert_eq!(api_error(api.replace_status("c1", &PostParams::default(), &obj).await).code, 409);
+    obj.metadata.resource_version = None;
+    assert_eq!(api_error(api.replace_status("c1", &PostParams::default(), &obj).await).code, 422);
+    assert_eq!(api_error(api.replace("c1", &PostParams::default(), &obj).await).code, 422);
 
     // A spec patch bumps generation and leaves the status, even when the patch sends one.
     let patch = json!({ "spec": { "client": "client-2" }, "status": { "phase": "Failed" } });
