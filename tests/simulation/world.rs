@@ -67,10 +67,13 @@ impl World {
         // batch while the zone's last change is PENDING.
         let mut ecs = model.ecs.settings();
         ecs.capacity_failure_rate = 0.1;
-        // In model time, which runs 250 times faster than the operator's: about 3 s and 1 s of the
-        // operator's time, as AWS's lags are seconds of real time.
-        ecs.list_lag = Duration::from_secs(750);
+        // In model time, which runs 250 times faster than the operator's: 2-4 s and 1-2 s of the
+        // operator's time, as AWS's lags are seconds of real time, drawn per task so that the
+        // tasks of one RunTask show one by one (launch recovery then finds some and relaunches
+        // the rest with the same token). Under the operator's read-lag grace (5 s, run.rs).
+        ecs.list_lag = Duration::from_secs(500);
         ecs.describe_lag = Duration::from_secs(250);
+        ecs.lag_spread = Duration::from_secs(250);
         ecs.page_size = 3;
         model.ecs.set_settings(ecs);
         model.elbv2.set_limits(Limits { rules_page_size: 2, ..Limits::default() });

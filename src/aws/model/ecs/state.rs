@@ -26,6 +26,9 @@ pub struct EcsSettings {
     pub list_lag: Duration,
     /// RunTask to the task showing in DescribeTasks.
     pub describe_lag: Duration,
+    /// Up to this much more, drawn per task for each of the two lags: AWS's reads are eventually
+    /// consistent per task, so the tasks of one RunTask do not all show at once.
+    pub lag_spread: Duration,
     /// How long a STOPPED task is still described.
     pub stopped_retention: Duration,
     /// DeleteService to INACTIVE.
@@ -47,6 +50,7 @@ impl Default for EcsSettings {
             stop_delay: Duration::from_secs(30),
             list_lag: Duration::ZERO,
             describe_lag: Duration::ZERO,
+            lag_spread: Duration::ZERO,
             stopped_retention: Duration::from_secs(3600),
             drain_delay: Duration::from_secs(30),
             inactive_retention: Duration::from_secs(3600),

@@ -10,6 +10,7 @@ use super::state::{State, check_tags, invalid, key_of_token, token_after};
 use crate::aws::api::ecs::Page;
 use crate::aws::api::ecs::{EcsTask, RunTaskOutcome, RunTaskRequest, TaskFailure};
 use crate::aws::errors::Classified;
+use crate::aws::model::SimRng;
 
 /// What AWS answers for a Fargate task it has no capacity for.
 pub const CAPACITY_REASON: &str =
@@ -152,6 +153,11 @@ impl State {
             let arn = format!("{}:task/{cluster}/{id}", self.arn_prefix);
             let host = self.task_seq;
             let now = self.now;
+            let spread = |rng: &mut SimRng| {
+                let max = u64::try_from(settings.lag_spread.as_millis()).unwrap_or(u64::MAX);
+                Duration::from_millis(if max == 0 { 0 } else { rng.below(max.saturating_add(1)) })
+            };
+            let (list_extra, describe_extra) = (spread(&mut self.rng), spread(&mut self.rng));
             let task = Task {
                 arn: arn.clone(),
                 cluster: cluster.clone(),
@@ -163,8 +169,8 @@ impl State {
                 seq: self.task_seq,
                 pending_at: now.saturating_add(settings.start_delay / 2),
                 running_at: now.saturating_add(settings.start_delay),
-                listed_at: now.saturating_add(settings.list_lag),
-                described_at: now.saturating_add(settings.describe_lag),
+                listed_at: now.saturating_add(settings.list_lag).saturating_add(list_extra),
+                described_at: now.saturating_add(settings.describe_lag).saturating_add(describe_extra),
                 retention: settings.stopped_retention,
                 // Unique while fewer than 2^24 tasks were started: 10.x.y.z from the start order.
                 ip: format!("10.{}.{}.{}", (host >> 16) & 0xff, (host >> 8) & 0xff, host & 0xff),

@@ -110,6 +110,29 @@ fn tasks_provision_then_run_with_an_ip_and_show_in_list_tasks_after_the_lag() {
 }
 
 #[test]
+fn with_a_lag_spread_the_tasks_of_one_run_task_show_in_list_tasks_one_by_one() {
+    let m = model(5);
+    m.set_settings(EcsSettings {
+        list_lag: 5 * SECOND,
+        describe_lag: 5 * SECOND,
+        lag_spread: 100 * SECOND,
+        ..EcsSettings::default()
+    });
+    let td = register(&m, "w");
+    let arns: Vec<String> = run(&m, &td, 8, "a").tasks.into_iter().map(|t| t.arn).collect();
+    let mut seen = Vec::new();
+    for _ in 0..=105 {
+        seen.push(listed(&m).len());
+        m.advance(SECOND);
+    }
+    assert_eq!(seen.first(), Some(&0), "none before the lag");
+    assert_eq!(seen.last(), Some(&8), "all after the lag and the spread");
+    assert!(seen.iter().any(|&n| n > 0 && n < 8), "some shown before others: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "a task once listed stays listed: {seen:?}");
+    assert!(arns.iter().all(|a| described(&m, a).is_some()));
+}
+
+#[test]
 fn a_stopped_task_keeps_its_first_reason_is_described_for_a_while_then_is_unknown() {
     let m = model(1);
     m.set_settings(EcsSettings {
