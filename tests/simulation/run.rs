@@ -267,6 +267,7 @@ impl Sim {
                 tokio::time::sleep(Duration::from_millis(700)).await;
                 self.kill_oldest().await;
             }
+            Step::ListenerOutage { listener } => self.world.listener_outage(*listener),
             Step::RevokeRole { team } => {
                 self.world.model.sts.revoke_role(&super::world::team_role(*team));
             }
@@ -374,6 +375,7 @@ impl Sim {
     /// Ready; faults back on.
     async fn quiesce(&mut self) -> Result<(), String> {
         self.world.model.set_faults(FaultRates::default());
+        self.world.restore_listeners();
         for team in 0..OBJECTS {
             self.world.model.sts.restore_role(&super::world::team_role(team));
         }

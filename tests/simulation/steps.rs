@@ -119,6 +119,9 @@ pub enum Step {
     /// Team `team`'s role (every object `i == team` assumes it) stops being assumable, until the
     /// next quiescent point.
     RevokeRole { team: u8 },
+    /// Listener `listener` (0 or 1) is deleted behind the operator's back, with its rules, and
+    /// put back at the next quiescent point.
+    ListenerOutage { listener: u8 },
     /// Faults off, wait until everything converged, check every invariant.
     Quiesce,
 }
@@ -191,7 +194,8 @@ pub fn generate(seed: u64, steps: usize, every: usize) -> Vec<Step> {
                     _ => FaultLevel::High,
                 },
             },
-            84..=95 => Step::Wait { ms: 50 + rng.below(700) as u16 },
+            84..=94 => Step::Wait { ms: 50 + rng.below(700) as u16 },
+            95 => Step::ListenerOutage { listener: rng.below(2) as u8 },
             96..=97 => Step::Crash,
             98 => Step::LeaderOverlap,
             _ => Step::RevokeRole { team: obj(&mut rng) },

@@ -9,8 +9,9 @@ use std::time::Duration;
 use aws_sdk_ecs::types::{AwsVpcConfiguration, ContainerDefinition, NetworkConfiguration};
 use aws_sdk_route53::types::{Change, ChangeAction, ResourceRecord, ResourceRecordSet, RrType};
 use fargate_operator::aws::api::ecs::{EcsApi, RegisterTaskDefinitionRequest, RunTaskRequest};
-use fargate_operator::aws::model::elbv2::{Action, Limits, NewRule};
+use fargate_operator::aws::model::elbv2::{Action, Limits, ModelListener, ModelRule, NewRule};
 use fargate_operator::aws::model::{FaultRates, ModelAws};
+use fargate_operator::aws::naming::TAG_OWNER;
 use serde_json::{Value, json};
 
 use super::steps::{AppSpec, FailoverSpec, PoolSpec};
@@ -56,6 +57,9 @@ pub struct World {
     pub worker_definitions: [String; 2],
     /// Someone else's resources.
     pub foreign: Foreign,
+    /// Listeners deleted behind the operator's back, with the rules that are not the operator's,
+    /// to put back at the next quiescent point.
+    pub outages: Vec<(ModelListener, Vec<ModelRule>)>,
 }
 
 impl World {
@@ -114,7 +118,33 @@ impl World {
         }
         let worker_definitions: [String; 2] = worker_definitions.try_into().expect("two revisions");
         let foreign = plant_foreign(&model, &listeners[0], &app_zones[0], &worker_definitions[0]).await;
-        Self { model, listeners, app_zones, parent_zone, failover_zones, worker_definitions, foreign }
+        Self { model, listeners, app_zones, parent_zone, failover_zones, worker_definitions, foreign, outages: vec![] }
+    }
+
+    /// Listener `which` is deleted behind the operator's back (its rules go with it), until
+    /// [`restore_listeners`](Self::restore_listeners): the apps on it cannot serve meanwhile, and
+    /// edits and deletions of them must neither wedge nor leak.
+    pub fn listener_outage(&mut self, which: u8) {
+        let arn = &self.listeners[usize::from(which % 2)];
+        let Some(listener) = self.model.elbv2.listeners().into_iter().find(|l| &l.arn == arn) else { return };
+        let kept: Vec<ModelRule> = self
+            .model
+            .elbv2
+            .rules()
+            .into_iter()
+            .filter(|r| &r.listener_arn == arn && !r.tags.contains_key(TAG_OWNER))
+            .collect();
+        if self.model.elbv2.delete_listener(arn) {
+            self.outages.push((listener, kept));
+        }
+    }
+
+    /// The listeners of every outage back, with their default and other owners' rules (as if the
+    /// platform team recreated them and every spec followed): the operator must recreate its own.
+    pub fn restore_listeners(&mut self) {
+        for (listener, rules) in self.outages.drain(..) {
+            assert!(self.model.elbv2.restore_listener(&listener, &rules), "listener {} restored", listener.arn);
+        }
     }
 
     /// FargateApp `i` as a user writes it.

@@ -230,6 +230,14 @@ impl ModelElbv2 {
         self.lock().delete_listener(listener_arn)
     }
 
+    /// A listener put back as it was (same ARN) with `rules` (its default rule and any others
+    /// the caller kept), as if its owners recreated it and every spec followed the new ARN. The
+    /// operator's rules are not among them: it must notice they are gone and recreate them.
+    /// False if its load balancer is gone, or the listener or a rule exists already.
+    pub fn restore_listener(&self, listener: &ModelListener, rules: &[ModelRule]) -> bool {
+        self.lock().restore_listener(listener, rules)
+    }
+
     /// A load balancer deleted behind the operator's back, with its listeners and their rules.
     /// False if it did not exist.
     pub fn delete_load_balancer(&self, load_balancer_arn: &str) -> bool {

@@ -183,6 +183,22 @@ impl State {
         self.listeners.remove(arn).is_some()
     }
 
+    /// Put back a deleted listener and some of its rules, unchanged.
+    pub(super) fn restore_listener(&mut self, listener: &ModelListener, rules: &[ModelRule]) -> bool {
+        let clash = self.listeners.contains_key(&listener.arn)
+            || self
+                .listeners
+                .values()
+                .any(|l| l.load_balancer_arn == listener.load_balancer_arn && l.port == listener.port)
+            || rules.iter().any(|r| self.rules.contains_key(&r.arn) || r.listener_arn != listener.arn);
+        if clash || !self.load_balancers.contains_key(&listener.load_balancer_arn) {
+            return false;
+        }
+        self.listeners.insert(listener.arn.clone(), listener.clone());
+        self.rules.extend(rules.iter().map(|r| (r.arn.clone(), r.clone())));
+        true
+    }
+
     /// Delete a load balancer, its listeners and their rules.
     pub(super) fn delete_load_balancer(&mut self, arn: &str) -> bool {
         let listeners: Vec<String> =

@@ -181,9 +181,17 @@ fn deleting_a_listener_or_load_balancer_takes_their_rules_and_frees_the_groups()
     assert_eq!(block_on(m.describe_target_health(&tg)).unwrap()[0].state, "unused", "no load balancer uses it yet");
     block_on(m.create_rule(&la, 1, &spec("/a", &tg), &Tags::new())).unwrap();
     assert_eq!(block_on(m.describe_target_health(&tg)).unwrap(), [target]);
+    let (listener, kept): (Vec<_>, Vec<_>) = (
+        m.listeners().into_iter().filter(|l| l.arn == la).collect(),
+        m.rules().into_iter().filter(|r| r.listener_arn == la && r.priority.is_none()).collect(),
+    );
     assert!(m.delete_listener(&la));
     assert_eq!(code(block_on(m.describe_rules(&la, None))).1, "ListenerNotFound");
     assert!(m.rules().iter().all(|r| r.listener_arn != la));
+    assert!(m.restore_listener(&listener[0], &kept), "back with its default rule, the other rule gone");
+    assert!(!m.restore_listener(&listener[0], &kept), "only once");
+    assert_eq!(block_on(m.describe_rules(&la, None)).unwrap().rules.len(), 1);
+    assert!(m.delete_listener(&la));
     block_on(m.create_rule(&lb, 1, &spec("/a", &tg), &Tags::new())).unwrap();
     let b = m.listeners()[0].load_balancer_arn.clone();
     assert!(m.delete_load_balancer(&b));
