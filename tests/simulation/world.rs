@@ -67,10 +67,10 @@ impl World {
         // batch while the zone's last change is PENDING.
         let mut ecs = model.ecs.settings();
         ecs.capacity_failure_rate = 0.1;
-        // In model time, which runs 250 times faster than the operator's: about 3 s and 1 s of the
-        // operator's time, as AWS's lags are seconds of real time.
-        ecs.list_lag = Duration::from_secs(750);
-        ecs.describe_lag = Duration::from_secs(250);
+        // The model's clock is the operator's (virtual time, one to one, run.rs): AWS's lags are
+        // seconds; the operator runs with a read lag of 5 s, just above these.
+        ecs.list_lag = Duration::from_secs(3);
+        ecs.describe_lag = Duration::from_secs(1);
         ecs.page_size = 3;
         model.ecs.set_settings(ecs);
         model.elbv2.set_limits(Limits { rules_page_size: 2, ..Limits::default() });
@@ -189,7 +189,8 @@ impl World {
         let spec = json!({
             "cluster": "workers",
             "network": {"subnets": ["subnet-1"]},
-            // The orphan and lost-task sweep every 5 s of real time (some 20 minutes of model time).
+            // The orphan and lost-task sweep at its minimum (the default is 30 s), so that it runs
+            // often against tasks that are still starting (20 s) or not listed yet (3 s).
             "replenishIntervalSeconds": 5,
             "versions": versions,
             "claims": {"leaseSeconds": 600, "onRelease": if s.recycle { "Recycle" } else { "Stop" }, "whenEmpty": "Wait"},
