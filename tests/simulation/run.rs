@@ -84,6 +84,8 @@ pub struct Report {
     pub virtual_time: Duration,
     /// Writes the API server took (its last resourceVersion).
     pub kube_writes: u64,
+    /// The longest a quiescent point waited for convergence (virtual time).
+    pub longest_quiesce: Duration,
 }
 
 /// A run in progress.
@@ -435,6 +437,7 @@ impl Sim {
         }
         self.report.aws_calls = self.world.model.calls();
         self.report.passes = self.passes();
+        self.report.longest_quiesce = self.report.longest_quiesce.max(started.elapsed());
         self.world.model.set_faults(rates(self.level));
         Ok(())
     }
