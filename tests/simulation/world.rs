@@ -242,3 +242,83 @@ async fn plant_foreign(model: &ModelAws, listener: &str, zone: &str, task_defini
     model.ecs.set_capacity_failure_rate(rate);
     Foreign { rule_arn, record, task_arn }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The in-memory API server applies no CRD defaults (the real one does). The operator reads
+    //! typed objects, and every `default` in the generated CRDs comes from a serde default of the
+    //! Rust types (schemars derives it from `#[serde(default)]`), so an object read without the
+    //! defaults applied must be the same object. This checks it for every manifest the steps of a
+    //! few seeds apply, with the defaults of `crds()` applied as the apiserver would.
+
+    use fargate_operator::api::{DnsFailover, FargateApp, HotPool, crds};
+    use serde::de::DeserializeOwned;
+    use serde_json::Value;
+
+    use super::World;
+    use crate::steps::{Step, generate};
+
+    /// The apiserver's structural defaulting: a missing field (or a `null` one that is not
+    /// nullable) with a `default` gets it, then its value is defaulted in turn.
+    fn apply_defaults(schema: &Value, value: &mut Value) {
+        if let (Some(props), Some(obj)) = (schema.get("properties").and_then(Value::as_object), value.as_object_mut()) {
+            for (name, sub) in props {
+                let nullable = sub.get("nullable").and_then(Value::as_bool).unwrap_or(false);
+                let absent = obj.get(name).is_none_or(|v| v.is_null() && !nullable);
+                if let (true, Some(default)) = (absent, sub.get("default")) {
+                    obj.insert(name.clone(), default.clone());
+                }
+                if let Some(child) = obj.get_mut(name) {
+                    apply_defaults(sub, child);
+                }
+            }
+        }
+        if let (Some(items), Some(list)) = (schema.get("items"), value.as_array_mut()) {
+            list.iter_mut().for_each(|v| apply_defaults(items, v));
+        }
+        if let (Some(values), Some(map)) =
+            (schema.get("additionalProperties").filter(|s| s.is_object()), value.as_object_mut())
+        {
+            map.values_mut().for_each(|v| apply_defaults(values, v));
+        }
+    }
+
+    fn same_when_defaulted<K: DeserializeOwned + serde::Serialize>(schemas: &[(String, Value)], manifest: &Value) {
+        let kind = manifest["kind"].as_str().expect("kind");
+        let (_, schema) = schemas.iter().find(|(k, _)| k == kind).expect("a CRD of the kind");
+        let mut defaulted = manifest.clone();
+        apply_defaults(schema, &mut defaulted);
+        assert_ne!(&defaulted, manifest, "the schema has defaults for {kind}");
+        let raw: K = serde_json::from_value(manifest.clone()).expect("the manifest reads");
+        let full: K = serde_json::from_value(defaulted).expect("the defaulted manifest reads");
+        assert_eq!(
+            serde_json::to_value(&raw).expect("raw"),
+            serde_json::to_value(&full).expect("defaulted"),
+            "{kind}: the CRD's defaults differ from the Rust type's"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_manifests_need_no_defaults_from_the_api_server() {
+        let world = World::new(1).await;
+        let schemas: Vec<(String, Value)> = crds()
+            .into_iter()
+            .map(|c| {
+                let schema = serde_json::to_value(&c.spec.versions[0].schema).expect("schema");
+                (c.spec.names.kind, schema["openAPIV3Schema"].clone())
+            })
+            .collect();
+        for seed in 1..=8 {
+            for step in generate(seed, 200, 25) {
+                match step {
+                    Step::App { i, spec } => same_when_defaulted::<FargateApp>(&schemas, &world.app(i, &spec)),
+                    Step::Failover { i, spec } => {
+                        same_when_defaulted::<DnsFailover>(&schemas, &world.failover(i, &spec))
+                    }
+                    Step::Pool { i, spec } => same_when_defaulted::<HotPool>(&schemas, &world.pool(i, &spec)),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
