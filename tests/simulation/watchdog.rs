@@ -82,3 +82,31 @@ impl Drop for Watchdog {
         self.shared.done.store(true, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_loop_that_stops_virtual_time_is_cut_off_in_real_time() {
+        let rt =
+            tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().expect("runtime");
+        let mut dog = Watchdog::start(Duration::from_millis(300), Duration::from_secs(60));
+        rt.block_on(async {
+            // Always runnable: tokio never finds every task waiting, so the clock never moves and
+            // the sleep below would never end.
+            tokio::spawn(async {
+                loop {
+                    tokio::task::yield_now().await;
+                }
+            });
+            let n = dog.arm();
+            let cut_off = tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => false,
+                () = dog.fired(n) => true,
+            };
+            dog.disarm();
+            assert!(cut_off, "the watchdog ends the step");
+        });
+    }
+}
