@@ -67,17 +67,17 @@ chaos: env-up build ## faults on every mutating AWS call, leader kill -9, apiser
 	@bash hack/chaos.sh
 
 .PHONY: sim
-sim: env-up ## replay the simulator: SEED=n [STEPS=n] [STEPS_FILE=shrunk.json]
+sim: ## replay the simulator: SEED=n [STEPS=n] [STEPS_FILE=shrunk.json]
 	SIM_SEED=$(SEED) SIM_STEPS=$(STEPS) SIM_STEPS_FILE=$(STEPS_FILE) \
 	  $(CARGO) test --locked --features sim --test simulation -- --ignored --exact replay --nocapture
 
 .PHONY: sim-soak
-sim-soak: env-up ## the simulator on fresh seeds for SECONDS (default 600)
+sim-soak: ## the simulator on fresh seeds for SECONDS (default 600)
 	SIM_SECONDS=$(or $(SECONDS),600) SIM_STEPS=$(STEPS) \
 	  $(CARGO) test --locked --features sim --test simulation -- --ignored --exact soak --nocapture
 
 .PHONY: sim-planted
-sim-planted: env-up ## plant each bug of hack/sim-planted/ into a copy of HEAD; the simulator must catch every one
+sim-planted: ## plant each bug of hack/sim-planted/ into a copy of HEAD; the simulator must catch every one
 	@bash hack/sim-planted.sh
 
 .PHONY: release

@@ -91,6 +91,14 @@ impl KubeModel {
         kube::Client::new(service::ModelService::new(Arc::clone(&self.shared)), "default")
     }
 
+    /// Turn the synchronous garbage collection (on by default) off or on again. Off, an object
+    /// whose owners are all gone stays, as on an apiserver without kube-controller-manager: the
+    /// simulator turns it off to see the workers a pool's own deletion left behind (a real
+    /// collector would remove them and hide the leak).
+    pub fn set_garbage_collection(&self, on: bool) {
+        self.shared.store().set_collect_garbage(on);
+    }
+
     /// Number of objects currently stored, for tests.
     pub fn len(&self) -> usize {
         self.shared.store().len()

@@ -86,6 +86,8 @@ pub(super) struct Store {
     log_capacity: usize,
     /// The resourceVersion of the newest event dropped from the log (0: none dropped).
     dropped: u64,
+    /// Whether removing an object collects what it owned (see `KubeModel::set_garbage_collection`).
+    collect_garbage: bool,
 }
 
 impl Store {
@@ -100,6 +102,7 @@ impl Store {
             log: VecDeque::new(),
             log_capacity: log_capacity.max(1),
             dropped: 0,
+            collect_garbage: true,
         }
     }
 
@@ -110,6 +113,11 @@ impl Store {
     /// The current (newest) resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.rv
+    }
+
+    /// Turn garbage collection on or off for later removals.
+    pub fn set_collect_garbage(&mut self, on: bool) {
+        self.collect_garbage = on;
     }
 
     pub fn get(&self, key: &Key) -> Option<&Value> {
@@ -260,7 +268,9 @@ impl Store {
         let mut orphaned_uids = Vec::new();
         if let Some(uid) = uid(&last) {
             self.uids.remove(uid);
-            orphaned_uids.push(uid.to_string());
+            if self.collect_garbage {
+                orphaned_uids.push(uid.to_string());
+            }
         }
         while let Some(owner) = orphaned_uids.pop() {
             for dependent in self.dependents_of(&owner) {

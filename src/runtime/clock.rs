@@ -3,7 +3,8 @@
 //! [`now`] is the one source of the current time for everything the operator writes or compares
 //! (status times, lease expiry, launch ages), and [`Instant`] the one monotonic clock for elapsed
 //! times. Both are the wall clock in production. Under the simulator (feature `sim`) they follow
-//! tokio's clock, which the simulator pauses and advances virtually (`use_virtual_time`).
+//! tokio's clock, which the simulator pauses and advances virtually (`use_virtual_time`, per
+//! thread).
 //!
 //! Arithmetic on values users write (`renewedAt`, lease and timeout seconds, status times) must
 //! never panic: a sum past the end of time saturates at the largest (or smallest) representable
@@ -21,26 +22,38 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
 /// test or the simulator pauses it.
 pub type Instant = tokio::time::Instant;
 
-/// Where the virtual clock started: (wall time it reads as, tokio instant it started at).
+// Where this thread's virtual clock started: (wall time it reads as, tokio instant it started
+// at). Per thread rather than per process: the simulator runs each seed on a current-thread runtime
+// of its own (one per OS thread at a time), each with its own paused clock, and every task of such
+// a runtime runs on the thread that drives it.
 #[cfg(feature = "sim")]
-static VIRTUAL: std::sync::OnceLock<(Timestamp, Instant)> = std::sync::OnceLock::new();
+thread_local! {
+    static VIRTUAL: std::cell::Cell<Option<(Timestamp, Instant)>> = const { std::cell::Cell::new(None) };
+}
 
 /// The current time.
 pub fn now() -> Timestamp {
     #[cfg(feature = "sim")]
-    if let Some((epoch, start)) = VIRTUAL.get() {
+    if let Some((epoch, start)) = VIRTUAL.with(std::cell::Cell::get) {
         let elapsed = i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX);
         return epoch.checked_add(SignedDuration::from_millis(elapsed)).unwrap_or(Timestamp::MAX);
     }
     Timestamp::now()
 }
 
-/// From now on (for the whole process), [`now`] reads `epoch` plus the time tokio's clock has moved
-/// since this call. The simulator calls it once, inside a runtime whose clock is paused, so that
-/// timestamps follow virtual time. Later calls change nothing.
+/// From now on, on this thread, [`now`] reads `epoch` plus the time tokio's clock has moved since
+/// this call. The simulator calls it at the start of each run, inside a current-thread runtime whose
+/// clock is paused, so that timestamps follow that runtime's virtual time; a later call starts the
+/// clock afresh. Other threads (and so a multi-thread runtime's workers) keep the wall clock.
 #[cfg(feature = "sim")]
 pub fn use_virtual_time(epoch: Timestamp) {
-    let _ = VIRTUAL.set((epoch, Instant::now()));
+    VIRTUAL.with(|v| v.set(Some((epoch, Instant::now()))));
+}
+
+/// Back to the wall clock on this thread (the end of a simulated run).
+#[cfg(feature = "sim")]
+pub fn use_wall_time() {
+    VIRTUAL.with(|v| v.set(None));
 }
 
 /// `t` plus `secs` seconds, saturating at [`Timestamp::MAX`] / [`Timestamp::MIN`].
@@ -68,6 +81,21 @@ mod tests {
 
     fn at(s: &str) -> Timestamp {
         s.parse().expect("timestamp")
+    }
+
+    #[cfg(feature = "sim")]
+    #[tokio::test(start_paused = true)]
+    async fn virtual_time_follows_the_paused_clock_on_this_thread_only() {
+        let epoch = at("2100-01-01T00:00:00Z");
+        use_virtual_time(epoch);
+        tokio::time::sleep(Duration::from_secs(90)).await;
+        assert_eq!(now(), at("2100-01-01T00:01:30Z"));
+        let other = std::thread::spawn(now).join().expect("thread");
+        assert!(other < epoch, "another thread keeps the wall clock");
+        use_virtual_time(epoch);
+        assert_eq!(now(), epoch, "a later call starts the clock afresh");
+        use_wall_time();
+        assert!(now() < epoch);
     }
 
     #[test]

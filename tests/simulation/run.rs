@@ -1,13 +1,20 @@
-//! One run: a namespace on the real apiserver, a fresh model account, the real operator (one or two
-//! replicas) with every AWS call answered by the model, and the steps applied in order. The model's
-//! clock moves 250 times faster than real time; at each quiescent point faults go off, the run waits
-//! for every object to converge and checks the invariants (`invariants.rs`).
+//! One run: an in-memory Kubernetes API server, a fresh model account, the real operator (one or
+//! two replicas) with every AWS call answered by the model, and the steps applied in order, all on
+//! the run's paused tokio clock (`main.rs`).
+//!
+//! The model's clock follows virtual time one to one: its durations are AWS's real seconds (tasks
+//! start in 20 s, Route 53 changes propagate in 30 s, ECS reads lag by 1 to 3 s) and the operator's
+//! timers are its real seconds. A faster model clock would need fewer passes per quiescent point,
+//! but virtual seconds cost nothing by themselves: only passes cost CPU, and at one to one the
+//! operator sees AWS take as long as it does. At each quiescent point faults go off, the run waits
+//! (in virtual time) for every object to converge and checks the invariants (`invariants.rs`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fargate_operator::api::{DnsFailover, FargateApp, HotPool, HotPoolClaim, HotPoolWorker};
 use fargate_operator::aws::model::FaultRates;
-use k8s_openapi::jiff::Timestamp;
+use fargate_operator::kube_model::KubeModel;
+use fargate_operator::runtime::clock::{self, Instant};
 use kube::Resource;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde::de::DeserializeOwned;
@@ -21,14 +28,29 @@ use crate::support::operator::InProcessOperator;
 
 /// Kinds whose reconciles the per-pass call bound counts.
 const KINDS: &[&str] = &["FargateApp", "DnsFailover", "HotPool", "HotPoolClaim", "HotPoolWorker"];
-/// How long a quiescent point may wait for convergence before it is a failure (a wedge or a loop).
-/// `SIM_CONVERGE_SECONDS` shortens it while shrinking by hand.
+/// How long (virtual time) a quiescent point may wait for convergence before it is a failure (a
+/// wedge or a loop). An hour: longer than any backoff (a terminal error retries after 10 minutes)
+/// and any AWS delay of the model, and cheap, since waiting costs only the passes the operator
+/// runs meanwhile. `SIM_CONVERGE_SECONDS` shortens it while shrinking by hand.
 fn converge_within() -> Duration {
-    let secs = std::env::var("SIM_CONVERGE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(150);
+    let secs = std::env::var("SIM_CONVERGE_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3600);
     Duration::from_secs(secs)
 }
-/// How long a re-create may wait for the previous object's deletion.
-const DELETION_WITHIN: Duration = Duration::from_secs(90);
+/// How long (virtual time) a re-create may wait for the previous object's deletion: a service
+/// drains in 30 s, tasks stop in 30 s, a terminal error retries after 10 minutes.
+const DELETION_WITHIN: Duration = Duration::from_secs(1800);
+/// How often the model's clock catches up with virtual time. Finer than the model's shortest
+/// duration (DescribeTasks lags by 1 s), so its timing is not quantised into something else.
+const MODEL_TICK: Duration = Duration::from_millis(100);
+/// How often a quiescent point (and a re-create waiting for a deletion) reads the objects again.
+const POLL: Duration = Duration::from_secs(1);
+/// A `Wait { ms }` step lets `ms` times this much virtual time pass: 2 to 30 s, so that between
+/// two quiescent points AWS sometimes finishes what the last steps started (tasks start in 20 s)
+/// and sometimes does not, as it did when the model ran 250 times faster than the operator.
+const WAIT_SCALE: u32 = 40;
+/// How long two replicas run side by side in a `LeaderOverlap` step: long enough for both to run
+/// their first passes and a few requeues (attempt timeouts, lag waits of 5 s) at once.
+const OVERLAP: Duration = Duration::from_secs(5);
 
 /// What the specs say now: the oracle the invariants compare AWS against.
 #[derive(Clone, Debug, Default)]
@@ -58,11 +80,19 @@ pub struct Report {
     pub passes: u64,
     /// Workers whose pool was gone, deleted by the harness as the garbage collector would.
     pub orphans_collected: usize,
+    /// Virtual time the run took.
+    pub virtual_time: Duration,
+    /// Writes the API server took (its last resourceVersion).
+    pub kube_writes: u64,
+    /// The longest a quiescent point waited for convergence (virtual time).
+    pub longest_quiesce: Duration,
 }
 
 /// A run in progress.
 pub struct Sim {
     pub ctx: TestCtx,
+    /// The in-memory API server `ctx.client` talks to.
+    pub kube: KubeModel,
     pub world: World,
     ops: Vec<InProcessOperator>,
     pub expect: Expect,
@@ -72,6 +102,7 @@ pub struct Sim {
     gone_passes: u64,
     pub report: Report,
     clock: tokio::task::JoinHandle<()>,
+    started: Instant,
 }
 
 fn rates(level: FaultLevel) -> FaultRates {
@@ -97,19 +128,27 @@ fn rates(level: FaultLevel) -> FaultRates {
 }
 
 impl Sim {
-    /// A fresh namespace and account for `seed`, with one replica running.
+    /// A fresh API server and account for `seed`, with one replica running. Call inside the run's
+    /// runtime, its clock paused.
     pub async fn start(seed: u64) -> Self {
         // `SIM_LOG=debug` (any tracing filter) shows the operator's log while replaying a failure.
         if let Ok(filter) = std::env::var("SIM_LOG") {
             fargate_operator::runtime::telemetry::init(fargate_operator::config::LogFormat::Text, &filter);
         }
-        let ctx = TestCtx::new(&format!("sim-{seed}")).await;
+        let kube = KubeModel::new();
+        // No garbage collector, as on the test apiserver before: a worker left behind by its
+        // pool's deletion stays for `collect_garbage` to count (a collector would hide the leak).
+        kube.set_garbage_collection(false);
+        let ctx = TestCtx::in_memory(&format!("sim-{seed}"), kube.client());
         let world = World::new(seed).await;
         let model = world.model.clone();
         let clock = tokio::spawn(async move {
+            let mut last = Instant::now();
             loop {
-                model.advance(Duration::from_secs(5));
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(MODEL_TICK).await;
+                let now = Instant::now();
+                model.advance(now - last);
+                last = now;
             }
         });
         let n = usize::from(OBJECTS);
@@ -121,6 +160,7 @@ impl Sim {
         };
         let mut sim = Self {
             ctx,
+            kube,
             world,
             ops: Vec::new(),
             expect,
@@ -129,6 +169,7 @@ impl Sim {
             gone_passes: 0,
             report: Report::default(),
             clock,
+            started: Instant::now(),
         };
         sim.start_replica().await;
         sim
@@ -136,19 +177,16 @@ impl Sim {
 
     async fn start_replica(&mut self) {
         let source = std::sync::Arc::new(self.world.model.clone());
-        // Resync at its minimum, so that a pass that forgot to requeue is still retried.
-        let op = InProcessOperator::start_with_source(
+        // Timers in virtual seconds, as the model's. Resync at its minimum, so that a pass that
+        // forgot to requeue is still retried; the AWS attempt timeout short, so a hung call (the
+        // model's `hang` fault) costs one second; the ECS read lag just above the model's (3 s,
+        // world.rs), so the margin the operator keeps is tested tight rather than at the
+        // production default of 60 s.
+        let op = InProcessOperator::start_with_source_and_client(
             &self.ctx,
             source,
-            &[
-                "--resync-seconds",
-                "10",
-                "--aws-attempt-timeout-seconds",
-                "1",
-                // The model's ECS reads lag by up to 3 s of real time (world.rs).
-                "--ecs-read-lag-seconds",
-                "5",
-            ],
+            &["--resync-seconds", "10", "--aws-attempt-timeout-seconds", "1", "--ecs-read-lag-seconds", "5"],
+            self.ctx.client.clone(),
         )
         .await;
         self.ops.push(op);
@@ -217,7 +255,7 @@ impl Sim {
             }
             Step::Claim { i, pool, version } => self.claim(*i, *pool, *version).await?,
             Step::RenewClaim { i } => {
-                let now = Timestamp::now().to_string();
+                let now = clock::now().to_string();
                 let patch = json!({"spec": {"renewedAt": now}});
                 // A claim that does not exist (or is going away) is simply not renewed.
                 let _ = self
@@ -256,7 +294,7 @@ impl Sim {
                 self.level = *level;
                 self.world.model.set_faults(rates(*level));
             }
-            Step::Wait { ms } => tokio::time::sleep(Duration::from_millis(u64::from(*ms))).await,
+            Step::Wait { ms } => tokio::time::sleep(Duration::from_millis(u64::from(*ms)) * WAIT_SCALE).await,
             Step::Crash => {
                 self.kill_oldest().await;
                 self.start_replica().await;
@@ -264,7 +302,7 @@ impl Sim {
             Step::LeaderOverlap => {
                 // Two replicas act at once for a moment, as during a rolling upgrade.
                 self.start_replica().await;
-                tokio::time::sleep(Duration::from_millis(700)).await;
+                tokio::time::sleep(OVERLAP).await;
                 self.kill_oldest().await;
             }
             Step::ListenerOutage { listener } => self.world.listener_outage(*listener),
@@ -324,8 +362,7 @@ impl Sim {
             if started.elapsed() > DELETION_WITHIN {
                 return Err(format!("deletion of {name} wedged: still there after {DELETION_WITHIN:?}"));
             }
-            self.poke::<K>(api, name).await;
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -359,20 +396,11 @@ impl Sim {
         Ok(())
     }
 
-    /// Touch an object's annotations so the operator runs a pass now: the real-time requeue delays
-    /// (progress polls of 15 s) would otherwise take most of the run's wall-clock budget.
-    async fn poke<K>(&self, api: &Api<K>, name: &str)
-    where
-        K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
-    {
-        let patch =
-            json!({"metadata": {"annotations": {"sim.fargate.operator.dev/poke": Timestamp::now().to_string()}}});
-        let _ = api.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await;
-    }
-
-    /// Faults off; wait until every object is Ready and AWS matches the specs (poking every object
-    /// so each observes the world afresh); check the safety invariants whenever the objects are
-    /// Ready; faults back on.
+    /// Faults off; wait (virtual time) until every object is Ready and AWS matches the specs; check
+    /// the safety invariants whenever the objects are Ready; faults back on. Nothing prods the
+    /// operator: on virtual time its own requeues, resyncs and backoffs cost no wall-clock time, so
+    /// (unlike the real-time harness, which touched every object every 2 s) convergence is the
+    /// operator's alone.
     async fn quiesce(&mut self) -> Result<(), String> {
         self.world.model.set_faults(FaultRates::default());
         self.world.restore_listeners();
@@ -381,14 +409,9 @@ impl Sim {
         }
         self.collect_garbage().await;
         let started = Instant::now();
-        let mut last_poke = None::<Instant>;
         let (trace, mut last_trace) = (std::env::var_os("SIM_TRACE").is_some(), Instant::now());
         loop {
-            if last_poke.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
-                self.poke_all().await;
-                last_poke = Some(Instant::now());
-            }
-            tokio::time::sleep(Duration::from_millis(150)).await;
+            tokio::time::sleep(POLL).await;
             let waiting = self.unconverged().await;
             let waiting = if waiting.is_empty() {
                 invariants::safety(self).await?;
@@ -402,10 +425,11 @@ impl Sim {
             if started.elapsed() > converge_within() {
                 return Err(format!("not converged after {:?}: {}", converge_within(), waiting.join("; ")));
             }
-            // `SIM_TRACE`: what a long quiescent point waits for, every 10 s.
-            if trace && last_trace.elapsed() > Duration::from_secs(10) {
+            // `SIM_TRACE`: what a long quiescent point waits for, every minute of virtual time.
+            if trace && last_trace.elapsed() > Duration::from_secs(60) {
                 eprintln!(
-                    "{} quiescent for {:?}, waiting: {}",
+                    "{} {} quiescent for {:?}, waiting: {}",
+                    clock::now(),
                     self.ctx.namespace,
                     started.elapsed(),
                     waiting.join("; ")
@@ -415,13 +439,15 @@ impl Sim {
         }
         self.report.aws_calls = self.world.model.calls();
         self.report.passes = self.passes();
+        self.report.longest_quiesce = self.report.longest_quiesce.max(started.elapsed());
         self.world.model.set_faults(rates(self.level));
         Ok(())
     }
 
-    /// What the kube-controller-manager's garbage collector does in a real cluster, which the test
-    /// apiserver does not run: delete workers whose owning pool (by uid) is gone. Counted in the
-    /// report, since each is a row the pool's own deletion did not remove.
+    /// What the kube-controller-manager's garbage collector does in a real cluster, which the
+    /// in-memory API server is told not to do (`Sim::start`): delete workers whose owning pool (by
+    /// uid) is gone. Counted in the report, since each is a row the pool's own deletion did not
+    /// remove.
     async fn collect_garbage(&mut self) {
         let pools: Vec<String> = match self.api::<HotPool>().list(&Default::default()).await {
             Ok(l) => l.items.into_iter().filter_map(|p| p.metadata.uid).collect(),
@@ -440,16 +466,6 @@ impl Sim {
         }
     }
 
-    /// Poke every object, those being deleted too (a deletion blocked on a terminal error, e.g. a
-    /// revoked role, retries only after 10 minutes otherwise).
-    async fn poke_all(&self) {
-        for i in 0..OBJECTS {
-            self.poke(&self.api::<FargateApp>(), &format!("app{i}")).await;
-            self.poke(&self.api::<DnsFailover>(), &format!("dr{i}")).await;
-            self.poke(&self.api::<HotPool>(), &format!("pool{i}")).await;
-        }
-    }
-
     /// Objects that have not converged, each as `name: why`.
     async fn unconverged(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -465,16 +481,16 @@ impl Sim {
         out
     }
 
-    /// Stop every replica and the clock; delete the namespace.
+    /// Stop every replica and the clock. The API server and the model go with the run.
     pub async fn finish(mut self) -> Report {
         while !self.ops.is_empty() {
             let op = self.ops.remove(0);
             op.kill().await;
         }
         self.clock.abort();
-        let report = self.report;
-        self.ctx.cleanup().await;
-        report
+        self.report.virtual_time = self.started.elapsed();
+        self.report.kube_writes = self.kube.resource_version();
+        self.report
     }
 }
 

@@ -71,13 +71,13 @@ impl World {
         // batch while the zone's last change is PENDING.
         let mut ecs = model.ecs.settings();
         ecs.capacity_failure_rate = 0.1;
-        // In model time, which runs 250 times faster than the operator's: 2-4 s and 1-2 s of the
-        // operator's time, as AWS's lags are seconds of real time, drawn per task so that the
-        // tasks of one RunTask show one by one (launch recovery then finds some and relaunches
-        // the rest with the same token). Under the operator's read-lag grace (5 s, run.rs).
-        ecs.list_lag = Duration::from_secs(500);
-        ecs.describe_lag = Duration::from_secs(250);
-        ecs.lag_spread = Duration::from_secs(250);
+        // The model's clock is the operator's (virtual time, one to one, run.rs): AWS's lags are
+        // seconds, drawn per task so that the tasks of one RunTask show one by one (launch
+        // recovery then finds some and relaunches the rest with the same token). At most 3 s and
+        // 2 s: under the operator's read-lag grace of 5 s.
+        ecs.list_lag = Duration::from_secs(2);
+        ecs.describe_lag = Duration::from_secs(1);
+        ecs.lag_spread = Duration::from_secs(1);
         ecs.page_size = 3;
         model.ecs.set_settings(ecs);
         model.elbv2.set_limits(Limits { rules_page_size: 2, ..Limits::default() });
@@ -222,7 +222,8 @@ impl World {
         let spec = json!({
             "cluster": "workers",
             "network": {"subnets": ["subnet-1"]},
-            // The orphan and lost-task sweep every 5 s of real time (some 20 minutes of model time).
+            // The orphan and lost-task sweep at its minimum (the default is 30 s), so that it runs
+            // often against tasks that are still starting (20 s) or not listed yet (3 s).
             "replenishIntervalSeconds": 5,
             "versions": versions,
             "claims": {"leaseSeconds": 600, "onRelease": if s.recycle { "Recycle" } else { "Stop" }, "whenEmpty": "Wait"},
@@ -273,4 +274,84 @@ async fn plant_foreign(model: &ModelAws, listener: &str, zone: &str, task_defini
     let task_arn = model.ecs.run_task(&run).await.expect("foreign task").tasks.first().expect("one task").arn.clone();
     model.ecs.set_capacity_failure_rate(rate);
     Foreign { rule_arn, record, task_arn }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The in-memory API server applies no CRD defaults (the real one does). The operator reads
+    //! typed objects, and every `default` in the generated CRDs comes from a serde default of the
+    //! Rust types (schemars derives it from `#[serde(default)]`), so an object read without the
+    //! defaults applied must be the same object. This checks it for every manifest the steps of a
+    //! few seeds apply, with the defaults of `crds()` applied as the apiserver would.
+
+    use fargate_operator::api::{DnsFailover, FargateApp, HotPool, crds};
+    use serde::de::DeserializeOwned;
+    use serde_json::Value;
+
+    use super::World;
+    use crate::steps::{Step, generate};
+
+    /// The apiserver's structural defaulting: a missing field (or a `null` one that is not
+    /// nullable) with a `default` gets it, then its value is defaulted in turn.
+    fn apply_defaults(schema: &Value, value: &mut Value) {
+        if let (Some(props), Some(obj)) = (schema.get("properties").and_then(Value::as_object), value.as_object_mut()) {
+            for (name, sub) in props {
+                let nullable = sub.get("nullable").and_then(Value::as_bool).unwrap_or(false);
+                let absent = obj.get(name).is_none_or(|v| v.is_null() && !nullable);
+                if let (true, Some(default)) = (absent, sub.get("default")) {
+                    obj.insert(name.clone(), default.clone());
+                }
+                if let Some(child) = obj.get_mut(name) {
+                    apply_defaults(sub, child);
+                }
+            }
+        }
+        if let (Some(items), Some(list)) = (schema.get("items"), value.as_array_mut()) {
+            list.iter_mut().for_each(|v| apply_defaults(items, v));
+        }
+        if let (Some(values), Some(map)) =
+            (schema.get("additionalProperties").filter(|s| s.is_object()), value.as_object_mut())
+        {
+            map.values_mut().for_each(|v| apply_defaults(values, v));
+        }
+    }
+
+    fn same_when_defaulted<K: DeserializeOwned + serde::Serialize>(schemas: &[(String, Value)], manifest: &Value) {
+        let kind = manifest["kind"].as_str().expect("kind");
+        let (_, schema) = schemas.iter().find(|(k, _)| k == kind).expect("a CRD of the kind");
+        let mut defaulted = manifest.clone();
+        apply_defaults(schema, &mut defaulted);
+        assert_ne!(&defaulted, manifest, "the schema has defaults for {kind}");
+        let raw: K = serde_json::from_value(manifest.clone()).expect("the manifest reads");
+        let full: K = serde_json::from_value(defaulted).expect("the defaulted manifest reads");
+        assert_eq!(
+            serde_json::to_value(&raw).expect("raw"),
+            serde_json::to_value(&full).expect("defaulted"),
+            "{kind}: the CRD's defaults differ from the Rust type's"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_manifests_need_no_defaults_from_the_api_server() {
+        let world = World::new(1).await;
+        let schemas: Vec<(String, Value)> = crds()
+            .into_iter()
+            .map(|c| {
+                let schema = serde_json::to_value(&c.spec.versions[0].schema).expect("schema");
+                (c.spec.names.kind, schema["openAPIV3Schema"].clone())
+            })
+            .collect();
+        for seed in 1..=8 {
+            for step in generate(seed, 200, 25) {
+                match step {
+                    Step::App { i, spec } => same_when_defaulted::<FargateApp>(&schemas, &world.app(i, &spec)),
+                    Step::Failover { i, spec } => {
+                        same_when_defaulted::<DnsFailover>(&schemas, &world.failover(i, &spec))
+                    }
+                    Step::Pool { i, spec } => same_when_defaulted::<HotPool>(&schemas, &world.pool(i, &spec)),
+                    _ => {}
+                }
+            }
+        }
+    }
 }

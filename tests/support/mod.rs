@@ -157,9 +157,23 @@ pub async fn moto_base_config() -> SdkConfig {
         .await
 }
 
+/// Base SDK config for an `ApiSource` (the in-memory AWS model), built without loading anything:
+/// no profile files, no environment, no IMDS, nothing that would block or open a connection on
+/// the simulator's paused clock. Its clients are never built: the source answers every call.
+pub fn model_base_config() -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
+            "model", "model", None, None, "model",
+        )))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build()
+}
+
 /// Everything one test needs: a client, its own namespace and its own AWS account.
 pub struct TestCtx {
-    /// Client for the real apiserver.
+    /// Client for the real apiserver (or for an in-memory one, see [`TestCtx::in_memory`]).
     pub client: Client,
     /// The test's namespace.
     pub namespace: String,
@@ -187,6 +201,18 @@ impl TestCtx {
         let role_arn = format!("arn:aws:iam::{account}:role/fargate-operator-test");
         let aws = AwsProvider::from_base(moto_base_config().await);
         Self { client, namespace, account, role_arn, aws }
+    }
+
+    /// Set up for a test called `name` against `client` (the simulator's in-memory API server,
+    /// `fargate_operator::kube_model`): no environment, no CRDs to install (the in-memory server
+    /// serves any kind), no namespace to create (it stores objects in any namespace). The
+    /// namespace is `name` itself: each in-memory server holds one test's objects only, so a fixed
+    /// name keeps a run repeatable. `aws` is built without IO, for an `ApiSource`.
+    pub fn in_memory(name: &str, client: Client) -> Self {
+        let account = "123456789012".to_string();
+        let role_arn = format!("arn:aws:iam::{account}:role/fargate-operator-test");
+        let aws = AwsProvider::from_base(model_base_config());
+        Self { client, namespace: name.to_string(), account, role_arn, aws }
     }
 
     /// `spec.aws` that puts an object's calls into this test's account.

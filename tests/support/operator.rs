@@ -59,7 +59,7 @@ impl InProcessOperator {
     pub async fn start_with(ctx: &TestCtx, faults: &str, extra: &[&str]) -> Self {
         let plan = fargate_operator::aws::faults::FaultPlan::parse(faults).expect("fault plan");
         let aws = AwsProvider::from_base(super::moto_base_config().await).with_faults(plan);
-        Self::spawn(ctx, &super::aws_endpoint(), extra, aws).await
+        Self::spawn(ctx, &super::aws_endpoint(), extra, aws, None).await
     }
 
     /// Like [`start_with`](Self::start_with), with every AWS call answered by `source` (the
@@ -70,7 +70,21 @@ impl InProcessOperator {
         extra: &[&str],
     ) -> Self {
         let aws = AwsProvider::from_base(super::moto_base_config().await).with_source(source);
-        Self::spawn(ctx, &super::aws_endpoint(), extra, aws).await
+        Self::spawn(ctx, &super::aws_endpoint(), extra, aws, None).await
+    }
+
+    /// Like [`start_with_source`](Self::start_with_source), talking to Kubernetes through `client`
+    /// (the simulator's in-memory API server) and with the base AWS configuration of `ctx` (built
+    /// without IO by [`TestCtx::in_memory`]): nothing here touches the network or the filesystem,
+    /// so it runs on a paused tokio clock.
+    pub async fn start_with_source_and_client(
+        ctx: &TestCtx,
+        source: Arc<dyn fargate_operator::aws::sdk::ApiSource>,
+        extra: &[&str],
+        client: kube::Client,
+    ) -> Self {
+        let aws = AwsProvider::from_base(ctx.aws.base().clone()).with_source(source);
+        Self::spawn(ctx, &super::aws_endpoint(), extra, aws, Some(client)).await
     }
 
     /// Like [`start`](Self::start), against the AWS endpoint `endpoint` with the static credentials
@@ -87,12 +101,19 @@ impl InProcessOperator {
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .load()
             .await;
-        Self::spawn(ctx, endpoint, &[], AwsProvider::from_base(base)).await
+        Self::spawn(ctx, endpoint, &[], AwsProvider::from_base(base), None).await
     }
 
     /// `run` with the test flags (resync 10 s, health poll 1 s, cluster id `test`, the test's
-    /// namespace) plus `extra` (which may override them), on `aws`.
-    async fn spawn(ctx: &TestCtx, endpoint: &str, extra: &[&str], aws: AwsProvider) -> Self {
+    /// namespace) plus `extra` (which may override them), on `aws`, through `client` (default: a
+    /// new client for the test apiserver).
+    async fn spawn(
+        ctx: &TestCtx,
+        endpoint: &str,
+        extra: &[&str],
+        aws: AwsProvider,
+        client: Option<kube::Client>,
+    ) -> Self {
         let base = [
             ("--cluster-id", "test"),
             ("--namespace", ctx.namespace.as_str()),
@@ -109,7 +130,10 @@ impl InProcessOperator {
             .flat_map(|(flag, value)| [flag, value])
             .chain(extra.iter().copied());
         let config = Config::from_args(args).expect("operator flags");
-        let client = super::client().await;
+        let client = match client {
+            Some(c) => c,
+            None => super::client().await,
+        };
         let metrics = Arc::new(Metrics::new());
         let shutdown = Shutdown::new();
         let handle = tokio::spawn(run_with(config, shutdown.clone(), metrics.clone(), client, aws));

@@ -117,3 +117,22 @@ async fn garbage_collection_follows_owner_references() {
     pools.delete("pool2", &DeleteParams::default()).await.expect("delete pool2");
     assert_eq!(model.len(), 0);
 }
+
+#[tokio::test]
+async fn garbage_collection_can_be_turned_off() {
+    let model = KubeModel::new();
+    model.set_garbage_collection(false);
+    let client = model.client();
+    let pools: Api<HotPool> = Api::namespaced(client.clone(), NS);
+    let workers: Api<HotPoolWorker> = Api::namespaced(client.clone(), NS);
+    let pool1 = create(&pools, &pool("pool1")).await;
+    create(&workers, &worker("w1", &pool1)).await;
+    pools.delete("pool1", &DeleteParams::default()).await.expect("delete pool1");
+    assert!(workers.get("w1").await.is_ok(), "no collector: the orphan stays");
+    model.set_garbage_collection(true);
+    let pool2 = create(&pools, &pool("pool2")).await;
+    create(&workers, &worker("w2", &pool2)).await;
+    pools.delete("pool2", &DeleteParams::default()).await.expect("delete pool2");
+    assert_eq!(api_error(workers.get("w2").await).code, 404);
+    assert!(workers.get("w1").await.is_ok(), "only removals after it is back on collect");
+}
