@@ -22,6 +22,10 @@ pub enum ReconcileError {
     /// like a transient error.
     #[error("reconcile panicked: {0}")]
     Panicked(String),
+    /// A cleanup finished, but meanwhile another writer recorded AWS objects in the inventory
+    /// (a create it is about to send): the finalizer stays and the cleanup runs again.
+    #[error("{0} AWS object(s) were recorded in status.resources while the deletion ran; deleting them too")]
+    InventoryGrew(usize),
     /// Adding or removing the finalizer, or the wrapped reconcile, failed.
     #[error(transparent)]
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<ReconcileError>>),
@@ -38,6 +42,7 @@ impl ReconcileError {
             Self::Kube(_) | Self::Panicked(_) => ErrorCategory::Transient,
             Self::Aws(e) => e.category,
             Self::Invalid(_) | Self::MissingMetadata(_) => ErrorCategory::Terminal,
+            Self::InventoryGrew(_) => ErrorCategory::Conflict,
             Self::Finalizer(e) => match e.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(inner)
                 | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.category(),

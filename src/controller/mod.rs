@@ -39,7 +39,7 @@ use crate::api::validation::{
 use crate::api::{DnsFailover, FargateApp, HotPool, HotPoolClaim, HotPoolWorker};
 use crate::runtime::conditions::{self, DEGRADED, READY};
 use crate::runtime::context::Context;
-use crate::runtime::status::{ObjectStatus, apply_status, set_last_error};
+use crate::runtime::status::{ObjectStatus, apply_status, apply_status_at, set_last_error};
 
 /// A kind the operator manages.
 pub trait Managed:
@@ -154,19 +154,34 @@ pub fn record_aws_error<S: ObjectStatus>(status: &mut S, err: &crate::aws::AwsEr
     set_last_error(status.last_error_mut(), &err.operation_path(), &err.code, &err.message);
 }
 
-/// Write `status` (server-side apply) only when it differs from what the object has.
+/// Write `status` (server-side apply) only when it differs from what the object has, and only
+/// over the version `obj` is: a status built from an older copy would put back an older
+/// `status.resources` and lose what another writer recorded since (found by the simulator: a
+/// blocked deletion's write dropped a health check that another replica's pass had just
+/// recorded, which then leaked). When the object changed, nothing is written: the change queues
+/// another pass, which writes from the newer copy.
 pub async fn write_status<K: Managed>(
     api: &Api<K>,
     obj: &K,
     status: &K::Status,
     ctx: &Context,
 ) -> Result<(), ReconcileError> {
-    if obj.status_ref() != Some(status) {
-        // Counted before sending so a watcher never sees a write the metric does not yet show.
-        ctx.metrics.status_written(K::KIND);
-        apply_status(api, obj, status).await?;
+    if obj.status_ref() == Some(status) {
+        return Ok(());
     }
-    Ok(())
+    // Counted before sending so a watcher never sees a write the metric does not yet show.
+    ctx.metrics.status_written(K::KIND);
+    let result = match obj.meta().resource_version.as_deref() {
+        Some(version) => apply_status_at(api, &obj.name_any(), version, status).await.map(drop),
+        None => apply_status(api, obj, status).await,
+    };
+    match result {
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            tracing::debug!(kind = K::KIND, object = %obj.name_any(), "status not written: the object changed since it was read");
+            Ok(())
+        }
+        other => Ok(other?),
+    }
 }
 
 /// Record a deletion that cannot finish yet: `DeletionBlocked` with the error's reason, and the
@@ -220,11 +235,17 @@ where
     ctx.metrics.reconcile_started(K::KIND);
     let ns = obj.namespace().ok_or(ReconcileError::MissingMetadata("metadata.namespace"))?;
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    let (name, deleting) = (obj.name_any(), obj.meta().deletion_timestamp.is_some());
+    tracing::debug!(kind = K::KIND, object = %name, namespace = %ns, deleting, rv = ?obj.resource_version(), "pass begins");
     let result = kube::runtime::finalizer::finalizer(&api, crate::api::FINALIZER, obj, |event| async {
         match event {
             kube::runtime::finalizer::Event::Apply(obj) => apply(api.clone(), obj, ctx.clone()).await,
             kube::runtime::finalizer::Event::Cleanup(obj) => match fresh(&api, &obj).await? {
-                Some(obj) => cleanup(api.clone(), obj, ctx.clone()).await,
+                Some(obj) => {
+                    let action = cleanup(api.clone(), obj.clone(), ctx.clone()).await?;
+                    inventory_unchanged(&api, &obj).await?;
+                    Ok(action)
+                }
                 None => Ok(Action::await_change()),
             },
         }
@@ -232,6 +253,7 @@ where
     .await
     .map_err(|e| ReconcileError::Finalizer(Box::new(e)));
     ctx.metrics.reconcile_finished(K::KIND, started.elapsed());
+    tracing::debug!(kind = K::KIND, object = %name, namespace = %ns, ok = result.is_ok(), "pass ends");
     result
 }
 
@@ -242,6 +264,22 @@ where
 async fn fresh<K: Managed>(api: &Api<K>, obj: &K) -> Result<Option<Arc<K>>, ReconcileError> {
     let Some(now) = api.get_opt(&obj.name_any()).await? else { return Ok(None) };
     Ok((now.uid() == obj.uid()).then(|| Arc::new(now)))
+}
+
+/// After a cleanup, before the finalizer goes: the inventory has no entry the cleanup did not see.
+/// Another writer may have recorded one meanwhile (a replica whose pass was running when the
+/// deletion began, during a leader change or a rolling upgrade: it records a create before sending
+/// it); removing the finalizer then would leak what that create makes. The cleanup runs again and
+/// deletes (or settles) it.
+async fn inventory_unchanged<K: Managed>(api: &Api<K>, seen: &K) -> Result<(), ReconcileError> {
+    let Some(now) = fresh(api, seen).await? else { return Ok(()) };
+    let before = seen.status_ref().map(|s| s.resources()).unwrap_or_default();
+    let added =
+        now.status_ref().map(|s| s.resources()).unwrap_or_default().iter().filter(|r| !before.contains(r)).count();
+    if added > 0 {
+        return Err(ReconcileError::InventoryGrew(added));
+    }
+    Ok(())
 }
 
 /// Requeue after an error with per-object exponential backoff by category.

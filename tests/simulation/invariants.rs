@@ -190,7 +190,15 @@ fn failovers(sim: &Sim, owner: &dyn Fn(&str, &str) -> String, errs: &mut Vec<Str
         let mine: BTreeSet<String> = checks.iter().filter(|c| owned_by(&c.tags, &me)).map(|c| c.id.clone()).collect();
         let want_checks = spec.map_or(0, |s| 1 + usize::from(s.secondary_check));
         if mine.len() != want_checks {
-            errs.push(format!("{name}: {} health check(s), the spec says {want_checks}", mine.len()));
+            let refs = model.route53.caller_references();
+            let which: Vec<String> = mine
+                .iter()
+                .map(|id| {
+                    let reference = refs.iter().find(|(_, (c, _))| c == id).map(|(r, _)| r.as_str());
+                    format!("{id} (CallerReference {})", reference.unwrap_or("?"))
+                })
+                .collect();
+            errs.push(format!("{name}: {} health check(s) {which:?}, the spec says {want_checks}", mine.len()));
         }
         for (z, (zone_id, zone_name)) in sim.world.failover_zones[i].iter().enumerate() {
             let here = records(&sim.world, zone_id);

@@ -295,6 +295,11 @@ impl Sim {
                 self.world.model.set_faults(rates(*level));
             }
             Step::Wait { ms } => tokio::time::sleep(Duration::from_millis(u64::from(*ms)) * WAIT_SCALE).await,
+            Step::AnswersLost { ms } => {
+                self.world.model.set_faults(FaultRates { lost: 1.0, ..FaultRates::default() });
+                tokio::time::sleep(Duration::from_millis(u64::from(*ms)) * WAIT_SCALE).await;
+                self.world.model.set_faults(rates(self.level));
+            }
             Step::Crash => {
                 self.kill_oldest().await;
                 self.start_replica().await;

@@ -1,6 +1,11 @@
-//! Latency faults: a call that answers late, or never. Drawn per call, in real time, by the
-//! clients a [`ModelAws`](super::ModelAws) hands out (around the service models, whose state is
-//! only touched under a lock and never waits).
+//! Latency: every call's round trip, and latency faults (a call that answers late, or never).
+//! Drawn per call, on tokio's clock, by the clients a [`ModelAws`](super::ModelAws) hands out
+//! (around the service models, whose state is only touched under a lock and never waits).
+//!
+//! The round trip (between a minimum and a maximum, half before the service acts and half after,
+//! zero unless set) is there even with faults off: under a paused clock a call that takes no time
+//! makes a whole reconcile pass atomic, so a crash or a fault window could never land between a
+//! create and the write that records it.
 //!
 //! A slow call waits up to [`FaultRates::slow_max`] in all, part before the service acts and part
 //! after (so another request can act between the two). A hung call never answers: half of them
@@ -25,12 +30,19 @@ pub enum Delay {
 #[derive(Debug)]
 pub struct Latency {
     state: Mutex<(FaultRates, SimRng)>,
+    round_trip: Mutex<(Duration, Duration)>,
 }
 
 impl Latency {
     /// Latency at `rates`, drawn from `seed`.
     pub fn new(seed: u64, rates: FaultRates) -> Self {
-        Self { state: Mutex::new((rates, SimRng::new(seed))) }
+        Self { state: Mutex::new((rates, SimRng::new(seed))), round_trip: Mutex::new((Duration::ZERO, Duration::ZERO)) }
+    }
+
+    /// Every call's round trip lies between `min` and `max` (not a fault: it stays when the fault
+    /// rates change).
+    pub fn set_round_trip(&self, min: Duration, max: Duration) {
+        *self.round_trip.lock().unwrap_or_else(|p| p.into_inner()) = (min, max.max(min));
     }
 
     /// Change the rates.
@@ -45,12 +57,15 @@ impl Latency {
         if rng.chance(rates.hang) {
             return Delay::Hang { acts: rng.chance(0.5) };
         }
+        let (min, max) = *self.round_trip.lock().unwrap_or_else(|p| p.into_inner());
+        let trip = if max.is_zero() { Duration::ZERO } else { min + (max - min).mul_f64(rng.unit()) };
+        let (half, rest) = (trip / 2, trip - trip / 2);
         if !rng.chance(rates.slow) {
-            return Delay::Slow { before: Duration::ZERO, after: Duration::ZERO };
+            return Delay::Slow { before: half, after: rest };
         }
         let total = rates.slow_max.mul_f64(rng.unit());
         let before = total.mul_f64(rng.unit());
-        Delay::Slow { before, after: total.saturating_sub(before) }
+        Delay::Slow { before: before + half, after: total.saturating_sub(before) + rest }
     }
 
     /// Run `call` with one drawn delay.
@@ -88,6 +103,12 @@ mod tests {
         }
         let hung = Latency::new(3, FaultRates { hang: 1.0, ..FaultRates::default() });
         assert!(matches!(hung.draw(), Delay::Hang { .. }));
+        let (min, max) = (Duration::from_millis(20), Duration::from_millis(80));
+        none.set_round_trip(min, max);
+        for _ in 0..100 {
+            let Delay::Slow { before, after } = none.draw() else { panic!("no hang at rate 0") };
+            assert!((min..=max).contains(&(before + after)) && before.abs_diff(after) <= Duration::from_nanos(1));
+        }
     }
 
     #[tokio::test(start_paused = true)]

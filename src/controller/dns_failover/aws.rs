@@ -99,7 +99,9 @@ impl FailoverAws {
         let id = self
             .caller
             .call_create(Service::Route53, "CreateHealthCheck", || self.r53.create_health_check(reference, &config))
-            .await?;
+            .await;
+        tracing::debug!(reference, outcome = ?id, "CreateHealthCheck");
+        let id = id?;
         self.tag_health_check(&id, tags).await?;
         Ok(id)
     }
@@ -119,7 +121,10 @@ impl FailoverAws {
 
     /// Delete a health check; NotFound counts as done.
     pub async fn delete_health_check(&self, id: &str) -> Result<(), AwsError> {
-        match self.caller.call(Service::Route53, "DeleteHealthCheck", || self.r53.delete_health_check(id)).await {
+        let outcome =
+            self.caller.call(Service::Route53, "DeleteHealthCheck", || self.r53.delete_health_check(id)).await;
+        tracing::debug!(id, ?outcome, "DeleteHealthCheck");
+        match outcome {
             Err(e) if !e.is_not_found() => Err(e),
             _ => Ok(()),
         }

@@ -1,5 +1,6 @@
 //! Deleting a DnsFailover: the records and health checks its inventory lists (a planned create
-//! whose answer never came is found by its CallerReference), the pair at the spec's name (our set
+//! whose answer never came is found by its CallerReference, which is used up so that a create
+//! still on its way cannot make a check later), the pair at the spec's name (our set
 //! identifiers), and the delegation's NS record while its values are still the zone's own name
 //! servers. Checks go last: Route 53 refuses to delete one a record still uses.
 
@@ -11,10 +12,10 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 
 use super::aws::FailoverAws;
-use super::steps::{SIDES, set_identifier};
+use super::steps::{SIDES, set_identifier, wanted_checks};
 use super::{clients, inventory};
 use crate::api::DeletionPolicy;
-use crate::api::dns_failover::DnsFailover;
+use crate::api::dns_failover::{DnsFailover, DnsFailoverSpec};
 use crate::api::validation::normalize_zone_id;
 use crate::aws::AwsError;
 use crate::aws::errors::build_error;
@@ -100,10 +101,8 @@ async fn delete_all(obj: &DnsFailover, aws: &FailoverAws) -> Result<(), AwsError
             .map(|r| r.id.clone()),
     );
     for r in resources.iter().filter(|r| inventory::is_planned(r)) {
-        if let Some(reference) = &r.name
-            && let Some(id) = aws.find_by_reference(reference).await?
-        {
-            ids.push(id);
+        if let Some(reference) = &r.name {
+            ids.extend(settle_reference(aws, spec, reference).await?);
         }
     }
     ids.sort();
@@ -112,4 +111,32 @@ async fn delete_all(obj: &DnsFailover, aws: &FailoverAws) -> Result<(), AwsError
         aws.delete_health_check(&id).await?;
     }
     Ok(())
+}
+
+/// The check a planned create with `reference` made, if any, such that no check with it can
+/// appear later. Not finding it is not enough: the create may still be on its way (another
+/// replica's pass, or a request whose client gave up, that AWS executes after the deletion
+/// finished, leaking a check no inventory names; found by the simulator with two replicas). So
+/// the reference is used up here: created with the spec's primary settings, it gives a check to
+/// delete now, and the late create then gets `HealthCheckAlreadyExists` (Route 53 refuses a
+/// deleted check's reference whatever the settings) instead of making one. If the late create
+/// landed first, with other settings, that error comes here and the check is found by reference.
+async fn settle_reference(
+    aws: &FailoverAws,
+    spec: &DnsFailoverSpec,
+    reference: &str,
+) -> Result<Option<String>, AwsError> {
+    if let Some(id) = aws.find_by_reference(reference).await? {
+        return Ok(Some(id));
+    }
+    let [primary, _] = wanted_checks(spec);
+    let Some(want) = primary else { return Ok(None) };
+    match aws.create_health_check(reference, &want, &aws.owner.tags(&spec.tags)).await {
+        Ok(id) => Ok(Some(id)),
+        Err(e) if e.code == "HealthCheckAlreadyExists" => aws.find_by_reference(reference).await,
+        // Route 53 refuses these settings: the planned create, made from the same spec, was (or
+        // will be) refused too. Waiting on it would wedge the deletion.
+        Err(e) if e.category == crate::aws::ErrorCategory::Terminal => Ok(None),
+        Err(e) => Err(e),
+    }
 }
