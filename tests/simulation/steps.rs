@@ -119,8 +119,8 @@ pub enum Step {
     /// Team `team`'s role (every object `i == team` assumes it) stops being assumable, until the
     /// next quiescent point.
     RevokeRole { team: u8 },
-    /// For `ms` times the wait scale of virtual time, AWS executes every call and every answer is
-    /// lost (a network blip on the way back): creates land unrecorded, retries with the same token
+    /// For `ms` times the wait scale of virtual time (0.5 to 3 s), AWS executes every call and
+    /// every answer is lost (a network blip on the way back): creates land unrecorded, retries with the same token
     /// are lost too, and the passes after it must find what was made.
     AnswersLost { ms: u16 },
     /// Listener `listener` (0 or 1) is deleted behind the operator's back, with its rules, and
@@ -198,8 +198,8 @@ pub fn generate(seed: u64, steps: usize, every: usize) -> Vec<Step> {
                     _ => FaultLevel::High,
                 },
             },
-            84..=93 => Step::Wait { ms: 50 + rng.below(700) as u16 },
-            94 => Step::AnswersLost { ms: 50 + rng.below(200) as u16 },
+            84..=92 => Step::Wait { ms: 50 + rng.below(700) as u16 },
+            93..=94 => Step::AnswersLost { ms: 12 + rng.below(64) as u16 },
             95 => Step::ListenerOutage { listener: rng.below(2) as u8 },
             96..=97 => Step::Crash,
             98 => Step::LeaderOverlap,

@@ -72,18 +72,22 @@ impl World {
         let mut ecs = model.ecs.settings();
         ecs.capacity_failure_rate = 0.1;
         // The model's clock is the operator's (virtual time, one to one, run.rs): AWS's lags are
-        // seconds, drawn per task so that the tasks of one RunTask show one by one (launch
-        // recovery then finds some and relaunches the rest with the same token). 1 to 4.5 s and
-        // 0.5 to 4 s: under the operator's read-lag grace of 5 s, and spread wide enough that
-        // a pass after a lost RunTask answer often sees only some of its tasks.
-        ecs.list_lag = Duration::from_secs(1);
-        ecs.describe_lag = Duration::from_millis(500);
-        ecs.lag_spread = Duration::from_millis(3500);
+        // seconds, drawn per task so that the tasks of one RunTask show one by one (a pass after a
+        // lost RunTask answer then often finds some of them, and launches the rest again with the
+        // same token, which answers all of them). 0.2 to 4.2 s and 0.1 to 4.1 s: under the
+        // operator's read-lag grace of 5 s.
+        ecs.list_lag = Duration::from_millis(200);
+        ecs.describe_lag = Duration::from_millis(100);
+        ecs.lag_spread = Duration::from_secs(4);
         ecs.page_size = 3;
         model.ecs.set_settings(ecs);
         // Every AWS call takes 10-100 ms of virtual time, as over a real network: steps, crashes
         // and fault windows then land in the middle of passes, between a create and its record.
         model.latency.set_round_trip(Duration::from_millis(10), Duration::from_millis(100));
+        // RunTask is slow (it places tasks): 0.2 to 2 s, against the operator's attempt timeout of
+        // 1 s (run.rs), so that many launches time out after ECS acted and the next pass finds
+        // some of their tasks and launches the rest again with the same token.
+        model.latency.set_round_trip_of("run_task", Duration::from_millis(200), Duration::from_secs(2));
         model.elbv2.set_limits(Limits { rules_page_size: 2, ..Limits::default() });
         model.route53.set_health_checks_page_size(2);
         model.route53.set_prior_request_rate(0.05);

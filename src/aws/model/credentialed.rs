@@ -76,7 +76,7 @@ macro_rules! guarded {
     ($self:ident, $method:ident($($arg:expr),*)) => {
         Box::pin(async move {
             $self.credentials().await?;
-            $self.latency.around(async { $self.inner.$method($($arg),*).await }).await
+            $self.latency.around(stringify!($method), async { $self.inner.$method($($arg),*).await }).await
         })
     };
 }

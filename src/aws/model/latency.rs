@@ -30,19 +30,33 @@ pub enum Delay {
 #[derive(Debug)]
 pub struct Latency {
     state: Mutex<(FaultRates, SimRng)>,
-    round_trip: Mutex<(Duration, Duration)>,
+    round_trip: Mutex<RoundTrips>,
+}
+
+/// Round trips: every call's, and the slower ones of some methods.
+#[derive(Debug, Default)]
+struct RoundTrips {
+    any: (Duration, Duration),
+    /// By the client method's name (`run_task`).
+    by_method: std::collections::BTreeMap<&'static str, (Duration, Duration)>,
 }
 
 impl Latency {
     /// Latency at `rates`, drawn from `seed`.
     pub fn new(seed: u64, rates: FaultRates) -> Self {
-        Self { state: Mutex::new((rates, SimRng::new(seed))), round_trip: Mutex::new((Duration::ZERO, Duration::ZERO)) }
+        Self { state: Mutex::new((rates, SimRng::new(seed))), round_trip: Mutex::new(RoundTrips::default()) }
     }
 
     /// Every call's round trip lies between `min` and `max` (not a fault: it stays when the fault
     /// rates change).
     pub fn set_round_trip(&self, min: Duration, max: Duration) {
-        *self.round_trip.lock().unwrap_or_else(|p| p.into_inner()) = (min, max.max(min));
+        self.round_trip.lock().unwrap_or_else(|p| p.into_inner()).any = (min, max.max(min));
+    }
+
+    /// Calls of client method `method` (e.g. `run_task`) take between `min` and `max` instead: some
+    /// AWS actions are slow, and a client's timeout then often ends the wait after the action ran.
+    pub fn set_round_trip_of(&self, method: &'static str, min: Duration, max: Duration) {
+        self.round_trip.lock().unwrap_or_else(|p| p.into_inner()).by_method.insert(method, (min, max.max(min)));
     }
 
     /// Change the rates.
@@ -50,14 +64,17 @@ impl Latency {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).0 = rates;
     }
 
-    /// The delay of one call.
-    pub fn draw(&self) -> Delay {
+    /// The delay of one call of `method`.
+    pub fn draw(&self, method: &str) -> Delay {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (rates, rng) = &mut *guard;
         if rng.chance(rates.hang) {
             return Delay::Hang { acts: rng.chance(0.5) };
         }
-        let (min, max) = *self.round_trip.lock().unwrap_or_else(|p| p.into_inner());
+        let (min, max) = {
+            let trips = self.round_trip.lock().unwrap_or_else(|p| p.into_inner());
+            trips.by_method.get(method).copied().unwrap_or(trips.any)
+        };
         let trip = if max.is_zero() { Duration::ZERO } else { min + (max - min).mul_f64(rng.unit()) };
         let (half, rest) = (trip / 2, trip - trip / 2);
         if !rng.chance(rates.slow) {
@@ -69,8 +86,8 @@ impl Latency {
     }
 
     /// Run `call` with one drawn delay.
-    pub async fn around<T>(&self, call: impl std::future::Future<Output = T>) -> T {
-        match self.draw() {
+    pub async fn around<T>(&self, method: &str, call: impl std::future::Future<Output = T>) -> T {
+        match self.draw(method) {
             Delay::Slow { before, after } => {
                 tokio::time::sleep(before).await;
                 let out = call.await;
@@ -94,21 +111,27 @@ mod tests {
     #[test]
     fn delays_follow_their_rates_and_stay_within_the_bound() {
         let none = Latency::new(1, FaultRates::default());
-        assert!((0..100).all(|_| none.draw() == Delay::Slow { before: Duration::ZERO, after: Duration::ZERO }));
+        assert!((0..100).all(|_| none.draw("any") == Delay::Slow { before: Duration::ZERO, after: Duration::ZERO }));
         let max = Duration::from_millis(300);
         let slow = Latency::new(2, FaultRates { slow: 1.0, slow_max: max, ..FaultRates::default() });
         for _ in 0..100 {
-            let Delay::Slow { before, after } = slow.draw() else { panic!("no hang at rate 0") };
+            let Delay::Slow { before, after } = slow.draw("any") else { panic!("no hang at rate 0") };
             assert!(before + after <= max);
         }
         let hung = Latency::new(3, FaultRates { hang: 1.0, ..FaultRates::default() });
-        assert!(matches!(hung.draw(), Delay::Hang { .. }));
+        assert!(matches!(hung.draw("any"), Delay::Hang { .. }));
         let (min, max) = (Duration::from_millis(20), Duration::from_millis(80));
         none.set_round_trip(min, max);
         for _ in 0..100 {
-            let Delay::Slow { before, after } = none.draw() else { panic!("no hang at rate 0") };
+            let Delay::Slow { before, after } = none.draw("any") else { panic!("no hang at rate 0") };
             assert!((min..=max).contains(&(before + after)) && before.abs_diff(after) <= Duration::from_nanos(1));
         }
+        none.set_round_trip_of("run_task", Duration::from_secs(1), Duration::from_secs(1));
+        assert_eq!(
+            none.draw("run_task"),
+            Delay::Slow { before: Duration::from_millis(500), after: Duration::from_millis(500) }
+        );
+        assert!(matches!(none.draw("list_tasks"), Delay::Slow { before, .. } if before <= max / 2));
     }
 
     #[tokio::test(start_paused = true)]
@@ -117,7 +140,7 @@ mod tests {
         let acted = std::sync::atomic::AtomicU32::new(0);
         for _ in 0..20 {
             let call = async { acted.fetch_add(1, std::sync::atomic::Ordering::Relaxed) };
-            let answer = tokio::time::timeout(Duration::from_secs(5), hung.around(call)).await;
+            let answer = tokio::time::timeout(Duration::from_secs(5), hung.around("any", call)).await;
             assert!(answer.is_err(), "no answer");
         }
         let n = acted.load(std::sync::atomic::Ordering::Relaxed);

@@ -247,6 +247,10 @@ impl Pool<'_> {
         self.shared.rejections.accepted(&self.rejection_key(version, td));
         tracing::debug!(pool = %self.name, token, workers = ?names, tasks = ?launched.tasks, failures = ?launched.failures, "RunTask answered");
         let taken: BTreeSet<String> = self.workers.values().filter_map(plan::task_arn).map(str::to_string).collect();
+        let held = launched.tasks.iter().filter(|t| taken.contains(&t.arn)).count();
+        if held > 0 {
+            tracing::debug!(pool = %self.name, token, held, "RunTask answered tasks workers already hold (a repeated token)");
+        }
         let workers: Vec<(String, bool)> =
             names.iter().enumerate().map(|(i, n)| (n.clone(), slots.get(i).is_some_and(Option::is_some))).collect();
         let paired: BTreeMap<String, String> =
