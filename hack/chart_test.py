@@ -114,6 +114,15 @@ def validate(rendered):
           and sc["capabilities"]["drop"] == ["ALL"], "the pod runs as non-root, read-only, no escalation, no capabilities")
     check(c["livenessProbe"]["httpGet"]["path"] == "/healthz" and c["readinessProbe"]["httpGet"]["path"] == "/readyz",
           "probes on /healthz and /readyz")
+    check(dep["spec"]["strategy"]["type"] == "Recreate",
+          "one replica without leader election updates with Recreate (never two reconciling processes)")
+    ha = next(o for o in rendered["ha-irsa-monitoring"] if o["kind"] == "Deployment")
+    check(ha["spec"]["strategy"]["type"] == "RollingUpdate", "with leader election the Deployment rolls")
+    role = next(o for o in rendered["ha-irsa-monitoring"] if o["kind"] == "Role")
+    named = [r for r in role["rules"] if r.get("resourceNames")]
+    check(named and all(r["resourceNames"] == ["fargate-operator"] for r in named)
+          and all(set(r["verbs"]) <= {"create"} for r in role["rules"] if not r.get("resourceNames")),
+          "the leader-election Role reaches only its own Lease (create aside, which RBAC cannot name)")
     sa = next(o for o in rendered["ha-irsa-monitoring"] if o["kind"] == "ServiceAccount")
     check(sa["metadata"].get("annotations", {}).get("eks.amazonaws.com/role-arn", "").startswith("arn:aws:iam::"),
           "the IRSA annotation reaches the ServiceAccount")
