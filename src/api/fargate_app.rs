@@ -384,9 +384,9 @@ pub struct TargetHealthCheck {
     #[serde(default = "default_threshold")]
     #[schemars(range(min = 2, max = 10))]
     pub unhealthy_threshold: i32,
-    /// HTTP codes that mean healthy, e.g. `200` or `200-399`.
+    /// HTTP codes that mean healthy, e.g. `200` or `200-399` (each 200..499, as ALB accepts).
     #[serde(default = "default_matcher")]
-    #[schemars(regex(pattern = r"^[0-9]{3}([,-][0-9]{3})*$"))]
+    #[schemars(regex(pattern = r"^[2-4][0-9]{2}([,-][2-4][0-9]{2})*$"))]
     pub matcher: String,
 }
 
@@ -429,9 +429,13 @@ pub struct ListenerRuleSpec {
     /// ARN of the existing ALB listener.
     #[schemars(regex(pattern = r"^arn:aws[a-zA-Z-]*:elasticloadbalancing:.+:listener/app/.+$"), length(max = 2048))]
     pub listener_arn: String,
-    /// Path patterns, e.g. `/app/*` (up to 5 values with hostHeaders together).
+    /// Path patterns, e.g. `/app/*` (up to 5 values with hostHeaders together): letters, digits
+    /// and `_-.$/~"'@:+&*?`, no spaces (what ALB accepts).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 5), inner(length(min = 1, max = 128)))]
+    #[schemars(
+        length(max = 5),
+        inner(length(min = 1, max = 128), regex(pattern = r#"^[A-Za-z0-9_\-.$/~"'@:+&*?]+$"#))
+    )]
     pub path_patterns: Vec<String>,
     /// Host headers, e.g. `web.example.com`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -1,5 +1,6 @@
 //! CRD types of `fargate.operator.dev/v1alpha1`, one file per kind, plus their validation.
 
+pub mod aws_limits;
 pub mod common;
 pub mod dns_failover;
 pub mod fargate_app;

@@ -28,11 +28,11 @@ pub struct FieldError {
 pub struct ValidationErrors(pub Vec<FieldError>);
 
 impl ValidationErrors {
-    fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.0.push(FieldError { field: field.into(), message: message.into() });
     }
 
-    fn into_result(self) -> Result<(), ValidationErrors> {
+    pub(crate) fn into_result(self) -> Result<(), ValidationErrors> {
         if self.0.is_empty() { Ok(()) } else { Err(self) }
     }
 
@@ -164,8 +164,22 @@ pub fn validate_fargate_app(spec: &FargateAppSpec) -> Result<(), ValidationError
                 "at most 4: ECS allows 5 target groups per service including ours",
             );
         }
+        if !matcher_is_valid(&hc.matcher) {
+            errs.push(
+                "spec.loadBalancer.targetGroup.healthCheck.matcher",
+                format!("{:?}: use HTTP codes 200..499, e.g. 200, 200,302 or 200-399", hc.matcher),
+            );
+        }
         match &lb.listener_rule {
             Some(rule) => {
+                for (j, p) in rule.path_patterns.iter().enumerate() {
+                    if !path_pattern_is_valid(p) {
+                        errs.push(
+                            format!("spec.loadBalancer.listenerRule.pathPatterns[{j}]"),
+                            format!("{p:?}: use letters, digits and _-.$/~\"'@:+&*? only (no spaces), e.g. /app/*"),
+                        );
+                    }
+                }
                 if rule.path_patterns.is_empty() && rule.host_headers.is_empty() {
                     errs.push("spec.loadBalancer.listenerRule", "set at least one of pathPatterns or hostHeaders");
                 }
@@ -200,6 +214,7 @@ pub fn validate_fargate_app(spec: &FargateAppSpec) -> Result<(), ValidationError
             None => {}
         }
     }
+    super::aws_limits::check_common(&mut errs, &spec.tags, spec.aws.as_ref());
     if spec.dns.is_some() && spec.load_balancer.as_ref().and_then(|lb| lb.listener_rule.as_ref()).is_none() {
         errs.push(
             "spec.dns",
@@ -207,6 +222,21 @@ pub fn validate_fargate_app(spec: &FargateAppSpec) -> Result<(), ValidationError
         );
     }
     errs.into_result()
+}
+
+/// An ALB matcher: codes or ranges of codes 200..499, comma-separated.
+fn matcher_is_valid(m: &str) -> bool {
+    let code = |c: &str| c.len() == 3 && c.parse::<u16>().is_ok_and(|n| (200..=499).contains(&n));
+    !m.is_empty()
+        && m.split(',').all(|part| match part.split_once('-') {
+            Some((a, b)) => code(a) && code(b) && a <= b,
+            None => code(part),
+        })
+}
+
+/// An ALB path pattern: 1..128 of the characters ALB accepts.
+fn path_pattern_is_valid(p: &str) -> bool {
+    (1..=128).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric() || "_-.$/~\"'@:+&*?".contains(c))
 }
 
 /// Lower-cased DNS name without its trailing dot.
@@ -258,6 +288,7 @@ pub fn validate_dns_failover(spec: &DnsFailoverSpec, zone_name: Option<&str>) ->
     {
         errs.push("spec.delegation.parentHostedZoneId", "must be the parent zone, not spec.hostedZoneId itself");
     }
+    super::aws_limits::check_common(&mut errs, &spec.tags, spec.aws.as_ref());
     errs.into_result()
 }
 
@@ -310,6 +341,7 @@ pub fn validate_hot_pool(spec: &HotPoolSpec) -> Result<(), ValidationErrors> {
     if spec.network.subnets.is_empty() {
         errs.push("spec.network.subnets", "list at least one subnet");
     }
+    super::aws_limits::check_common(&mut errs, &spec.tags, spec.aws.as_ref());
     // The schema has the same bounds; a cluster that skipped it must still not feed the lease and
     // timer arithmetic numbers it was never meant to see.
     for (field, value, min, max) in [
@@ -348,4 +380,49 @@ pub fn validate_hot_pool_claim(spec: &HotPoolClaimSpec, now: Timestamp) -> Resul
         );
     }
     errs.into_result()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(lb: serde_json::Value) -> FargateAppSpec {
+        serde_json::from_value(serde_json::json!({
+            "cluster": "apps", "cpu": 256, "memory": 512,
+            "containers": [{"name": "web", "image": "nginx", "port": 80}],
+            "network": {"subnets": ["subnet-1"]},
+            "loadBalancer": lb,
+        }))
+        .expect("spec")
+    }
+
+    fn rule(paths: &[&str], matcher: &str) -> FargateAppSpec {
+        app(serde_json::json!({
+            "listenerRule": {"listenerArn": "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/x/1/2", "pathPatterns": paths},
+            "targetGroup": {"healthCheck": {"matcher": matcher}},
+        }))
+    }
+
+    #[test]
+    fn matchers_and_path_patterns_alb_refuses_are_refused_first() {
+        assert!(validate_fargate_app(&rule(&["/a/*", "/b?c", "/x-y_z.html"], "200-399")).is_ok());
+        assert!(validate_fargate_app(&rule(&["/a/*"], "200,302,404")).is_ok());
+        for m in ["999", "100", "200-500", "399-200", "", "20", "abc"] {
+            let e = validate_fargate_app(&rule(&["/a/*"], m)).expect_err(m);
+            assert!(e.mentions("spec.loadBalancer.targetGroup.healthCheck.matcher"), "{m}: {e}");
+        }
+        for p in ["/a b/*", "/tab\there", "/é"] {
+            let e = validate_fargate_app(&rule(&[p], "200")).expect_err(p);
+            assert!(e.mentions("spec.loadBalancer.listenerRule.pathPatterns[0]"), "{p}: {e}");
+        }
+    }
+
+    #[test]
+    fn tags_and_region_are_checked_for_every_kind() {
+        let mut spec = rule(&["/a/*"], "200");
+        spec.tags.insert("aws:owner".into(), "x".into());
+        spec.aws = Some(crate::api::AwsOverride { region: Some("xx-fake-1".into()), ..Default::default() });
+        let e = validate_fargate_app(&spec).expect_err("refused");
+        assert!(e.mentions("spec.tags") && e.mentions("spec.aws.region"), "{e}");
+    }
 }

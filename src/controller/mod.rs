@@ -93,9 +93,23 @@ macro_rules! managed {
     };
 }
 
-managed!(FargateApp, crate::api::FargateAppStatus, "FargateApp", |o| validate_fargate_app(&o.spec), aws);
-managed!(DnsFailover, crate::api::DnsFailoverStatus, "DnsFailover", |o| validate_dns_failover(&o.spec, None), aws);
-managed!(HotPool, crate::api::HotPoolStatus, "HotPool", |o| validate_hot_pool(&o.spec), aws);
+managed!(FargateApp, crate::api::FargateAppStatus, "FargateApp", |o| with_owner(o, validate_fargate_app(&o.spec)), aws);
+managed!(
+    DnsFailover,
+    crate::api::DnsFailoverStatus,
+    "DnsFailover",
+    |o| with_owner(o, validate_dns_failover(&o.spec, None)),
+    aws
+);
+managed!(HotPool, crate::api::HotPoolStatus, "HotPool", |o| with_owner(o, validate_hot_pool(&o.spec)), aws);
+
+/// `result`, plus an error when the owner tag `<namespace>/<kind>/<name>` of `obj` is too long for
+/// AWS (kinds that tag what they make).
+fn with_owner<K: Managed>(obj: &K, result: Result<(), ValidationErrors>) -> Result<(), ValidationErrors> {
+    let mut errs = result.err().unwrap_or_default();
+    crate::api::aws_limits::check_owner(&mut errs, &obj.namespace().unwrap_or_default(), K::KIND, &obj.name_any());
+    errs.into_result()
+}
 managed!(HotPoolWorker, crate::api::HotPoolWorkerStatus, "HotPoolWorker", |_o| Ok(()));
 managed!(HotPoolClaim, crate::api::HotPoolClaimStatus, "HotPoolClaim", |o| validate_hot_pool_claim(
     &o.spec,
