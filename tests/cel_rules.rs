@@ -44,12 +44,29 @@ fn rust_app_valid(obj: &Value) -> bool {
     validate_fargate_app(&app.spec).is_ok()
 }
 
+/// AWS's table of Fargate task sizes, written out from the ECS developer guide ("Task CPU and
+/// memory"), independently of the code's own table, so a wrong size there fails here.
+fn aws_documented_sizes(cpu: i32) -> Vec<i32> {
+    let gb = |g: i32| g * 1024;
+    match cpu {
+        256 => vec![512, gb(1), gb(2)],
+        512 => (1..=4).map(gb).collect(),
+        1024 => (2..=8).map(gb).collect(),
+        2048 => (4..=16).map(gb).collect(),
+        4096 => (8..=30).map(gb).collect(),
+        8192 => (16..=60).step_by(4).map(gb).collect(),
+        16384 => (32..=120).step_by(8).map(gb).collect(),
+        _ => vec![],
+    }
+}
+
 #[test]
-fn cel_and_rust_agree_on_every_fargate_size() {
+fn cel_and_rust_agree_with_aws_on_every_fargate_size() {
     let compiled = kube_cel::compile_schema(&schema_of::<FargateApp>());
     let validator = Validator::new();
     for cpu in [256, 512, 1024, 2048, 4096, 8192, 16384] {
-        let sizes = fargate_memory_sizes(cpu).expect("cpu");
+        let sizes = aws_documented_sizes(cpu);
+        assert_eq!(fargate_memory_sizes(cpu).expect("cpu"), sizes, "the code's table for cpu {cpu}");
         for memory in (512..=122880).step_by(512) {
             let obj = app(json!({"cpu": cpu, "memory": memory}));
             let cel_ok = validator.validate_compiled(&compiled, &obj, None).is_ok();

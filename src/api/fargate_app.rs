@@ -11,16 +11,33 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{AwsOverride, LastError, NetworkConfig, Policy, conditions_schema, string_map_schema};
 
-/// Fargate CPU units and the memory sizes (MiB) each accepts: (cpu, min, max, step).
-pub const FARGATE_SIZES: &[(i32, i32, i32, i32)] = &[
-    (256, 512, 2048, 512),
-    (512, 1024, 4096, 1024),
-    (1024, 2048, 8192, 1024),
-    (2048, 4096, 16384, 1024),
-    (4096, 8192, 30720, 1024),
-    (8192, 16384, 61440, 4096),
-    (16384, 32768, 122880, 8192),
+/// Fargate CPU units and the memory sizes (MiB) each accepts, as AWS documents them.
+pub const FARGATE_SIZES: &[(i32, FargateMemory)] = &[
+    // 0.25 vCPU takes 0.5, 1 or 2 GB, not 1.5 (AWS's table lists the three values).
+    (256, FargateMemory::Listed(&[512, 1024, 2048])),
+    (512, FargateMemory::Range { min: 1024, max: 4096, step: 1024 }),
+    (1024, FargateMemory::Range { min: 2048, max: 8192, step: 1024 }),
+    (2048, FargateMemory::Range { min: 4096, max: 16384, step: 1024 }),
+    (4096, FargateMemory::Range { min: 8192, max: 30720, step: 1024 }),
+    (8192, FargateMemory::Range { min: 16384, max: 61440, step: 4096 }),
+    (16384, FargateMemory::Range { min: 32768, max: 122880, step: 8192 }),
 ];
+
+/// The task memory sizes (MiB) Fargate takes for one CPU size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FargateMemory {
+    /// Exactly these.
+    Listed(&'static [i32]),
+    /// `min..=max` in steps of `step`.
+    Range {
+        /// Smallest.
+        min: i32,
+        /// Largest.
+        max: i32,
+        /// Increment.
+        step: i32,
+    },
+}
 
 /// An ECS service on Fargate behind an existing ALB listener, with optional Route 53 record.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -115,7 +132,7 @@ pub struct FargateAppSpec {
 
 /// CEL form of [`FARGATE_SIZES`], kept next to it so the two cannot drift unnoticed (a unit test
 /// compares them).
-pub const CPU_MEMORY_RULE: &str = "(self.cpu == 256 && self.memory >= 512 && self.memory <= 2048 && self.memory % 512 == 0) || \
+pub const CPU_MEMORY_RULE: &str = "(self.cpu == 256 && (self.memory == 512 || self.memory == 1024 || self.memory == 2048)) || \
 (self.cpu == 512 && self.memory >= 1024 && self.memory <= 4096 && self.memory % 1024 == 0) || \
 (self.cpu == 1024 && self.memory >= 2048 && self.memory <= 8192 && self.memory % 1024 == 0) || \
 (self.cpu == 2048 && self.memory >= 4096 && self.memory <= 16384 && self.memory % 1024 == 0) || \

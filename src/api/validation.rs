@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use super::dns_failover::{DnsFailoverSpec, HealthCheckSpec, HealthCheckType};
-use super::fargate_app::{FARGATE_SIZES, FargateAppSpec};
+use super::fargate_app::{FARGATE_SIZES, FargateAppSpec, FargateMemory};
 use super::hot_pool::{HotPoolClaimSpec, HotPoolSpec};
 use crate::runtime::clock;
 use k8s_openapi::jiff::Timestamp;
@@ -58,10 +58,10 @@ impl std::error::Error for ValidationErrors {}
 
 /// The memory sizes (MiB) Fargate accepts for `cpu`, or `None` when `cpu` is not a Fargate size.
 pub fn fargate_memory_sizes(cpu: i32) -> Option<Vec<i32>> {
-    FARGATE_SIZES
-        .iter()
-        .find(|(c, ..)| *c == cpu)
-        .map(|&(_, min, max, step)| (min..=max).step_by(step as usize).collect())
+    FARGATE_SIZES.iter().find(|(c, _)| *c == cpu).map(|(_, memory)| match *memory {
+        FargateMemory::Listed(sizes) => sizes.to_vec(),
+        FargateMemory::Range { min, max, step } => (min..=max).step_by(usize::try_from(step).unwrap_or(1)).collect(),
+    })
 }
 
 /// Validate a FargateApp spec.
@@ -73,12 +73,11 @@ pub fn validate_fargate_app(spec: &FargateAppSpec) -> Result<(), ValidationError
             format!("{} is not a Fargate CPU size; use 256, 512, 1024, 2048, 4096, 8192 or 16384", spec.cpu),
         ),
         Some(sizes) if !sizes.contains(&spec.memory) => {
-            let (min, max) = (sizes[0], sizes[sizes.len() - 1]);
-            let step = if sizes.len() > 1 { sizes[1] - sizes[0] } else { 0 };
-            errs.push(
-                "spec.memory",
-                format!("{} MiB is not valid with cpu {}; use {min}..{max} in steps of {step}", spec.memory, spec.cpu),
-            );
+            let choices = match sizes.as_slice() {
+                [min, second, .., max] if sizes.len() > 3 => format!("{min}..{max} in steps of {}", second - min),
+                listed => listed.iter().map(i32::to_string).collect::<Vec<_>>().join(", "),
+            };
+            errs.push("spec.memory", format!("{} MiB is not valid with cpu {}; use {choices}", spec.memory, spec.cpu));
         }
         Some(_) => {}
     }
