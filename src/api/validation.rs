@@ -144,14 +144,24 @@ pub fn validate_fargate_app(spec: &FargateAppSpec) -> Result<(), ValidationError
                 found
             }
         };
-        if let Some(c) = target
-            && lb.container_port.is_none()
-            && c.port.is_none()
-        {
-            errs.push(
-                "spec.loadBalancer.containerPort",
-                format!("container {:?} has no port: set spec.loadBalancer.containerPort", c.name),
-            );
+        // The task definition maps only `containers[].port`; ECS refuses a service whose load
+        // balancer names another port of the container.
+        if let Some(c) = target {
+            match (lb.container_port, c.port) {
+                (None, None) => errs.push(
+                    "spec.loadBalancer.containerPort",
+                    format!("container {:?} has no port: set its spec.containers[].port", c.name),
+                ),
+                (Some(p), None) => errs.push(
+                    "spec.loadBalancer.containerPort",
+                    format!("container {:?} exposes no port: set its spec.containers[].port to {p}", c.name),
+                ),
+                (Some(p), Some(q)) if p != q => errs.push(
+                    "spec.loadBalancer.containerPort",
+                    format!("{p} is not the port container {:?} exposes ({q}): set it to {q} or remove it", c.name),
+                ),
+                _ => {}
+            }
         }
         let hc = &lb.target_group.health_check;
         if hc.timeout_seconds >= hc.interval_seconds {
@@ -414,6 +424,17 @@ mod tests {
             let e = validate_fargate_app(&rule(&[p], "200")).expect_err(p);
             assert!(e.mentions("spec.loadBalancer.listenerRule.pathPatterns[0]"), "{p}: {e}");
         }
+    }
+
+    #[test]
+    fn the_load_balancer_port_must_be_one_the_container_exposes() {
+        let vpc = |port: serde_json::Value| {
+            app(serde_json::json!({"containerPort": port, "targetGroup": {"vpcId": "vpc-1"}}))
+        };
+        assert!(validate_fargate_app(&vpc(serde_json::json!(80))).is_ok());
+        assert!(validate_fargate_app(&vpc(serde_json::Value::Null)).is_ok());
+        let e = validate_fargate_app(&vpc(serde_json::json!(9090))).expect_err("9090 is not mapped");
+        assert!(e.mentions("spec.loadBalancer.containerPort") && e.to_string().contains("(80)"), "{e}");
     }
 
     #[test]
