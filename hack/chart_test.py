@@ -59,7 +59,9 @@ VARIANTS = {
     "defaults": BASE,
     "ha-irsa-monitoring": {**BASE, "replicaCount": 2,
                            "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/fo"}},
-                           "metrics": {"serviceMonitor": {"enabled": True}}},
+                           "metrics": {"serviceMonitor": {"enabled": True}, "bindAddress": "[::]"},
+                           "networkPolicy": {"enabled": True, "metricsFrom": [
+                               {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]}},
     "namespaced": {**BASE, "rbac": {"namespaced": True}},
 }
 
@@ -123,6 +125,14 @@ def validate(rendered):
     check(named and all(r["resourceNames"] == ["fargate-operator"] for r in named)
           and all(set(r["verbs"]) <= {"create"} for r in role["rules"] if not r.get("resourceNames")),
           "the leader-election Role reaches only its own Lease (create aside, which RBAC cannot name)")
+    check("NetworkPolicy" not in {o["kind"] for o in rendered["defaults"]}, "no NetworkPolicy unless asked for")
+    netpol = next(o for o in rendered["ha-irsa-monitoring"] if o["kind"] == "NetworkPolicy")
+    rule = netpol["spec"]["ingress"]
+    check(netpol["spec"]["policyTypes"] == ["Ingress"] and len(rule) == 1 and rule[0]["ports"] == [{"protocol": "TCP", "port": 8080}]
+          and rule[0]["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "monitoring"},
+          "the NetworkPolicy admits only the metrics port, from metricsFrom")
+    env = {e["name"]: e.get("value") for e in ha["spec"]["template"]["spec"]["containers"][0]["env"]}
+    check(env.get("FARGATE_OPERATOR_METRICS_ADDR") == "[::]:8080", "metrics.bindAddress reaches the operator")
     sa = next(o for o in rendered["ha-irsa-monitoring"] if o["kind"] == "ServiceAccount")
     check(sa["metadata"].get("annotations", {}).get("eks.amazonaws.com/role-arn", "").startswith("arn:aws:iam::"),
           "the IRSA annotation reaches the ServiceAccount")
