@@ -112,6 +112,25 @@ pub fn validate_fargate_app(spec: &FargateAppSpec) -> Result<(), ValidationError
         }
         container_memory += c.memory.unwrap_or(0);
     }
+    // ECS refuses a task definition over 64 KiB; env and secrets are what grows it. The containers'
+    // JSON is a close measure (the rendering adds field names of about the same length), kept
+    // below 60 KiB to leave room for what the operator adds (log configuration, tags).
+    let size = serde_json::to_vec(&spec.containers).map(|v| v.len()).unwrap_or(0);
+    if size > TASK_DEFINITION_ROOM {
+        let biggest =
+            spec.containers.iter().enumerate().max_by_key(|(_, c)| {
+                c.env.iter().chain(c.secrets.iter()).map(|(k, v)| k.len() + v.len()).sum::<usize>()
+            });
+        let at = biggest.map_or("spec.containers".to_string(), |(i, _)| format!("spec.containers[{i}].env"));
+        errs.push(
+            at,
+            format!(
+                "the containers take {} KiB; ECS refuses task definitions over 64 KiB: move large values to secrets \
+                 in Secrets Manager or SSM (spec.containers[].secrets holds only their ARNs) or into the image",
+                size / 1024
+            ),
+        );
+    }
     if container_memory > spec.memory {
         errs.push(
             "spec.containers[].memory",
@@ -232,6 +251,9 @@ pub fn validate_fargate_app(spec: &FargateAppSpec) -> Result<(), ValidationError
     }
     errs.into_result()
 }
+
+/// Bytes of the containers' JSON a task definition may take (ECS allows 64 KiB in all).
+const TASK_DEFINITION_ROOM: usize = 60 * 1024;
 
 /// An ALB matcher: codes or ranges of codes 200..499, comma-separated.
 fn matcher_is_valid(m: &str) -> bool {
@@ -435,6 +457,16 @@ mod tests {
         assert!(validate_fargate_app(&vpc(serde_json::Value::Null)).is_ok());
         let e = validate_fargate_app(&vpc(serde_json::json!(9090))).expect_err("9090 is not mapped");
         assert!(e.mentions("spec.loadBalancer.containerPort") && e.to_string().contains("(80)"), "{e}");
+    }
+
+    #[test]
+    fn a_task_definition_over_64_kib_is_refused_naming_the_container_with_the_most_env() {
+        let mut spec = app(serde_json::json!({"containerPort": 80, "targetGroup": {"vpcId": "vpc-1"}}));
+        spec.containers[0].env.insert("SMALL".into(), "x".repeat(1000));
+        assert!(validate_fargate_app(&spec).is_ok());
+        spec.containers[0].env.insert("BIG".into(), "x".repeat(70 * 1024));
+        let e = validate_fargate_app(&spec).expect_err("too big");
+        assert!(e.mentions("spec.containers[0].env") && e.to_string().contains("64 KiB"), "{e}");
     }
 
     #[test]
