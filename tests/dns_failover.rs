@@ -289,6 +289,48 @@ async fn delegation_writes_the_parent_ns_record_and_removes_it_on_delete() {
     s.ctx.cleanup().await;
 }
 
+/// Two DnsFailovers delegating one sub-zone: the second is refused before it writes, and deleting
+/// it leaves the first one's delegation in place.
+#[tokio::test]
+async fn a_second_delegation_of_one_zone_is_refused_and_its_deletion_leaves_the_first() {
+    let s = Setup::new("dnsf-delegation-twice").await;
+    let cfg = s.ctx.sdk_config().await;
+    let parent = fixtures::hosted_zone(&cfg, "app.com").await;
+    let delegating = |name: &str, record: &str| {
+        let mut m = s.manifest(name, record);
+        m.spec.delegation =
+            Some(serde_json::from_value(json!({"parentHostedZoneId": parent, "ttl": 3600})).expect("delegation"));
+        m
+    };
+    let ns_records = || async {
+        fixtures::records_named(&cfg, &parent, "acs.app.com")
+            .await
+            .into_iter()
+            .filter(|r| r.r#type().as_str() == "NS")
+            .count()
+    };
+    s.api.create(&PostParams::default(), &delegating("dev", "dev.acs.app.com")).await.expect("create dev");
+    s.wait("dev", "DelegationReady", "True").await;
+    s.api.create(&PostParams::default(), &delegating("prod", "prod.acs.app.com")).await.expect("create prod");
+    let prod = s.wait("prod", "Degraded", "True").await;
+    let degraded = prod.status.as_ref().and_then(|st| st.conditions.iter().find(|c| c.type_ == "Degraded")).cloned();
+    let degraded = degraded.expect("Degraded");
+    assert_eq!(degraded.reason, "DelegationInUse");
+    assert!(degraded.message.contains("spec.delegation") && degraded.message.contains("/dev"), "{}", degraded.message);
+    assert!(
+        !prod.status.as_ref().is_some_and(|st| st.resources.iter().any(|r| r.id.contains("/NS"))),
+        "the refused object never records the delegation as its own"
+    );
+
+    s.delete_and_wait("prod", &prod.uid().expect("uid")).await;
+    assert_eq!(ns_records().await, 1, "deleting the refused object leaves the delegation");
+    let dev = s.api.get("dev").await.expect("dev");
+    s.delete_and_wait("dev", &dev.uid().expect("uid")).await;
+    assert_eq!(ns_records().await, 0, "the delegation goes with the object that manages it");
+    s.op.stop().await;
+    s.ctx.cleanup().await;
+}
+
 /// 300 DnsFailovers in one zone: their record pairs travel in a handful of ChangeBatches.
 #[tokio::test]
 async fn three_hundred_objects_in_one_zone_share_a_few_change_batches() {

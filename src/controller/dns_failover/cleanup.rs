@@ -73,7 +73,10 @@ async fn delete_all(obj: &DnsFailover, aws: &FailoverAws) -> Result<(), AwsError
         Err(e) if e.is_not_found() => {}
         Err(e) => return Err(e),
     }
-    if let Some(delegation) = &spec.delegation {
+    // The spec's delegation only for an object from before the inventory (a delegation is always
+    // recorded before it is written): otherwise one whose delegation was refused because another
+    // object manages it (`DelegationInUse`) would un-delegate the zone for that object.
+    if let Some(delegation) = spec.delegation.as_ref().filter(|_| resources.is_empty()) {
         let parent = normalize_zone_id(&delegation.parent_hosted_zone_id).to_string();
         let zone_facts = match aws.zone(&zone).await {
             Ok(z) => Some(z),

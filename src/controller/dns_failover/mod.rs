@@ -22,14 +22,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use kube::Resource;
 use kube::api::Api;
 use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
 
 use self::aws::FailoverAws;
 use super::pipeline::{Applied, PassEvent, Pipeline, drive};
 use super::{PassEnd, ReconcileError, StatusWriter, jittered, with_finalizer};
 use crate::api::dns_failover::{DnsFailover, DnsFailoverStatus};
+use crate::api::validation::normalize_zone_id;
 use crate::runtime::Context;
 use crate::runtime::conditions::{self, READY};
 use crate::runtime::status::ObjectStatus;
@@ -92,7 +93,17 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
         obj: &'a DnsFailover,
         status: &'a DnsFailoverStatus,
     ) -> BoxFuture<'a, Result<observe::Observed, ReconcileError>> {
-        Box::pin(async move { Ok(observe::observe(&self.aws, &obj.spec, status).await?) })
+        Box::pin(async move {
+            let mut observed = observe::observe(&self.aws, &obj.spec, status).await?;
+            if let (Some(d), Some(zone)) = (&obj.spec.delegation, &observed.zone) {
+                let (parent, zone_id) =
+                    (normalize_zone_id(&d.parent_hosted_zone_id), normalize_zone_id(&obj.spec.hosted_zone_id));
+                if !status.resources.contains(&inventory::delegation(parent, &zone.name, zone_id)) {
+                    observed.delegated_by = delegated_by(self.ctx, obj, parent, zone_id).await?;
+                }
+            }
+            Ok(observed)
+        })
     }
 
     fn plan(&self, obj: &DnsFailover, status: &DnsFailoverStatus, observed: &observe::Observed) -> steps::Plan {
@@ -143,4 +154,32 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
         .into_iter()
         .collect()
     }
+}
+
+/// The oldest other live DnsFailover (in the namespaces this operator watches) whose spec
+/// delegates zone `zone_id` from `parent`, as `namespace/name`, if it is older than `obj`.
+async fn delegated_by(
+    ctx: &Context,
+    obj: &DnsFailover,
+    parent: &str,
+    zone_id: &str,
+) -> Result<Option<String>, ReconcileError> {
+    let api: Api<DnsFailover> = match &ctx.config.namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let age = |o: &DnsFailover| (o.metadata.creation_timestamp.clone().map(|t| t.0), o.namespace(), o.name_any());
+    let mine = age(obj);
+    let others = api.list(&kube::api::ListParams::default()).await?;
+    Ok(others
+        .items
+        .into_iter()
+        .filter(|o| o.uid() != obj.uid() && o.metadata.deletion_timestamp.is_none())
+        .filter(|o| {
+            o.spec.delegation.as_ref().is_some_and(|d| normalize_zone_id(&d.parent_hosted_zone_id) == parent)
+                && normalize_zone_id(&o.spec.hosted_zone_id) == zone_id
+        })
+        .filter(|o| age(o) < mine)
+        .min_by_key(age)
+        .map(|o| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any())))
 }

@@ -49,6 +49,10 @@ pub struct Observed {
     pub checks: [Option<HealthCheckConfig>; 2],
     /// The parent's NS record (read only when the spec delegates).
     pub parent: Option<ParentNs>,
+    /// Another DnsFailover (`namespace/name`, created earlier) whose spec delegates the same zone
+    /// from the same parent. Read only while this object has not recorded the delegation as its
+    /// own: one object manages a delegation, so that deleting the other never un-delegates it.
+    pub delegated_by: Option<String>,
 }
 
 /// Read what the plan needs.

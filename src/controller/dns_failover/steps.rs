@@ -90,6 +90,9 @@ impl Plan {
     }
 }
 
+/// Reason when another DnsFailover already manages the sub-zone's delegation.
+pub const REASON_DELEGATION_IN_USE: &str = "DelegationInUse";
+
 /// The pass stops before any write: the zone is missing, the spec is invalid for it, or the name
 /// holds a record this object does not own. `observe` stops reading there too.
 pub fn gate(
@@ -229,6 +232,22 @@ pub fn plan(spec: &DnsFailoverSpec, uid: &str, status: &DnsFailoverStatus, obser
     let mut delegated = None;
     if let Some(delegation) = &spec.delegation {
         let parent = normalize_zone_id(&delegation.parent_hosted_zone_id).to_string();
+        let mine = inventory::delegation(&parent, &zone.name, &zone_id);
+        if let Some(other) = observed.delegated_by.as_ref().filter(|_| !status.resources.contains(&mine)) {
+            return stop(
+                status,
+                steps,
+                Blocked {
+                    reason: REASON_DELEGATION_IN_USE,
+                    message: format!(
+                        "spec.delegation: DnsFailover {other} already delegates {} from zone {parent}, and one object \
+                         manages a delegation (deleting either would un-delegate the zone for both): remove \
+                         spec.delegation here; the zone stays delegated",
+                        zone.name
+                    ),
+                },
+            );
+        }
         let recorded = status.delegation.as_ref().map(|d| d.name_servers.clone()).unwrap_or_default();
         let in_sync = match &observed.parent {
             Some(ParentNs::ZoneMissing) | None => {

@@ -60,6 +60,7 @@ fn converged(spec: &DnsFailoverSpec) -> (DnsFailoverStatus, Observed) {
         records: served(spec, "hc-1", ""),
         checks: [wanted_checks(spec)[0].clone(), None],
         parent: None,
+        delegated_by: None,
     };
     let first = plan(spec, UID, &status, &observed, "n0");
     (first.status, observed)
@@ -146,6 +147,7 @@ fn changing_the_interval_back_never_reuses_a_deleted_checks_reference() {
         records: served(&ten, "hc-10", ""),
         checks: [wanted_checks(&ten)[0].clone(), None],
         parent: None,
+        delegated_by: None,
     };
     let back = plan(&thirty, UID, &status, &observed, "n2");
     let Step::CreateCheck { reference, new, .. } = &back.steps[0] else { panic!("{:?}", back.steps) };
@@ -192,6 +194,7 @@ fn removing_the_secondary_check_and_renaming_delete_from_the_inventory_after_the
         records: Vec::new(),
         checks: [wanted_checks(&with)[0].clone(), None],
         parent: None,
+        delegated_by: None,
     };
     let p = plan(&renamed, UID, &status, &observed, "n1");
     assert_eq!(kinds(&p), ["UpsertPair", "DeleteRecord", "DeleteCheck", "FollowChange"]);
@@ -253,4 +256,30 @@ fn a_check_made_by_a_repeated_reference_is_not_deleted_by_the_pass_that_names_it
     let p = plan(&ten, UID, &status, &observed, "n1");
     assert_eq!(kinds(&p), ["CreateCheck", "UpsertPair", "DeleteCheck", "FollowChange"]);
     assert_eq!(p.steps[2], Step::DeleteCheck("hc-1".into()), "only the replaced check goes, never hc-new");
+}
+
+#[test]
+fn a_delegation_another_dns_failover_manages_is_refused_before_any_write() {
+    let delegating = spec(serde_json::json!({"delegation": {"parentHostedZoneId": "ZP", "ttl": 300}}));
+    let (status, mut observed) = converged(&spec(serde_json::json!({})));
+    observed.parent = Some(ParentNs::Absent);
+    observed.delegated_by = Some("team-a/dr".into());
+    let p = plan(&delegating, UID, &status, &observed, "n1");
+    assert_eq!(p.blocked.as_ref().map(|b| b.reason), Some(REASON_DELEGATION_IN_USE));
+    assert!(
+        p.blocked.as_ref().is_some_and(|b| b.message.contains("team-a/dr") && b.message.contains("spec.delegation"))
+    );
+    assert!(!kinds(&p).contains(&"UpsertDelegation"), "{:?}", p.steps);
+    assert!(!p.status.resources.iter().any(|r| r.id.contains("/NS")), "never recorded as its own");
+
+    observed.delegated_by = None;
+    assert!(kinds(&plan(&delegating, UID, &status, &observed, "n1")).contains(&"UpsertDelegation"));
+
+    // One that recorded the delegation before the other existed keeps managing it.
+    let mut mine = status.clone();
+    inventory::add(&mut mine.resources, inventory::delegation("ZP", &zone().name, "Z1"));
+    observed.delegated_by = Some("team-a/dr".into());
+    let p = plan(&delegating, UID, &mine, &observed, "n1");
+    assert_eq!(p.blocked, None);
+    assert!(kinds(&p).contains(&"UpsertDelegation"));
 }
