@@ -31,6 +31,12 @@ fn extra(spec: &DnsFailoverSpec, status: &DnsFailoverStatus) -> Vec<String> {
     out
 }
 
+/// The zone one label up from `spec.name`, as Route 53 names it.
+fn zone_of(spec: &DnsFailoverSpec) -> String {
+    let name = spec.name.trim_end_matches('.');
+    format!("{}.", name.split_once('.').map_or(name, |(_, parent)| parent))
+}
+
 fn check(want: &Option<HealthCheckConfig>, d: &Draw<'_>) -> Option<HealthCheckConfig> {
     let mut c = want.clone()?;
     if d.b() {
@@ -50,7 +56,8 @@ fn check(want: &Option<HealthCheckConfig>, d: &Draw<'_>) -> Option<HealthCheckCo
 fn record_set(spec: &DnsFailoverSpec, d: &Draw<'_>) -> Option<r53::ResourceRecordSet> {
     let rtype = if d.b() { r53::RrType::Cname } else { r53::RrType::from(d.s().as_str()) };
     let name = if d.b() { spec.name.clone() } else { d.s() };
-    let mut b = r53::ResourceRecordSet::builder().name(name).r#type(rtype).set_identifier(d.s());
+    let id = if d.b() { d.s() } else { set_identifier(UID, if d.b() { "primary" } else { "secondary" }) };
+    let mut b = r53::ResourceRecordSet::builder().name(name).r#type(rtype).set_identifier(id);
     if d.b() {
         b = b.ttl(d.i64());
     }
@@ -73,7 +80,9 @@ fn record_set(spec: &DnsFailoverSpec, d: &Draw<'_>) -> Option<r53::ResourceRecor
 fn observed(spec: &DnsFailoverSpec, d: &Draw<'_>) -> Observed {
     let want = wanted_checks(spec);
     Observed {
-        zone: d.b().then(|| Zone { name: d.s(), name_servers: d.strings(4) }),
+        // Mostly a zone the name is inside, and records that are ours: else the gate stops the plan.
+        zone: (d.b() || d.b())
+            .then(|| Zone { name: if d.b() { d.s() } else { zone_of(spec) }, name_servers: d.strings(4) }),
         records: (0..d.i64().rem_euclid(4)).filter_map(|_| record_set(spec, d)).collect(),
         checks: [check(&want[0], d), check(&want[1], d)],
         parent: d.b().then(|| match d.i64().rem_euclid(3) {
@@ -116,6 +125,7 @@ fn one(spec: Value, status: Value, other: Value, pools: Pools, reach: &Reach) {
     }
     for observed in [Observed::default(), observed(spec, &d), observed(spec, &d)] {
         let p = plan(spec, UID, &status, &observed, &d.s());
+        reach.stepped(p.steps.len());
         p.status.carry_actions(&status, &mut latest);
     }
 }

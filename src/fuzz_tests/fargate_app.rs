@@ -193,6 +193,7 @@ fn one(spec: Value, status: Value, other: Value, pools: Pools, reach: &Reach) {
         }
         for read_attributes in [false, true] {
             let p = plan(spec, &names, &seeded, &observed, &rendered, read_attributes);
+            reach.stepped(p.steps.len());
             let mut after = p.status.clone();
             for step in &p.steps {
                 if let crate::controller::fargate_app::steps::Step::Report { settled, .. } = step {

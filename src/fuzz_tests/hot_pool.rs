@@ -209,6 +209,7 @@ fn one(
             read_lag: Duration::from_secs(d.i64().unsigned_abs()),
             now,
         });
+        reach.stepped(p.steps.len());
         let mut after = status.clone();
         after.resources = p.resources;
         after.carry_actions(&status, &mut latest);

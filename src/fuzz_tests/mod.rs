@@ -38,6 +38,7 @@ pub(crate) struct Reach {
     cases: Cell<u64>,
     parsed: Cell<u64>,
     valid: Cell<u64>,
+    stepped: Cell<u64>,
 }
 
 impl Reach {
@@ -46,6 +47,12 @@ impl Reach {
     }
     pub(crate) fn valid(&self) {
         self.valid.set(self.valid.get() + 1);
+    }
+    /// A plan of this case had steps (it got past its gates); several plans run per case.
+    pub(crate) fn stepped(&self, steps: usize) {
+        if steps > 0 {
+            self.stepped.set(self.stepped.get() + 1);
+        }
     }
 }
 
@@ -68,10 +75,11 @@ where
         Ok::<(), TestCaseError>(())
     });
     eprintln!(
-        "fuzz {name}: {} cases ran, {} deserialized, {} passed validation",
+        "fuzz {name}: {} cases ran, {} deserialized, {} passed validation; {} plans had steps",
         reach.cases.get(),
         reach.parsed.get(),
-        reach.valid.get()
+        reach.valid.get(),
+        reach.stepped.get()
     );
     if let Err(e) = result {
         panic!("fuzz {name} failed: {e}");
