@@ -80,6 +80,11 @@ sim-soak: ## the simulator on fresh seeds for SECONDS (default 600)
 sim-planted: ## plant each bug of hack/sim-planted/ into a copy of HEAD; the simulator must catch every one
 	@bash hack/sim-planted.sh
 
+.PHONY: fuzz
+fuzz: ## the property tests of src/fuzz_tests/ with CASES cases per kind (default 20000); debug, so overflow panics
+	PROPTEST_CASES=$(or $(CASES),20000) RUST_BACKTRACE=0 \
+	  $(CARGO) test --locked --features sim --lib fuzz_tests -- --nocapture
+
 .PHONY: release
 release: ## build the release binary exactly as the Dockerfile does, and test it
 	@bash hack/release.sh

@@ -10,3 +10,6 @@ pub mod controller;
 pub mod kube_model;
 pub mod operator;
 pub mod runtime;
+
+#[cfg(test)]
+mod fuzz_tests;

@@ -249,3 +249,28 @@ fn spec_aws_cannot_change_on_any_kind() {
     });
     check::<HotPool>(pool);
 }
+
+/// Found by the fuzz tests (`src/fuzz_tests/`): two container memory limits whose sum passes
+/// `i32::MAX` (`[2, 2147483647]` with cpu 256) overflowed the sum and panicked in validation. The
+/// schema bounds each limit to 6..122880, but the Rust validation also runs on objects the
+/// apiserver did not check against this schema (an older CRD).
+#[test]
+fn container_memory_limits_out_of_range_are_invalid_and_never_overflow() {
+    let containers = json!([
+        {"name": "a", "image": "nginx", "memory": 2},
+        {"name": "b", "image": "nginx", "memory": i32::MAX}
+    ]);
+    let obj = app(json!({ "containers": containers }));
+    let parsed: FargateApp = serde_json::from_value(obj).expect("deserialize");
+    let errs = validate_fargate_app(&parsed.spec).expect_err("limits out of range");
+    assert!(errs.mentions("spec.containers[0].memory"), "{errs}");
+    assert!(errs.mentions("spec.containers[1].memory"), "{errs}");
+    assert!(errs.to_string().contains("use 6..122880 MiB"), "{errs}");
+    let in_range = json!([
+        {"name": "a", "image": "nginx", "memory": 122880},
+        {"name": "b", "image": "nginx", "memory": 122880}
+    ]);
+    let parsed: FargateApp = serde_json::from_value(app(json!({ "containers": in_range }))).expect("deserialize");
+    let errs = validate_fargate_app(&parsed.spec).expect_err("over spec.memory");
+    assert!(errs.mentions("spec.containers[].memory"), "{errs}");
+}

@@ -85,7 +85,7 @@ pub fn validate_fargate_app(spec: &FargateAppSpec) -> Result<(), ValidationError
         errs.push("spec.containers", "list 1 to 10 containers");
     }
     let mut names = BTreeSet::new();
-    let mut container_memory = 0;
+    let mut container_memory: i64 = 0;
     for (i, c) in spec.containers.iter().enumerate() {
         if !names.insert(c.name.as_str()) {
             errs.push(
@@ -110,7 +110,14 @@ pub fn validate_fargate_app(spec: &FargateAppSpec) -> Result<(), ValidationError
                 format!("{dup:?} is also in env; a variable is either plain or secret"),
             );
         }
-        container_memory += c.memory.unwrap_or(0);
+        if let Some(m) = c.memory
+            && !(6..=122_880).contains(&m)
+        {
+            errs.push(format!("spec.containers[{i}].memory"), format!("{m} MiB is out of range; use 6..122880 MiB"));
+        }
+        // Summed wide: the schema's bounds are not there for an object the apiserver did not check
+        // (an older CRD), and two large limits overflowed an i32 (found by the fuzz tests).
+        container_memory = container_memory.saturating_add(i64::from(c.memory.unwrap_or(0)));
     }
     // ECS refuses a task definition over 64 KiB; env and secrets are what grows it. The containers'
     // JSON is a close measure (the rendering adds field names of about the same length), kept
@@ -131,7 +138,7 @@ pub fn validate_fargate_app(spec: &FargateAppSpec) -> Result<(), ValidationError
             ),
         );
     }
-    if container_memory > spec.memory {
+    if container_memory > i64::from(spec.memory) {
         errs.push(
             "spec.containers[].memory",
             format!("containers reserve {container_memory} MiB but the task has spec.memory {} MiB", spec.memory),
