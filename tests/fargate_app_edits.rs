@@ -465,3 +465,35 @@ async fn a_changed_spec_aws_is_refused_and_deletion_uses_the_recorded_one() {
     delete_and_check_nothing_left(&s, "web", &[&first], &["web.apps.example.com"]).await;
     s.finish().await;
 }
+
+#[tokio::test]
+async fn a_new_rule_that_would_take_another_apps_requests_is_refused_until_narrowed() {
+    let s = Setup::new("fa-rule-overlap").await;
+    s.create(s.app_json("web")).await;
+    wait_synced(&s.api, "web").await;
+    let listener = s.fx.alb.listener_arn.clone();
+    let owner = app_owner(&s.ctx.namespace, "greedy");
+
+    // `/*` without a host condition would take web's `/app/*` requests at a better priority.
+    let mut greedy = s.app_json("greedy");
+    greedy["spec"]["loadBalancer"]["listenerRule"]["pathPatterns"] = json!(["/*"]);
+    s.create(greedy).await;
+    let app = wait_condition(&s.api, "greedy", "Degraded", "True", Some("RuleOverlap")).await;
+    let message = app
+        .status
+        .as_ref()
+        .and_then(|st| st.conditions.iter().find(|c| c.type_ == "Degraded"))
+        .map(|c| c.message.clone());
+    let message = message.unwrap_or_default();
+    assert!(message.contains("spec.loadBalancer.listenerRule") && message.contains("/app/*"), "{message}");
+    assert!(fixtures::owned_rules(&s.cfg, &listener, &owner).await.is_empty(), "no rule was made");
+
+    // Narrowed so the two cannot match one request: made.
+    let app = edit(&s, "greedy", json!({"loadBalancer": {"listenerRule": {"pathPatterns": ["/api/*"]}}})).await;
+    assert_eq!(fixtures::owned_rules(&s.cfg, &listener, &owner).await.len(), 1);
+    assert_eq!(entries(&app, "ListenerRule").len(), 1);
+
+    delete_and_check_nothing_left(&s, "greedy", &[&listener], &["greedy.apps.example.com"]).await;
+    delete_and_check_nothing_left(&s, "web", &[&listener], &["web.apps.example.com"]).await;
+    s.finish().await;
+}

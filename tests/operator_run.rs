@@ -189,7 +189,7 @@ async fn run_leads_validates_into_status_and_shuts_down_cleanly() {
     let degraded = condition(&bad, "Degraded").expect("Degraded");
     assert_eq!(degraded.reason, "InvalidSpec");
     assert!(degraded.message.contains("spec.memory"), "{}", degraded.message);
-    assert!(degraded.message.contains("512..2048"), "the message says what to use: {}", degraded.message);
+    assert!(degraded.message.contains("use 512, 1024, 2048"), "the message says what to use: {}", degraded.message);
     let last_error = bad.status.as_ref().and_then(|s| s.last_error.as_ref()).expect("lastError");
     assert_eq!(last_error.code, "InvalidSpec");
     assert_eq!(bad.status.as_ref().and_then(|s| s.observed_generation), bad.metadata.generation);

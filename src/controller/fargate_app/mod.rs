@@ -12,6 +12,7 @@ mod dns;
 pub mod ecs;
 pub mod inventory;
 pub mod observe;
+pub mod overlap;
 pub mod plan;
 pub mod render;
 mod rule;

@@ -247,10 +247,32 @@ pub fn target_group_gate(
     checked_target_group(spec, names, status, observed).err()
 }
 
-/// The plan stops at the rule's priority.
+/// The plan stops at the rule: a new one whose conditions overlap another owner's rule on the
+/// listener (`RuleOverlap`), or its priority. An existing rule of ours is never refused here: the
+/// overlap was either there when it was made or made by the other rule since.
 pub fn rule_gate(rule: &ListenerRuleSpec, observed: &Observed) -> Option<Blocked> {
+    if !observed.rules.iter().any(|r| r.ours)
+        && let Some(other) = super::overlap::overlapping(&rule.path_patterns, &rule.host_headers, &observed.rules)
+    {
+        let cond = |paths: &[String], hosts: &[String]| format!("pathPatterns {paths:?}, hostHeaders {hosts:?}");
+        return Some(Blocked {
+            reason: REASON_RULE_OVERLAP,
+            message: format!(
+                "spec.loadBalancer.listenerRule: its conditions ({}) can match requests that rule {} (priority {}, {}) \
+                 serves, and it belongs to someone else: narrow pathPatterns or hostHeaders so they cannot match the \
+                 same requests",
+                cond(&rule.path_patterns, &rule.host_headers),
+                other.arn,
+                other.priority.unwrap_or_default(),
+                cond(&other.path_patterns, &other.host_headers),
+            ),
+        });
+    }
     rule_priority(rule, &observed.rules).err()
 }
+
+/// Reason when a new rule would take requests another owner's rule serves.
+pub const REASON_RULE_OVERLAP: &str = "RuleOverlap";
 
 /// The plan stops at the service: the cluster is missing, or the service is not ours to use.
 pub fn service_gate(
@@ -355,6 +377,11 @@ impl Planner<'_> {
 
     /// Our rule's steps; the ARN of the rule kept (None when one is created).
     fn rule(&mut self, rule: &ListenerRuleSpec, tg: &TargetGroupArn) -> Result<Option<String>, Blocked> {
+        // Before anything of the rule's is planned: a rule refused on the new listener (overlap,
+        // no free priority) must not cost the one still serving on the old load balancer.
+        if let Some(blocked) = rule_gate(rule, self.observed) {
+            return Err(blocked);
+        }
         let listener = rule.listener_arn.as_str();
         // An ALB target group is forwarded to by one load balancer only: a rule left on another one
         // goes before the new rule is made (also one whose create was planned there and answered

@@ -383,14 +383,30 @@ fn conflicts_stop_the_plan_after_what_could_safely_be_done() {
     assert_eq!((p.blocked.map(|b| b.reason), p.steps.len()), (Some("ListenerNotFound"), 0));
 
     // A priority someone else holds: the target group is made, then the pass stops.
-    let explicit =
-        spec(serde_json::json!({"loadBalancer": {"listenerRule": {"listenerArn": LISTENER, "priority": 100}}}));
-    let foreign = ObservedRule { arn: "arn:rule/foreign".into(), priority: Some(100), ..Default::default() };
-    let observed =
-        Observed { listener: Some(Listener::Found(info(LISTENER))), rules: vec![foreign], ..Default::default() };
+    let explicit = spec(
+        serde_json::json!({"loadBalancer": {"listenerRule": {"listenerArn": LISTENER, "priority": 100, "pathPatterns": ["/app/*"]}}}),
+    );
+    let foreign = ObservedRule {
+        arn: "arn:rule/foreign".into(),
+        priority: Some(100),
+        path_patterns: vec!["/someone-else/*".into()],
+        ..Default::default()
+    };
+    let observed = Observed {
+        listener: Some(Listener::Found(info(LISTENER))),
+        rules: vec![foreign.clone()],
+        ..Default::default()
+    };
     let p = run(&explicit, &FargateAppStatus::default(), &observed);
     assert_eq!(kinds(&p), ["CreateTargetGroup", "SetDeregistrationDelay"]);
     assert_eq!(p.blocked.map(|b| b.reason), Some("PriorityConflict"));
+
+    // A rule of someone else's that takes the same requests (no path condition: every path).
+    let catch_all = ObservedRule { path_patterns: Vec::new(), priority: Some(5), ..foreign };
+    let observed = Observed { rules: vec![catch_all], ..observed };
+    let p = run(&s, &FargateAppStatus::default(), &observed);
+    assert_eq!(p.blocked.as_ref().map(|b| b.reason), Some("RuleOverlap"));
+    assert!(!kinds(&p).contains(&"CreateRule"));
 
     let (status, mut observed) = converged(&s);
     observed.cluster_missing = true;
