@@ -309,21 +309,44 @@ async fn a_second_delegation_of_one_zone_is_refused_and_its_deletion_leaves_the_
             .filter(|r| r.r#type().as_str() == "NS")
             .count()
     };
+    let refused = |o: &DnsFailover| {
+        let degraded = o.status.as_ref().and_then(|st| st.conditions.iter().find(|c| c.type_ == "Degraded")).cloned();
+        let degraded = degraded.expect("Degraded");
+        assert_eq!(degraded.reason, "DelegationInUse");
+        assert!(
+            degraded.message.contains("spec.delegation") && degraded.message.contains("/dev"),
+            "{}",
+            degraded.message
+        );
+        assert!(
+            !o.status.as_ref().is_some_and(|st| st.resources.iter().any(|r| r.id.contains("/NS"))),
+            "the refused object never records the delegation as its own"
+        );
+    };
+    // `old` exists first, without a delegation.
+    s.api.create(&PostParams::default(), &s.manifest("old", "old.acs.app.com")).await.expect("create old");
+    s.wait("old", "Synced", "True").await;
     s.api.create(&PostParams::default(), &delegating("dev", "dev.acs.app.com")).await.expect("create dev");
     s.wait("dev", "DelegationReady", "True").await;
+    // A newer object asking for the same delegation is refused...
     s.api.create(&PostParams::default(), &delegating("prod", "prod.acs.app.com")).await.expect("create prod");
     let prod = s.wait("prod", "Degraded", "True").await;
-    let degraded = prod.status.as_ref().and_then(|st| st.conditions.iter().find(|c| c.type_ == "Degraded")).cloned();
-    let degraded = degraded.expect("Degraded");
-    assert_eq!(degraded.reason, "DelegationInUse");
-    assert!(degraded.message.contains("spec.delegation") && degraded.message.contains("/dev"), "{}", degraded.message);
-    assert!(
-        !prod.status.as_ref().is_some_and(|st| st.resources.iter().any(|r| r.id.contains("/NS"))),
-        "the refused object never records the delegation as its own"
-    );
+    refused(&prod);
+    // ...and so is an older one whose spec gains it later: the object that records it keeps it.
+    s.api
+        .replace("old", &PostParams::default(), &{
+            let mut o = delegating("old", "old.acs.app.com");
+            o.metadata.resource_version = s.api.get("old").await.expect("old").metadata.resource_version;
+            o
+        })
+        .await
+        .expect("edit old");
+    let old = s.wait("old", "Degraded", "True").await;
+    refused(&old);
 
     s.delete_and_wait("prod", &prod.uid().expect("uid")).await;
-    assert_eq!(ns_records().await, 1, "deleting the refused object leaves the delegation");
+    s.delete_and_wait("old", &old.uid().expect("uid")).await;
+    assert_eq!(ns_records().await, 1, "deleting the refused objects leaves the delegation");
     let dev = s.api.get("dev").await.expect("dev");
     s.delete_and_wait("dev", &dev.uid().expect("uid")).await;
     assert_eq!(ns_records().await, 0, "the delegation goes with the object that manages it");

@@ -98,8 +98,9 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
             if let (Some(d), Some(zone)) = (&obj.spec.delegation, &observed.zone) {
                 let (parent, zone_id) =
                     (normalize_zone_id(&d.parent_hosted_zone_id), normalize_zone_id(&obj.spec.hosted_zone_id));
-                if !status.resources.contains(&inventory::delegation(parent, &zone.name, zone_id)) {
-                    observed.delegated_by = delegated_by(self.ctx, obj, parent, zone_id).await?;
+                let entry = inventory::delegation(parent, &zone.name, zone_id);
+                if !status.resources.contains(&entry) {
+                    observed.delegated_by = delegated_by(self.ctx, obj, parent, zone_id, &entry).await?;
                 }
             }
             Ok(observed)
@@ -156,13 +157,16 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
     }
 }
 
-/// The oldest other live DnsFailover (in the namespaces this operator watches) whose spec
-/// delegates zone `zone_id` from `parent`, as `namespace/name`, if it is older than `obj`.
+/// Another live DnsFailover (in the namespaces this operator watches) whose spec delegates zone
+/// `zone_id` from `parent` and that has the first claim on it, as `namespace/name`: one that
+/// records the delegation (`entry`) as its own, else the oldest one older than `obj`. The record
+/// counts first: an older object whose spec gains the delegation later must not take it over.
 async fn delegated_by(
     ctx: &Context,
     obj: &DnsFailover,
     parent: &str,
     zone_id: &str,
+    entry: &crate::api::OwnedResource,
 ) -> Result<Option<String>, ReconcileError> {
     let api: Api<DnsFailover> = match &ctx.config.namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
@@ -179,7 +183,8 @@ async fn delegated_by(
             o.spec.delegation.as_ref().is_some_and(|d| normalize_zone_id(&d.parent_hosted_zone_id) == parent)
                 && normalize_zone_id(&o.spec.hosted_zone_id) == zone_id
         })
-        .filter(|o| age(o) < mine)
-        .min_by_key(age)
-        .map(|o| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any())))
+        .map(|o| (!o.status.as_ref().is_some_and(|s| s.resources.contains(entry)), age(&o), o))
+        .filter(|(unrecorded, age, _)| !unrecorded || *age < mine)
+        .min_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)))
+        .map(|(_, _, o)| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any())))
 }
