@@ -493,6 +493,13 @@ async fn a_new_rule_that_would_take_another_apps_requests_is_refused_until_narro
     assert_eq!(fixtures::owned_rules(&s.cfg, &listener, &owner).await.len(), 1);
     assert_eq!(entries(&app, "ListenerRule").len(), 1);
 
+    // Widened again: refused, and the rule keeps serving its narrow paths.
+    s.merge_patch("greedy", &json!({"spec": {"loadBalancer": {"listenerRule": {"pathPatterns": ["/*"]}}}})).await;
+    wait_condition(&s.api, "greedy", "Degraded", "True", Some("RuleOverlap")).await;
+    let rules = fixtures::owned_rules(&s.cfg, &listener, &owner).await;
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].path_patterns, BTreeSet::from(["/api/*".to_string()]), "the rule is not widened");
+
     delete_and_check_nothing_left(&s, "greedy", &[&listener], &["greedy.apps.example.com"]).await;
     delete_and_check_nothing_left(&s, "web", &[&listener], &["web.apps.example.com"]).await;
     s.finish().await;

@@ -247,13 +247,15 @@ pub fn target_group_gate(
     checked_target_group(spec, names, status, observed).err()
 }
 
-/// The plan stops at the rule: a new one whose conditions overlap another owner's rule on the
-/// listener (`RuleOverlap`), or its priority. An existing rule of ours is never refused here: the
-/// overlap was either there when it was made or made by the other rule since.
+/// The plan stops at the rule: conditions that would overlap another owner's rule on the listener
+/// (`RuleOverlap`) for a new rule, or for an edit of ours that makes an overlap it did not have
+/// (ours keeps its current conditions meanwhile); or its priority. An overlap our rule already has
+/// stays: it was there when the rule was made, or the other rule made it since.
 pub fn rule_gate(rule: &ListenerRuleSpec, observed: &Observed) -> Option<Blocked> {
-    if !observed.rules.iter().any(|r| r.ours)
-        && let Some(other) = super::overlap::overlapping(&rule.path_patterns, &rule.host_headers, &observed.rules)
-    {
+    use super::overlap::overlapping;
+    let ours = observed.rules.iter().find(|r| r.ours);
+    let had_overlap = ours.is_some_and(|r| overlapping(&r.path_patterns, &r.host_headers, &observed.rules).is_some());
+    if !had_overlap && let Some(other) = overlapping(&rule.path_patterns, &rule.host_headers, &observed.rules) {
         let cond = |paths: &[String], hosts: &[String]| format!("pathPatterns {paths:?}, hostHeaders {hosts:?}");
         return Some(Blocked {
             reason: REASON_RULE_OVERLAP,

@@ -408,6 +408,22 @@ fn conflicts_stop_the_plan_after_what_could_safely_be_done() {
     assert_eq!(p.blocked.as_ref().map(|b| b.reason), Some("RuleOverlap"));
     assert!(!kinds(&p).contains(&"CreateRule"));
 
+    // An edit of our rule that would make the overlap is refused too; ours keeps its conditions.
+    let (status, mut observed) = converged(&s);
+    let other = ObservedRule {
+        arn: "arn:rule/other".into(),
+        priority: Some(300),
+        path_patterns: vec!["/api/*".into()],
+        ..Default::default()
+    };
+    observed.rules.push(other);
+    assert_eq!(run(&s, &status, &observed).blocked, None, "/app/* and /api/* never meet");
+    let widened =
+        spec(serde_json::json!({"loadBalancer": {"listenerRule": {"listenerArn": LISTENER, "pathPatterns": ["/*"]}}}));
+    let p = run(&widened, &status, &observed);
+    assert_eq!(p.blocked.as_ref().map(|b| b.reason), Some("RuleOverlap"));
+    assert!(!kinds(&p).iter().any(|k| k.contains("Rule")), "{:?}", kinds(&p));
+
     let (status, mut observed) = converged(&s);
     observed.cluster_missing = true;
     observed.service = None;
