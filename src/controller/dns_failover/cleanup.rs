@@ -73,10 +73,12 @@ async fn delete_all(obj: &DnsFailover, aws: &FailoverAws) -> Result<(), AwsError
         Err(e) if e.is_not_found() => {}
         Err(e) => return Err(e),
     }
-    // The spec's delegation only for an object from before the inventory (a delegation is always
-    // recorded before it is written): otherwise one whose delegation was refused because another
-    // object manages it (`DelegationInUse`) would un-delegate the zone for that object.
-    if let Some(delegation) = spec.delegation.as_ref().filter(|_| resources.is_empty()) {
+    // The spec's delegation only for an object from before the inventory that reported one in
+    // status (a delegation is now always recorded before it is written): otherwise one whose
+    // delegation was refused because another object manages it (`DelegationInUse`), or one deleted
+    // before its first pass, would un-delegate the zone for that object.
+    let legacy = resources.is_empty() && obj.status.as_ref().is_some_and(|s| s.delegation.is_some());
+    if let Some(delegation) = spec.delegation.as_ref().filter(|_| legacy) {
         let parent = normalize_zone_id(&delegation.parent_hosted_zone_id).to_string();
         let zone_facts = match aws.zone(&zone).await {
             Ok(z) => Some(z),
