@@ -64,6 +64,13 @@ VARIANTS = {
                                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]}},
     "namespaced": {**BASE, "rbac": {"namespaced": True}},
 }
+# Everything allowed to the test's app namespace: the least-privilege run goes through the
+# AccessPolicy gate (--require-access-policy) with the chart's RBAC.
+ALLOW_ALL = {"name": "chart-rbac-test", "spec": {"namespaces": [APP_NS], "allow": {
+    "roles": ["*"], "listeners": [{"arn": "*"}], "hostedZones": [{"id": "*"}], "clusters": ["*"], "subnets": ["*"],
+    "securityGroups": ["*"], "targetGroups": ["*"], "taskDefinitionFamilies": ["*"]}}}
+VARIANTS["access-policies"] = {"operator": {"clusterId": "chart-test", "requireAccessPolicy": True},
+                               "accessPolicies": [ALLOW_ALL]}
 
 
 def lint():
@@ -107,7 +114,16 @@ def validate(rendered):
     check({"PodDisruptionBudget", "ServiceMonitor", "Role", "ClusterRole"} <= kinds,
           f"replicas 2 renders a PDB, the leader-election Role and a ServiceMonitor ({sorted(kinds)})")
     check("PodDisruptionBudget" not in {o["kind"] for o in rendered["defaults"]}, "one replica renders no PDB")
-    check("ClusterRole" not in {o["kind"] for o in rendered["namespaced"]}, "rbac.namespaced renders no ClusterRole")
+    cluster_roles = [o for o in rendered["namespaced"] if o["kind"] == "ClusterRole"]
+    check(len(cluster_roles) == 1 and cluster_roles[0]["metadata"]["name"].endswith("-access-policies")
+          and all(set(r["verbs"]) == {"list", "watch"} for r in cluster_roles[0]["rules"])
+          and {res for r in cluster_roles[0]["rules"] for res in r["resources"]} == {"accesspolicies", "namespaces"},
+          "rbac.namespaced renders one ClusterRole: list/watch of accesspolicies and namespaces")
+    policies = [o for o in rendered["access-policies"] if o["kind"] == "AccessPolicy"]
+    check(len(policies) == 1 and policies[0]["spec"] == ALLOW_ALL["spec"], "accessPolicies values become AccessPolicies")
+    dep = next(o for o in rendered["access-policies"] if o["kind"] == "Deployment")
+    env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    check(env.get("FARGATE_OPERATOR_REQUIRE_ACCESS_POLICY") == "true", "operator.requireAccessPolicy reaches the operator")
     dep = next(o for o in rendered["defaults"] if o["kind"] == "Deployment")
     pod = dep["spec"]["template"]["spec"]
     c = pod["containers"][0]
@@ -223,6 +239,7 @@ def least_privilege_run(sa):
            "FARGATE_OPERATOR_AWS_ENDPOINT_URL": MOTO, "FARGATE_OPERATOR_NAMESPACE": APP_NS,
            "FARGATE_OPERATOR_METRICS_ADDR": "127.0.0.1:0", "FARGATE_OPERATOR_LEADER_ELECT": "true",
            "FARGATE_OPERATOR_LEADER_ELECTION_NAMESPACE": SYSTEM_NS, "FARGATE_OPERATOR_HEALTH_POLL_SECONDS": "2",
+           "FARGATE_OPERATOR_REQUIRE_ACCESS_POLICY": "true",
            "FARGATE_OPERATOR_LOG_LEVEL": "info,kube_runtime::controller=warn", "POD_NAMESPACE": SYSTEM_NS}
     with open(log_path, "w") as log:
         op = subprocess.Popen([BIN, "run"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -268,8 +285,9 @@ def main():
     lint()
     rendered = render_all()
     validate(rendered)
-    values = {"operator": {"clusterId": "chart-test", "watchNamespace": APP_NS}, "replicaCount": 2,
-              "image": {"repository": "fargate-operator", "tag": "test"}}
+    values = {"operator": {"clusterId": "chart-test", "watchNamespace": APP_NS, "requireAccessPolicy": True},
+              "replicaCount": 2, "image": {"repository": "fargate-operator", "tag": "test"},
+              "accessPolicies": [ALLOW_ALL]}
     objs = install(values)
     sa = next(o["metadata"]["name"] for o in objs if o["kind"] == "ServiceAccount")
     least_privilege_run(sa)

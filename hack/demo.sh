@@ -63,6 +63,9 @@ done
 "${KC[@]}" wait -n "$NS" --for=jsonpath='{.status.phase}'=Bound --timeout=60s hpc/job-42 >/dev/null ||
   warn "HotPoolClaim job-42 is not Bound yet"
 
+echo
+echo "== kubectl get accesspolicies (cluster-scoped)"
+"${KC[@]}" get accesspolicies
 for kind in fargateapps dnsfailovers hotpools hotpoolclaims; do
   echo
   echo "== kubectl get $kind -n $NS"

@@ -111,6 +111,9 @@ pub struct Config {
     /// A worker is not replaced, and a pool's deletion waits, until then.
     #[arg(long, env = "FARGATE_OPERATOR_ECS_READ_LAG_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub ecs_read_lag_seconds: u64,
+    /// Namespaces no AccessPolicy names may use nothing in AWS (without it they may use anything).
+    #[arg(long, env = "FARGATE_OPERATOR_REQUIRE_ACCESS_POLICY", default_value_t = false)]
+    pub require_access_policy: bool,
     /// Log format.
     #[arg(long, env = "FARGATE_OPERATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -88,6 +88,7 @@ pub async fn run_with(
         passes: Arc::default(),
         written: Arc::default(),
         health: Arc::default(),
+        access: Default::default(),
     };
     // A standby is ready too: readiness gates traffic (metrics scrapes), not leadership.
     health.set_ready(true);

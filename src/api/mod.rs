@@ -1,5 +1,6 @@
 //! CRD types of `fargate.operator.dev/v1alpha1`, one file per kind, plus their validation.
 
+pub mod access_policy;
 pub mod aws_limits;
 pub mod common;
 pub mod dns_failover;
@@ -7,6 +8,7 @@ pub mod fargate_app;
 pub mod hot_pool;
 pub mod validation;
 
+pub use access_policy::{AccessPolicy, AccessPolicySpec};
 pub use common::*;
 pub use dns_failover::{DnsFailover, DnsFailoverSpec, DnsFailoverStatus};
 pub use fargate_app::{FargateApp, FargateAppSpec, FargateAppStatus};
@@ -22,8 +24,14 @@ use kube::CustomResourceExt;
 
 /// Every CRD of the operator, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    let mut crds =
-        vec![FargateApp::crd(), DnsFailover::crd(), HotPool::crd(), HotPoolWorker::crd(), HotPoolClaim::crd()];
+    let mut crds = vec![
+        FargateApp::crd(),
+        DnsFailover::crd(),
+        HotPool::crd(),
+        HotPoolWorker::crd(),
+        HotPoolClaim::crd(),
+        AccessPolicy::crd(),
+    ];
     for crd in &mut crds {
         strip_status_defaults(crd);
     }

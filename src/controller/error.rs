@@ -26,6 +26,10 @@ pub enum ReconcileError {
     /// (a create it is about to send): the finalizer stays and the cleanup runs again.
     #[error("{0} AWS object(s) were recorded in status.resources while the deletion ran; deleting them too")]
     InventoryGrew(usize),
+    /// The AccessPolicies (or a namespace's labels) are not known yet: no pass may decide without
+    /// them; retried with backoff.
+    #[error("{0}")]
+    AccessUnknown(String),
     /// Adding or removing the finalizer, or the wrapped reconcile, failed.
     #[error(transparent)]
     Finalizer(#[from] Box<kube::runtime::finalizer::Error<ReconcileError>>),
@@ -39,7 +43,7 @@ impl ReconcileError {
             Self::Kube(kube::Error::Api(resp)) if resp.code == 429 => ErrorCategory::Throttling,
             Self::Kube(kube::Error::Api(resp)) if resp.code == 404 => ErrorCategory::NotFound,
             Self::Kube(kube::Error::Api(resp)) if (400..500).contains(&resp.code) => ErrorCategory::Terminal,
-            Self::Kube(_) | Self::Panicked(_) => ErrorCategory::Transient,
+            Self::Kube(_) | Self::Panicked(_) | Self::AccessUnknown(_) => ErrorCategory::Transient,
             Self::Aws(e) => e.category,
             Self::Invalid(_) | Self::MissingMetadata(_) => ErrorCategory::Terminal,
             Self::InventoryGrew(_) => ErrorCategory::Conflict,

@@ -6,6 +6,7 @@
 //! resourceVersion-guarded status write, Events) and the inventory helpers. Each kind's module holds
 //! only what is its own: its observe, decide and apply steps.
 
+pub mod access;
 pub mod dns_failover;
 pub mod error;
 pub mod fargate_app;
@@ -398,6 +399,7 @@ async fn run_one<K, R, Fut>(
     Controller::new(api_for::<K>(&ctx), watcher::Config::default().any_semantic())
         .with_config(controller_config(&ctx))
         .reconcile_on(triggers)
+        .reconcile_all_on(ctx.access.changes())
         .graceful_shutdown_on(stop)
         .run(guard(reconcile), error_policy::<K>, ctx)
         .for_each(|result| async move {
@@ -417,7 +419,10 @@ where
     // status. Both end with this call (the leadership term).
     let (health_tx, health_rx) = tokio::sync::mpsc::unbounded_channel();
     let health_triggers = futures::stream::unfold(health_rx, |mut rx| async { rx.recv().await.map(|o| (o, rx)) });
+    let (access, access_watch) = access::Access::watch(&ctx, stop());
+    let ctx = Arc::new(Context { access, ..(*ctx).clone() });
     tokio::join!(
+        access_watch,
         run_one::<FargateApp, _, _>(ctx.clone(), stop(), fargate_app::reconcile, futures::stream::empty()),
         run_one::<DnsFailover, _, _>(ctx.clone(), stop(), dns_failover::reconcile, health_triggers),
         dns_failover::health::run(ctx.clone(), stop(), health_tx),

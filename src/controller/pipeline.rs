@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 
+use super::access::{self, Gate};
 use super::{
     Blocked, Managed, PassEnd, ReconcileError, StatusWriter, finish_pass, jittered, record_paused, write_status,
 };
@@ -47,6 +48,17 @@ pub trait Pipeline<K: Managed>: Send + Sync {
     /// and have its write refused.
     const SKIP_BEHIND_CACHE: bool = true;
 
+    /// What the object's spec uses in AWS, field by field, for the AccessPolicy gate.
+    fn access_uses(&self, _obj: &K) -> Vec<access::Use> {
+        Vec::new()
+    }
+
+    /// The object as its pass sees it under `grant` (an automatic rule priority narrowed to what
+    /// the policy allows); `None` when the grant changes nothing.
+    fn narrowed(&self, _obj: &K, _grant: &access::Grant) -> Option<K> {
+        None
+    }
+
     /// Everything the pass read.
     type Observed: Send;
     /// The pass's decisions.
@@ -80,9 +92,27 @@ pub trait Pipeline<K: Managed>: Send + Sync {
     }
 }
 
+/// Observe, plan and apply one pass over `obj` (as the gate let it through).
+async fn observe_plan_apply<K: Managed, P: Pipeline<K>>(
+    pipeline: &P,
+    obj: &K,
+    old: &K::Status,
+    writer: &StatusWriter<'_, K>,
+) -> Applied<K::Status> {
+    match pipeline.observe(obj, old).await {
+        Ok(observed) => {
+            let plan = pipeline.plan(obj, old, &observed);
+            pipeline.apply(obj, plan, writer).await
+        }
+        Err(ReconcileError::Aws(err)) => Applied { status: old.clone(), end: PassEnd::Failed(err), events: Vec::new() },
+        Err(err) => Applied { status: old.clone(), end: PassEnd::Error(err), events: Vec::new() },
+    }
+}
+
 /// Run one pass of `pipeline` over `obj`. `paused`: status says so and nothing else happens. A spec
 /// that fails validation is `Blocked` (`Degraded`/`InvalidSpec`, looked at again after an edit or
-/// five minutes) without any AWS call.
+/// five minutes) without any AWS call; so is one that uses what no AccessPolicy of its namespace
+/// allows (`Degraded`/`NotPermitted`).
 pub async fn drive<K: Managed, P: Pipeline<K>>(
     pipeline: &P,
     api: &Api<K>,
@@ -112,16 +142,23 @@ pub async fn drive<K: Managed, P: Pipeline<K>>(
         Ok(()) if let Some(blocked) = super::inventory::aws_scope_changed(obj) => {
             Applied { status: old.clone(), end: PassEnd::Blocked(blocked), events: Vec::new() }
         }
-        Ok(()) => match pipeline.observe(obj, &old).await {
-            Ok(observed) => {
-                let plan = pipeline.plan(obj, &old, &observed);
-                pipeline.apply(obj, plan, &writer).await
+        Ok(()) => {
+            let namespace = obj.meta().namespace.clone().unwrap_or_default();
+            match ctx.access.gate(&namespace, &pipeline.access_uses(obj)).await {
+                Gate::Refused(blocked) => {
+                    Applied { status: old.clone(), end: PassEnd::Blocked(blocked), events: Vec::new() }
+                }
+                Gate::Unknown(why) => Applied {
+                    status: old.clone(),
+                    end: PassEnd::Error(ReconcileError::AccessUnknown(why)),
+                    events: Vec::new(),
+                },
+                Gate::Allowed(grant) => {
+                    let narrowed = pipeline.narrowed(obj, &grant);
+                    observe_plan_apply(pipeline, narrowed.as_ref().unwrap_or(obj), &old, &writer).await
+                }
             }
-            Err(ReconcileError::Aws(err)) => {
-                Applied { status: old.clone(), end: PassEnd::Failed(err), events: Vec::new() }
-            }
-            Err(err) => Applied { status: old.clone(), end: PassEnd::Error(err), events: Vec::new() },
-        },
+        }
     };
     *applied.status.observed_generation_mut() = obj.meta().generation;
     if super::inventory::aws_of(obj) == obj.aws_spec() {

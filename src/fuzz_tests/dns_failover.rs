@@ -91,6 +91,7 @@ fn observed(spec: &DnsFailoverSpec, d: &Draw<'_>) -> Observed {
             _ => ParentNs::Present { ttl: d.b().then(|| d.i64()), values: d.strings(4) },
         }),
         delegated_by: d.b().then(|| d.s()),
+        not_permitted: None,
     }
 }
 

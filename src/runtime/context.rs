@@ -37,6 +37,8 @@ pub struct Context {
     pub written: Arc<crate::runtime::written::WrittenVersions>,
     /// DnsFailover health readings, from the poller to the reconciler.
     pub health: Arc<crate::controller::dns_failover::readings::Readings>,
+    /// The AccessPolicies of the leadership term (set when the controllers start).
+    pub access: crate::controller::access::Access,
 }
 
 impl std::fmt::Debug for Context {

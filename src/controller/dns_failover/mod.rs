@@ -27,6 +27,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
 use self::aws::FailoverAws;
+use super::access;
 use super::pipeline::{Applied, PassEvent, Pipeline, drive};
 use super::{PassEnd, ReconcileError, StatusWriter, jittered, with_finalizer};
 use crate::api::dns_failover::{DnsFailover, DnsFailoverStatus};
@@ -88,6 +89,10 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
     type Observed = observe::Observed;
     type Plan = steps::Plan;
 
+    fn access_uses(&self, obj: &DnsFailover) -> Vec<access::Use> {
+        access::uses::dns_failover(&obj.spec)
+    }
+
     fn observe<'a>(
         &'a self,
         obj: &'a DnsFailover,
@@ -98,6 +103,15 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
             if let (Some(d), Some(zone)) = (&obj.spec.delegation, &observed.zone) {
                 let (parent, zone_id) =
                     (normalize_zone_id(&d.parent_hosted_zone_id), normalize_zone_id(&obj.spec.hosted_zone_id));
+                // The gate checked the parent zone; the delegated name is known only now.
+                let name_use = access::Use {
+                    field: "spec.delegation.parentHostedZoneId".into(),
+                    what: access::uses::delegation(parent, Some(&zone.name)),
+                };
+                let namespace = obj.namespace().unwrap_or_default();
+                if let access::Gate::Refused(b) = self.ctx.access.check(&namespace, &[name_use]) {
+                    observed.not_permitted = Some(b);
+                }
                 let entry = inventory::delegation(parent, &zone.name, zone_id);
                 if !status.resources.contains(&entry) {
                     observed.delegated_by = delegated_by(self.ctx, obj, parent, zone_id, &entry).await?;

@@ -53,6 +53,8 @@ pub struct Observed {
     /// from the same parent. Read only while this object has not recorded the delegation as its
     /// own: one object manages a delegation, so that deleting the other never un-delegates it.
     pub delegated_by: Option<String>,
+    /// The delegation's name (the zone's), refused by the namespace's AccessPolicies.
+    pub not_permitted: Option<crate::controller::Blocked>,
 }
 
 /// Read what the plan needs.

@@ -161,6 +161,9 @@ pub fn wanted_checks(spec: &DnsFailoverSpec) -> [Option<HealthCheckConfig>; 2] {
 
 /// Plan one pass. `nonce` makes a new CallerReference unique (its caller draws it at random).
 pub fn plan(spec: &DnsFailoverSpec, uid: &str, status: &DnsFailoverStatus, observed: &Observed, nonce: &str) -> Plan {
+    if let Some(refused) = &observed.not_permitted {
+        return Plan::blocked(status, refused.clone());
+    }
     if let Some(blocked) = gate(spec, uid, observed.zone.as_ref(), &observed.records) {
         return Plan::blocked(status, blocked);
     }

@@ -30,6 +30,7 @@ use kube::{Resource, ResourceExt};
 use self::apply::{Outcome, Pass, report};
 use self::aws::FargateAws;
 use self::plan::service_update;
+use super::access;
 use super::pipeline::{Applied, Pipeline, drive};
 use super::{PassEnd, ReconcileError, StatusWriter, jittered, with_finalizer};
 use crate::api::fargate_app::{FargateApp, FargateAppStatus};
@@ -150,6 +151,19 @@ impl AppPass<'_> {
 impl Pipeline<FargateApp> for AppPass<'_> {
     type Observed = AppObserved;
     type Plan = AppPlan;
+
+    fn access_uses(&self, obj: &FargateApp) -> Vec<access::Use> {
+        access::uses::fargate_app(&obj.spec)
+    }
+
+    /// An automatic rule priority is chosen inside what the policy allows on the listener.
+    fn narrowed(&self, obj: &FargateApp, grant: &access::Grant) -> Option<FargateApp> {
+        let range = grant.priority_range.clone()?;
+        let mut narrowed = obj.clone();
+        let rule = narrowed.spec.load_balancer.as_mut()?.listener_rule.as_mut()?;
+        rule.priority_range = range;
+        Some(narrowed)
+    }
 
     fn observe<'a>(
         &'a self,

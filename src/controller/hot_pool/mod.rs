@@ -74,6 +74,9 @@ pub struct Shared {
     last_sweep: Mutex<HashMap<String, Instant>>,
     /// Versions whose RunTask ECS rejected recently.
     rejections: launch::Rejections,
+    /// Every HotPool the operator watches (the controller's own cache), for the namespace's
+    /// `maxPoolTasks`.
+    pools: Store<HotPool>,
 }
 
 impl Shared {
@@ -109,14 +112,17 @@ pub async fn run(
             }
         })
         .touched_objects();
+    let controller = Controller::new(pools, watcher::Config::default().any_semantic());
     let shared = Arc::new(Shared {
         claims: reader,
         claims_ready,
         last_sweep: Mutex::new(HashMap::new()),
         rejections: launch::Rejections::default(),
+        pools: controller.store(),
     });
-    let pool_controller = Controller::new(pools, watcher::Config::default().any_semantic())
+    let pool_controller = controller
         .with_config(super::controller_config(&ctx))
+        .reconcile_all_on(ctx.access.changes())
         .owns(workers, watcher::Config::default().any_semantic())
         .watches_stream(claim_events, |c: HotPoolClaim| {
             c.namespace().map(|ns| ObjectRef::<HotPool>::new(&c.spec.pool).within(&ns))
@@ -218,6 +224,20 @@ impl Pipeline<HotPool> for PoolPass<'_> {
     const SKIP_BEHIND_CACHE: bool = false;
     type Observed = observe::Observed;
     type Plan = PoolPlan;
+
+    fn access_uses(&self, obj: &HotPool) -> Vec<super::access::Use> {
+        let others = self
+            .shared
+            .pools
+            .state()
+            .iter()
+            .filter(|p| {
+                p.namespace() == obj.namespace() && p.uid() != obj.uid() && p.metadata.deletion_timestamp.is_none()
+            })
+            .map(|p| super::access::uses::pool_tasks(&p.spec))
+            .fold(0i64, i64::saturating_add);
+        super::access::uses::hot_pool(&obj.spec, others)
+    }
 
     fn observe<'a>(
         &'a self,

@@ -61,6 +61,7 @@ fn converged(spec: &DnsFailoverSpec) -> (DnsFailoverStatus, Observed) {
         checks: [wanted_checks(spec)[0].clone(), None],
         parent: None,
         delegated_by: None,
+        not_permitted: None,
     };
     let first = plan(spec, UID, &status, &observed, "n0");
     (first.status, observed)
@@ -148,6 +149,7 @@ fn changing_the_interval_back_never_reuses_a_deleted_checks_reference() {
         checks: [wanted_checks(&ten)[0].clone(), None],
         parent: None,
         delegated_by: None,
+        not_permitted: None,
     };
     let back = plan(&thirty, UID, &status, &observed, "n2");
     let Step::CreateCheck { reference, new, .. } = &back.steps[0] else { panic!("{:?}", back.steps) };
@@ -195,6 +197,7 @@ fn removing_the_secondary_check_and_renaming_delete_from_the_inventory_after_the
         checks: [wanted_checks(&with)[0].clone(), None],
         parent: None,
         delegated_by: None,
+        not_permitted: None,
     };
     let p = plan(&renamed, UID, &status, &observed, "n1");
     assert_eq!(kinds(&p), ["UpsertPair", "DeleteRecord", "DeleteCheck", "FollowChange"]);
