@@ -11,7 +11,7 @@ use fargate_operator::api::FargateApp;
 use kube::ResourceExt;
 use kube::api::DeleteParams;
 use serde_json::json;
-use support::app::{Setup, status_of, wait_condition, wait_deleted, wait_synced};
+use support::app::{Setup, condition, status_of, wait_condition, wait_deleted, wait_synced};
 use support::fixtures::{self, app_owner};
 
 /// `(type, id)` of every inventory entry.
@@ -501,6 +501,30 @@ async fn a_new_rule_that_would_take_another_apps_requests_is_refused_until_narro
     assert_eq!(rules[0].path_patterns, BTreeSet::from(["/api/*".to_string()]), "the rule is not widened");
 
     delete_and_check_nothing_left(&s, "greedy", &[&listener], &["greedy.apps.example.com"]).await;
+    delete_and_check_nothing_left(&s, "web", &[&listener], &["web.apps.example.com"]).await;
+    s.finish().await;
+}
+
+#[tokio::test]
+async fn a_record_name_outside_its_zone_is_refused_before_anything_is_made_or_deleted() {
+    let s = Setup::new("fa-zone-name").await;
+    let listener = s.fx.alb.listener_arn.clone();
+    let mut app = s.app_json("web");
+    app["spec"]["dns"]["name"] = json!("web.example.org");
+    s.create(app).await;
+    let refused = wait_condition(&s.api, "web", "Degraded", "True", Some("InvalidSpec")).await;
+    let message = condition(&refused, "Degraded").map(|c| c.message.clone()).unwrap_or_default();
+    assert!(message.contains("spec.dns.name") && message.contains("apps.example.com"), "{message}");
+    nothing_left(&s.cfg, &s.ctx.namespace, "web", &[&listener]).await;
+
+    // Fixed: made. Then renamed out of the zone again: refused, and nothing is deleted.
+    edit(&s, "web", json!({"dns": {"name": "web.apps.example.com"}})).await;
+    assert_eq!(record_types(&s, "web.apps.example.com").await, ["A"]);
+    s.merge_patch("web", &json!({"spec": {"dns": {"name": "www.example.org"}}})).await;
+    wait_condition(&s.api, "web", "Degraded", "True", Some("InvalidSpec")).await;
+    assert_eq!(record_types(&s, "web.apps.example.com").await, ["A"], "the record is kept");
+    assert_eq!(fixtures::owned_rules(&s.cfg, &listener, &app_owner(&s.ctx.namespace, "web")).await.len(), 1);
+
     delete_and_check_nothing_left(&s, "web", &[&listener], &["web.apps.example.com"]).await;
     s.finish().await;
 }

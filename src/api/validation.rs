@@ -288,6 +288,28 @@ pub fn is_inside_zone(name: &str, zone: &str) -> bool {
     name.len() > zone.len() && name.ends_with(&zone) && name.as_bytes()[name.len() - zone.len() - 1] == b'.'
 }
 
+/// The FargateApp record rule that needs the zone's name (read by the controller): `spec.dns.name`
+/// inside the zone of `spec.dns.hostedZoneId`, and a CNAME not at its apex (an alias may be).
+pub fn validate_app_record(dns: &crate::api::fargate_app::DnsSpec, zone_name: &str) -> Result<(), ValidationErrors> {
+    let mut errs = ValidationErrors::default();
+    let (name, zone) = (normalize_dns_name(&dns.name), normalize_dns_name(zone_name));
+    let cname = dns.record_type == crate::api::fargate_app::DnsRecordType::CNAME;
+    if name == zone && cname {
+        errs.push(
+            "spec.dns.name",
+            format!("{name:?} is the zone apex; a CNAME cannot sit there: use type Alias, or a name below {zone:?}"),
+        );
+    } else if name != zone && !is_inside_zone(&name, &zone) {
+        errs.push(
+            "spec.dns.name",
+            format!(
+                "{name:?} is not inside the zone {zone:?} of spec.dns.hostedZoneId: use a name ending in .{zone}, or the zone that holds {name:?}"
+            ),
+        );
+    }
+    errs.into_result()
+}
+
 /// Validate a DnsFailover spec. `zone_name` is the hosted zone's name once the controller has read it;
 /// without it the zone-membership rule is skipped.
 pub fn validate_dns_failover(spec: &DnsFailoverSpec, zone_name: Option<&str>) -> Result<(), ValidationErrors> {
@@ -423,6 +445,20 @@ pub fn validate_hot_pool_claim(spec: &HotPoolClaimSpec, now: Timestamp) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_app_record_must_lie_in_its_zone_and_a_cname_not_at_its_apex() {
+        let dns = |name: &str, t: &str| -> crate::api::fargate_app::DnsSpec {
+            serde_json::from_value(serde_json::json!({"hostedZoneId": "Z1", "name": name, "type": t})).unwrap()
+        };
+        assert!(validate_app_record(&dns("web.apps.example.com", "Alias"), "apps.example.com.").is_ok());
+        assert!(validate_app_record(&dns("Apps.Example.com.", "Alias"), "apps.example.com.").is_ok(), "alias at apex");
+        let apex = validate_app_record(&dns("apps.example.com", "CNAME"), "apps.example.com.").unwrap_err();
+        assert!(apex.to_string().contains("spec.dns.name"), "{apex}");
+        let outside = validate_app_record(&dns("web.example.org", "Alias"), "apps.example.com.").unwrap_err();
+        assert!(outside.to_string().contains("not inside the zone"), "{outside}");
+        assert!(validate_app_record(&dns("xapps.example.com", "Alias"), "apps.example.com").is_err(), "label boundary");
+    }
 
     fn app(lb: serde_json::Value) -> FargateAppSpec {
         serde_json::from_value(serde_json::json!({

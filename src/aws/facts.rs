@@ -22,6 +22,27 @@ pub struct ListenerInfo {
     pub vpc_id: String,
 }
 
+/// A hosted zone's name and name servers: remembered, else read (`route53:GetHostedZone`) and
+/// remembered.
+pub async fn hosted_zone(
+    facts: &Facts,
+    caller: &crate::aws::AwsCaller,
+    r53: &dyn crate::aws::api::route53::Route53Api,
+    zone: &str,
+) -> Result<ZoneFacts, crate::aws::AwsError> {
+    if let Some(known) = facts.zone(zone) {
+        return Ok(known);
+    }
+    let found = caller.call(crate::aws::Service::Route53, "GetHostedZone", || r53.get_hosted_zone(zone)).await?;
+    let mut servers: Vec<String> =
+        found.name_servers.iter().map(|n| n.trim_end_matches('.').to_ascii_lowercase()).collect();
+    servers.sort();
+    if !found.name.is_empty() {
+        facts.remember_zone(zone, (found.name.clone(), servers.clone()));
+    }
+    Ok((found.name, servers))
+}
+
 /// A hosted zone's name and sorted, lower-case name servers.
 pub type ZoneFacts = (String, Vec<String>);
 

@@ -135,6 +135,7 @@ fn observed(spec: &FargateAppSpec, status: &FargateAppStatus, d: &Draw<'_>) -> O
         cluster_missing: d.b(),
         service: d.b().then(|| service(d)),
         revision: d.b().then(|| d.s()),
+        zone_name: d.b().then(|| d.s()),
         record: if d.b() { record_set(d) } else { None },
         old_records,
     }

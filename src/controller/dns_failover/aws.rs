@@ -165,17 +165,7 @@ impl FailoverAws {
 
     /// The zone's name (for the apex / inside-the-zone check) and its name servers (for delegation).
     pub async fn zone(&self, zone: &str) -> Result<(String, Vec<String>), AwsError> {
-        if let Some(facts) = self.facts.zone(zone) {
-            return Ok(facts);
-        }
-        let found = self.caller.call(Service::Route53, "GetHostedZone", || self.r53.get_hosted_zone(zone)).await?;
-        let mut servers: Vec<String> =
-            found.name_servers.iter().map(|n| n.trim_end_matches('.').to_ascii_lowercase()).collect();
-        servers.sort();
-        if !found.name.is_empty() {
-            self.facts.remember_zone(zone, (found.name.clone(), servers.clone()));
-        }
-        Ok((found.name, servers))
+        crate::aws::facts::hosted_zone(&self.facts, &self.caller, self.r53.as_ref(), zone).await
     }
 }
 

@@ -287,6 +287,12 @@ impl FargateAws {
         gone_is_done(self.caller.call(Service::Elbv2, "DeleteRule", || self.elb.delete_rule(arn)).await)
     }
 
+    /// The hosted zone's name (remembered for the process: a zone's name never changes).
+    pub async fn zone_name(&self, zone: &str) -> Result<String, AwsError> {
+        let (name, _) = crate::aws::facts::hosted_zone(&self.facts, &self.caller, self.r53.as_ref(), zone).await?;
+        Ok(name)
+    }
+
     /// The record set at `name` of `rtype` in the zone, if any.
     pub async fn record(
         &self,

@@ -12,7 +12,7 @@ use super::aws::FargateAws;
 use super::cleanup::made_by;
 use super::inventory::{self, LISTENER_RULE, SERVICE, TARGET_GROUP};
 use super::plan::{ObservedRule, ObservedService, ObservedTargetGroup};
-use super::steps::{record_gate, rule_gate, service_gate, target_group_gate};
+use super::steps::{record_gate, rule_gate, service_gate, target_group_gate, zone_gate};
 use super::{Names, dns, service};
 use crate::api::OwnedResource;
 use crate::api::fargate_app::{FargateAppSpec, FargateAppStatus};
@@ -49,6 +49,8 @@ pub struct Observed {
     pub service: Option<ObservedService>,
     /// The revision carrying the rendered content hash and our owner tags, if there is one.
     pub revision: Option<String>,
+    /// The name of `spec.dns`'s hosted zone (`None`: no record asked for, or the zone not found).
+    pub zone_name: Option<String>,
     /// The record at `spec.dns`'s name and type.
     pub record: Option<r53::ResourceRecordSet>,
     /// The recorded records the spec no longer asks for, each with the record set it names while
@@ -76,6 +78,18 @@ pub async fn observe(
     read_attributes: bool,
 ) -> Result<Observed, AwsError> {
     let mut o = Observed::default();
+    if let Some(dns) = &spec.dns {
+        // Before anything is written: a name outside the zone would be refused by Route 53 only
+        // after the rest of the app was made.
+        o.zone_name = match aws.zone_name(normalize_zone_id(&dns.hosted_zone_id)).await {
+            Ok(name) => Some(name),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e),
+        };
+        if zone_gate(spec, &o).is_some() {
+            return Ok(o);
+        }
+    }
     let rule = spec.load_balancer.as_ref().and_then(|lb| lb.listener_rule.as_ref());
     if let Some(rule) = rule {
         o.listener = Some(match aws.listener(&rule.listener_arn).await {

@@ -296,6 +296,13 @@ pub fn service_gate(
     (!ok).then(|| name_conflict("ECS service", &names.family, s.ours))
 }
 
+/// The plan stops before anything: `spec.dns.name` is not a name its zone can hold.
+pub fn zone_gate(spec: &FargateAppSpec, observed: &Observed) -> Option<Blocked> {
+    let (dns, zone) = spec.dns.as_ref().zip(observed.zone_name.as_ref())?;
+    let errs = crate::api::validation::validate_app_record(dns, zone).err()?;
+    Some(Blocked { reason: REASON_INVALID_SPEC, message: errs.to_string() })
+}
+
 /// The plan stops at the record: someone else's is at the name.
 pub fn record_gate(spec: &FargateAppSpec, status: &FargateAppStatus, observed: &Observed) -> Option<Blocked> {
     let (dns, info) = spec.dns.as_ref().zip(observed.listener_info())?;
@@ -318,6 +325,9 @@ impl Planner<'_> {
         let (spec, observed) = (self.spec, self.observed);
         let lb = spec.load_balancer.as_ref();
         let listener_rule = lb.and_then(|lb| lb.listener_rule.as_ref());
+        if let Some(blocked) = zone_gate(spec, observed) {
+            return Err(blocked);
+        }
         if let (Some(Listener::Gone), Some(rule)) = (&observed.listener, listener_rule) {
             return Err(listener_not_found(&rule.listener_arn));
         }
