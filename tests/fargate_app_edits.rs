@@ -63,6 +63,8 @@ async fn delete_and_check_nothing_left(s: &Setup, name: &str, listeners: &[&str]
     nothing_left(&s.cfg, &s.ctx.namespace, name, listeners).await;
     for n in names {
         assert_eq!(record_types(s, n).await, Vec::<String>::new(), "no record is left at {n}");
+        let mark = format!("_fargate-operator.{n}");
+        assert_eq!(record_types(s, &mark).await, Vec::<String>::new(), "no ownership mark is left at {mark}");
     }
 }
 

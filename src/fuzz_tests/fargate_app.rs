@@ -42,6 +42,15 @@ fn entry(d: &Draw<'_>) -> OwnedResource {
     OwnedResource { type_: type_.into(), id: d.s(), parent: d.b().then(|| d.s()), name: d.b().then(|| d.s()) }
 }
 
+fn mark(d: &Draw<'_>) -> crate::controller::fargate_app::dns::Mark {
+    use crate::controller::fargate_app::dns::Mark;
+    match d.i64().rem_euclid(3) {
+        0 => Mark::None,
+        1 => record_set(d).map_or(Mark::None, |s| Mark::Ours(Box::new(s))),
+        _ => Mark::Other(d.s()),
+    }
+}
+
 fn record_set(d: &Draw<'_>) -> Option<r53::ResourceRecordSet> {
     let rtype = if d.b() { r53::RrType::A } else { r53::RrType::from(d.s().as_str()) };
     let mut b = r53::ResourceRecordSet::builder().name(d.s()).r#type(rtype);
@@ -124,7 +133,7 @@ fn observed(spec: &FargateAppSpec, status: &FargateAppStatus, d: &Draw<'_>) -> O
         .resources
         .iter()
         .filter(|r| r.type_ == inventory::RECORD)
-        .map(|r| (r.clone(), if d.b() { record_set(d) } else { None }))
+        .map(|r| (r.clone(), if d.b() { record_set(d).map(|s| (s, mark(d))) } else { None }))
         .collect();
     Observed {
         listener,
@@ -137,6 +146,7 @@ fn observed(spec: &FargateAppSpec, status: &FargateAppStatus, d: &Draw<'_>) -> O
         revision: d.b().then(|| d.s()),
         zone_name: d.b().then(|| d.s()),
         record: if d.b() { record_set(d) } else { None },
+        record_mark: mark(d),
         old_records,
     }
 }

@@ -170,6 +170,16 @@ fn apps(sim: &Sim, owner: &dyn Fn(&str, &str) -> String, errs: &mut Vec<String>)
             if types != want_type.iter().cloned().collect::<Vec<_>>() {
                 errs.push(format!("{name}: records {types:?} in {}, the spec says {want_type:?}", APP_ZONES[z]));
             }
+            // The ownership mark lives and goes with the record.
+            let mark = format!("_fargate-operator.app{i}.{}.", APP_ZONES[z]);
+            let marks = recs.iter().filter(|r| r.name == mark && r.r#type == RrType::Txt).count();
+            if marks != usize::from(want.is_some()) {
+                errs.push(format!(
+                    "{name}: {marks} ownership mark(s) in {}, the spec says a record: {}",
+                    APP_ZONES[z],
+                    want.is_some()
+                ));
+            }
         }
         if spec.is_none() {
             let left = definitions.iter().filter(|d| d.status == "ACTIVE" && owned_by(&d.tags, &me)).count();

@@ -174,21 +174,25 @@ impl Run<'_> {
             }
             Step::ForgetRecord(entry) => self.forget(&entry).await,
             Step::ChangeRecords { zone, deletes, upsert, zone_may_be_gone } => {
-                let mut put = None;
+                let (mut put, mut upserts) = (None, Vec::new());
                 if let Some(write) = upsert {
                     let entry = inventory::record(&write.dns, &write.listener.dns_name);
                     if let Some(planned) = write.record {
                         inventory::put(&mut self.status.resources, planned);
                         writer.record_resources(&self.status.resources).await?;
                     }
-                    put = Some((entry, dns::record_set(&write.dns, &write.listener)?));
+                    upserts.push(dns::record_set(&write.dns, &write.listener)?);
+                    if write.mark {
+                        upserts.push(dns::mark_set(&write.dns.name, &aws.owner)?);
+                    }
+                    put = Some(entry);
                 }
                 let sets = deletes.iter().map(|(_, set)| set.clone()).collect();
-                dns::send(aws, &zone, sets, put.as_ref().map(|(_, set)| set.clone()), zone_may_be_gone).await?;
+                dns::send(aws, &zone, sets, upserts, zone_may_be_gone).await?;
                 for (entry, _) in &deletes {
                     self.forget(entry).await;
                 }
-                if let Some((entry, _)) = put {
+                if let Some(entry) = put {
                     inventory::put(&mut self.status.resources, entry);
                 }
             }

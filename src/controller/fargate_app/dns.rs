@@ -1,8 +1,14 @@
 //! The FargateApp's Route 53 record: an A alias (or a CNAME) to the listener's load balancer, and
 //! the records earlier specs asked for (another name, zone or type) deleted while they still point
-//! where we wrote them. Records carry no tags, so the inventory entry's target is the mark: a record
-//! pointing anywhere else is someone else's and is never changed or deleted. The planner decides
-//! from [`record_state`] and groups with [`by_zone`]; apply and the finalizer send with [`send`].
+//! where we wrote them. Records carry no tags, so each record we write gets an ownership TXT record
+//! next to it, as external-dns does: `_fargate-operator.<name>` saying
+//! `heritage=fargate-operator,owner=<cluster id>/<namespace>/FargateApp/<name>` ([`Mark`]), written
+//! and deleted in the same change batch as the record. A record whose mark names another owner is
+//! never changed or deleted, whatever the inventory says; one whose mark names this object is ours
+//! even when the status that recorded it was lost. Records written before marks existed are ours
+//! by the inventory entry's target (a record pointing anywhere else is someone else's), and get
+//! their mark on the next pass. The planner decides from [`record_state`] and groups with
+//! [`by_zone`]; apply and the finalizer send with [`send`].
 //!
 //! Changes in one zone go in one change batch, which Route 53 applies atomically: switching
 //! `dns.type` deletes the old A record and creates the CNAME at the same name in one step (the two
@@ -18,7 +24,61 @@ use crate::api::OwnedResource;
 use crate::api::fargate_app::{DnsRecordType, DnsSpec};
 use crate::api::validation::normalize_dns_name;
 use crate::aws::AwsError;
+use crate::aws::naming::Owner;
 use crate::controller::Blocked;
+
+/// The first label of the ownership TXT record next to a record (a TXT cannot share a name with
+/// a CNAME, so it sits one label below).
+pub const MARK_LABEL: &str = "_fargate-operator";
+
+/// What the ownership TXT record next to a record says.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Mark {
+    /// No mark (no TXT record, or one this operator did not write).
+    #[default]
+    None,
+    /// Ours: the record set of the mark (deleted with the record).
+    Ours(Box<r53::ResourceRecordSet>),
+    /// Another owner's (`<cluster id>/<namespace>/<kind>/<name>`).
+    Other(String),
+}
+
+/// The name of the mark of the record `name`.
+pub fn mark_name(name: &str) -> String {
+    format!("{MARK_LABEL}.{}.", name.trim_end_matches('.'))
+}
+
+/// The owner a mark names: `<cluster id>/<namespace>/<kind>/<name>`.
+fn mark_owner(owner: &Owner) -> String {
+    format!("{}/{}", owner.cluster_id, owner.owner_value())
+}
+
+/// The mark record set of the record `name`, written by `owner`.
+pub fn mark_set(name: &str, owner: &Owner) -> Result<r53::ResourceRecordSet, AwsError> {
+    let value = format!("\"heritage=fargate-operator,owner={}\"", mark_owner(owner));
+    r53::ResourceRecordSet::builder()
+        .name(mark_name(name))
+        .r#type(r53::RrType::Txt)
+        .ttl(300)
+        .resource_records(r53::ResourceRecord::builder().value(value).build().map_err(build_error)?)
+        .build()
+        .map_err(build_error)
+}
+
+/// What the TXT record set `found` at a record's mark name says about `owner`'s claim.
+pub fn mark_of(found: Option<&r53::ResourceRecordSet>, owner: &Owner) -> Mark {
+    let Some(set) = found else { return Mark::None };
+    let named = set.resource_records().iter().find_map(|v| {
+        let v = v.value().trim_matches('"');
+        let fields = v.strip_prefix("heritage=fargate-operator,")?;
+        fields.split(',').find_map(|f| f.strip_prefix("owner=")).map(str::to_string)
+    });
+    match named {
+        Some(o) if o == mark_owner(owner) => Mark::Ours(Box::new(set.clone())),
+        Some(o) => Mark::Other(o),
+        None => Mark::None,
+    }
+}
 
 /// The record set `dns` asks for, pointing at `info`'s load balancer.
 pub fn record_set(dns: &DnsSpec, info: &ListenerInfo) -> Result<r53::ResourceRecordSet, AwsError> {
@@ -73,16 +133,33 @@ fn change(action: r53::ChangeAction, set: r53::ResourceRecordSet) -> Result<r53:
     r53::Change::builder().action(action).resource_record_set(set).build().map_err(build_error)
 }
 
-/// The observed record an inventory entry names, if it still points where we wrote it. `Ok(None)`:
-/// gone, its zone is gone, or it is no longer ours; the entry can be dropped.
-pub async fn still_ours(aws: &FargateAws, entry: &OwnedResource) -> Result<Option<r53::ResourceRecordSet>, AwsError> {
+/// The mark next to the record `name` in `zone`, as it concerns this object.
+pub async fn read_mark(aws: &FargateAws, zone: &str, name: &str) -> Result<Mark, AwsError> {
+    let found = aws.record(zone, &mark_name(name), r53::RrType::Txt).await?;
+    Ok(mark_of(found.as_ref(), &aws.owner))
+}
+
+/// The observed record an inventory entry names, with its mark, if it is still ours: its mark
+/// names this object, or (without a mark) it still points where we wrote it. `Ok(None)`: gone,
+/// its zone is gone, or it is no longer ours; the entry can be dropped.
+pub async fn still_ours(
+    aws: &FargateAws,
+    entry: &OwnedResource,
+) -> Result<Option<(r53::ResourceRecordSet, Mark)>, AwsError> {
     let Some((zone, name, t, _)) = inventory::parse_record_id(&entry.id) else { return Ok(None) };
-    let set = match aws.record(zone, name, rr_type(t)).await {
-        Ok(s) => s,
+    let read =
+        async { Ok::<_, AwsError>((aws.record(zone, name, rr_type(t)).await?, read_mark(aws, zone, name).await?)) };
+    let (set, mark) = match read.await {
+        Ok(found) => found,
         Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(e),
     };
-    Ok(set.filter(|s| recorded_target(entry, &target_of(s))))
+    let ours = |s: &r53::ResourceRecordSet| match &mark {
+        Mark::Ours(_) => true,
+        Mark::Other(_) => false,
+        Mark::None => recorded_target(entry, &target_of(s)),
+    };
+    Ok(set.filter(ours).map(|s| (s, mark)))
 }
 
 /// Whether `target` is one the record `entry` was written with: its target, or the one before it
@@ -92,20 +169,34 @@ fn recorded_target(entry: &OwnedResource, target: &str) -> bool {
 }
 
 /// Whether the record `dns` asks for is in place (`Ok(true)`) or is to be written (`Ok(false)`),
-/// from the record `current` at its name and type. Ours: recorded in `resources`, and pointing where
-/// the entry says (or already where we want it). A record at our name that this object never
-/// recorded is someone else's (`Err`), even when it points at the same shared load balancer.
+/// from the record `current` at its name and type and the `mark` next to it. A mark decides: ours,
+/// or another owner's (`Err`, also when no record is there yet). Without one, ours is recorded in
+/// `resources` and pointing where the entry says (or already where we want it): a record at our
+/// name that this object never recorded is someone else's (`Err`), even when it points at the same
+/// shared load balancer.
 pub fn record_state(
     dns: &DnsSpec,
     info: &ListenerInfo,
     resources: &[OwnedResource],
     current: Option<&r53::ResourceRecordSet>,
+    mark: &Mark,
 ) -> Result<bool, Blocked> {
+    if let Mark::Other(owner) = mark {
+        return Err(Blocked {
+            reason: crate::runtime::conditions::REASON_NAME_CONFLICT,
+            message: format!(
+                "spec.dns.name: {} belongs to {owner} (its TXT record {} says so); it is left untouched: use another name",
+                dns.name,
+                mark_name(&dns.name)
+            ),
+        });
+    }
     let id = inventory::dns_record_id(dns);
     let recorded = resources.iter().find(|r| r.type_ == inventory::RECORD && r.id == id);
     let Some(set) = current else { return Ok(false) };
     let now = target_of(set);
-    let ours = recorded.is_some_and(|r| same_target(&now, &info.dns_name) || recorded_target(r, &now));
+    let ours = matches!(mark, Mark::Ours(_))
+        || recorded.is_some_and(|r| same_target(&now, &info.dns_name) || recorded_target(r, &now));
     if !ours {
         return Err(Blocked {
             reason: crate::runtime::conditions::REASON_NAME_CONFLICT,
@@ -141,14 +232,14 @@ pub async fn send(
     aws: &FargateAws,
     zone: &str,
     deletes: Vec<r53::ResourceRecordSet>,
-    upsert: Option<r53::ResourceRecordSet>,
+    upserts: Vec<r53::ResourceRecordSet>,
     zone_may_be_gone: bool,
 ) -> Result<(), AwsError> {
     let mut changes = Vec::new();
     for set in deletes {
         changes.push(change(r53::ChangeAction::Delete, set)?);
     }
-    if let Some(set) = upsert {
+    for set in upserts {
         changes.push(change(r53::ChangeAction::Upsert, set)?);
     }
     match aws.change_records(zone, changes).await {
@@ -157,19 +248,27 @@ pub async fn send(
     }
 }
 
-/// Delete every recorded record that still points where we wrote it (deletion of the app); each
+/// The record sets deleting the found record `set` takes: it and its mark, when ours.
+pub fn with_mark(set: r53::ResourceRecordSet, mark: Mark) -> Vec<r53::ResourceRecordSet> {
+    match mark {
+        Mark::Ours(m) => vec![set, *m],
+        _ => vec![set],
+    }
+}
+
+/// Delete every recorded record that is still ours, with its mark (deletion of the app); each
 /// entry leaves the inventory once its record is gone or found no longer ours.
 pub async fn delete_recorded(aws: &FargateAws, resources: &mut Vec<OwnedResource>) -> Result<(), AwsError> {
     let entries: Vec<OwnedResource> = resources.iter().filter(|r| r.type_ == inventory::RECORD).cloned().collect();
     let mut found = Vec::new();
     for entry in entries {
         match still_ours(aws, &entry).await? {
-            Some(set) => found.push((entry, set)),
+            Some((set, mark)) => found.extend(with_mark(set, mark).into_iter().map(|s| (entry.clone(), s))),
             None => inventory::remove(resources, inventory::RECORD, &entry.id),
         }
     }
     for (zone, batch) in by_zone(None, found) {
-        send(aws, &zone, batch.iter().map(|(_, set)| set.clone()).collect(), None, true).await?;
+        send(aws, &zone, batch.iter().map(|(_, set)| set.clone()).collect(), Vec::new(), true).await?;
         for (entry, _) in batch {
             inventory::remove(resources, inventory::RECORD, &entry.id);
         }

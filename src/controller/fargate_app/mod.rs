@@ -8,7 +8,7 @@
 mod apply;
 pub mod aws;
 mod cleanup;
-mod dns;
+pub mod dns;
 pub mod ecs;
 pub mod inventory;
 pub mod observe;

@@ -53,9 +53,11 @@ pub struct Observed {
     pub zone_name: Option<String>,
     /// The record at `spec.dns`'s name and type.
     pub record: Option<r53::ResourceRecordSet>,
-    /// The recorded records the spec no longer asks for, each with the record set it names while
-    /// that still points where we wrote it (`None`: gone, or no longer ours).
-    pub old_records: Vec<(OwnedResource, Option<r53::ResourceRecordSet>)>,
+    /// The ownership mark next to it.
+    pub record_mark: dns::Mark,
+    /// The recorded records the spec no longer asks for, each with the record set it names and its
+    /// mark while that is still ours (`None`: gone, or no longer ours).
+    pub old_records: Vec<(OwnedResource, Option<(r53::ResourceRecordSet, dns::Mark)>)>,
 }
 
 impl Observed {
@@ -154,6 +156,7 @@ pub async fn observe(
     if let Some((dns, _)) = desired {
         let zone = normalize_zone_id(&dns.hosted_zone_id);
         o.record = aws.record(zone, &dns.name, r53::RrType::from(inventory::rr_type(dns.record_type))).await?;
+        o.record_mark = dns::read_mark(aws, zone, &dns.name).await?;
         if record_gate(spec, status, &o).is_some() {
             return Ok(o);
         }

@@ -87,6 +87,8 @@ pub struct RecordWrite {
     /// confirmed the record points at one of the two, and both are ours). `None`: the entry
     /// already names this target.
     pub record: Option<OwnedResource>,
+    /// Write the ownership mark next to the record too (it is not there yet).
+    pub mark: bool,
 }
 
 /// One AWS step, in the order the plan lists them.
@@ -306,7 +308,7 @@ pub fn zone_gate(spec: &FargateAppSpec, observed: &Observed) -> Option<Blocked> 
 /// The plan stops at the record: someone else's is at the name.
 pub fn record_gate(spec: &FargateAppSpec, status: &FargateAppStatus, observed: &Observed) -> Option<Blocked> {
     let (dns, info) = spec.dns.as_ref().zip(observed.listener_info())?;
-    dns::record_state(dns, info, &status.resources, observed.record.as_ref()).err()
+    dns::record_state(dns, info, &status.resources, observed.record.as_ref(), &observed.record_mark).err()
 }
 
 struct Planner<'a> {
@@ -500,8 +502,14 @@ impl Planner<'_> {
         let mut upsert = None;
         if let Some((dns, info)) = desired {
             let entry = inventory::record(dns, &info.dns_name);
-            if dns::record_state(dns, info, &self.read.resources, self.observed.record.as_ref())? {
+            let (current, mark) = (self.observed.record.as_ref(), &self.observed.record_mark);
+            let marked = matches!(mark, dns::Mark::Ours(_));
+            if dns::record_state(dns, info, &self.read.resources, current, mark)? {
                 inventory::put(&mut self.status.resources, entry);
+                if !marked {
+                    // A record from before marks: the mark is added (the record is rewritten as is).
+                    upsert = Some(RecordWrite { dns: dns.clone(), listener: info.clone(), record: None, mark: true });
+                }
             } else {
                 let recorded = self.status.resources.iter().find(|r| r.type_ == RECORD && r.id == entry.id);
                 let record = match recorded {
@@ -509,14 +517,28 @@ impl Planner<'_> {
                     Some(r) if r.name == entry.name => None,
                     Some(r) => Some(OwnedResource { parent: r.name.clone(), ..entry }),
                 };
-                upsert = Some(RecordWrite { dns: dns.clone(), listener: info.clone(), record });
+                upsert = Some(RecordWrite { dns: dns.clone(), listener: info.clone(), record, mark: !marked });
             }
         }
+        // The mark of a record whose type changes stays: the new record's is the same TXT record.
+        let kept = desired.map(|(dns, _)| (normalize_zone_id(&dns.hosted_zone_id), dns::mark_name(&dns.name)));
         let mut found = Vec::new();
         for (entry, set) in &self.observed.old_records {
-            match set {
-                Some(set) => found.push((entry.clone(), set.clone())),
-                None => self.steps.push(Step::ForgetRecord(entry.clone())),
+            let Some((set, mark)) = set else {
+                self.steps.push(Step::ForgetRecord(entry.clone()));
+                continue;
+            };
+            for s in dns::with_mark(set.clone(), mark.clone()) {
+                let zone = inventory::parse_record_id(&entry.id).map(|(z, ..)| z);
+                let same_mark = kept.as_ref().is_some_and(|(z, n)| {
+                    Some(*z) == zone
+                        && *s.r#type() == r53::RrType::Txt
+                        && crate::api::validation::normalize_dns_name(s.name())
+                            == crate::api::validation::normalize_dns_name(n)
+                });
+                if !same_mark {
+                    found.push((entry.clone(), s));
+                }
             }
         }
         let first = desired.map(|(dns, _)| normalize_zone_id(&dns.hosted_zone_id).to_string());

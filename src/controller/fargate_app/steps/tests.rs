@@ -79,7 +79,9 @@ fn converged(spec: &FargateAppSpec) -> (FargateAppStatus, Observed) {
     let mut status =
         FargateAppStatus { target_group_arn: Some(TG.into()), service_arn: Some(svc), ..Default::default() };
     if let (Some(dns), Some(l)) = (&spec.dns, &listener) {
-        observed.record = Some(dns::record_set(dns, &info(l)).expect("record"));
+        let set = dns::record_set(dns, &info(l)).expect("record");
+        observed.record_mark = dns::Mark::Ours(Box::new(set.clone()));
+        observed.record = Some(set);
         inventory::add(&mut status.resources, inventory::record(dns, &info(l).dns_name));
     }
     let first = run(spec, &status, &observed);
@@ -148,7 +150,7 @@ fn entry(status: &FargateAppStatus, type_: &str) -> OwnedResource {
 fn record_left_behind(status: &FargateAppStatus, observed: &mut Observed) -> (OwnedResource, r53::ResourceRecordSet) {
     let old = entry(status, "Record");
     let set = observed.record.take().expect("the record");
-    observed.old_records = vec![(old.clone(), Some(set.clone()))];
+    observed.old_records = vec![(old.clone(), Some((set.clone(), dns::Mark::None)))];
     (old, set)
 }
 
@@ -233,9 +235,17 @@ fn a_rule_moved_to_another_load_balancer_goes_before_the_new_one_and_the_record_
     let dns = moved.dns.as_ref().expect("dns");
     let landed = dns::record_set(dns, &info(OTHER_LB)).expect("record");
     let back = info(LISTENER);
-    assert_eq!(dns::record_state(dns, &back, &resources, Some(&landed)), Ok(false), "ours: re-pointed back");
+    assert_eq!(
+        dns::record_state(dns, &back, &resources, Some(&landed), &dns::Mark::None),
+        Ok(false),
+        "ours: re-pointed back"
+    );
     let not_landed = dns::record_set(dns, &back).expect("record");
-    assert_eq!(dns::record_state(dns, &back, &resources, Some(&not_landed)), Ok(true), "already in place");
+    assert_eq!(
+        dns::record_state(dns, &back, &resources, Some(&not_landed), &dns::Mark::None),
+        Ok(true),
+        "already in place"
+    );
 }
 
 #[test]
@@ -429,4 +439,45 @@ fn conflicts_stop_the_plan_after_what_could_safely_be_done() {
     observed.service = None;
     let p = run(&s, &status, &observed);
     assert_eq!((kinds(&p).len(), p.blocked.map(|b| b.reason)), (0, Some("ClusterNotFound")));
+}
+
+#[test]
+fn a_mark_decides_whose_a_record_is_and_an_unmarked_record_of_ours_gets_one() {
+    let owner = crate::aws::naming::Owner {
+        cluster_id: "prod".into(),
+        namespace: "team".into(),
+        kind: "FargateApp".into(),
+        name: "web".into(),
+        uid: "u-1".into(),
+    };
+    let mine = dns::mark_set("web.example.com", &owner).expect("mark");
+    assert_eq!(mine.name(), "_fargate-operator.web.example.com.");
+    assert!(matches!(dns::mark_of(Some(&mine), &owner), dns::Mark::Ours(_)));
+    let other = crate::aws::naming::Owner { namespace: "other".into(), ..owner.clone() };
+    assert_eq!(dns::mark_of(Some(&mine), &other), dns::Mark::Other("prod/team/FargateApp/web".into()));
+    let foreign = aws_sdk_route53::types::ResourceRecordSet::builder()
+        .name("_fargate-operator.web.example.com.")
+        .r#type(aws_sdk_route53::types::RrType::Txt)
+        .resource_records(
+            aws_sdk_route53::types::ResourceRecord::builder().value("\"v=spf1 -all\"").build().expect("v"),
+        )
+        .build()
+        .expect("set");
+    assert_eq!(dns::mark_of(Some(&foreign), &owner), dns::Mark::None, "a TXT we did not write is no mark");
+
+    // Another owner's mark refuses the name, even with no record there yet and whatever the
+    // inventory says; an unmarked record of ours is rewritten with its mark.
+    let spec = spec(serde_json::json!({}));
+    let dns_spec = spec.dns.clone().expect("dns");
+    let blocked =
+        dns::record_state(&dns_spec, &info(LISTENER), &[], None, &dns::Mark::Other("prod/x/FargateApp/y".into()));
+    assert!(blocked.is_err_and(|b| b.reason == "NameConflict" && b.message.contains("prod/x/FargateApp/y")));
+    let (status, mut observed) = converged(&spec);
+    observed.record_mark = dns::Mark::None;
+    let p = run(&spec, &status, &observed);
+    let write = p.steps.iter().find_map(|s| match s {
+        Step::ChangeRecords { upsert: Some(w), deletes, .. } if deletes.is_empty() => Some(w),
+        _ => None,
+    });
+    assert!(write.is_some_and(|w| w.mark && w.record.is_none()), "{:?}", p.steps);
 }
