@@ -50,6 +50,10 @@ clippy: ## clippy on every target, warnings are errors
 lint-dockerfile: ## hadolint the Dockerfile; its build command must equal hack/release.sh's
 	@bash hack/lint-dockerfile.sh
 
+.PHONY: checkov
+checkov: ## checkov over the rendered chart variants and the Dockerfile; accepted findings are skipped inline
+	@bash hack/checkov.sh
+
 .PHONY: test-argocd
 test-argocd: ## run the Argo CD health scripts under real Lua interpreters against sample objects
 	@bash hack/test-argocd-health.sh
@@ -90,7 +94,7 @@ release: ## build the release binary exactly as the Dockerfile does, and test it
 	@bash hack/release.sh
 
 .PHONY: test
-test: fmt-check clippy lint-dockerfile test-argocd env-up ## everything CI runs (the CRD drift check is one of the tests)
+test: fmt-check clippy lint-dockerfile checkov test-argocd env-up ## everything CI runs (the CRD drift check is one of the tests)
 	@$(MAKE) --no-print-directory test-chart
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --locked --no-fail-fast --features sim; \
