@@ -26,6 +26,10 @@ pub enum ReconcileError {
     /// (a create it is about to send): the finalizer stays and the cleanup runs again.
     #[error("{0} AWS object(s) were recorded in status.resources while the deletion ran; deleting them too")]
     InventoryGrew(usize),
+    /// A pass raced a deletion of its object (a launch fenced off, workers that appeared while the
+    /// pool's cleanup ran): it stops, and the next attempt starts from a fresh read.
+    #[error("{0}")]
+    RacedDeletion(String),
     /// The AccessPolicies (or a namespace's labels) are not known yet: no pass may decide without
     /// them; retried with backoff.
     #[error("{0}")]
@@ -46,7 +50,7 @@ impl ReconcileError {
             Self::Kube(_) | Self::Panicked(_) | Self::AccessUnknown(_) => ErrorCategory::Transient,
             Self::Aws(e) => e.category,
             Self::Invalid(_) | Self::MissingMetadata(_) => ErrorCategory::Terminal,
-            Self::InventoryGrew(_) => ErrorCategory::Conflict,
+            Self::InventoryGrew(_) | Self::RacedDeletion(_) => ErrorCategory::Conflict,
             Self::Finalizer(e) => match e.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(inner)
                 | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner.category(),

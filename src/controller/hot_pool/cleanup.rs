@@ -100,6 +100,23 @@ pub(super) async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Conte
             Err(e) => return Err(e.into()),
         }
     }
+    // A pass that had not seen the deletion may have written workers meanwhile, its RunTask
+    // (fenced by a fresh read of the pool, `launch::fence`) about to start their tasks: the
+    // cleanup starts over, stopping them, until no worker appeared while it ran.
+    let listed: BTreeSet<String> = workers.iter().map(ResourceExt::name_any).collect();
+    let appeared = workers_api
+        .list(&lp)
+        .await?
+        .items
+        .into_iter()
+        .filter(|w| w.owner_references().iter().any(|o| o.uid == owner.uid) && !listed.contains(&w.name_any()))
+        .count();
+    if appeared > 0 {
+        return Err(ReconcileError::RacedDeletion(format!(
+            "{appeared} worker(s) of HotPool {} were written while its deletion ran; deleting again",
+            pool.name_any()
+        )));
+    }
     Ok(Action::await_change())
 }
 

@@ -25,7 +25,8 @@ use crate::runtime::clock::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference};
 use kube::Resource;
-use kube::api::PostParams;
+use kube::ResourceExt;
+use kube::api::{Api, PostParams};
 
 use super::aws::{LaunchRequest, TAG_LAUNCH, TAG_VERSION};
 use super::plan;
@@ -198,6 +199,25 @@ impl Pool<'_> {
         self.run_batch(version, td, &token, &names, names.len(), slots, result).await
     }
 
+    /// The fence between a launch and a deletion of the pool, read after the workers are written
+    /// and before RunTask: a pass that started from a copy without the deletion (another replica's,
+    /// or one from before the delete) must not start tasks the cleanup may already have looked for.
+    /// The cleanup lists the workers again after its last step, so a worker written before this
+    /// read is seen there (and its task stopped); one written after it finds the deletion here. The
+    /// rows stay either way: the cleanup waits for a young worker's task and removes them.
+    async fn fence(&self) -> Result<(), ReconcileError> {
+        let api: Api<HotPool> = Api::namespaced(self.ctx.client.clone(), &self.owner.namespace);
+        let fresh = api.get_opt(&self.name).await?;
+        let live = fresh.filter(|p| p.uid() == Some(self.owner.uid.clone()) && p.metadata.deletion_timestamp.is_none());
+        if live.is_none() {
+            return Err(ReconcileError::RacedDeletion(format!(
+                "HotPool {} is being deleted: its launch is abandoned before RunTask",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
     /// RunTask for `names` (workers already written with `token`; `count` tasks, as the first
     /// call with `token` asked) and record the tasks. False when ECS rejected the request (the rows
     /// are removed and the version reported).
@@ -225,6 +245,7 @@ impl Pool<'_> {
         if super::inventory::record(&mut self.resources, &self.aws.cluster, &self.started_by) {
             self.writer.record_resources(&self.resources).await?;
         }
+        self.fence().await?;
         let launched = match self
             .aws
             .run_tasks(&LaunchRequest {
