@@ -24,6 +24,7 @@ fn plural_of(kind: &str) -> &'static str {
         "HotPool" => "hotpools",
         "HotPoolWorker" => "hotpoolworkers",
         "HotPoolClaim" => "hotpoolclaims",
+        "AccessPolicy" => "accesspolicies",
         other => panic!("unknown kind {other}"),
     }
 }
@@ -31,7 +32,11 @@ fn plural_of(kind: &str) -> &'static str {
 async fn create(ctx: &TestCtx, doc: &serde_json::Value) -> Result<DynamicObject, kube::Error> {
     let kind = doc["kind"].as_str().expect("kind");
     let ar = api_resource(kind, plural_of(kind));
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &ctx.namespace, &ar);
+    // AccessPolicy is cluster-scoped.
+    let api: Api<DynamicObject> = match kind {
+        "AccessPolicy" => Api::all_with(ctx.client.clone(), &ar),
+        _ => Api::namespaced_with(ctx.client.clone(), &ctx.namespace, &ar),
+    };
     let obj: DynamicObject = serde_json::from_value(doc.clone()).expect("object");
     api.create(&PostParams::default(), &obj).await
 }
@@ -44,9 +49,13 @@ async fn crds_install_with_names_short_names_and_status_subresource() {
     let group = discovery.groups().next().expect("group fargate.operator.dev is served");
     let mut kinds: Vec<String> = group.recommended_resources().into_iter().map(|(ar, _)| ar.kind).collect();
     kinds.sort();
-    assert_eq!(kinds, ["DnsFailover", "FargateApp", "HotPool", "HotPoolClaim", "HotPoolWorker"]);
+    assert_eq!(kinds, ["AccessPolicy", "DnsFailover", "FargateApp", "HotPool", "HotPoolClaim", "HotPoolWorker"]);
+    let scope =
+        |kind: &str| group.recommended_resources().into_iter().find(|(ar, _)| ar.kind == kind).map(|(_, c)| c.scope);
+    assert_eq!(scope("AccessPolicy"), Some(kube::discovery::Scope::Cluster));
+    assert_eq!(scope("FargateApp"), Some(kube::discovery::Scope::Namespaced));
     // Short names resolve through the real discovery (kubectl's RESTMapper).
-    for short in ["fa", "dnsf", "hp", "hpw", "hpc"] {
+    for short in ["fa", "dnsf", "hp", "hpw", "hpc", "ap"] {
         let (ok, _, err) = kubectl(&["get", short, "-n", &ctx.namespace], None);
         assert!(ok, "kubectl get {short}: {err}");
     }
@@ -63,14 +72,25 @@ async fn every_example_is_accepted() {
         .filter(|n| n.ends_with(".yaml"))
         .collect();
     files.sort();
+    let mut policies = Vec::new();
     for file in files {
-        for doc in yaml_docs(&format!("examples/{file}")) {
+        for mut doc in yaml_docs(&format!("examples/{file}")) {
+            if doc["kind"] == "AccessPolicy" {
+                // Cluster-scoped: a name of this test's own, deleted at the end.
+                let name = format!("{}-{}", ctx.namespace, doc["metadata"]["name"].as_str().expect("name"));
+                doc["metadata"]["name"] = json!(name);
+                policies.push(name);
+            }
             let created = create(&ctx, &doc).await.unwrap_or_else(|e| panic!("examples/{file}: rejected: {e}"));
             seen.push(created.types.expect("types").kind);
         }
     }
-    for kind in ["FargateApp", "DnsFailover", "HotPool", "HotPoolWorker", "HotPoolClaim"] {
+    for kind in ["FargateApp", "DnsFailover", "HotPool", "HotPoolWorker", "HotPoolClaim", "AccessPolicy"] {
         assert!(seen.iter().any(|k| k == kind), "no example of {kind} in examples/");
+    }
+    let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &api_resource("AccessPolicy", "accesspolicies"));
+    for name in policies {
+        api.delete(&name, &Default::default()).await.expect("delete the example AccessPolicy");
     }
     ctx.cleanup().await;
 }

@@ -14,6 +14,7 @@ pub mod hot_pool;
 pub mod inventory;
 pub mod pass;
 pub mod pipeline;
+pub mod record_mark;
 
 use std::fmt::Debug;
 use std::sync::Arc;

@@ -92,6 +92,7 @@ fn observed(spec: &DnsFailoverSpec, d: &Draw<'_>) -> Observed {
         }),
         delegated_by: d.b().then(|| d.s()),
         not_permitted: None,
+        delegation_mark: Default::default(),
     }
 }
 

@@ -232,6 +232,11 @@ fn failovers(sim: &Sim, owner: &dyn Fn(&str, &str) -> String, errs: &mut Vec<Str
                     "{name}: {delegated} delegation(s) of {zone_name} in the parent, the spec says {want_delegation}"
                 ));
             }
+            let mark = format!("_fargate-operator.{zone_name}.");
+            let marks = parent.iter().filter(|r| r.name == mark && r.r#type == RrType::Txt).count();
+            if marks != want_delegation {
+                errs.push(format!("{name}: {marks} ownership mark(s) of the delegation of {zone_name}, the spec says {want_delegation}"));
+            }
         }
     }
 }

@@ -119,7 +119,7 @@ async fn run(
             // Recorded before it is sent, as the pair is.
             writer.record_resources(&status.resources).await?;
             let set = r53::ResourceRecordSet::builder()
-                .name(zone_name)
+                .name(&zone_name)
                 .r#type(r53::RrType::Ns)
                 .ttl(ttl)
                 .set_resource_records(Some(
@@ -130,7 +130,8 @@ async fn run(
                 ))
                 .build()
                 .map_err(build_error)?;
-            aws.change(&parent, vec![upsert(set)?]).await.map(|_| ())
+            let mark = crate::controller::record_mark::mark_set(&zone_name, &aws.owner)?;
+            aws.change(&parent, vec![upsert(set)?, upsert(mark)?]).await.map(|_| ())
         }
         Step::DeleteRecord(entry) => {
             if inventory::delete_record(aws, &entry).await? {

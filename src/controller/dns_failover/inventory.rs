@@ -4,6 +4,7 @@
 //! what is listed here, never what the current spec would name, and only while it still carries our
 //! marks (our set identifier, our zone's name servers).
 
+use crate::controller::record_mark::Mark;
 use aws_sdk_route53::types as r53;
 
 use super::aws::FailoverAws;
@@ -100,12 +101,19 @@ pub async fn delete_record(aws: &FailoverAws, entry: &OwnedResource) -> Result<b
         v.sort();
         v
     };
+    // A delegation's mark decides: another owner's leaves it alone, ours deletes it with the NS
+    // record; without one (from before marks), the NS values must be the zone's own servers.
+    let mark = match rtype {
+        "NS" => super::observe::delegation_mark(aws, zone, name).await?,
+        _ => Mark::None,
+    };
     let ours = sets.into_iter().find(|s| {
         normalize_dns_name(s.name()) == name
             && s.r#type().as_str() == rtype
-            && match (set_id, rtype) {
-                (Some(sid), _) => s.set_identifier() == Some(sid),
-                (None, "NS") => our_name_servers.is_some_and(|ns| {
+            && match (set_id, rtype, &mark) {
+                (Some(sid), ..) => s.set_identifier() == Some(sid),
+                (None, "NS", Mark::Ours(_)) => true,
+                (None, "NS", Mark::None) => our_name_servers.is_some_and(|ns| {
                     let mut ns: Vec<String> = ns.iter().map(|n| normalize_dns_name(n)).collect();
                     ns.sort();
                     values(s) == ns
@@ -114,12 +122,16 @@ pub async fn delete_record(aws: &FailoverAws, entry: &OwnedResource) -> Result<b
             }
     });
     if let Some(set) = ours {
-        let change = r53::Change::builder()
-            .action(r53::ChangeAction::Delete)
-            .resource_record_set(set)
-            .build()
+        let mut sets = vec![set];
+        if let Mark::Ours(m) = mark {
+            sets.push(*m);
+        }
+        let changes = sets
+            .into_iter()
+            .map(|set| r53::Change::builder().action(r53::ChangeAction::Delete).resource_record_set(set).build())
+            .collect::<Result<Vec<_>, _>>()
             .map_err(build_error)?;
-        aws.change(zone, vec![change]).await?;
+        aws.change(zone, changes).await?;
     }
     Ok(true)
 }

@@ -53,6 +53,8 @@ pub struct Observed {
     /// from the same parent. Read only while this object has not recorded the delegation as its
     /// own: one object manages a delegation, so that deleting the other never un-delegates it.
     pub delegated_by: Option<String>,
+    /// The ownership mark next to the parent's NS record (read only when the spec delegates).
+    pub delegation_mark: crate::controller::record_mark::Mark,
     /// The delegation's name (the zone's), refused by the namespace's AccessPolicies.
     pub not_permitted: Option<crate::controller::Blocked>,
 }
@@ -91,8 +93,22 @@ pub async fn observe(
             Err(e) if e.is_not_found() => ParentNs::ZoneMissing,
             Err(e) => return Err(e),
         });
+        if observed.parent != Some(ParentNs::ZoneMissing) {
+            observed.delegation_mark = delegation_mark(aws, parent, &zone.name).await?;
+        }
     }
     Ok(observed)
+}
+
+/// The ownership mark of the delegation of `zone_name` in `parent`, as it concerns this object.
+pub async fn delegation_mark(
+    aws: &FailoverAws,
+    parent: &str,
+    zone_name: &str,
+) -> Result<crate::controller::record_mark::Mark, AwsError> {
+    use crate::controller::record_mark::{mark_name, mark_of};
+    let sets = aws.records_at(parent, &mark_name(zone_name)).await?;
+    Ok(mark_of(sets.iter().find(|r| *r.r#type() == r53::RrType::Txt), &aws.owner))
 }
 
 /// TTL and NS values (sorted, normalised) of the record named `zone_name` in the parent zone.

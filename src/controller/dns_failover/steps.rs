@@ -15,6 +15,7 @@ use crate::api::dns_failover::{
 };
 use crate::api::validation::{normalize_dns_name, normalize_zone_id, validate_dns_failover};
 use crate::controller::Blocked;
+use crate::controller::record_mark::{Mark, mark_name};
 use crate::runtime::conditions::{REASON_INVALID_SPEC, REASON_NAME_CONFLICT};
 
 /// The two sides, in the order their checks are ensured.
@@ -251,7 +252,25 @@ pub fn plan(spec: &DnsFailoverSpec, uid: &str, status: &DnsFailoverStatus, obser
                 },
             );
         }
+        if let Mark::Other(owner) = &observed.delegation_mark {
+            return stop(
+                status,
+                steps,
+                Blocked {
+                    reason: REASON_NAME_CONFLICT,
+                    message: format!(
+                        "spec.delegation: the parent zone's delegation of {} belongs to {owner} (its TXT record {} \
+                         says so); it is left untouched",
+                        zone.name,
+                        mark_name(&zone.name)
+                    ),
+                },
+            );
+        }
+        let marked = matches!(observed.delegation_mark, Mark::Ours(_));
+        let recorded_by_us = status.resources.contains(&mine);
         let recorded = status.delegation.as_ref().map(|d| d.name_servers.clone()).unwrap_or_default();
+        let mut foreign = false;
         let in_sync = match &observed.parent {
             Some(ParentNs::ZoneMissing) | None => {
                 return stop(
@@ -264,6 +283,13 @@ pub fn plan(spec: &DnsFailoverSpec, uid: &str, status: &DnsFailoverStatus, obser
                         ),
                     },
                 );
+            }
+            // Our servers, but neither our mark nor our inventory: someone else delegated the zone
+            // already. It serves what the spec asks for, and it stays theirs: never rewritten, never
+            // deleted with this object.
+            Some(ParentNs::Present { values, .. }) if *values == zone.name_servers && !marked && !recorded_by_us => {
+                foreign = true;
+                true
             }
             Some(ParentNs::Present { ttl, values }) if *values == zone.name_servers && *ttl == Some(delegation.ttl) => {
                 true
@@ -285,18 +311,21 @@ pub fn plan(spec: &DnsFailoverSpec, uid: &str, status: &DnsFailoverStatus, obser
             }
             _ => false,
         };
-        // Listed (with the zone whose servers make it ours) before it is written, and also when it
-        // is in place already: a pass that read a status older than its own last write must not
-        // drop it.
-        inventory::add(&mut status.resources, inventory::delegation(&parent, &zone.name, &zone_id));
-        keep_records.push(inventory::record_id(&parent, &zone.name, "NS", None));
-        if !in_sync {
-            steps.push(Step::UpsertDelegation {
-                parent,
-                zone_name: zone.name.clone(),
-                name_servers: zone.name_servers.clone(),
-                ttl: delegation.ttl,
-            });
+        if !foreign {
+            // Listed (with the zone whose servers make it ours) before it is written, and also when
+            // it is in place already: a pass that read a status older than its own last write must
+            // not drop it.
+            inventory::add(&mut status.resources, inventory::delegation(&parent, &zone.name, &zone_id));
+            keep_records.push(inventory::record_id(&parent, &zone.name, "NS", None));
+            // Written with its mark; one of ours from before marks gets its mark this way.
+            if !in_sync || !marked {
+                steps.push(Step::UpsertDelegation {
+                    parent,
+                    zone_name: zone.name.clone(),
+                    name_servers: zone.name_servers.clone(),
+                    ttl: delegation.ttl,
+                });
+            }
         }
         delegated = Some((zone.name.clone(), zone.name_servers.clone()));
     } else {

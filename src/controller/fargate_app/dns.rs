@@ -24,61 +24,9 @@ use crate::api::OwnedResource;
 use crate::api::fargate_app::{DnsRecordType, DnsSpec};
 use crate::api::validation::normalize_dns_name;
 use crate::aws::AwsError;
-use crate::aws::naming::Owner;
 use crate::controller::Blocked;
 
-/// The first label of the ownership TXT record next to a record (a TXT cannot share a name with
-/// a CNAME, so it sits one label below).
-pub const MARK_LABEL: &str = "_fargate-operator";
-
-/// What the ownership TXT record next to a record says.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub enum Mark {
-    /// No mark (no TXT record, or one this operator did not write).
-    #[default]
-    None,
-    /// Ours: the record set of the mark (deleted with the record).
-    Ours(Box<r53::ResourceRecordSet>),
-    /// Another owner's (`<cluster id>/<namespace>/<kind>/<name>`).
-    Other(String),
-}
-
-/// The name of the mark of the record `name`.
-pub fn mark_name(name: &str) -> String {
-    format!("{MARK_LABEL}.{}.", name.trim_end_matches('.'))
-}
-
-/// The owner a mark names: `<cluster id>/<namespace>/<kind>/<name>`.
-fn mark_owner(owner: &Owner) -> String {
-    format!("{}/{}", owner.cluster_id, owner.owner_value())
-}
-
-/// The mark record set of the record `name`, written by `owner`.
-pub fn mark_set(name: &str, owner: &Owner) -> Result<r53::ResourceRecordSet, AwsError> {
-    let value = format!("\"heritage=fargate-operator,owner={}\"", mark_owner(owner));
-    r53::ResourceRecordSet::builder()
-        .name(mark_name(name))
-        .r#type(r53::RrType::Txt)
-        .ttl(300)
-        .resource_records(r53::ResourceRecord::builder().value(value).build().map_err(build_error)?)
-        .build()
-        .map_err(build_error)
-}
-
-/// What the TXT record set `found` at a record's mark name says about `owner`'s claim.
-pub fn mark_of(found: Option<&r53::ResourceRecordSet>, owner: &Owner) -> Mark {
-    let Some(set) = found else { return Mark::None };
-    let named = set.resource_records().iter().find_map(|v| {
-        let v = v.value().trim_matches('"');
-        let fields = v.strip_prefix("heritage=fargate-operator,")?;
-        fields.split(',').find_map(|f| f.strip_prefix("owner=")).map(str::to_string)
-    });
-    match named {
-        Some(o) if o == mark_owner(owner) => Mark::Ours(Box::new(set.clone())),
-        Some(o) => Mark::Other(o),
-        None => Mark::None,
-    }
-}
+pub use crate::controller::record_mark::{MARK_LABEL, Mark, mark_name, mark_of, mark_set};
 
 /// The record set `dns` asks for, pointing at `info`'s load balancer.
 pub fn record_set(dns: &DnsSpec, info: &ListenerInfo) -> Result<r53::ResourceRecordSet, AwsError> {

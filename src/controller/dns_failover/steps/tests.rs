@@ -62,6 +62,7 @@ fn converged(spec: &DnsFailoverSpec) -> (DnsFailoverStatus, Observed) {
         parent: None,
         delegated_by: None,
         not_permitted: None,
+        delegation_mark: Default::default(),
     };
     let first = plan(spec, UID, &status, &observed, "n0");
     (first.status, observed)
@@ -150,6 +151,7 @@ fn changing_the_interval_back_never_reuses_a_deleted_checks_reference() {
         parent: None,
         delegated_by: None,
         not_permitted: None,
+        delegation_mark: Default::default(),
     };
     let back = plan(&thirty, UID, &status, &observed, "n2");
     let Step::CreateCheck { reference, new, .. } = &back.steps[0] else { panic!("{:?}", back.steps) };
@@ -198,6 +200,7 @@ fn removing_the_secondary_check_and_renaming_delete_from_the_inventory_after_the
         parent: None,
         delegated_by: None,
         not_permitted: None,
+        delegation_mark: Default::default(),
     };
     let p = plan(&renamed, UID, &status, &observed, "n1");
     assert_eq!(kinds(&p), ["UpsertPair", "DeleteRecord", "DeleteCheck", "FollowChange"]);
@@ -285,4 +288,39 @@ fn a_delegation_another_dns_failover_manages_is_refused_before_any_write() {
     let p = plan(&delegating, UID, &mine, &observed, "n1");
     assert_eq!(p.blocked, None);
     assert!(kinds(&p).contains(&"UpsertDelegation"));
+}
+
+#[test]
+fn a_delegation_is_ours_by_its_mark_and_someone_elses_identical_one_is_left_alone() {
+    use crate::controller::record_mark::Mark;
+    let delegating = spec(serde_json::json!({"delegation": {"parentHostedZoneId": "ZP", "ttl": 300}}));
+    let (status, mut observed) = converged(&spec(serde_json::json!({})));
+    let servers = zone().name_servers;
+    observed.parent = Some(ParentNs::Present { ttl: Some(60), values: servers.clone() });
+    // Our servers, no mark, not recorded: someone else's; not recorded, not rewritten, not deleted.
+    let p = plan(&delegating, UID, &status, &observed, "n1");
+    assert_eq!(p.blocked, None);
+    assert!(!kinds(&p).contains(&"UpsertDelegation"), "{:?}", p.steps);
+    assert!(!p.status.resources.iter().any(|r| r.id.contains("/NS")), "not ours");
+    // Another owner's mark: refused, naming it.
+    observed.delegation_mark = Mark::Other("prod/team-b/DnsFailover/dr".into());
+    let p = plan(&delegating, UID, &status, &observed, "n1");
+    assert!(p.blocked.as_ref().is_some_and(|b| b.reason == REASON_NAME_CONFLICT && b.message.contains("team-b")));
+    // Recorded by us before marks existed: rewritten once, with its mark.
+    observed.delegation_mark = Mark::None;
+    let mut mine = status.clone();
+    inventory::add(&mut mine.resources, inventory::delegation("ZP", &zone().name, "Z1"));
+    observed.parent = Some(ParentNs::Present { ttl: Some(300), values: servers });
+    assert!(kinds(&plan(&delegating, UID, &mine, &observed, "n1")).contains(&"UpsertDelegation"));
+    // Marked by us and in sync: nothing to do.
+    observed.delegation_mark = Mark::Ours(Box::new(
+        aws_sdk_route53::types::ResourceRecordSet::builder()
+            .name("_fargate-operator.acs.app.com.")
+            .r#type(aws_sdk_route53::types::RrType::Txt)
+            .build()
+            .expect("set"),
+    ));
+    let p = plan(&delegating, UID, &mine, &observed, "n1");
+    assert!(!kinds(&p).contains(&"UpsertDelegation"), "{:?}", p.steps);
+    assert!(p.status.resources.iter().any(|r| r.id.contains("/NS")), "ours");
 }
