@@ -138,10 +138,20 @@ pub fn validate_fargate_app(spec: &FargateAppSpec) -> Result<(), ValidationError
             ),
         );
     }
+    let unlimited = spec.containers.iter().filter(|c| c.memory.is_none()).count();
     if container_memory > i64::from(spec.memory) {
         errs.push(
             "spec.containers[].memory",
             format!("containers reserve {container_memory} MiB but the task has spec.memory {} MiB", spec.memory),
+        );
+    } else if unlimited > 0 && container_memory > 0 && container_memory >= i64::from(spec.memory) {
+        // The containers without a limit share what the others leave: nothing here.
+        errs.push(
+            "spec.containers[].memory",
+            format!(
+                "containers reserve all {container_memory} MiB of spec.memory, leaving none for the {unlimited} container(s) \
+                 without a memory limit: lower the limits, raise spec.memory, or give every container a limit"
+            ),
         );
     }
     let d = &spec.deployment;
@@ -445,6 +455,21 @@ pub fn validate_hot_pool_claim(spec: &HotPoolClaimSpec, now: Timestamp) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn explicit_container_memory_must_leave_room_for_the_containers_without_a_limit() {
+        let spec = |sidecar: serde_json::Value| -> FargateAppSpec {
+            serde_json::from_value(serde_json::json!({
+                "cluster": "apps", "cpu": 256, "memory": 512, "network": {"subnets": ["subnet-1"]},
+                "containers": [{"name": "web", "image": "nginx", "port": 80}, sidecar]
+            }))
+            .unwrap()
+        };
+        let full = validate_fargate_app(&spec(serde_json::json!({"name": "s", "image": "x", "memory": 512})));
+        assert!(full.unwrap_err().to_string().contains("leaving none"), "all of it for the sidecar");
+        assert!(validate_fargate_app(&spec(serde_json::json!({"name": "s", "image": "x", "memory": 256}))).is_ok());
+        assert!(validate_fargate_app(&spec(serde_json::json!({"name": "s", "image": "x"}))).is_ok());
+    }
 
     #[test]
     fn an_app_record_must_lie_in_its_zone_and_a_cname_not_at_its_apex() {
