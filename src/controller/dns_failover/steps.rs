@@ -169,6 +169,8 @@ pub fn plan(spec: &DnsFailoverSpec, uid: &str, status: &DnsFailoverStatus, obser
         return Plan::blocked(status, blocked);
     }
     let Some(zone) = observed.zone.as_ref() else { return Plan::blocked(status, zone_missing(spec)) };
+    // An object from before the inventory that reported a delegation: the delegation is its own.
+    let legacy_delegation = status.resources.is_empty() && status.delegation.is_some();
     let mut status = status.clone();
     let mut steps = Vec::new();
     let mut keep_checks: Vec<String> = Vec::new();
@@ -268,7 +270,7 @@ pub fn plan(spec: &DnsFailoverSpec, uid: &str, status: &DnsFailoverStatus, obser
             );
         }
         let marked = matches!(observed.delegation_mark, Mark::Ours(_));
-        let recorded_by_us = status.resources.contains(&mine);
+        let recorded_by_us = status.resources.contains(&mine) || legacy_delegation;
         let recorded = status.delegation.as_ref().map(|d| d.name_servers.clone()).unwrap_or_default();
         let mut foreign = false;
         let in_sync = match &observed.parent {

@@ -323,4 +323,16 @@ fn a_delegation_is_ours_by_its_mark_and_someone_elses_identical_one_is_left_alon
     let p = plan(&delegating, UID, &mine, &observed, "n1");
     assert!(!kinds(&p).contains(&"UpsertDelegation"), "{:?}", p.steps);
     assert!(p.status.resources.iter().any(|r| r.id.contains("/NS")), "ours");
+    // An object from before the inventory that reported the delegation: its own, and marked now.
+    observed.delegation_mark = Mark::None;
+    let legacy = DnsFailoverStatus {
+        delegation: Some(crate::api::dns_failover::DelegationStatus {
+            name_servers: zone().name_servers,
+            in_sync: true,
+        }),
+        ..Default::default()
+    };
+    let p = plan(&delegating, UID, &legacy, &observed, "n1");
+    assert!(kinds(&p).contains(&"UpsertDelegation"), "{:?}", p.steps);
+    assert!(p.status.resources.iter().any(|r| r.id.contains("/NS")), "ours");
 }
