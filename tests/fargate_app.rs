@@ -332,6 +332,7 @@ async fn full_example_creates_every_resource_as_specified() {
     assert_eq!(td.cpu(), Some("512"));
     assert_eq!(td.memory(), Some("1024"));
     assert_eq!(td.runtime_platform().and_then(|p| p.cpu_architecture()), Some(&CpuArchitecture::Arm64));
+    assert_eq!(td.ephemeral_storage().map(|e| e.size_in_gib()), Some(30), "spec.ephemeralStorageGiB");
     assert_eq!(td.network_mode(), Some(&NetworkMode::Awsvpc));
     assert!(td.requires_compatibilities().contains(&Compatibility::Fargate), "{:?}", td.requires_compatibilities());
     assert_eq!(td.execution_role_arn(), Some("arn:aws:iam::123456789012:role/ecsTaskExecution"));

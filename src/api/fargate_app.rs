@@ -84,6 +84,10 @@ pub struct FargateAppSpec {
     /// CPU architecture of the task.
     #[serde(default)]
     pub cpu_architecture: CpuArchitecture,
+    /// Ephemeral storage of each task in GiB (Fargate: 21..200); unset = Fargate's default 20 GiB.
+    #[serde(default, rename = "ephemeralStorageGiB", skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 21, max = 200))]
+    pub ephemeral_storage_gib: Option<i32>,
     /// IAM role ECS uses to pull images, write logs and read secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^arn:aws[a-zA-Z-]*:iam::\d{12}:role/.+$"), length(max = 2048))]

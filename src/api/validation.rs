@@ -138,6 +138,14 @@ pub fn validate_fargate_app(spec: &FargateAppSpec) -> Result<(), ValidationError
             ),
         );
     }
+    if let Some(g) = spec.ephemeral_storage_gib
+        && !(21..=200).contains(&g)
+    {
+        errs.push(
+            "spec.ephemeralStorageGiB",
+            format!("{g} GiB is out of range; Fargate takes 21..200 GiB (unset: 20)"),
+        );
+    }
     let unlimited = spec.containers.iter().filter(|c| c.memory.is_none()).count();
     if container_memory > i64::from(spec.memory) {
         errs.push(

@@ -279,6 +279,8 @@ pub struct RegisterTaskDefinitionRequest {
     pub memory: String,
     /// CPU architecture and operating system family.
     pub runtime_platform: Option<RuntimePlatform>,
+    /// Ephemeral storage in GiB (unset: Fargate's default).
+    pub ephemeral_storage_gib: Option<i32>,
     /// Execution role ARN.
     pub execution_role_arn: Option<String>,
     /// Task role ARN.

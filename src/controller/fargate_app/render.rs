@@ -27,6 +27,10 @@ pub struct RenderedTaskDefinition {
     pub memory: String,
     /// `X86_64` or `ARM64`.
     pub cpu_architecture: String,
+    /// Ephemeral storage in GiB; left out of the hash when unset, so revisions registered before
+    /// the field existed keep their hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ephemeral_storage_gib: Option<i32>,
     /// Execution role ARN.
     pub execution_role_arn: Option<String>,
     /// Task role ARN.
@@ -136,6 +140,7 @@ pub fn render(spec: &FargateAppSpec, family: &str, region: &str) -> RenderedTask
             CpuArchitecture::X86_64 => "X86_64".into(),
             CpuArchitecture::ARM64 => "ARM64".into(),
         },
+        ephemeral_storage_gib: spec.ephemeral_storage_gib,
         execution_role_arn: spec.execution_role_arn.clone(),
         task_role_arn: spec.task_role_arn.clone(),
         containers,
@@ -217,6 +222,7 @@ impl RenderedTaskDefinition {
                     .operating_system_family(OsFamily::Linux)
                     .build(),
             ),
+            ephemeral_storage_gib: self.ephemeral_storage_gib,
             execution_role_arn: self.execution_role_arn.clone(),
             task_role_arn: self.task_role_arn.clone(),
             container_definitions: containers,

@@ -183,6 +183,9 @@ impl EcsApi for SdkEcs {
                 .cpu(&req.cpu)
                 .memory(&req.memory)
                 .set_runtime_platform(req.runtime_platform.clone())
+                .set_ephemeral_storage(
+                    req.ephemeral_storage_gib.map(|g| sdk::EphemeralStorage::builder().size_in_gib(g).build()),
+                )
                 .set_execution_role_arn(req.execution_role_arn.clone())
                 .set_task_role_arn(req.task_role_arn.clone())
                 .set_container_definitions(Some(req.container_definitions.clone()))
