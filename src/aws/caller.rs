@@ -28,6 +28,21 @@ pub struct RetryPolicy {
     pub attempt_timeout: Duration,
 }
 
+impl RetryPolicy {
+    /// The longest one call can take with every attempt timing out and the longest delays between
+    /// them: how long after a call started AWS may still act on it.
+    pub fn longest_call(&self) -> Duration {
+        let mut total = self.attempt_timeout.saturating_mul(self.max_attempts);
+        for attempt in 0..self.max_attempts.saturating_sub(1) {
+            let base = self.throttling_base.max(self.transient_base);
+            // exponential_delay's bound: the base doubled per attempt, capped (its jitter only shortens).
+            let delay = base.saturating_mul(2u32.saturating_pow(attempt.min(30))).min(self.cap);
+            total = total.saturating_add(delay);
+        }
+        total
+    }
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
@@ -146,6 +161,14 @@ impl AwsCaller {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_longest_call_counts_every_attempt_timing_out_and_every_delay() {
+        let p = super::RetryPolicy { attempt_timeout: std::time::Duration::from_secs(1), ..Default::default() };
+        assert_eq!(p.longest_call(), std::time::Duration::from_secs(4 + 1 + 2 + 4));
+        let huge = super::RetryPolicy { max_attempts: u32::MAX, attempt_timeout: std::time::Duration::MAX, ..p };
+        assert_eq!(huge.longest_call(), std::time::Duration::MAX, "saturates");
+    }
+
     use std::sync::Mutex;
 
     use tokio::time::Instant;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::ResourceExt;
 
 use super::plan::{self, PoolStep};
@@ -50,6 +51,12 @@ impl Pool<'_> {
                         continue;
                     }
                     let slots = vec![None; workers.len()];
+                    self.take_launch_budget(workers.len()).await;
+                    // The repeat starts now: a deletion of the pool waits for these rows as young.
+                    let now = MicroTime(self.now);
+                    for name in &workers {
+                        self.write_worker(name, |s| s.started_at = Some(now.clone())).await?;
+                    }
                     let accepted =
                         self.run_batch(&version, &task_definition, &token, &workers, count, &slots, result).await?;
                     // Rows RunTask gave no task were removed: the plan counted them as starting.

@@ -61,7 +61,8 @@ pub(super) async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Conte
         // ListTasks does not show yet, is not gone (found by the simulator). The deletion waits
         // and stops it on a later attempt.
         let read_lag = ctx.config.ecs_read_lag();
-        let unknown = plan::deletion_waits_for(&workers, &unknown, read_lag, crate::runtime::clock::now());
+        let in_flight = ctx.config.retry().longest_call();
+        let unknown = plan::deletion_waits_for(&workers, &unknown, read_lag, in_flight, crate::runtime::clock::now());
         if unknown > 0 {
             let e = AwsError {
                 service: "ecs",

@@ -184,6 +184,9 @@ impl Pool<'_> {
         slots: &[Option<WorkerClaimRef>],
         result: &mut PassResult,
     ) -> Result<bool, ReconcileError> {
+        // The budget first: a worker's age counts from its row, and the deletion of the pool waits
+        // for young rows whose task may still start; a wait here must not age them.
+        self.take_launch_budget(slots.len()).await;
         let token = uuid::Uuid::new_v4().to_string();
         let mut names = Vec::with_capacity(slots.len());
         for _ in slots {
@@ -197,6 +200,14 @@ impl Pool<'_> {
             names.push(name);
         }
         self.run_batch(version, td, &token, &names, names.len(), slots, result).await
+    }
+
+    /// Wait for `n` launches of the `--launches-per-second` budget.
+    pub(super) async fn take_launch_budget(&self, n: usize) {
+        for _ in 0..n {
+            let waited = self.aws.caller.budgets().launches().acquire().await;
+            self.ctx.metrics.budget_waited("launches", waited);
+        }
     }
 
     /// The fence between a launch and a deletion of the pool, read after the workers are written
@@ -219,8 +230,8 @@ impl Pool<'_> {
     }
 
     /// RunTask for `names` (workers already written with `token`; `count` tasks, as the first
-    /// call with `token` asked) and record the tasks. False when ECS rejected the request (the rows
-    /// are removed and the version reported).
+    /// call with `token` asked; the launch budget already taken) and record the tasks. False when
+    /// ECS rejected the request (the rows are removed and the version reported).
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn run_batch(
         &mut self,
@@ -232,10 +243,6 @@ impl Pool<'_> {
         slots: &[Option<WorkerClaimRef>],
         result: &mut PassResult,
     ) -> Result<bool, ReconcileError> {
-        for _ in names {
-            let waited = self.aws.caller.budgets().launches().acquire().await;
-            self.ctx.metrics.budget_waited("launches", waited);
-        }
         let mut tags = self.owner.tags(&self.pool.spec.tags);
         tags.insert(TAG_VERSION.into(), version.into());
         tags.insert(TAG_LAUNCH.into(), token.into());

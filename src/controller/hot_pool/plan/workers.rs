@@ -70,20 +70,23 @@ pub fn launched_within(w: &HotPoolWorker, now: Timestamp, grace: std::time::Dura
 }
 
 /// What a pool's deletion waits for: tasks of workers launched under `read_lag` ago that StopTask
-/// did not know (`unknown`), and workers written that recently whose task was never recorded
-/// (RunTask's answer lost), whose task ListTasks may not show yet. Counting either as stopped
-/// would leave a task running with nothing to find it.
+/// did not know (`unknown`), and workers whose task was never recorded (RunTask's answer lost, or
+/// its call still running) written under `in_flight` ago: a RunTask call may act until its last
+/// retry (`RetryPolicy::longest_call`), and ListTasks shows the task `read_lag` later. Counting
+/// either as stopped would leave a task running with nothing to find it.
 pub fn deletion_waits_for(
     workers: &[HotPoolWorker],
     unknown: &BTreeSet<String>,
     read_lag: std::time::Duration,
+    in_flight: std::time::Duration,
     now: Timestamp,
 ) -> usize {
-    workers
-        .iter()
-        .filter(|w| launched_within(w, now, read_lag))
-        .filter(|w| task_arn(w).map_or(w.spec.launch_token.is_some(), |arn| unknown.contains(arn)))
-        .count()
+    let recorded_unknown = |w: &&HotPoolWorker| task_arn(w).is_some_and(|arn| unknown.contains(arn));
+    let unrecorded = |w: &&HotPoolWorker| task_arn(w).is_none() && w.spec.launch_token.is_some();
+    let waits_known = workers.iter().filter(|w| launched_within(w, now, read_lag)).filter(recorded_unknown).count();
+    let window = read_lag.saturating_add(in_flight);
+    let waits_unrecorded = workers.iter().filter(|w| launched_within(w, now, window)).filter(unrecorded).count();
+    waits_known.saturating_add(waits_unrecorded)
 }
 
 /// Tasks found for workers whose task ARN was never recorded (a crash or lost response between
@@ -287,12 +290,21 @@ mod tests {
         unrecorded.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t(0)));
         let unknown: BTreeSet<String> = ["arn:1".to_string()].into();
         let workers = [recorded.clone(), unrecorded.clone()];
-        assert_eq!(deletion_waits_for(&workers, &unknown, LAG, t(59)), 2);
-        assert_eq!(deletion_waits_for(&workers, &BTreeSet::new(), LAG, t(59)), 1, "StopTask knew arn:1: stopped");
-        assert_eq!(deletion_waits_for(&workers, &unknown, LAG, t(60)), 0, "a minute on, ListTasks shows what exists");
+        let no = std::time::Duration::ZERO;
+        assert_eq!(deletion_waits_for(&workers, &unknown, LAG, no, t(59)), 2);
+        assert_eq!(deletion_waits_for(&workers, &BTreeSet::new(), LAG, no, t(59)), 1, "StopTask knew arn:1: stopped");
+        assert_eq!(
+            deletion_waits_for(&workers, &unknown, LAG, no, t(60)),
+            0,
+            "a minute on, ListTasks shows what exists"
+        );
+        // A RunTask call may still act until its last retry: an unrecorded launch waits that much longer.
+        let call = std::time::Duration::from_secs(30);
+        assert_eq!(deletion_waits_for(&workers, &unknown, LAG, call, t(80)), 1, "the unrecorded launch only");
+        assert_eq!(deletion_waits_for(&workers, &unknown, LAG, call, t(90)), 0);
         let mut never_launched = unrecorded;
         never_launched.spec.launch_token = None;
-        assert_eq!(deletion_waits_for(&[never_launched], &unknown, LAG, t(1)), 0, "no token, no RunTask");
+        assert_eq!(deletion_waits_for(&[never_launched], &unknown, LAG, no, t(1)), 0, "no token, no RunTask");
     }
 
     #[test]
