@@ -56,7 +56,8 @@ async fn a_record_is_marked_as_ours_and_another_owners_mark_is_never_taken() {
     assert_eq!(fixtures::records_named(&s.cfg, &s.fx.zone_id, NAME).await.len(), 1, "web's record stays");
     assert_eq!(mark_values(&s).await, values, "web's mark stays");
 
-    // The mark deleted behind the operator's back: written again by a resync pass.
+    // The mark deleted behind the operator's back: written again by the next pass that reads it (a
+    // spec change here; the periodic full check otherwise).
     let r53 = aws_sdk_route53::Client::new(&s.cfg);
     let set = fixtures::records_named(&s.cfg, &s.fx.zone_id, MARK).await.remove(0);
     let delete = aws_sdk_route53::types::Change::builder()
@@ -66,6 +67,7 @@ async fn a_record_is_marked_as_ours_and_another_owners_mark_is_never_taken() {
         .expect("change");
     let batch = aws_sdk_route53::types::ChangeBatch::builder().changes(delete).build().expect("batch");
     r53.change_resource_record_sets().hosted_zone_id(&s.fx.zone_id).change_batch(batch).send().await.expect("delete");
+    s.merge_patch("web", &json!({"spec": {"replicas": 3}})).await;
     assert_eq!(wait_mark(&s, true).await, values);
 
     // The status entry lost: the mark still proves the record ours (no NameConflict), and the

@@ -25,6 +25,10 @@ pub enum Mark {
     Ours(Box<r53::ResourceRecordSet>),
     /// Another owner's (`<cluster id>/<namespace>/<kind>/<name>`).
     Other(String),
+    /// Not read this pass: the record is in place and recorded as ours, so nothing is written or
+    /// deleted; the mark is read on a spec change and on the periodic full check (Route 53's read
+    /// budget is the scarcest).
+    Unread,
 }
 
 /// The name of the mark of the record `name`.

@@ -238,5 +238,4 @@ fn policy_names(policies: &[&AccessPolicy]) -> String {
 }
 
 #[cfg(test)]
-#[path = "check_tests.rs"]
 mod tests;

@@ -146,6 +146,12 @@ impl Access {
         }
     }
 
+    /// Whether any policy limits pool tasks: only then does a HotPool pass sum its namespace's
+    /// other pools.
+    pub fn limits_pool_tasks(&self) -> bool {
+        self.live.as_ref().is_some_and(|l| l.policies.state().iter().any(|p| p.spec.allow.max_pool_tasks.is_some()))
+    }
+
     /// Decide `uses` with the policies as they are now (the stores are ready: a pass checks after
     /// [`Access::gate`] let it through).
     pub fn check(&self, namespace: &str, uses: &[Use]) -> Gate {

@@ -105,7 +105,7 @@ pub async fn still_ours(
     let ours = |s: &r53::ResourceRecordSet| match &mark {
         Mark::Ours(_) => true,
         Mark::Other(_) => false,
-        Mark::None => recorded_target(entry, &target_of(s)),
+        Mark::None | Mark::Unread => recorded_target(entry, &target_of(s)),
     };
     Ok(set.filter(ours).map(|s| (s, mark)))
 }

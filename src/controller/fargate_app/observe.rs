@@ -153,10 +153,14 @@ pub async fn observe(
     o.revision = service::find_revision(aws, status, o.service.as_ref(), &names.family, hash).await?;
     let listener = o.listener_info().cloned();
     let desired = spec.dns.as_ref().zip(listener.as_ref());
-    if let Some((dns, _)) = desired {
+    if let Some((dns, info)) = desired {
         let zone = normalize_zone_id(&dns.hosted_zone_id);
         o.record = aws.record(zone, &dns.name, r53::RrType::from(inventory::rr_type(dns.record_type))).await?;
-        o.record_mark = dns::read_mark(aws, zone, &dns.name).await?;
+        // A record in place and recorded as ours is neither written nor deleted by this pass: its
+        // mark is read only when the spec changed or on the periodic full check.
+        let settled = dns::record_state(dns, info, &status.resources, o.record.as_ref(), &dns::Mark::None) == Ok(true);
+        o.record_mark =
+            if settled && !read_attributes { dns::Mark::Unread } else { dns::read_mark(aws, zone, &dns.name).await? };
         if record_gate(spec, status, &o).is_some() {
             return Ok(o);
         }

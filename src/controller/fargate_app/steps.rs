@@ -503,7 +503,7 @@ impl Planner<'_> {
         if let Some((dns, info)) = desired {
             let entry = inventory::record(dns, &info.dns_name);
             let (current, mark) = (self.observed.record.as_ref(), &self.observed.record_mark);
-            let marked = matches!(mark, dns::Mark::Ours(_));
+            let marked = matches!(mark, dns::Mark::Ours(_) | dns::Mark::Unread);
             if dns::record_state(dns, info, &self.read.resources, current, mark)? {
                 inventory::put(&mut self.status.resources, entry);
                 if !marked {

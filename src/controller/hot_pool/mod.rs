@@ -226,6 +226,9 @@ impl Pipeline<HotPool> for PoolPass<'_> {
     type Plan = PoolPlan;
 
     fn access_uses(&self, obj: &HotPool) -> Vec<super::access::Use> {
+        if !self.ctx.access.limits_pool_tasks() {
+            return super::access::uses::hot_pool(&obj.spec, 0);
+        }
         let others = self
             .shared
             .pools

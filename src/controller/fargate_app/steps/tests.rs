@@ -480,4 +480,7 @@ fn a_mark_decides_whose_a_record_is_and_an_unmarked_record_of_ours_gets_one() {
         _ => None,
     });
     assert!(write.is_some_and(|w| w.mark && w.record.is_none()), "{:?}", p.steps);
+    // A mark not read this pass (the record in place and recorded): nothing is written.
+    observed.record_mark = dns::Mark::Unread;
+    assert_eq!(kinds(&run(&spec, &status, &observed)), ["Report"]);
 }

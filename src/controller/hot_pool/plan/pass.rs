@@ -386,5 +386,4 @@ pub fn port_of(spec: &HotPoolSpec, version: &str) -> Option<i32> {
 }
 
 #[cfg(test)]
-#[path = "pass_tests.rs"]
 mod tests;
