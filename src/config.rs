@@ -30,6 +30,16 @@ pub enum Command {
     },
 }
 
+/// Where DnsFailover health check status is read (`--health-source`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum HealthSource {
+    /// Route 53's `HealthCheckStatus` metric in CloudWatch, many checks per call.
+    #[default]
+    Cloudwatch,
+    /// GetHealthCheckStatus, one check per call.
+    Route53,
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -78,10 +88,15 @@ pub struct Config {
     /// Address of the metrics and health server (`/metrics`, `/healthz`, `/readyz`).
     #[arg(long, env = "FARGATE_OPERATOR_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
-    /// Seconds between reads of every DnsFailover's Route 53 health-check status (one shared poller,
-    /// at most one GetHealthCheckStatus per second).
+    /// Seconds between sweeps of every DnsFailover's health checks (one shared poller).
     #[arg(long, env = "FARGATE_OPERATOR_HEALTH_POLL_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub health_poll_seconds: u64,
+    /// Where health check status is read: `cloudwatch` reads Route 53's `HealthCheckStatus`
+    /// metric for up to 500 checks per GetMetricData call (us-east-1), and reads a check with
+    /// GetHealthCheckStatus only while CloudWatch has no datapoint for it yet; `route53` reads every
+    /// check with GetHealthCheckStatus (one per second per account).
+    #[arg(long, env = "FARGATE_OPERATOR_HEALTH_SOURCE", value_enum, default_value_t = HealthSource::Cloudwatch)]
+    pub health_source: HealthSource,
     /// Route 53 requests per second (client-side budget; AWS allows about 5 per account).
     #[arg(long, env = "FARGATE_OPERATOR_ROUTE53_RPS", default_value_t = 4.0, value_parser = parse_rate)]
     pub route53_rps: f64,
@@ -101,6 +116,10 @@ pub struct Config {
     /// Fargate tasks launched per second by HotPools (AWS allows 20/s after a burst of 100).
     #[arg(long, env = "FARGATE_OPERATOR_LAUNCHES_PER_SECOND", default_value_t = 10.0, value_parser = parse_rate)]
     pub launches_per_second: f64,
+    /// Multiplies AWS's per-action quotas the operator keeps under (RegisterTaskDefinition 1/s,
+    /// CreateHealthCheck 0.5/s, ...; `docs/budgets.md`), for accounts whose quotas were raised.
+    #[arg(long, env = "FARGATE_OPERATOR_AWS_QUOTA_SCALE", default_value_t = 1.0, value_parser = parse_quota_scale)]
+    pub aws_quota_scale: f64,
     /// Longest wait for one AWS request's answer before it counts as a timeout (transient: retried,
     /// as a lost answer is). Without it, a request whose connection hangs would hold its object's
     /// reconcile, and so the object, forever.
@@ -134,6 +153,13 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_quota_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.01..=1000.0).contains(&v) => Ok(v),
+        _ => Err("use a factor in [0.01, 1000] (1: AWS's default quotas)".into()),
+    }
+}
+
 impl Config {
     /// The client-side AWS budgets from the flags.
     pub fn budgets(&self) -> BudgetSettings {
@@ -142,6 +168,7 @@ impl Config {
             elbv2_rps: self.elbv2_rps,
             route53_rps: self.route53_rps,
             launches_per_second: self.launches_per_second,
+            action_quota_scale: self.aws_quota_scale,
         }
     }
 

@@ -360,8 +360,9 @@ async fn three_hundred_objects_in_one_zone_share_a_few_change_batches() {
     let ctx = TestCtx::new("dnsf-batch").await;
     let cfg = ctx.sdk_config().await;
     let zone = fixtures::hosted_zone(&cfg, "acs.app.com").await;
-    // A generous budget: this measures batching, not the rate limiter.
-    let op = InProcessOperator::start_with(&ctx, "", &["--route53-rps", "2000"]).await;
+    // A generous budget: this measures batching, not the rate limiter (at AWS's CreateHealthCheck
+    // quota, 0.5/s after a burst of 50, 300 checks take 8 minutes).
+    let op = InProcessOperator::start_with(&ctx, "", &["--route53-rps", "2000", "--aws-quota-scale", "100"]).await;
     let api: Api<DnsFailover> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let s = Setup { r53: aws_sdk_route53::Client::new(&cfg), ctx, zone, op, api };
     const N: usize = 300;

@@ -181,10 +181,14 @@ async fn script(ecs: &dyn EcsApi, net: &NetworkConfiguration, settle: &dyn Fn(Du
     log.push("create_service", answer(&r, service));
     let r = ecs.create_service(&create("tok-1", 1)).await;
     log.push("create_service_token_repeat", answer(&r, service));
-    let r = ecs.describe_services(CLUSTER, "svc").await;
+    let r = ecs.describe_services(CLUSTER, &["svc".to_string()]).await;
     log.push("describe_services", answer(&r, |v| format!("{:?}", v.iter().map(service).collect::<Vec<_>>())));
-    let r = ecs.describe_services(CLUSTER, "ghost").await;
+    let r = ecs.describe_services(CLUSTER, &["ghost".to_string()]).await;
     log.push("describe_services.unknown", answer(&r, |v| format!("{} services", v.len())));
+    // Many names in one call (the operator reads up to 10 apps' services together): the known
+    // ones answer, an unknown one is left out.
+    let r = ecs.describe_services(CLUSTER, &["ghost".to_string(), "svc".to_string()]).await;
+    log.push("describe_services.many", answer(&r, |v| format!("{:?}", v.iter().map(service).collect::<Vec<_>>())));
     let update = |service: &str| UpdateServiceRequest {
         cluster: CLUSTER.into(),
         service: service.into(),
@@ -193,7 +197,7 @@ async fn script(ecs: &dyn EcsApi, net: &NetworkConfiguration, settle: &dyn Fn(Du
     };
     let r = ecs.update_service(&update("svc")).await;
     log.push("update_service", answer(&r, |_| "ok".into()));
-    let r = ecs.describe_services(CLUSTER, "svc").await;
+    let r = ecs.describe_services(CLUSTER, &["svc".to_string()]).await;
     log.push(
         "update_service.describe",
         answer(&r, |v| format!("{:?}", v.iter().map(|s| s.desired_count).collect::<Vec<_>>())),
@@ -202,7 +206,7 @@ async fn script(ecs: &dyn EcsApi, net: &NetworkConfiguration, settle: &dyn Fn(Du
     log.push("update_service.unknown", answer(&r, |_| "ok".into()));
     let r = ecs.delete_service(CLUSTER, "svc").await;
     log.push("delete_service", answer(&r, |_| "ok".into()));
-    let r = ecs.describe_services(CLUSTER, "svc").await;
+    let r = ecs.describe_services(CLUSTER, &["svc".to_string()]).await;
     log.push(
         "delete_service.describe",
         answer(&r, |v| format!("{:?}", v.iter().map(|s| s.status.clone()).collect::<Vec<_>>())),
@@ -296,7 +300,10 @@ async fn script(ecs: &dyn EcsApi, net: &NetworkConfiguration, settle: &dyn Fn(Du
 
     // A cluster that does not exist.
     let gone = "nowhere";
-    log.push("missing.describe_services", answer(&ecs.describe_services(gone, "svc").await, |_| "ok".into()));
+    log.push(
+        "missing.describe_services",
+        answer(&ecs.describe_services(gone, &["svc".to_string()]).await, |_| "ok".into()),
+    );
     log.push(
         "missing.create_service",
         answer(&ecs.create_service(&CreateServiceRequest { cluster: gone.into(), ..create("tok-9", 1) }).await, |_| {

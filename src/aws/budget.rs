@@ -1,11 +1,17 @@
-//! Client-side request budgets: one token bucket per AWS service (and one for Fargate launches).
+//! Client-side request budgets, kept the way AWS counts: per account (and per Region for ECS and
+//! ELBv2), one token bucket per service (the `--*-rps` flags), one per action group that AWS
+//! throttles on its own (`quotas`), and one for Fargate launches.
 //!
 //! Hand-written rather than a rate-limiter crate because it runs on tokio's clock, so tests can
 //! pause time and observe exact waits, and because reservations (tokens may go negative) queue
 //! callers in arrival order instead of waking them all at once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod quotas;
+pub use quotas::{ActionQuota, QUOTAS};
 
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -66,6 +72,8 @@ pub enum Service {
     Route53,
     /// AWS STS (role assumption); shares no AWS budget with the others.
     Sts,
+    /// Amazon CloudWatch (Route 53 health check metrics, always in us-east-1).
+    CloudWatch,
 }
 
 impl Service {
@@ -76,6 +84,7 @@ impl Service {
             Self::Elbv2 => "elbv2",
             Self::Route53 => "route53",
             Self::Sts => "sts",
+            Self::CloudWatch => "cloudwatch",
         }
     }
 }
@@ -91,50 +100,142 @@ pub struct BudgetSettings {
     pub route53_rps: f64,
     /// `--launches-per-second`: Fargate tasks started per second (RunTask counts each task).
     pub launches_per_second: f64,
+    /// `--aws-quota-scale`: multiplies every action group's rate and burst.
+    pub action_quota_scale: f64,
 }
 
 impl Default for BudgetSettings {
     fn default() -> Self {
-        Self { ecs_rps: 20.0, elbv2_rps: 8.0, route53_rps: 4.0, launches_per_second: 10.0 }
+        Self { ecs_rps: 20.0, elbv2_rps: 8.0, route53_rps: 4.0, launches_per_second: 10.0, action_quota_scale: 1.0 }
     }
 }
 
-/// The operator's budgets, shared by every controller.
+/// Whose AWS quota a call spends. AWS throttles per account, and ECS and ELBv2 also per Region;
+/// Route 53 and STS are global services, so their calls spend the account's one quota wherever
+/// they are made from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Scope {
+    /// The 12-digit account of the role the calls are made with; empty for the operator's own
+    /// identity (its account is not looked up: one more STS call for a name).
+    pub account: String,
+    /// The Region of the calls; empty for the operator's default Region.
+    pub region: String,
+}
+
+impl Scope {
+    /// The scope of calls made with `role_arn` (the operator's identity when `None`) in `region`
+    /// (the default Region when `None`).
+    pub fn of(role_arn: Option<&str>, region: Option<&str>) -> Self {
+        // arn:aws:iam::<account>:role/<name>; a malformed ARN keys on itself, so it still gets
+        // its own budget rather than sharing the operator's.
+        let account = role_arn.map_or_else(String::new, |arn| match arn.split(':').nth(4) {
+            Some(account) if !account.is_empty() => account.to_string(),
+            _ => arn.to_string(),
+        });
+        Self { account, region: region.unwrap_or_default().to_string() }
+    }
+
+    /// The scope AWS counts `service`'s calls in.
+    fn counted_for(&self, service: Service) -> Self {
+        match service {
+            // CloudWatch is regional, but the operator calls it in us-east-1 only.
+            Service::Route53 | Service::Sts | Service::CloudWatch => {
+                Self { account: self.account.clone(), region: String::new() }
+            }
+            Service::Ecs | Service::Elbv2 => self.clone(),
+        }
+    }
+}
+
+/// One token bucket of the operator: a service's (from the `--*-rps` flags), an action group's
+/// (from AWS's published quotas) or the Fargate launches'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum BucketKey {
+    Service(Service),
+    Action(Service, &'static str),
+    Launches,
+}
+
+/// The operator's budgets, shared by every controller: for each scope (account, and Region where
+/// AWS counts per Region) one bucket per service, one per throttled action group, and one for
+/// Fargate launches, made on first use.
 #[derive(Clone, Debug)]
 pub struct Budgets {
-    ecs: Arc<TokenBucket>,
-    elbv2: Arc<TokenBucket>,
-    route53: Arc<TokenBucket>,
-    sts: Arc<TokenBucket>,
-    launches: Arc<TokenBucket>,
+    settings: BudgetSettings,
+    buckets: Arc<std::sync::Mutex<BucketMap>>,
 }
 
+type BucketMap = HashMap<(Scope, BucketKey), Arc<TokenBucket>>;
+
 impl Budgets {
-    /// Buckets whose burst is two seconds' worth of tokens (at least 1).
+    /// Budgets with the rates of `s`. Every bucket's burst is two seconds' worth of tokens (at
+    /// least 1), or AWS's published burst for an action group.
     pub fn new(s: BudgetSettings) -> Self {
-        let bucket = |rps: f64| Arc::new(TokenBucket::new(rps, (rps * 2.0).ceil()));
-        Self {
-            ecs: bucket(s.ecs_rps),
-            elbv2: bucket(s.elbv2_rps),
-            route53: bucket(s.route53_rps),
-            sts: bucket(5.0),
-            launches: bucket(s.launches_per_second),
-        }
+        Self { settings: s, buckets: Arc::default() }
     }
 
-    /// The bucket of one service.
-    pub fn for_service(&self, service: Service) -> &TokenBucket {
+    fn bucket(&self, scope: Scope, key: BucketKey) -> Arc<TokenBucket> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        buckets
+            .entry((scope, key))
+            .or_insert_with(|| {
+                let (rate, burst) = match key {
+                    BucketKey::Service(service) => {
+                        let rate = self.settings.rate_of(service);
+                        (rate, (rate * 2.0).ceil())
+                    }
+                    BucketKey::Action(service, group) => {
+                        let scale = self.settings.action_quota_scale;
+                        quotas::group_quota(service, group).map_or((1.0, 1.0), |q| (q.rate * scale, q.burst * scale))
+                    }
+                    BucketKey::Launches => {
+                        (self.settings.launches_per_second, (self.settings.launches_per_second * 2.0).ceil())
+                    }
+                };
+                Arc::new(TokenBucket::new(rate, burst))
+            })
+            .clone()
+    }
+
+    /// The bucket of one service in `scope`.
+    pub fn for_service_in(&self, scope: &Scope, service: Service) -> Arc<TokenBucket> {
+        self.bucket(scope.counted_for(service), BucketKey::Service(service))
+    }
+
+    /// The bucket of one service for the operator's own identity and Region.
+    pub fn for_service(&self, service: Service) -> Arc<TokenBucket> {
+        self.for_service_in(&Scope::default(), service)
+    }
+
+    /// The bucket of the action group `operation` belongs to in `scope`, when AWS gives that group
+    /// a quota lower than the service's budget can keep under.
+    pub fn for_action_in(&self, scope: &Scope, service: Service, operation: &str) -> Option<Arc<TokenBucket>> {
+        let group = quotas::group_of(service, operation)?;
+        Some(self.bucket(scope.counted_for(service), BucketKey::Action(service, group)))
+    }
+
+    /// The Fargate launch bucket of `scope` (one token per task started).
+    pub fn launches_in(&self, scope: &Scope) -> Arc<TokenBucket> {
+        self.bucket(scope.clone(), BucketKey::Launches)
+    }
+
+    /// The Fargate launch bucket of the operator's own identity and Region.
+    pub fn launches(&self) -> Arc<TokenBucket> {
+        self.launches_in(&Scope::default())
+    }
+}
+
+impl BudgetSettings {
+    fn rate_of(&self, service: Service) -> f64 {
         match service {
-            Service::Ecs => &self.ecs,
-            Service::Elbv2 => &self.elbv2,
-            Service::Route53 => &self.route53,
-            Service::Sts => &self.sts,
+            Service::Ecs => self.ecs_rps,
+            Service::Elbv2 => self.elbv2_rps,
+            Service::Route53 => self.route53_rps,
+            // STS allows far more; this only keeps a burst of new roles from stampeding it.
+            Service::Sts => 5.0,
+            // GetMetricData allows 50 per second or more; a sweep of 1,000 objects takes 4 calls.
+            Service::CloudWatch => 5.0,
         }
-    }
-
-    /// The Fargate launch bucket (one token per task started).
-    pub fn launches(&self) -> &TokenBucket {
-        &self.launches
     }
 }
 
@@ -181,5 +282,44 @@ mod tests {
         assert_eq!(bucket.acquire().await, Duration::ZERO);
         assert_eq!(bucket.acquire().await, Duration::ZERO);
         assert_eq!(bucket.acquire().await, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_scope_is_the_roles_account_and_route53_counts_one_per_account() {
+        let s = Scope::of(Some("arn:aws:iam::111122223333:role/team-a"), Some("eu-west-1"));
+        assert_eq!((s.account.as_str(), s.region.as_str()), ("111122223333", "eu-west-1"));
+        assert_eq!(Scope::of(None, None), Scope::default());
+        assert_eq!(Scope::of(Some("not-an-arn"), None).account, "not-an-arn", "a bad ARN keys on itself");
+        let budgets = Budgets::new(BudgetSettings::default());
+        let other_region = Scope::of(Some("arn:aws:iam::111122223333:role/team-b"), Some("us-east-1"));
+        assert!(Arc::ptr_eq(
+            &budgets.for_service_in(&s, Service::Route53),
+            &budgets.for_service_in(&other_region, Service::Route53)
+        ));
+        assert!(!Arc::ptr_eq(
+            &budgets.for_service_in(&s, Service::Ecs),
+            &budgets.for_service_in(&other_region, Service::Ecs)
+        ));
+        let other_account = Scope::of(Some("arn:aws:iam::444455556666:role/x"), Some("eu-west-1"));
+        assert!(!Arc::ptr_eq(
+            &budgets.for_service_in(&s, Service::Route53),
+            &budgets.for_service_in(&other_account, Service::Route53)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_action_group_is_held_to_awss_quota_below_the_service_budget() {
+        let budgets = Budgets::new(BudgetSettings { ecs_rps: 1000.0, ..BudgetSettings::default() });
+        let scope = Scope::default();
+        let register = budgets.for_action_in(&scope, Service::Ecs, "RegisterTaskDefinition").expect("grouped");
+        let deregister = budgets.for_action_in(&scope, Service::Ecs, "DeregisterTaskDefinition").expect("grouped");
+        assert!(Arc::ptr_eq(&register, &deregister), "one group, one bucket");
+        let unthrottled = "ListTagsForResource";
+        assert!(budgets.for_action_in(&scope, Service::Ecs, unthrottled).is_none());
+        // 20 at once, then one per second.
+        for _ in 0..20 {
+            assert_eq!(register.acquire().await, Duration::ZERO);
+        }
+        assert_eq!(deregister.acquire().await, Duration::from_secs(1));
     }
 }

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::budget::{Budgets, Service};
+use super::budget::{Budgets, Scope, Service};
 use super::errors::{AwsError, Classified, Classify};
 use crate::runtime::backoff::{exponential_delay, unit_random};
 use crate::runtime::metrics::Metrics;
@@ -61,17 +61,29 @@ pub struct AwsCaller {
     budgets: Budgets,
     metrics: Arc<Metrics>,
     retry: RetryPolicy,
+    /// Whose quota the calls spend (the operator's own identity unless [`scoped`](Self::scoped)).
+    scope: Arc<Scope>,
 }
 
 impl AwsCaller {
     /// A caller drawing from `budgets` and counting into `metrics`.
     pub fn new(budgets: Budgets, metrics: Arc<Metrics>, retry: RetryPolicy) -> Self {
-        Self { budgets, metrics, retry }
+        Self { budgets, metrics, retry, scope: Arc::default() }
     }
 
-    /// The shared budgets (HotPool also draws launch tokens).
+    /// This caller spending the quota of `scope` (an object's account and Region).
+    pub fn scoped(&self, scope: Arc<Scope>) -> Self {
+        Self { scope, ..self.clone() }
+    }
+
+    /// The shared budgets.
     pub fn budgets(&self) -> &Budgets {
         &self.budgets
+    }
+
+    /// Take one Fargate launch token of this caller's account and Region; returns the wait.
+    pub async fn launch_token(&self) -> Duration {
+        self.budgets.launches_in(&self.scope).acquire().await
     }
 
     /// Run `call` (which builds and sends one request) under the `service` budget, retrying
@@ -117,7 +129,13 @@ impl AwsCaller {
     {
         let mut attempt = 0u32;
         loop {
-            let waited = self.budgets.for_service(service).acquire().await;
+            // The action's own quota first: a call waiting for a slow group (RegisterTaskDefinition
+            // refills at 1/s) then holds no service token other calls could use.
+            let mut waited = match self.budgets.for_action_in(&self.scope, service, operation) {
+                Some(bucket) => bucket.acquire().await,
+                None => Duration::ZERO,
+            };
+            waited += self.budgets.for_service_in(&self.scope, service).acquire().await;
             if !waited.is_zero() {
                 self.metrics.budget_waited(service.as_str(), waited);
             }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod budget;
 pub mod caller;
 pub mod ecs_network;
+pub mod ecs_reads;
 pub mod errors;
 pub mod facts;
 pub mod faults;

@@ -32,6 +32,12 @@ pub trait ApiSource: Send + Sync + std::fmt::Debug {
     fn elbv2(&self, cfg: &SdkConfig) -> Arc<dyn super::api::elbv2::Elbv2Api>;
     /// The Route 53 calls for `cfg`.
     fn route53(&self, cfg: &SdkConfig) -> Arc<dyn super::api::route53::Route53Api>;
+    /// The CloudWatch calls for `cfg`; `None` (the default) when the source models no CloudWatch,
+    /// and health is read from Route 53 alone.
+    fn cloudwatch(&self, cfg: &SdkConfig) -> Option<Arc<dyn super::api::cloudwatch::CloudWatchApi>> {
+        let _ = cfg;
+        None
+    }
 
     /// sts:AssumeRole of `role_arn` (with `external_id`), asked each time a client of a
     /// configuration for that role resolves its credentials. An error is what STS answers (e.g.
@@ -75,13 +81,44 @@ impl ProvideCredentials for SourceRole {
     }
 }
 
-/// Builds `SdkConfig`s: the controller's default, and one per (region, role) that objects ask for,
-/// cached so each role is assumed once and its credentials are refreshed by the SDK.
+/// The service clients of one (region, role): built once and shared by every object that asks for
+/// that configuration, so a reconcile costs no client construction and every client shares the
+/// provider's one HTTP client (one connection pool, one root certificate store).
+#[derive(Clone, Debug)]
+pub struct Clients {
+    /// The configuration the clients were built from.
+    pub config: SdkConfig,
+    /// ECS.
+    pub ecs: Arc<dyn super::api::ecs::EcsApi>,
+    /// ELBv2.
+    pub elbv2: Arc<dyn super::api::elbv2::Elbv2Api>,
+    /// Route 53.
+    pub route53: Arc<dyn super::api::route53::Route53Api>,
+    /// Whose AWS quotas the clients' calls spend.
+    pub scope: Arc<super::budget::Scope>,
+    /// DescribeServices shared by the objects of this configuration.
+    pub service_reads: Arc<super::ecs_reads::ServiceReads>,
+}
+
+/// The CloudWatch calls of one role, in the Region CloudWatch keeps Route 53's metrics in.
+#[derive(Clone, Debug)]
+pub struct CloudWatchClient {
+    /// The calls.
+    pub api: Arc<dyn super::api::cloudwatch::CloudWatchApi>,
+    /// Whose AWS quotas they spend.
+    pub scope: Arc<super::budget::Scope>,
+}
+
+/// Builds `SdkConfig`s and their clients: the controller's default, and one per (region, role)
+/// that objects ask for, cached so each role is assumed once (its credentials refreshed by the
+/// SDK) and each client is built once.
 #[derive(Clone, Debug)]
 pub struct AwsProvider {
     base: SdkConfig,
     session_name: String,
     cache: Arc<Mutex<HashMap<ConfigKey, SdkConfig>>>,
+    clients: Arc<Mutex<HashMap<ConfigKey, Clients>>>,
+    cloudwatch: Arc<Mutex<HashMap<ConfigKey, Option<CloudWatchClient>>>>,
     faults: Option<Arc<FaultPlan>>,
     source: Option<Arc<dyn ApiSource>>,
 }
@@ -97,6 +134,16 @@ impl AwsProvider {
         if let Some(url) = endpoint_url {
             loader = loader.endpoint_url(url);
         }
+        // One HTTP client for every service client: without it each SDK client builds its own
+        // connector, TLS configuration and connection pool (the largest share of the memory a
+        // client costs).
+        loader = loader.http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+                ))
+                .build_https(),
+        );
         let base = loader.load().await;
         let faults = std::env::var("FARGATE_OPERATOR_FAULTS").ok().and_then(|spec| match FaultPlan::parse(&spec) {
             Ok(plan) if !plan.is_empty() => {
@@ -109,7 +156,15 @@ impl AwsProvider {
                 None
             }
         });
-        Self { base, session_name: "fargate-operator".into(), cache: Arc::default(), faults, source: None }
+        Self {
+            base,
+            session_name: "fargate-operator".into(),
+            cache: Arc::default(),
+            clients: Arc::default(),
+            cloudwatch: Arc::default(),
+            faults,
+            source: None,
+        }
     }
 
     /// Inject faults into every client this provider builds (tests and chaos runs).
@@ -156,7 +211,15 @@ impl AwsProvider {
 
     /// A provider over an already-loaded base configuration (tests supply static credentials).
     pub fn from_base(base: SdkConfig) -> Self {
-        Self { base, session_name: "fargate-operator".into(), cache: Arc::default(), faults: None, source: None }
+        Self {
+            base,
+            session_name: "fargate-operator".into(),
+            cache: Arc::default(),
+            clients: Arc::default(),
+            cloudwatch: Arc::default(),
+            faults: None,
+            source: None,
+        }
     }
 
     /// This provider with every call answered by `source` (the simulator's AWS model). A role's
@@ -171,16 +234,77 @@ impl AwsProvider {
         &self.base
     }
 
+    /// The clients for an object's `spec.aws` (the default's when it has none), built on first use.
+    pub async fn clients_for(&self, aws: Option<&AwsOverride>) -> Clients {
+        let key = Self::key_of(aws);
+        if let Some(clients) = self.clients.lock().await.get(&key) {
+            return clients.clone();
+        }
+        let config = self.config_for(aws).await;
+        let region = config.region().map(|r| r.to_string());
+        let built = Clients {
+            service_reads: Arc::default(),
+            scope: Arc::new(super::budget::Scope::of(key.role_arn.as_deref(), region.as_deref())),
+            ecs: self.ecs(&config),
+            elbv2: self.elbv2(&config),
+            route53: self.route53(&config),
+            config,
+        };
+        // Two first uses at once both build; the first stored wins and the other is dropped.
+        self.clients.lock().await.entry(key).or_insert(built).clone()
+    }
+
+    /// The CloudWatch client of an object's role (the operator's own identity when it has none),
+    /// in us-east-1 whatever the object's Region. `None` when the calls are answered by a source
+    /// that models no CloudWatch.
+    pub async fn cloudwatch_for(&self, aws: Option<&AwsOverride>) -> Option<CloudWatchClient> {
+        let region = super::api::cloudwatch::ROUTE53_METRICS_REGION.to_string();
+        let spec = AwsOverride {
+            region: Some(region.clone()),
+            role_arn: aws.and_then(|a| a.role_arn.clone()),
+            external_id: aws.and_then(|a| a.external_id.clone()),
+        };
+        let key = Self::key_of(Some(&spec));
+        if let Some(client) = self.cloudwatch.lock().await.get(&key) {
+            return client.clone();
+        }
+        let config = self.config_for(Some(&spec)).await;
+        let api = match &self.source {
+            Some(source) => source.cloudwatch(&config),
+            None => {
+                let mut b = aws_sdk_cloudwatch::config::Builder::from(&config);
+                if let Some(plan) = &self.faults {
+                    b = b.interceptor(FaultInjector::new(plan.clone()));
+                }
+                let client = aws_sdk_cloudwatch::Client::from_conf(b.build());
+                Some(Arc::new(super::api::cloudwatch::SdkCloudWatch::new(client))
+                    as Arc<dyn super::api::cloudwatch::CloudWatchApi>)
+            }
+        };
+        let built = api.map(|api| CloudWatchClient {
+            api,
+            scope: Arc::new(super::budget::Scope::of(spec.role_arn.as_deref(), Some(&region))),
+        });
+        self.cloudwatch.lock().await.entry(key).or_insert(built).clone()
+    }
+
+    fn key_of(aws: Option<&AwsOverride>) -> ConfigKey {
+        match aws.filter(|a| a.region.is_some() || a.role_arn.is_some()) {
+            None => ConfigKey { region: None, role_arn: None, external_id: None },
+            Some(aws) => ConfigKey {
+                region: aws.region.clone(),
+                role_arn: aws.role_arn.clone(),
+                external_id: aws.external_id.clone(),
+            },
+        }
+    }
+
     /// The configuration for an object's `spec.aws` (the default when it has none).
     pub async fn config_for(&self, aws: Option<&AwsOverride>) -> SdkConfig {
-        let Some(aws) = aws.filter(|a| a.region.is_some() || a.role_arn.is_some()) else {
+        let key = Self::key_of(aws);
+        if key.region.is_none() && key.role_arn.is_none() {
             return self.base.clone();
-        };
-        let key = ConfigKey {
-            region: aws.region.clone(),
-            role_arn: aws.role_arn.clone(),
-            external_id: aws.external_id.clone(),
-        };
+        }
         let mut cache = self.cache.lock().await;
         if let Some(cfg) = cache.get(&key) {
             return cfg.clone();

@@ -15,6 +15,7 @@ pub mod inventory;
 pub mod pass;
 pub mod pipeline;
 pub mod record_mark;
+pub mod slim;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -26,8 +27,8 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -387,17 +388,29 @@ where
     }
 }
 
+/// The watch of `K` a controller runs on, and the store it fills: objects enter the store slimmed
+/// ([`slim::slim`]), so every reader of the store (the reconciles, the health poller) shares one
+/// lean copy of each object.
+fn slim_watch<K: Managed>(
+    ctx: &Context,
+) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static) {
+    let (reader, writer) = reflector::store();
+    let events = watcher(api_for::<K>(ctx), watcher::Config::default().any_semantic()).modify(slim::slim::<K>);
+    (reader, reflector::reflector(writer, events).applied_objects())
+}
+
 async fn run_one<K, R, Fut>(
     ctx: Arc<Context>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     reconcile: R,
     triggers: impl futures::Stream<Item = ObjectRef<K>> + Send + 'static,
+    (store, objects): (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static),
 ) where
     K: Managed,
     R: FnMut(Arc<K>, Arc<Context>) -> Fut,
     Fut: std::future::Future<Output = Result<Action, ReconcileError>> + Send + 'static,
 {
-    Controller::new(api_for::<K>(&ctx), watcher::Config::default().any_semantic())
+    Controller::for_stream(objects, store)
         .with_config(controller_config(&ctx))
         .reconcile_on(triggers)
         .reconcile_all_on(ctx.access.changes())
@@ -422,11 +435,14 @@ where
     let health_triggers = futures::stream::unfold(health_rx, |mut rx| async { rx.recv().await.map(|o| (o, rx)) });
     let (access, access_watch) = access::Access::watch(&ctx, stop());
     let ctx = Arc::new(Context { access, ..(*ctx).clone() });
+    let apps = slim_watch::<FargateApp>(&ctx);
+    let failovers = slim_watch::<DnsFailover>(&ctx);
+    let failover_store = failovers.0.clone();
     tokio::join!(
         access_watch,
-        run_one::<FargateApp, _, _>(ctx.clone(), stop(), fargate_app::reconcile, futures::stream::empty()),
-        run_one::<DnsFailover, _, _>(ctx.clone(), stop(), dns_failover::reconcile, health_triggers),
-        dns_failover::health::run(ctx.clone(), stop(), health_tx),
+        run_one(ctx.clone(), stop(), fargate_app::reconcile, futures::stream::empty(), apps),
+        run_one(ctx.clone(), stop(), dns_failover::reconcile, health_triggers, failovers),
+        dns_failover::poller::run(ctx.clone(), failover_store, stop(), health_tx),
         hot_pool::run(ctx.clone(), stop(), stop()),
     );
 }

@@ -144,6 +144,7 @@ fn observed(spec: &FargateAppSpec, status: &FargateAppStatus, d: &Draw<'_>) -> O
         cluster_missing: d.b(),
         service: d.b().then(|| service(d)),
         revision: d.b().then(|| d.s()),
+        active_revisions: d.b().then(|| usize::try_from(d.i64().unsigned_abs()).unwrap_or(usize::MAX)),
         zone_name: d.b().then(|| d.s()),
         record: if d.b() { record_set(d) } else { None },
         record_mark: mark(d),

@@ -44,7 +44,7 @@ pub trait EcsApi: Send + Sync + std::fmt::Debug {
     /// DescribeServices of the service `service` (name or ARN) in `cluster`, with its tags. The
     /// result holds the service when ECS knows it (also an `INACTIVE` one, recently deleted), and is
     /// empty when it does not. A missing cluster is `ClusterNotFoundException`.
-    fn describe_services<'a>(&'a self, cluster: &'a str, service: &'a str) -> ApiFuture<'a, Vec<EcsService>>;
+    fn describe_services<'a>(&'a self, cluster: &'a str, services: &'a [String]) -> ApiFuture<'a, Vec<EcsService>>;
 
     /// CreateService (launch type FARGATE, tags propagated from the service, ECS managed tags on).
     /// `client_token` makes it idempotent: a repeat with the same token and request answers the

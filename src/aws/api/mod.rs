@@ -11,6 +11,7 @@
 //! Errors are [`Classified`] (category, code, message), the same value the retry loop and the
 //! controllers look at, so an implementation that is not the SDK can produce any AWS error.
 
+pub mod cloudwatch;
 pub mod ecs;
 pub mod elbv2;
 pub mod route53;

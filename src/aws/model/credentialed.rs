@@ -82,8 +82,8 @@ macro_rules! guarded {
 }
 
 impl<T: EcsApi + ?Sized> EcsApi for Credentialed<T> {
-    fn describe_services<'a>(&'a self, cluster: &'a str, service: &'a str) -> ApiFuture<'a, Vec<EcsService>> {
-        guarded!(self, describe_services(cluster, service))
+    fn describe_services<'a>(&'a self, cluster: &'a str, services: &'a [String]) -> ApiFuture<'a, Vec<EcsService>> {
+        guarded!(self, describe_services(cluster, services))
     }
 
     fn create_service<'a>(&'a self, req: &'a CreateServiceRequest) -> ApiFuture<'a, EcsService> {

@@ -82,38 +82,42 @@ impl Access {
         let namespace_api: Api<Namespace> = Api::all(ctx.client.clone());
         let tx = Arc::new(tx);
         let (ptx, ntx) = (tx.clone(), tx);
-        let policy_events =
-            reflector::reflector(policy_writer, watcher(policy_api, watcher::Config::default().any_semantic()))
-                .default_backoff()
-                .for_each({
-                    let mut listed = false;
-                    move |event| {
-                        if matches!(event, Ok(watcher::Event::InitDone)) {
-                            policies_listed_tx.send_replace(true);
-                        }
-                        if changed(&event, &mut listed, "AccessPolicy") {
-                            ptx.send_modify(|n| *n = n.wrapping_add(1));
-                        }
-                        async {}
-                    }
-                });
-        let namespace_events =
-            reflector::reflector(namespace_writer, watcher(namespace_api, watcher::Config::default().any_semantic()))
-                .default_backoff()
-                .for_each({
-                    let mut listed = false;
-                    move |event| {
-                        if matches!(event, Ok(watcher::Event::InitDone)) {
-                            namespaces_listed_tx.send_replace(true);
-                        }
-                        // Labels matter only to policies that select namespaces by label.
-                        let selects = policies.state().iter().any(|p| p.spec.namespace_selector.is_some());
-                        if changed(&event, &mut listed, "Namespace") && selects {
-                            ntx.send_modify(|n| *n = n.wrapping_add(1));
-                        }
-                        async {}
-                    }
-                });
+        let policy_events = reflector::reflector(
+            policy_writer,
+            watcher(policy_api, watcher::Config::default().any_semantic()).modify(super::slim::slim),
+        )
+        .default_backoff()
+        .for_each({
+            let mut listed = false;
+            move |event| {
+                if matches!(event, Ok(watcher::Event::InitDone)) {
+                    policies_listed_tx.send_replace(true);
+                }
+                if changed(&event, &mut listed, "AccessPolicy") {
+                    ptx.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                async {}
+            }
+        });
+        let namespace_events = reflector::reflector(
+            namespace_writer,
+            watcher(namespace_api, watcher::Config::default().any_semantic()).modify(super::slim::slim_namespace),
+        )
+        .default_backoff()
+        .for_each({
+            let mut listed = false;
+            move |event| {
+                if matches!(event, Ok(watcher::Event::InitDone)) {
+                    namespaces_listed_tx.send_replace(true);
+                }
+                // Labels matter only to policies that select namespaces by label.
+                let selects = policies.state().iter().any(|p| p.spec.namespace_selector.is_some());
+                if changed(&event, &mut listed, "Namespace") && selects {
+                    ntx.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                async {}
+            }
+        });
         let run = async move {
             tokio::select! {
                 _ = stop => {}

@@ -15,6 +15,7 @@ pub mod health;
 pub mod inventory;
 pub mod observe;
 pub mod plan;
+pub mod poller;
 pub mod readings;
 pub mod steps;
 
@@ -40,10 +41,10 @@ const KIND: &str = "DnsFailover";
 
 async fn clients(ctx: &Context, obj: &DnsFailover) -> Result<FailoverAws, ReconcileError> {
     let aws = super::inventory::aws_of(obj);
-    let cfg = ctx.aws.config_for(aws).await;
+    let clients = ctx.aws.clients_for(aws).await;
     Ok(FailoverAws {
-        caller: ctx.caller.clone(),
-        r53: ctx.aws.route53(&cfg),
+        caller: ctx.caller.scoped(clients.scope),
+        r53: clients.route53,
         batcher: ctx.route53.clone(),
         scope: aws.map_or_else(String::new, |a| {
             format!(

@@ -12,6 +12,8 @@ use kube::ResourceExt;
 
 use super::health::observe;
 use crate::api::dns_failover::{DnsFailover, DnsFailoverStatus, Failover, HealthState};
+use crate::runtime::conditions::{self, DEGRADED};
+use crate::runtime::status::set_last_error;
 
 /// What the poller read for one object's checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +31,9 @@ pub struct Reading {
     pub primary: HealthState,
     /// The secondary's health.
     pub secondary: HealthState,
+    /// Why the configured health source (CloudWatch) could not be read for this object, when it
+    /// was refused for good; its checks were then read one by one.
+    pub source_error: Option<crate::aws::AwsError>,
 }
 
 /// The latest reading per object (`namespace/name`), for the leadership term.
@@ -90,7 +95,37 @@ pub fn apply_reading(
     let (new, flip) =
         observe(status, obj.spec.mode, reading.primary, reading.secondary, status.observed_generation, now);
     *status = new;
+    if let Some(err) = &reading.source_error {
+        report_source_error(status, obj, err);
+    }
     flip
+}
+
+/// A refused health source is `Degraded` with the error in `lastError` (kept as it was, time
+/// included, while it stays the same: a pass clears `lastError` before this runs, and a fresh
+/// time on every pass would be a status write on every pass).
+fn report_source_error(status: &mut DnsFailoverStatus, obj: &DnsFailover, err: &crate::aws::AwsError) {
+    let message = format!(
+        "health checks are read one by one with GetHealthCheckStatus (one per second) because {err}; \
+         allow cloudwatch:GetMetricData or run with --health-source route53"
+    );
+    let generation = status.observed_generation;
+    conditions::set_condition(&mut status.conditions, DEGRADED, true, "HealthSourceRefused", &message, generation);
+    // The pass set Degraded=False before this ran: a condition already written as this one keeps
+    // its transition time.
+    let written = obj.status.as_ref().and_then(|s| conditions::find(&s.conditions, DEGRADED));
+    if let (Some(written), Some(now)) = (written, status.conditions.iter_mut().find(|c| c.type_ == DEGRADED))
+        && (&written.status, &written.reason, &written.message, written.observed_generation)
+            == (&now.status, &now.reason, &now.message, now.observed_generation)
+    {
+        now.last_transition_time = written.last_transition_time.clone();
+    }
+    let operation = err.operation_path();
+    let previous = obj.status.as_ref().and_then(|s| s.last_error.clone());
+    match previous.filter(|e| e.operation == operation && e.code == err.code && e.message == message) {
+        Some(kept) => status.last_error = Some(kept),
+        None => set_last_error(&mut status.last_error, &operation, &err.code, &message),
+    }
 }
 
 #[cfg(test)]
@@ -134,6 +169,7 @@ mod tests {
             secondary_id: String::new(),
             primary,
             secondary: HealthState::Unknown,
+            source_error: None,
         }
     }
 
@@ -174,5 +210,44 @@ mod tests {
         assert_eq!(r.latest(&o).map(|x| x.primary_id), Some("hc-1".into()));
         r.forget(&o);
         assert_eq!(r.latest(&o), None);
+    }
+
+    #[test]
+    fn a_refused_health_source_is_degraded_with_its_error_and_a_later_pass_writes_nothing_new() {
+        let err = crate::aws::AwsError::new(
+            "cloudwatch",
+            "GetMetricData",
+            crate::aws::Classified {
+                category: crate::aws::ErrorCategory::Terminal,
+                code: "AccessDenied".into(),
+                message: "not authorized to perform: cloudwatch:GetMetricData".into(),
+            },
+        );
+        let mut refused = reading("hc-1", HealthState::Healthy);
+        refused.source_error = Some(err);
+        let mut st = status("hc-1");
+        apply_reading(&mut st, &obj(), Some(&refused), Timestamp::UNIX_EPOCH);
+        assert!(conditions::is_true(&st.conditions, DEGRADED));
+        let last = st.last_error.clone().expect("lastError");
+        assert_eq!((last.operation.as_str(), last.code.as_str()), ("cloudwatch:GetMetricData", "AccessDenied"));
+        assert!(last.message.contains("--health-source route53"), "{}", last.message);
+        assert_eq!(st.health_checks.as_ref().map(|c| c.primary.status), Some(HealthState::Healthy), "still read");
+        // The next pass clears lastError and applies the reading again: the written one is kept,
+        // time included, so the status is unchanged.
+        let mut o = obj();
+        o.status = Some(st.clone());
+        let mut next = status("hc-1");
+        conditions::set_condition(&mut next.conditions, DEGRADED, false, "AsExpected", "no problems found", Some(4));
+        apply_reading(&mut next, &o, Some(&refused), Timestamp::from_second(60).expect("time"));
+        assert_eq!(next.last_error, st.last_error, "kept, time included");
+        assert_eq!(
+            conditions::find(&next.conditions, DEGRADED),
+            conditions::find(&st.conditions, DEGRADED),
+            "kept, transition time included"
+        );
+        // Allowed again: the reading carries no error and adds none.
+        let mut fixed = status("hc-1");
+        apply_reading(&mut fixed, &o, Some(&reading("hc-1", HealthState::Healthy)), Timestamp::UNIX_EPOCH);
+        assert_eq!((fixed.last_error, conditions::is_true(&fixed.conditions, DEGRADED)), (None, false));
     }
 }

@@ -143,18 +143,15 @@ impl Run<'_> {
                 inventory::put(&mut self.status.resources, planned.clone());
                 self.pass.writer.record_resources(&self.status.resources).await?;
                 let tags = aws.owner.tags(&spec.tags);
-                let arn = service::create_service(aws, obj, names, &td, tg.as_deref(), &tags, &token).await?;
+                let created = service::create_service(aws, obj, names, &td, tg.as_deref(), &tags, &token).await?;
                 ctx.events.normal(obj, "Created", "CreateService", format!("service {}", names.family)).await;
                 self.status.restarted_at.clone_from(&spec.restarted_at);
-                inventory::add(&mut self.status.resources, inventory::service(&arn, &spec.cluster));
+                let arn = created.arn.clone();
+                self.made(&planned, inventory::service(&arn, &spec.cluster));
                 self.status.service_arn = Some(arn);
-                // Read it back so this pass reports what ECS says, not a placeholder the next pass
-                // rewrites.
-                self.created = aws.service(&spec.cluster, &names.family).await?;
-                if let Some(arn) = self.created.as_ref().map(|svc| svc.arn.clone()) {
-                    self.made(&planned, inventory::service(&arn, &spec.cluster));
-                    self.status.service_arn = Some(arn);
-                }
+                // CreateService answers with the service as ECS made it: this pass reports that,
+                // without reading it back.
+                self.created = Some(aws.observed_service(created));
             }
             Step::UpdateService { mut update, task_definition, target_group } => {
                 let td = self.revision(&task_definition)?;

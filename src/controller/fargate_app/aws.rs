@@ -27,6 +27,8 @@ pub struct FargateAws {
     pub owner: Owner,
     /// Facts remembered by the process (the load balancer behind a listener).
     pub facts: std::sync::Arc<crate::aws::facts::Facts>,
+    /// DescribeServices shared with the other objects of the same AWS configuration.
+    pub service_reads: Arc<crate::aws::ecs_reads::ServiceReads>,
 }
 
 pub use crate::aws::facts::ListenerInfo;
@@ -348,6 +350,7 @@ mod tests {
             r53: provider.route53(&cfg),
             owner: owner("FargateApp"),
             facts: Arc::default(),
+            service_reads: Arc::default(),
         }
     }
 

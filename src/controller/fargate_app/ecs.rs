@@ -24,9 +24,13 @@ pub struct RevisionMarks {
 impl FargateAws {
     /// The service by name, if it exists and is not INACTIVE.
     pub async fn service(&self, cluster: &str, name: &str) -> Result<Option<ObservedService>, AwsError> {
-        let services =
-            self.caller.call(Service::Ecs, "DescribeServices", || self.ecs.describe_services(cluster, name)).await?;
-        let Some(s) = services.into_iter().find(|s| s.status != "INACTIVE") else { return Ok(None) };
+        let services = self.service_reads.describe(&self.caller, self.ecs.as_ref(), cluster, name).await?;
+        Ok(services.into_iter().find(|s| s.status != "INACTIVE").map(|s| self.observed_service(s)))
+    }
+
+    /// What a pass compares of a service, from ECS's description of it (a DescribeServices or
+    /// CreateService answer).
+    pub fn observed_service(&self, s: crate::aws::api::ecs::EcsService) -> ObservedService {
         let net = s.network_configuration.as_ref().and_then(|n| n.awsvpc_configuration());
         let mut lbs: Vec<(String, String, i32)> = s
             .load_balancers
@@ -48,7 +52,7 @@ impl FargateAws {
             ))
         });
         let primary = s.deployments.iter().find(|d| d.status == "PRIMARY");
-        Ok(Some(ObservedService {
+        ObservedService {
             ours: self.owns(&s.tags),
             subnets: sorted(net.map(|n| n.subnets()).unwrap_or_default()),
             security_groups: sorted(net.map(|n| n.security_groups()).unwrap_or_default()),
@@ -65,7 +69,7 @@ impl FargateAws {
             running: s.running_count,
             pending: s.pending_count,
             task_definition: s.task_definition,
-        }))
+        }
     }
 
     /// A task definition revision's content-hash tag and whether it carries our owner tags (None

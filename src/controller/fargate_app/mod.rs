@@ -69,13 +69,14 @@ const PERIODIC_SHARE: f64 = 0.5;
 const ATTRIBUTE_CHECK_EVERY_FULL_PASSES: u64 = 12;
 
 async fn clients(ctx: &Context, obj: &FargateApp) -> Result<FargateAws, ReconcileError> {
-    let cfg = ctx.aws.config_for(super::inventory::aws_of(obj)).await;
+    let clients = ctx.aws.clients_for(super::inventory::aws_of(obj)).await;
     let owner = super::owner_of(ctx, obj, KIND)?;
     Ok(FargateAws {
-        caller: ctx.caller.clone(),
-        ecs: ctx.aws.ecs(&cfg),
-        elb: ctx.aws.elbv2(&cfg),
-        r53: ctx.aws.route53(&cfg),
+        caller: ctx.caller.scoped(clients.scope),
+        ecs: clients.ecs,
+        elb: clients.elbv2,
+        r53: clients.route53,
+        service_reads: clients.service_reads,
         owner,
         facts: ctx.facts.clone(),
     })

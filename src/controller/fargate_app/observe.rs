@@ -49,6 +49,8 @@ pub struct Observed {
     pub service: Option<ObservedService>,
     /// The revision carrying the rendered content hash and our owner tags, if there is one.
     pub revision: Option<String>,
+    /// How many ACTIVE revisions the family had, when this pass listed them.
+    pub active_revisions: Option<usize>,
     /// The name of `spec.dns`'s hosted zone (`None`: no record asked for, or the zone not found).
     pub zone_name: Option<String>,
     /// The record at `spec.dns`'s name and type.
@@ -150,7 +152,8 @@ pub async fn observe(
     if service_gate(spec, names, status, &o).is_some() {
         return Ok(o);
     }
-    o.revision = service::find_revision(aws, status, o.service.as_ref(), &names.family, hash).await?;
+    (o.revision, o.active_revisions) =
+        service::find_revision(aws, status, o.service.as_ref(), &names.family, hash).await?;
     let listener = o.listener_info().cloned();
     let desired = spec.dns.as_ref().zip(listener.as_ref());
     if let Some((dns, info)) = desired {

@@ -13,31 +13,34 @@ use crate::aws::api::ecs::{CreateServiceRequest, UpdateServiceRequest};
 use crate::aws::{AwsError, Service};
 
 /// The revision to run: the service's when its hash matches, else the newest revision of the family
-/// carrying the hash (registered before a crash), else None (register).
+/// carrying the hash (registered before a crash), else None (register). With it, how many ACTIVE
+/// revisions the family has, when they were listed.
 pub async fn find_revision(
     aws: &FargateAws,
     status: &FargateAppStatus,
     service: Option<&plan::ObservedService>,
     family: &str,
     hash: &str,
-) -> Result<Option<String>, AwsError> {
+) -> Result<(Option<String>, Option<usize>), AwsError> {
     if let Some(s) = service {
         // Converged: status already says which revision carries this hash; no AWS call.
         if status.task_definition_hash.as_deref() == Some(hash)
             && status.task_definition_arn.as_deref() == Some(&s.task_definition)
         {
-            return Ok(Some(s.task_definition.clone()));
+            return Ok((Some(s.task_definition.clone()), None));
         }
         if carries(aws, &s.task_definition, hash).await? {
-            return Ok(Some(s.task_definition.clone()));
+            return Ok((Some(s.task_definition.clone()), None));
         }
     }
-    for arn in aws.revisions(family).await?.into_iter().take(3) {
+    let revisions = aws.revisions(family).await?;
+    let listed = Some(revisions.len());
+    for arn in revisions.into_iter().take(3) {
         if carries(aws, &arn, hash).await? {
-            return Ok(Some(arn));
+            return Ok((Some(arn), listed));
         }
     }
-    Ok(None)
+    Ok((None, listed))
 }
 
 /// Whether revision `arn` is ours and was registered with content hash `hash`.
@@ -107,7 +110,7 @@ pub async fn create_service(
     tg_arn: Option<&str>,
     tags: &BTreeMap<String, String>,
     token: &str,
-) -> Result<String, AwsError> {
+) -> Result<crate::aws::api::ecs::EcsService, AwsError> {
     let spec = &obj.spec;
     let load_balancers = load_balancers(spec, tg_arn);
     let grace = (!load_balancers.is_empty()).then(|| spec.deployment.health_check_grace_period_seconds.unwrap_or(0));
@@ -123,8 +126,7 @@ pub async fn create_service(
         client_token: token.to_string(),
         tags: tags.clone(),
     };
-    let service = aws.caller.call_create(Service::Ecs, "CreateService", || aws.ecs.create_service(&req)).await?;
-    Ok(service.arn)
+    aws.caller.call_create(Service::Ecs, "CreateService", || aws.ecs.create_service(&req)).await
 }
 
 /// Update what `u` says differs.

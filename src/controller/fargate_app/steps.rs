@@ -490,7 +490,12 @@ impl Planner<'_> {
                 (Serving::Observed(Box::new(s.clone())), Some(s.arn.clone()))
             }
         };
-        if revision == Revision::Registered {
+        // After a registration, old revisions beyond `keepTaskDefinitionRevisions` go; none are
+        // beyond it when the family, as listed this pass, has room for the new one (a first
+        // registration, typically), and then listing it again would find nothing to prune.
+        let keep = usize::try_from(spec.keep_task_definition_revisions).unwrap_or(0).max(1);
+        let room = self.observed.active_revisions.is_some_and(|n| n < keep);
+        if revision == Revision::Registered && !room {
             self.steps.push(Step::PruneRevisions);
         }
         Ok(served)

@@ -205,7 +205,7 @@ impl Pool<'_> {
     /// Wait for `n` launches of the `--launches-per-second` budget.
     pub(super) async fn take_launch_budget(&self, n: usize) {
         for _ in 0..n {
-            let waited = self.aws.caller.budgets().launches().acquire().await;
+            let waited = self.aws.caller.launch_token().await;
             self.ctx.metrics.budget_waited("launches", waited);
         }
     }

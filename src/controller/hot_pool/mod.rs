@@ -149,8 +149,8 @@ pub async fn reconcile(obj: Arc<HotPool>, ctx: Arc<Context>, shared: Arc<Shared>
 }
 
 async fn pool_aws(ctx: &Context, pool: &HotPool) -> PoolAws {
-    let cfg = ctx.aws.config_for(super::inventory::aws_of(pool)).await;
-    PoolAws { caller: ctx.caller.clone(), ecs: ctx.aws.ecs(&cfg), cluster: pool.spec.cluster.clone() }
+    let clients = ctx.aws.clients_for(super::inventory::aws_of(pool)).await;
+    PoolAws { caller: ctx.caller.scoped(clients.scope), ecs: clients.ecs, cluster: pool.spec.cluster.clone() }
 }
 
 fn owner(ctx: &Context, pool: &HotPool) -> Result<Owner, ReconcileError> {

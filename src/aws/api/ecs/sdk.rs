@@ -95,13 +95,13 @@ fn task_of(t: &sdk::Task) -> EcsTask {
 }
 
 impl EcsApi for SdkEcs {
-    fn describe_services<'a>(&'a self, cluster: &'a str, service: &'a str) -> ApiFuture<'a, Vec<EcsService>> {
+    fn describe_services<'a>(&'a self, cluster: &'a str, services: &'a [String]) -> ApiFuture<'a, Vec<EcsService>> {
         Box::pin(async move {
             let out = self
                 .client
                 .describe_services()
                 .cluster(cluster)
-                .services(service)
+                .set_services(Some(services.to_vec()))
                 .include(sdk::ServiceField::Tags)
                 .send()
                 .await

@@ -28,8 +28,8 @@ impl ModelEcs {
 }
 
 impl EcsApi for ModelEcs {
-    fn describe_services<'a>(&'a self, cluster: &'a str, service: &'a str) -> ApiFuture<'a, Vec<EcsService>> {
-        Box::pin(async move { self.call("DescribeServices", |s| s.describe_services(cluster, service)) })
+    fn describe_services<'a>(&'a self, cluster: &'a str, services: &'a [String]) -> ApiFuture<'a, Vec<EcsService>> {
+        Box::pin(async move { self.call("DescribeServices", |s| s.describe_services(cluster, services)) })
     }
 
     fn create_service<'a>(&'a self, req: &'a CreateServiceRequest) -> ApiFuture<'a, EcsService> {

@@ -170,13 +170,16 @@ impl State {
         }
     }
 
-    pub fn describe_services(&self, cluster: &str, service: &str) -> Result<Vec<EcsService>, Classified> {
+    pub fn describe_services(&self, cluster: &str, services: &[String]) -> Result<Vec<EcsService>, Classified> {
         let (cluster, _) = self.cluster(cluster)?;
-        Ok(self
-            .find_service(&cluster, service)
-            .and_then(|i| self.services.get(i))
+        if services.is_empty() || services.len() > 10 {
+            return Err(invalid("DescribeServices names 1 to 10 services."));
+        }
+        Ok(services
+            .iter()
+            .filter_map(|service| self.find_service(&cluster, service))
+            .filter_map(|i| self.services.get(i))
             .map(|s| s.view(self.now))
-            .into_iter()
             .collect())
     }
 

@@ -211,7 +211,7 @@ fn a_deleted_service_drains_turns_inactive_and_is_forgotten_and_tokens_are_remem
     let e = block_on(m.create_service(&create(&td, "t2"))).unwrap_err();
     assert_eq!(e.code, "InvalidParameterException", "a live service of that name");
     m.advance(10 * SECOND);
-    let s = block_on(m.describe_services("apps", &first.arn)).unwrap().remove(0);
+    let s = block_on(m.describe_services("apps", std::slice::from_ref(&first.arn))).unwrap().remove(0);
     assert_eq!((s.running_count, s.deployments[0].rollout_state.as_deref()), (2, Some("COMPLETED")));
     let update = UpdateServiceRequest {
         cluster: "apps".into(),
@@ -220,17 +220,17 @@ fn a_deleted_service_drains_turns_inactive_and_is_forgotten_and_tokens_are_remem
         ..Default::default()
     };
     block_on(m.update_service(&update)).unwrap();
-    let s = block_on(m.describe_services("apps", "svc")).unwrap().remove(0);
+    let s = block_on(m.describe_services("apps", &["svc".to_string()])).unwrap().remove(0);
     assert_eq!(s.deployments.iter().map(|d| d.status.as_str()).collect::<Vec<_>>(), ["ACTIVE", "PRIMARY"]);
     block_on(m.delete_service("apps", "svc")).unwrap();
-    assert_eq!(block_on(m.describe_services("apps", "svc")).unwrap()[0].status, "DRAINING");
+    assert_eq!(block_on(m.describe_services("apps", &["svc".to_string()])).unwrap()[0].status, "DRAINING");
     assert_eq!(block_on(m.update_service(&update)).unwrap_err().code, "ServiceNotActiveException");
     assert_eq!(block_on(m.delete_service("apps", "svc")).unwrap_err().code, "ServiceNotActiveException");
     assert!(block_on(m.create_service(&create(&td, "t3"))).unwrap_err().message.contains("Draining"));
     m.advance(30 * SECOND);
-    assert_eq!(block_on(m.describe_services("apps", "svc")).unwrap()[0].status, "INACTIVE");
+    assert_eq!(block_on(m.describe_services("apps", &["svc".to_string()])).unwrap()[0].status, "INACTIVE");
     m.advance(60 * SECOND);
-    assert!(block_on(m.describe_services("apps", "svc")).unwrap().is_empty());
+    assert!(block_on(m.describe_services("apps", &["svc".to_string()])).unwrap().is_empty());
     let e = block_on(m.update_service(&update)).unwrap_err();
     assert_eq!((e.code.as_str(), e.category), ("ServiceNotFoundException", ErrorCategory::NotFound));
     let again = block_on(m.create_service(&create(&td, "t3"))).unwrap();
@@ -287,7 +287,8 @@ fn missing_clusters_and_paging_of_list_tasks() {
         block_on(m.describe_tasks("apps", &arns)).unwrap_err(),
         block_on(m.stop_task("apps", &arns[0], "x")).unwrap_err(),
         block_on(m.run_task(&run_request(&td, 1, "a"))).unwrap_err(),
-        block_on(m.describe_services("arn:aws:ecs:us-east-1:123456789012:cluster/apps", "svc")).unwrap_err(),
+        block_on(m.describe_services("arn:aws:ecs:us-east-1:123456789012:cluster/apps", &["svc".to_string()]))
+            .unwrap_err(),
     ] {
         assert_eq!((e.code.as_str(), e.category), ("ClusterNotFoundException", ErrorCategory::NotFound));
     }

@@ -196,6 +196,23 @@ fn a_new_app_makes_target_group_rule_revision_service_then_record_naming_what_it
 }
 
 #[test]
+fn revisions_are_pruned_after_a_registration_only_when_the_family_may_hold_more_than_it_keeps() {
+    let s = spec(serde_json::json!({"keepTaskDefinitionRevisions": 3}));
+    let pruned = |active: Option<usize>| {
+        let observed = Observed {
+            listener: Some(Listener::Found(info(LISTENER))),
+            active_revisions: active,
+            ..Default::default()
+        };
+        kinds(&run(&s, &FargateAppStatus::default(), &observed)).contains(&"PruneRevisions")
+    };
+    assert!(!pruned(Some(0)), "a first registration: nothing to prune, no listing");
+    assert!(!pruned(Some(2)), "two kept and the new one: three");
+    assert!(pruned(Some(3)), "the new one is a fourth");
+    assert!(pruned(None), "not listed this pass: list and prune");
+}
+
+#[test]
 fn a_converged_app_plans_no_write_and_changes_no_status() {
     let s = spec(serde_json::json!({}));
     let (status, observed) = converged(&s);

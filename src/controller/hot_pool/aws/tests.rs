@@ -74,7 +74,7 @@ fn unused<'a, T: Send + 'a>() -> ApiFuture<'a, T> {
 }
 
 impl EcsApi for FakeEcs {
-    fn describe_services<'a>(&'a self, _: &'a str, _: &'a str) -> ApiFuture<'a, Vec<EcsService>> {
+    fn describe_services<'a>(&'a self, _: &'a str, _: &'a [String]) -> ApiFuture<'a, Vec<EcsService>> {
         unused()
     }
     fn create_service<'a>(&'a self, _: &'a CreateServiceRequest) -> ApiFuture<'a, EcsService> {

@@ -1,0 +1,272 @@
+//! The shared health poller: one background task per leadership term reads the health of every
+//! DnsFailover's checks, instead of each reconcile polling. It writes no status: it records each
+//! reading (`readings`) and, when a reading would change an object's status, triggers that
+//! object's reconcile, which applies it (and emits the Event of a switch of the active side).
+//!
+//! A sweep reads the DnsFailover controller's own store (no LIST, no second copy). With
+//! `--health-source cloudwatch` (the default) it reads Route 53's `HealthCheckStatus` metric for up
+//! to 500 checks per GetMetricData call, per account, and reads with GetHealthCheckStatus (one check
+//! per second per account) only the checks CloudWatch has no datapoint for yet (Route 53 publishes
+//! a new check's first datapoint after a few minutes), checks never read first, at most one call
+//! per second of the sweep period. With `--health-source route53` every check is read with
+//! GetHealthCheckStatus. A GetMetricData refused for good (AccessDenied) is reported on the
+//! objects it concerns (`Degraded`, `lastError`) while their checks are read one by one.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use super::clients;
+use super::health::health_from_reports;
+use super::readings::{Reading, Readings, apply_reading};
+use crate::api::AwsOverride;
+use crate::api::dns_failover::{DnsFailover, HealthChecksStatus, HealthState};
+use crate::aws::api::cloudwatch::METRICS_PER_REQUEST;
+use crate::aws::{AwsError, ErrorCategory, Service};
+use crate::config::HealthSource;
+use crate::runtime::Context;
+
+/// How far back a sweep looks for a check's latest datapoint (one a minute, published late).
+const METRIC_WINDOW: Duration = Duration::from_secs(300);
+
+/// Asks the DnsFailover controller to reconcile an object.
+pub type Trigger = tokio::sync::mpsc::UnboundedSender<ObjectRef<DnsFailover>>;
+
+/// What one sweep read from CloudWatch.
+#[derive(Debug, Default)]
+struct MetricReadings {
+    /// Check id → healthy, for checks with a datapoint in the window.
+    healthy: HashMap<String, bool>,
+    /// The terminal failure of GetMetricData, per role (the objects whose checks it was to read).
+    refused: HashMap<RoleKey, AwsError>,
+}
+
+/// The identity a check's metrics are read with: an object's `spec.aws` role and external id.
+type RoleKey = (Option<String>, Option<String>);
+
+fn role_key(aws: Option<&AwsOverride>) -> RoleKey {
+    (aws.and_then(|a| a.role_arn.clone()), aws.and_then(|a| a.external_id.clone()))
+}
+
+/// The checks of an object the poller reads: none while it is deleted, paused or has no check.
+fn checks_of(obj: &DnsFailover) -> Option<&HealthChecksStatus> {
+    if obj.metadata.deletion_timestamp.is_some() || obj.spec.policy.paused {
+        return None;
+    }
+    obj.status.as_ref()?.health_checks.as_ref().filter(|c| !c.primary.id.is_empty())
+}
+
+/// Poll the objects of `store` (the DnsFailover controller's) until `stop` resolves, sending
+/// objects whose status a reading changes to `trigger`.
+pub async fn run(
+    ctx: Arc<Context>,
+    store: Store<DnsFailover>,
+    stop: impl std::future::Future<Output = ()> + Send,
+    trigger: Trigger,
+) {
+    tokio::pin!(stop);
+    // Until the first full list an empty store would read as "every object is gone" and drop
+    // every reading. The poller is the store's only waiter, so `wait_until_ready` wakes it.
+    tokio::select! {
+        _ = &mut stop => return,
+        ready = store.wait_until_ready() => if ready.is_err() { return },
+    }
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = sweep(&ctx, &store, &trigger) => {}
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(Duration::from_secs(ctx.config.health_poll_seconds)) => {}
+        }
+    }
+}
+
+async fn sweep(ctx: &Context, store: &Store<DnsFailover>, trigger: &Trigger) {
+    let objects = store.state();
+    let listed: HashSet<String> = objects.iter().map(|o| Readings::key_of(o)).collect();
+    let due: Vec<Arc<DnsFailover>> = objects.into_iter().filter(|o| checks_of(o).is_some()).collect();
+    let (metrics, mut direct_left) = match ctx.config.health_source {
+        HealthSource::Cloudwatch => {
+            // One GetHealthCheckStatus per second of the period: the action's own quota.
+            let per_sweep = usize::try_from(ctx.config.health_poll_seconds).unwrap_or(usize::MAX).max(1);
+            (read_metrics(ctx, &due).await, per_sweep)
+        }
+        HealthSource::Route53 => (MetricReadings::default(), usize::MAX),
+    };
+    for obj in reading_order(due) {
+        let read = read_object(ctx, &obj, &metrics, &mut direct_left, trigger);
+        if let Err(panic) = crate::controller::catch_panic(read).await {
+            ctx.metrics.reconcile_panicked("DnsFailover");
+            tracing::error!(object = %ObjectRef::from_obj(obj.as_ref()), %panic, "health poller: reading panicked; skipped");
+        }
+    }
+    ctx.health.retain_listed(&listed);
+}
+
+/// Read the `HealthCheckStatus` metric of every check of `objects`, per role, 500 checks a call.
+async fn read_metrics(ctx: &Context, objects: &[Arc<DnsFailover>]) -> MetricReadings {
+    let mut by_role: BTreeMap<RoleKey, (Option<AwsOverride>, Vec<String>)> = BTreeMap::new();
+    for obj in objects {
+        let Some(checks) = checks_of(obj) else { continue };
+        let aws = crate::controller::inventory::aws_of(obj.as_ref());
+        let entry = by_role.entry(role_key(aws)).or_insert_with(|| (aws.cloned(), Vec::new()));
+        entry.1.extend([&checks.primary.id, &checks.secondary.id].into_iter().filter(|id| !id.is_empty()).cloned());
+    }
+    let mut out = MetricReadings::default();
+    for (role, (aws, mut ids)) in by_role {
+        ids.sort();
+        ids.dedup();
+        let Some(client) = ctx.aws.cloudwatch_for(aws.as_ref()).await else { continue };
+        let caller = ctx.caller.scoped(client.scope.clone());
+        'chunks: for chunk in ids.chunks(METRICS_PER_REQUEST) {
+            let mut token: Option<String> = None;
+            loop {
+                let page = caller
+                    .call(Service::CloudWatch, "GetMetricData", || {
+                        client.api.health_check_statuses(chunk, METRIC_WINDOW, token.as_deref())
+                    })
+                    .await;
+                match page {
+                    Ok(page) => {
+                        out.healthy.extend(page.healthy);
+                        match page.next_token {
+                            Some(next) if token.as_deref() != Some(next.as_str()) => token = Some(next),
+                            _ => break,
+                        }
+                    }
+                    Err(err) => {
+                        if err.category == ErrorCategory::Terminal {
+                            tracing::warn!(%err, "health poller: GetMetricData failed; reading checks one by one");
+                            out.refused.insert(role.clone(), err);
+                        } else {
+                            tracing::debug!(%err, "health poller: GetMetricData failed; retried next sweep");
+                        }
+                        break 'chunks;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Read one object's checks (from the sweep's metrics, else one by one while `direct_left`
+/// allows), record the reading, and ask for a reconcile when it changes what the status says.
+async fn read_object(
+    ctx: &Context,
+    obj: &DnsFailover,
+    metrics: &MetricReadings,
+    direct_left: &mut usize,
+    trigger: &Trigger,
+) {
+    let Some(checks) = checks_of(obj) else { return };
+    let Some(status) = obj.status.clone() else { return };
+    // A blip keeps what was known; only a terminal failure makes the side Unknown.
+    let mut states = [checks.primary.status, checks.secondary.status];
+    let mut aws = None;
+    for (i, id) in [&checks.primary.id, &checks.secondary.id].into_iter().enumerate() {
+        if id.is_empty() {
+            continue;
+        }
+        if let Some(healthy) = metrics.healthy.get(id) {
+            states[i] = if *healthy { HealthState::Healthy } else { HealthState::Unhealthy };
+            continue;
+        }
+        if *direct_left == 0 {
+            continue;
+        }
+        *direct_left -= 1;
+        if aws.is_none() {
+            let Ok(clients) = clients(ctx, obj).await else { return };
+            aws = Some(clients);
+        }
+        let Some(aws) = aws.as_ref() else { return };
+        let resp =
+            aws.caller.call(Service::Route53, "GetHealthCheckStatus", || aws.r53.get_health_check_status(id)).await;
+        match resp {
+            Ok(reports) => states[i] = health_from_reports(reports.iter().map(String::as_str)),
+            // A denied or otherwise terminal failure needs a human (health stays Unknown until
+            // then); throttling and blips are retried next round and only debug noise.
+            Err(err) if err.category == ErrorCategory::Terminal => {
+                states[i] = HealthState::Unknown;
+                tracing::warn!(%err, object = %obj.name_any(), "health poller: GetHealthCheckStatus failed")
+            }
+            Err(err) => {
+                tracing::debug!(%err, object = %obj.name_any(), "health poller: GetHealthCheckStatus failed")
+            }
+        }
+    }
+    let reading = Reading {
+        uid: obj.uid().unwrap_or_default(),
+        generation: obj.metadata.generation,
+        primary_id: checks.primary.id.clone(),
+        secondary_id: checks.secondary.id.clone(),
+        primary: states[0],
+        secondary: states[1],
+        source_error: metrics.refused.get(&role_key(crate::controller::inventory::aws_of(obj))).cloned(),
+    };
+    let mut new = status.clone();
+    apply_reading(&mut new, obj, Some(&reading), crate::runtime::clock::now());
+    ctx.health.record(obj, reading);
+    if new != status {
+        // The controller is gone only when the term ends, and the poller with it.
+        let _ = trigger.send(ObjectRef::from_obj(obj));
+    }
+}
+
+/// Objects whose primary check has no reading yet first: reads one by one are slow (one per
+/// second), so at 1,000 objects a new object would otherwise wait up to half an hour for its
+/// first reading (and its `Ready`).
+fn reading_order(mut items: Vec<Arc<DnsFailover>>) -> Vec<Arc<DnsFailover>> {
+    items.sort_by_key(|o| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.health_checks.as_ref())
+            .is_some_and(|c| c.primary.status != HealthState::Unknown)
+    });
+    items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::dns_failover::{DnsFailoverStatus, HealthCheckStatus};
+
+    #[test]
+    fn checks_without_a_reading_are_read_first() {
+        let with = |name: &str, state: HealthState| {
+            let mut o = DnsFailover::new(
+                name,
+                serde_json::from_value(serde_json::json!({
+                    "hostedZoneId": "Z1", "name": "a.example.com",
+                    "primary": {"target": "p.example.net", "healthCheck": {"type": "HTTPS"}},
+                    "secondary": {"target": "s.example.net"}
+                }))
+                .expect("spec"),
+            );
+            o.status = Some(DnsFailoverStatus {
+                health_checks: Some(HealthChecksStatus {
+                    primary: HealthCheckStatus { id: "hc".into(), status: state },
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            Arc::new(o)
+        };
+        let order: Vec<String> = reading_order(vec![
+            with("known", HealthState::Healthy),
+            with("new", HealthState::Unknown),
+            with("down", HealthState::Unhealthy),
+            with("new2", HealthState::Unknown),
+        ])
+        .iter()
+        .map(|o| o.name_any())
+        .collect();
+        assert_eq!(order, ["new", "new2", "known", "down"]);
+    }
+}

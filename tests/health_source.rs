@@ -1,0 +1,145 @@
+//! Where DnsFailover health comes from, against moto and the real apiserver: with the default
+//! `--health-source cloudwatch` the poller reads Route 53's `HealthCheckStatus` metric for many
+//! checks in one GetMetricData call (in us-east-1, whatever the object's Region), reads a check
+//! with GetHealthCheckStatus only while CloudWatch has no datapoint for it, and a status of 0 in
+//! CloudWatch fails the pair over (moto's GetHealthCheckStatus always reports success, so the flip
+//! can only come from the metric).
+
+mod support;
+
+use std::time::Duration;
+
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+use fargate_operator::api::{AwsOverride, DnsFailover};
+use fargate_operator::runtime::metrics::Metrics;
+use kube::api::{Api, PostParams};
+use kube::runtime::wait::await_condition;
+use serde_json::json;
+use support::operator::InProcessOperator;
+use support::{TestCtx, fixtures};
+
+const WAIT: Duration = Duration::from_secs(60);
+const OBJECTS: usize = 3;
+
+fn manifest(ctx: &TestCtx, zone: &str, name: &str) -> DnsFailover {
+    let mut v = support::yaml_docs("examples/dnsfailover.yaml").remove(0);
+    v["metadata"] = json!({"name": name});
+    v["spec"]["hostedZoneId"] = json!(zone);
+    v["spec"]["name"] = json!(format!("{name}.acs.app.com"));
+    v["spec"].as_object_mut().expect("spec").remove("delegation");
+    v["spec"]["aws"] = serde_json::to_value(ctx.aws_override()).expect("aws");
+    serde_json::from_value(v).expect("DnsFailover")
+}
+
+async fn wait_for(api: &Api<DnsFailover>, name: &str, type_: &'static str, status: &'static str) -> DnsFailover {
+    let cond = move |o: Option<&DnsFailover>| {
+        o.and_then(|o| o.status.as_ref())
+            .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == type_ && c.status == status))
+    };
+    tokio::time::timeout(WAIT, await_condition(api.clone(), name, cond))
+        .await
+        .unwrap_or_else(|_| panic!("{name}: {type_}={status} not reached"))
+        .expect("watch")
+        .expect("object")
+}
+
+fn primary_check(o: &DnsFailover) -> String {
+    o.status.as_ref().and_then(|s| s.health_checks.as_ref()).map(|h| h.primary.id.clone()).expect("primary check")
+}
+
+/// Publish `value` (1 healthy, 0 unhealthy) as the check's `HealthCheckStatus` of the minute
+/// `minutes_ago`, as Route 53 does every minute (the poller reads the minute's minimum, so a
+/// recovery shows in the minute after a failure).
+async fn publish(cw: &aws_sdk_cloudwatch::Client, check: &str, value: f64, minutes_ago: u64) {
+    let at = std::time::SystemTime::now() - Duration::from_secs(60 * minutes_ago);
+    let datum = MetricDatum::builder()
+        .metric_name("HealthCheckStatus")
+        .dimensions(Dimension::builder().name("HealthCheckId").value(check).build())
+        .value(value)
+        .timestamp(at.into())
+        .build();
+    cw.put_metric_data().namespace("AWS/Route53").metric_data(datum).send().await.expect("PutMetricData");
+}
+
+fn calls(m: &Metrics, service: &str, op: &str) -> u64 {
+    m.aws_call_count(service, op, "success")
+}
+
+/// Wait until `n` more sweeps read CloudWatch.
+async fn sweeps(m: &Metrics, n: u64) {
+    let start = calls(m, "cloudwatch", "GetMetricData");
+    let deadline = std::time::Instant::now() + WAIT;
+    while calls(m, "cloudwatch", "GetMetricData") < start + n {
+        assert!(std::time::Instant::now() < deadline, "no {n} sweeps within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn health_comes_from_cloudwatch_in_one_call_for_many_checks_and_a_zero_fails_over() {
+    let ctx = TestCtx::new("health-cloudwatch").await;
+    let cfg = ctx.sdk_config().await;
+    let zone = fixtures::hosted_zone(&cfg, "acs.app.com").await;
+    // The objects' Region is not us-east-1; Route 53's metrics are there only.
+    let metrics_cfg = ctx
+        .aws
+        .config_for(Some(&AwsOverride {
+            region: Some("us-east-1".into()),
+            role_arn: Some(ctx.role_arn.clone()),
+            external_id: None,
+        }))
+        .await;
+    let cw = aws_sdk_cloudwatch::Client::new(&metrics_cfg);
+    let op = InProcessOperator::start(&ctx).await;
+    let api: Api<DnsFailover> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let names: Vec<String> = (0..OBJECTS).map(|i| format!("dr{i}")).collect();
+    for name in &names {
+        api.create(&PostParams::default(), &manifest(&ctx, &zone, name)).await.expect("create");
+    }
+
+    // No datapoint yet (a new check's first comes after minutes): each check is read with
+    // GetHealthCheckStatus, and moto reports it healthy.
+    let mut checks = Vec::new();
+    for name in &names {
+        checks.push(primary_check(&wait_for(&api, name, "PrimaryHealthy", "True").await));
+    }
+    let m = &op.metrics;
+    assert!(calls(m, "route53", "GetHealthCheckStatus") >= OBJECTS as u64, "read one by one while CloudWatch has none");
+
+    // Route 53 publishes: the first object's primary is down, the others are up.
+    for (i, check) in checks.iter().enumerate() {
+        publish(&cw, check, if i == 0 { 0.0 } else { 1.0 }, 2).await;
+    }
+    let o = wait_for(&api, "dr0", "FailedOver", "True").await;
+    let active = serde_json::to_value(o.status.as_ref().and_then(|s| s.active_target)).expect("json");
+    assert_eq!(active, json!("secondary"), "the metric's 0 is the primary's health");
+    assert_eq!(
+        o.status.as_ref().and_then(|s| s.last_failover.as_ref()).map(|f| f.reason.as_str()),
+        Some("PrimaryUnhealthy")
+    );
+
+    // Every check has a datapoint now: a sweep is one GetMetricData for all three objects and no
+    // GetHealthCheckStatus.
+    sweeps(m, 1).await;
+    let (metric_calls, status_calls) =
+        (calls(m, "cloudwatch", "GetMetricData"), calls(m, "route53", "GetHealthCheckStatus"));
+    sweeps(m, 3).await;
+    assert_eq!(calls(m, "route53", "GetHealthCheckStatus"), status_calls, "no check is read one by one");
+    let per_sweep = calls(m, "cloudwatch", "GetMetricData") - metric_calls;
+    assert!((3..=4).contains(&per_sweep), "one call per sweep for {OBJECTS} objects, {per_sweep} in 3 sweeps");
+    for name in &names[1..] {
+        let o = api.get(name).await.expect("get");
+        let active = serde_json::to_value(o.status.as_ref().and_then(|s| s.active_target)).expect("json");
+        assert_eq!(active, json!("primary"), "{name}");
+    }
+
+    // The primary recovers.
+    publish(&cw, &checks[0], 1.0, 0).await;
+    let o = wait_for(&api, "dr0", "FailedOver", "False").await;
+    assert_eq!(
+        o.status.as_ref().and_then(|s| s.last_failover.as_ref()).map(|f| f.reason.as_str()),
+        Some("PrimaryRecovered")
+    );
+    op.stop().await;
+    ctx.cleanup().await;
+}
