@@ -41,7 +41,7 @@ MOTO = os.environ["FARGATE_TEST_AWS_ENDPOINT"]
 REGION = os.environ.get("AWS_REGION", "us-east-1")
 SIZES = [int(x) for x in os.environ.get("BENCH_SIZES", "100,1000").split(",")]
 IDLE = int(os.environ.get("BENCH_IDLE_SECONDS", "600"))
-SCENARIOS = os.environ.get("BENCH_SCENARIOS", "fargateapp,dnsfailover,hotpool").split(",")
+SCENARIOS = os.environ.get("BENCH_SCENARIOS", "fargateapp,dnsfailover,hotpool,all").split(",")
 LOG_DIR = pathlib.Path(os.environ.get("FO_LOG_DIR", "/tmp"))
 METRICS = os.environ.get("BENCH_METRICS_ADDR", "127.0.0.1:18181")  # another for a second bench on a second env
 RESULTS = pathlib.Path(os.environ.get("BENCH_RESULTS", ROOT / "hack" / "bench-results.json"))
@@ -74,7 +74,7 @@ def account_session():
     c = sts.assume_role(RoleArn=role, RoleSessionName="bench")["Credentials"]
     session = boto3.Session(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
                             aws_session_token=c["SessionToken"], region_name=REGION)
-    return role, lambda svc: session.client(svc, endpoint_url=MOTO)
+    return role, lambda svc, region=REGION: session.client(svc, endpoint_url=MOTO, region_name=region)
 
 
 def network(client):
@@ -113,10 +113,18 @@ def fargateapp_objects(n, role, client):
                                                "listenerRule": {"listenerArn": listeners[i % 10],
                                                                 "pathPatterns": [f"/app-{i:04d}/*"]}},
                               "aws": {"region": REGION, "roleArn": role}}})
-    # RegisterTaskDefinition, CreateService, CreateTargetGroup, ModifyTargetGroupAttributes (the
-    # deregistration delay defaults to 30 s, AWS's to 300 s, and CreateTargetGroup cannot set it),
-    # CreateRule.
-    return objs, "fargateapps", "Synced", 5
+    # Mutating: RegisterTaskDefinition, CreateService, CreateTargetGroup, ModifyTargetGroupAttributes
+    # (the deregistration delay defaults to 30 s, AWS's to 300 s, and CreateTargetGroup cannot set
+    # it), CreateRule. Reads a first pass cannot do without: DescribeTargetGroups (is the app's
+    # target group there?), ListTaskDefinitions (a revision registered before a crash?), the
+    # service (DescribeServices, 10 per call), the listener's rules (a free priority; once per
+    # listener) and the listener and its load balancer (once per listener).
+    listeners_ = 10
+    minimum = {"mutating": 5.0, "reads": 2 + 1 / 10 + 3 * listeners_ / n,
+               # RegisterTaskDefinition refills at 1/s after 20; ELBv2 mutations (3 an app) at 3/s after 20.
+               "floor_s": max(n - 20, (3 * n - 20) / 3),
+               "formula": f"5 creates + DescribeTargetGroups + ListTaskDefinitions + DescribeServices/10 + 3 x {listeners_} listeners / N"}
+    return objs, [("fargateapps", "Synced")], minimum
 
 
 def dnsfailover_objects(n, role, client):
@@ -135,8 +143,16 @@ def dnsfailover_objects(n, role, client):
                                           "healthCheck": {"type": "HTTPS", "path": "/health"}},
                               "secondary": {"target": f"lb{i}.dr.example.net"},
                               "aws": {"region": REGION, "roleArn": role}}})
-    # CreateHealthCheck, ChangeTagsForResource, and a share of a batched ChangeResourceRecordSets.
-    return objs, "dnsfailovers", "Ready", 2
+    # Mutating: CreateHealthCheck, ChangeTagsForResource, and a share of a batched
+    # ChangeResourceRecordSets (at most 1,000 records a batch: the pair is 2). Reads: the zone
+    # (GetHostedZone) and its records (ListResourceRecordSets, 300 a page) once per zone.
+    zones_ = 5
+    minimum = {"mutating": 2 + zones_ * -(-2 * (n // zones_) // 1000) / n,
+               # CreateHealthCheck refills at 0.5/s after 50.
+               "floor_s": max(0, (n - 50) / 0.5),
+               "reads": zones_ * (1 + -(-2 * (n // zones_) // 300)) / n,
+               "formula": f"CreateHealthCheck + ChangeTagsForResource + ChangeResourceRecordSets per 500 pairs of a zone + GetHostedZone and a record walk per zone ({zones_} zones) / N"}
+    return objs, [("dnsfailovers", "Ready")], minimum
 
 
 def hotpool_objects(n, role, client):
@@ -154,11 +170,33 @@ def hotpool_objects(n, role, client):
                      "aws": {"region": REGION, "roleArn": role}}}
     claims = [{"apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPoolClaim", "metadata": {"name": f"c-{i:04d}"},
                "spec": {"pool": "pool", "version": "1", "client": f"client-{i}"}} for i in range(n)]
-    # A pool of n/2 with n claims: n/2 + n tasks launched, 10 per RunTask, per claim.
-    return [pool] + claims, "hotpoolclaims", "Ready", -(-(n // 2 + n) // 10) / n
+    # A pool of n/2 with n claims: n/2 + n tasks launched, 10 per RunTask, per claim; the task
+    # definition read once, and the tasks described 100 per DescribeTasks.
+    tasks = n // 2 + n
+    minimum = {"mutating": -(-tasks // 10) / n, "reads": (1 + -(-tasks // 100)) / n,
+               # --launches-per-second 10 after a burst of 20.
+               "floor_s": max(0, (tasks - 20) / 10),
+               "formula": "(N/2 + N) tasks / 10 per RunTask + DescribeTaskDefinition + tasks / 100 per DescribeTasks, / N claims"}
+    return [pool] + claims, [("hotpools", "Ready"), ("hotpoolclaims", "Ready")], minimum
 
 
-SCENARIO = {"fargateapp": fargateapp_objects, "dnsfailover": dnsfailover_objects, "hotpool": hotpool_objects}
+def all_objects(n, role, client):
+    """N of every kind in one process: N FargateApps, N DnsFailovers, a pool of N/2 and N claims."""
+    objs, checks = [], []
+    minimum = {"mutating": 0.0, "reads": 0.0, "floor_s": 0.0, "formula": "the sum of the three rows' minimums"}
+    for make in (fargateapp_objects, dnsfailover_objects, hotpool_objects):
+        o, c, m = make(n, role, client)
+        objs += o
+        checks += c
+        minimum["mutating"] += m["mutating"]
+        minimum["reads"] += m["reads"]
+        # The kinds draw from different buckets: the slowest sets the floor.
+        minimum["floor_s"] = max(minimum["floor_s"], m["floor_s"])
+    return objs, checks, minimum
+
+
+SCENARIO = {"fargateapp": fargateapp_objects, "dnsfailover": dnsfailover_objects, "hotpool": hotpool_objects,
+            "all": all_objects}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,8 +205,11 @@ SCENARIO = {"fargateapp": fargateapp_objects, "dnsfailover": dnsfailover_objects
 
 def scrape_operator():
     text = urllib.request.urlopen(f"http://{METRICS}/metrics", timeout=10).read().decode()
-    calls, writes = {}, 0
+    calls, writes, reconciles = {}, 0, 0
     for line in text.splitlines():
+        m = re.match(r'fargate_operator_reconciles_total\{.*\} (\d+)', line)
+        if m:
+            reconciles += int(m.group(1))
         m = re.match(r'fargate_operator_aws_calls_total\{(.*)\} (\d+)', line)
         if m:
             labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
@@ -177,7 +218,7 @@ def scrape_operator():
         m = re.match(r'fargate_operator_status_writes_total\{.*\} (\d+)', line)
         if m:
             writes += int(m.group(1))
-    return calls, writes
+    return calls, writes, reconciles
 
 
 def scrape_apiserver():
@@ -201,90 +242,179 @@ def proc_stats(pid):
     return rss, hwm, cpu
 
 
+PLURAL = {"FargateApp": "fargateapps", "DnsFailover": "dnsfailovers", "HotPool": "hotpools",
+          "HotPoolClaim": "hotpoolclaims"}
+
+
+def items(plural, ns):
+    return json.loads(kubectl("get", plural, "-n", ns, "-o", "json"))["items"]
+
+
+def condition(o, type_):
+    return next((c for c in (o.get("status") or {}).get("conditions", []) if c["type"] == type_), None)
+
+
 def converged(plural, ns, cond, expect):
-    items = json.loads(kubectl("get", plural, "-n", ns, "-o", "json"))["items"]
-    ok = 0
-    for o in items:
+    ok, listed = 0, items(plural, ns)
+    for o in listed:
         st = o.get("status") or {}
         if st.get("observedGeneration") != o["metadata"].get("generation"):
             continue
-        if any(c["type"] == cond and c["status"] == "True" for c in st.get("conditions", [])):
+        c = condition(o, cond)
+        if c and c["status"] == "True":
             ok += 1
-    return ok, len(items) >= expect and ok >= expect
+    return ok, len(listed) >= expect and ok >= expect
 
 
 def delta(after, before):
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
 
+def ts(text):
+    return time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+
+
+def percentile(values, p):
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def health_freshness(ns):
+    """Seconds from a DnsFailover's records and check being in place (Synced) to its first health
+    reading (PrimaryHealthy set): the poller's share of the wait, at 1-second resolution."""
+    waits = []
+    for o in items("dnsfailovers", ns):
+        synced, healthy = condition(o, "Synced"), condition(o, "PrimaryHealthy")
+        if synced and healthy:
+            waits.append(max(0.0, ts(healthy["lastTransitionTime"]) - ts(synced["lastTransitionTime"])))
+    return {"p50": percentile(waits, 50), "p99": percentile(waits, 99), "max": max(waits, default=None)}
+
+
+def flip_all(ns, client):
+    """Publish HealthCheckStatus 0 for every primary check (as Route 53 would for a dead primary),
+    and time until every DnsFailover shows the failover."""
+    checks = [(o["metadata"]["name"], o["status"]["healthChecks"]["primary"]["id"]) for o in items("dnsfailovers", ns)]
+    cw = client("cloudwatch", region="us-east-1")
+    at = time.time() - 120
+    start = time.monotonic()
+    for i in range(0, len(checks), 500):
+        cw.put_metric_data(Namespace="AWS/Route53", MetricData=[
+            {"MetricName": "HealthCheckStatus", "Dimensions": [{"Name": "HealthCheckId", "Value": c}],
+             "Timestamp": at, "Value": 0.0} for _, c in checks[i:i + 500]])
+    published = time.monotonic() - start
+    while True:
+        done = sum(1 for o in items("dnsfailovers", ns) if (condition(o, "FailedOver") or {}).get("status") == "True")
+        if done >= len(checks):
+            return {"published_s": published, "all_failed_over_s": time.monotonic() - start, "n": len(checks)}
+        if time.monotonic() - start > 600:
+            return {"published_s": published, "all_failed_over_s": None, "n": len(checks), "done": done}
+        time.sleep(1)
+
+
+def start_operator(binary, env, log_path):
+    logf = open(log_path, "a")
+    op = subprocess.Popen([binary, "run"], env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://{METRICS}/readyz", timeout=1)
+            break
+        except Exception:  # noqa: BLE001 - not up yet
+            time.sleep(0.1)
+    return op
+
+
+def stop_operator(op):
+    os.killpg(op.pid, signal.SIGTERM)
+    try:
+        op.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(op.pid, signal.SIGKILL)
+
+
 def run(scenario, n, binary):
     ns = f"bench-{scenario}-{n}-{uuid.uuid4().hex[:5]}"
     role, client = account_session()
-    objs, plural, cond, min_mutating = SCENARIO[scenario](n, role, client)
+    objs, checks, minimum = SCENARIO[scenario](n, role, client)
+    expect = {plural: sum(1 for o in objs if PLURAL[o["kind"]] == plural) for plural, _ in checks}
     kubectl("create", "namespace", ns)
-    log(f"{scenario} x{n}: namespace {ns}")
+    log(f"{scenario} x{n}: namespace {ns}, {len(objs)} objects")
     env = {**os.environ, "FARGATE_OPERATOR_CLUSTER_ID": "bench", "FARGATE_OPERATOR_REGION": REGION,
            "FARGATE_OPERATOR_AWS_ENDPOINT_URL": MOTO, "FARGATE_OPERATOR_NAMESPACE": ns,
            "FARGATE_OPERATOR_METRICS_ADDR": METRICS, "FARGATE_OPERATOR_LOG_FORMAT": "json"}
-    logf = open(LOG_DIR / f"bench-{scenario}-{n}.log", "w")
-    op = subprocess.Popen([binary, "run"], env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+    log_path = LOG_DIR / f"bench-{scenario}-{n}.log"
+    log_path.write_text("")
+    op = start_operator(binary, env, log_path)
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://{METRICS}/readyz", timeout=1)
-                break
-            except Exception:  # noqa: BLE001 - not up yet
-                time.sleep(0.1)
         api0 = scrape_apiserver()
-        calls0, writes0 = scrape_operator()
+        calls0, writes0, _ = scrape_operator()
         start = time.monotonic()
         for i in range(0, len(objs), 200):
             kubectl("create", "-n", ns, "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs[i:i + 200]}))
         created = time.monotonic() - start
         peak_rss = 0.0
-        expect = n
         while True:
-            ok, done = converged(plural, ns, cond, expect)
+            states = [converged(plural, ns, cond, expect[plural]) for plural, cond in checks]
             peak_rss = max(peak_rss, proc_stats(op.pid)[1])
-            if done:
+            if all(done for _, done in states):
                 break
-            if time.monotonic() - start > 3600:
-                raise RuntimeError(f"{scenario} x{n}: {ok}/{expect} converged after an hour")
-            time.sleep(1)
+            if time.monotonic() - start > 3 * 3600:
+                raise RuntimeError(f"{scenario} x{n}: {states} converged after three hours")
+            time.sleep(2)
         ready = time.monotonic() - start
-        calls1, writes1 = scrape_operator()
+        calls1, writes1, _ = scrape_operator()
         api1 = scrape_apiserver()
         rss1, _, cpu1 = proc_stats(op.pid)
         log(f"{scenario} x{n}: converged in {ready:.1f} s; idle window {IDLE} s")
         time.sleep(IDLE)
-        calls2, writes2 = scrape_operator()
+        calls2, writes2, _ = scrape_operator()
         api2 = scrape_apiserver()
         rss2, hwm2, cpu2 = proc_stats(op.pid)
         conv = delta(calls1, calls0)
         idle = delta(calls2, calls1)
+        per_op_idle = {f"{s_}:{o_}": v / max(IDLE, 1e-9) for (s_, o_), v in idle.items()}
         res = {
-            "scenario": scenario, "n": n, "create_s": created, "ready_s": ready,
+            "scenario": scenario, "n": n, "objects": len(objs), "create_s": created, "ready_s": ready,
+            "floor_s": minimum["floor_s"],
             "calls": conv, "calls_per_obj": sum(conv.values()) / n,
-            "mutating_per_obj": sum(v for (s, o), v in conv.items() if o in MUTATING) / n,
-            "min_mutating": min_mutating,
-            "route53_per_obj": sum(v for (s, o), v in conv.items() if s == "route53") / n,
+            "mutating_per_obj": sum(v for (s_, o_), v in conv.items() if o_ in MUTATING) / n,
+            "reads_per_obj": sum(v for (s_, o_), v in conv.items() if o_ not in MUTATING) / n,
+            "min_mutating": minimum["mutating"], "min_reads": minimum["reads"], "min_formula": minimum["formula"],
+            "route53_per_obj": sum(v for (s_, o_), v in conv.items() if s_ == "route53") / n,
             "status_writes_per_obj": (writes1 - writes0) / n,
             "api_per_obj": (api1 - api0) / n,
-            "idle_mutating": sum(v for (s, o), v in idle.items() if o in MUTATING),
+            "idle_mutating": sum(v for (s_, o_), v in idle.items() if o_ in MUTATING),
             "idle_status_writes": writes2 - writes1,
-            "idle_reads_per_obj_min": sum(v for (s, o), v in idle.items() if o not in MUTATING) / n / max(IDLE / 60, 1e-9),
+            "idle_reads_per_obj_min": sum(v for (s_, o_), v in idle.items() if o_ not in MUTATING) / n / max(IDLE / 60, 1e-9),
+            "idle_reads_per_s": per_op_idle,
             "idle_api_per_obj_min": (api2 - api1) / n / max(IDLE / 60, 1e-9),
             "peak_rss_mb": max(peak_rss, hwm2), "steady_rss_mb": rss2,
             "cpu_converge_s": cpu1, "cpu_idle_s": cpu2 - cpu1,
         }
+        if any(plural == "dnsfailovers" for plural, _ in checks):
+            res["health_first_reading_s"] = health_freshness(ns)
+            log(f"{scenario} x{n}: first health reading after Synced {res['health_first_reading_s']}")
+            res["flip"] = flip_all(ns, client)
+            log(f"{scenario} x{n}: failover of every primary {res['flip']}")
+        # A restart with everything in place: how long until every object was reconciled once,
+        # and what that costs.
+        stop_operator(op)
+        op = start_operator(binary, env, log_path)
+        restart = time.monotonic()
+        calls3, _, _ = scrape_operator()
+        # Claims are bound by their pool's pass, not reconciled one by one.
+        owners = sum(1 for o in objs if o["kind"] != "HotPoolClaim")
+        while scrape_operator()[2] < owners and time.monotonic() - restart < 3600:
+            time.sleep(1)
+        res["restart_first_pass_s"] = time.monotonic() - restart
+        calls4, _, _ = scrape_operator()
+        res["restart_calls"] = {f"{s_}:{o_}": v for (s_, o_), v in sorted(delta(calls4, calls3).items())}
+        res["restart_rss_mb"] = proc_stats(op.pid)[0]
         log(f"{scenario} x{n}: {json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in res.items() if k != 'calls'})}")
         return res
     finally:
-        os.killpg(op.pid, signal.SIGTERM)
-        try:
-            op.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(op.pid, signal.SIGKILL)
+        stop_operator(op)
         # Leave no finalizer behind: the objects go with the operator stopped (their AWS side lives
         # in a throwaway moto account).
         for plural_ in ("hotpoolclaims", "hotpools", "dnsfailovers", "fargateapps", "hotpoolworkers"):
@@ -315,52 +445,76 @@ def store_result(res, command):
     return stored
 
 
-GROWTH = [("time to converged (s)", "ready_s"), ("AWS calls/object", "calls_per_obj"),
-          ("mutating/object", "mutating_per_obj"), ("status writes/object", "status_writes_per_obj"),
-          ("apiserver requests/object", "api_per_obj"), ("idle AWS reads/object/min", "idle_reads_per_obj_min"),
-          ("peak RSS (MiB)", "peak_rss_mb"), ("CPU s to converge", "cpu_converge_s")]
+def ratio(value, goal):
+    return f"{value / goal:.2f}x" if goal else "-"
 
 
 def table(stored):
     cpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
-    order = {s: i for i, s in enumerate(["fargateapp", "dnsfailover", "hotpool"])}
+    order = {s: i for i, s in enumerate(["fargateapp", "dnsfailover", "hotpool", "all"])}
     results = sorted(stored.values(), key=lambda r: (order.get(r["scenario"], 9), r["n"]))
+    current = [r for r in results if "min_reads" in r]
+    older = [r for r in results if "min_reads" not in r]
     lines = [
         "# Benchmarks", "",
         f"Measured on {platform.system()} {platform.machine()}, {cpu} cores, {mem} GiB, against the",
         "local kube-apiserver v1.20.2 + etcd + moto 5.2.5 (`make env-up`), operator release build with its default",
-        "budgets (ECS 20 rps, ELBv2 8 rps, Route 53 4 rps, 10 launches/s). Each row says when, on which commit",
-        "and with which idle window it was measured; `make bench` reruns them (the commands are at the end).",
+        "budgets (ECS 20 rps, ELBv2 8 rps, Route 53 4 rps, 10 launches/s, AWS's per-action quotas) and",
+        "`--health-source cloudwatch`. Each row says when, on which commit and with which idle window it was",
+        "measured; `make bench` reruns them (the commands are at the end).",
         "", "FargateApp converges to `Synced` (moto never runs tasks, so `Ready` stays False); DnsFailover to",
         "`Ready`; the HotPool row is a pool of N/2 workers with N claims (`whenEmpty: Wait`), converged when",
-        "every claim is Bound. Mutating minimum = the creates the work needs per object.", "",
-        "| scenario | N | time to converged (s) | AWS calls/object | mutating/object (minimum) | Route 53 calls/object | status writes/object | apiserver requests/object | idle: mutating AWS calls | idle: status writes | idle: AWS reads/object/min | idle: apiserver requests/object/min | RSS peak / steady (MiB) | CPU s converge / idle | measured (idle window) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "every claim is Bound; `all` is N FargateApps, N DnsFailovers and that pool with its N claims in one",
+        "process. The minimum counts reads as well as writes (formulas below); the floor is the time the",
+        "slowest AWS quota the work draws from allows (e.g. 1,000 CreateHealthCheck at 0.5/s after 50).", "",
+        "| scenario | N | converged (s) / floor (s) | AWS calls/object / minimum (ratio, goal ≤ 1.2x) | mutating/object / minimum | reads/object / minimum | status writes/object | apiserver requests/object | idle: mutating calls (goal 0) | idle: status writes (goal 0) | idle: reads/object/min | RSS peak / steady MiB (goal ≤ 60 for `all` x1000) | CPU s converge / idle | measured (idle window) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in results:
-        minimum = f"{r['min_mutating']:.2f}" if r["min_mutating"] is not None else "-"
-        ratio = f" ({r['mutating_per_obj'] / r['min_mutating']:.2f}x)" if r["min_mutating"] else ""
+    for r in current:
+        minimum = r["min_mutating"] + r["min_reads"]
         lines.append(
-            f"| {r['scenario']} | {r['n']} | {r['ready_s']:.1f} | {r['calls_per_obj']:.2f} | {r['mutating_per_obj']:.2f} / {minimum}{ratio} | "
-            f"{r['route53_per_obj']:.2f} | {r['status_writes_per_obj']:.2f} | {r['api_per_obj']:.1f} | {r['idle_mutating']} | "
-            f"{r['idle_status_writes']} | {r['idle_reads_per_obj_min']:.2f} | {r['idle_api_per_obj_min']:.2f} | "
-            f"{r['peak_rss_mb']:.0f} / {r['steady_rss_mb']:.0f} | {r['cpu_converge_s']:.1f} / {r['cpu_idle_s']:.1f} | "
+            f"| {r['scenario']} | {r['n']} | {r['ready_s']:.0f} / {r['floor_s']:.0f} ({ratio(r['ready_s'], r['floor_s'])}) | "
+            f"{r['calls_per_obj']:.2f} / {minimum:.2f} ({ratio(r['calls_per_obj'], minimum)}) | "
+            f"{r['mutating_per_obj']:.2f} / {r['min_mutating']:.2f} | {r['reads_per_obj']:.2f} / {r['min_reads']:.2f} | "
+            f"{r['status_writes_per_obj']:.2f} | {r['api_per_obj']:.1f} | {r['idle_mutating']} | "
+            f"{r['idle_status_writes']} | {r['idle_reads_per_obj_min']:.2f} | "
+            f"{r['peak_rss_mb']:.0f} / {r['steady_rss_mb']:.0f} ({ratio(r['peak_rss_mb'], 60)} of 60) | "
+            f"{r['cpu_converge_s']:.1f} / {r['cpu_idle_s']:.1f} | "
             f"{r.get('date', '?')} {r.get('commit', '')} ({r.get('idle_s', '?')} s) |")
-    pairs = [(s, stored[f"{s}/100"], stored[f"{s}/1000"]) for s in order if f"{s}/100" in stored and f"{s}/1000" in stored]
-    if pairs:
-        lines += ["", "## Growth from 100 to 1,000 objects (value at 1,000 / value at 100)", "",
-                  "| figure | " + " | ".join(s for s, _, _ in pairs) + " |", "|---" * (len(pairs) + 1) + "|"]
-        for label, key in GROWTH:
-            cells = []
-            for _, small, big in pairs:
-                a, b = small.get(key), big.get(key)
-                cells.append(f"{b / a:.2f}x" if a and b is not None else "-")
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "Minimum per object, by scenario:", ""]
+    for r in current:
+        lines.append(f"- {r['scenario']} x{r['n']}: {r['min_formula']} = {r['min_mutating']:.2f} mutating + {r['min_reads']:.2f} reads")
+    health = [r for r in current if "health_first_reading_s" in r]
+    if health:
+        lines += ["", "## DnsFailover health (goal: a reading within 60 s, a flip within 60 s)", "",
+                  "| scenario | N | first reading after Synced p50 / p99 / max (s) | every primary failed over after the metric says 0 (s) |",
+                  "|---|---|---|---|"]
+        for r in health:
+            h, f = r["health_first_reading_s"], r.get("flip", {})
+            fmt = lambda v: "-" if v is None else f"{v:.0f}"  # noqa: E731
+            lines.append(f"| {r['scenario']} | {r['n']} | {fmt(h['p50'])} / {fmt(h['p99'])} / {fmt(h['max'])} | "
+                         f"{fmt(f.get('all_failed_over_s'))} |")
+    restarts = [r for r in current if "restart_first_pass_s" in r]
+    if restarts:
+        lines += ["", "## Restart with everything in place", "",
+                  "| scenario | N | every object reconciled once after (s) | AWS calls in that time | RSS then (MiB) |", "|---|---|---|---|---|"]
+        for r in restarts:
+            lines.append(f"| {r['scenario']} | {r['n']} | {r['restart_first_pass_s']:.0f} | "
+                         f"{sum(r['restart_calls'].values())} ({', '.join(f'{k} {v}' for k, v in r['restart_calls'].items())}) | "
+                         f"{r['restart_rss_mb']:.0f} |")
     lines += ["", "## AWS calls by operation while converging (per object)", ""]
-    for r in results:
+    for r in current:
         ops = ", ".join(f"{k} {v / r['n']:.2f}" for k, v in r["calls"].items())
         lines.append(f"- {r['scenario']} x{r['n']}: {ops}")
+    if older:
+        lines += ["", "## Earlier rows (before #16: mutating minimum only, per-process budgets)", "",
+                  "| scenario | N | time to converged (s) | AWS calls/object | mutating/object (minimum) | RSS peak / steady (MiB) | measured |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in older:
+            lines.append(f"| {r['scenario']} | {r['n']} | {r['ready_s']:.1f} | {r['calls_per_obj']:.2f} | "
+                         f"{r['mutating_per_obj']:.2f} / {r['min_mutating']:.2f} | {r['peak_rss_mb']:.0f} / {r['steady_rss_mb']:.0f} | "
+                         f"{r.get('date', '?')} {r.get('commit', '')} |")
     lines += ["", "## Commands", ""]
     for r in results:
         lines.append(f"- {r['scenario']} x{r['n']}: `{r.get('command', '?')}`")
