@@ -427,7 +427,7 @@ where
         run_one::<FargateApp, _, _>(ctx.clone(), stop(), fargate_app::reconcile, futures::stream::empty()),
         run_one::<DnsFailover, _, _>(ctx.clone(), stop(), dns_failover::reconcile, health_triggers),
         dns_failover::health::run(ctx.clone(), stop(), health_tx),
-        hot_pool::run(ctx.clone(), stop(), stop()),
+        hot_pool::run(ctx.clone(), stop()),
     );
 }
 

@@ -5,6 +5,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
+use crate::runtime::clock::Instant;
+
 use super::plan::{self, ClaimStep};
 use super::{Pool, claim};
 use crate::api::hot_pool::{ClaimPhase, HotPoolClaim, HotPoolClaimStatus, WorkerClaimRef, WorkerPhase};
@@ -131,6 +133,9 @@ impl Pool<'_> {
             let created = claim.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
             let waited = now.duration_since(created).as_secs_f64().max(0.0);
             self.ctx.metrics.claim_bound(cold_start, waited);
+            if let Some(seen) = self.shared.arrivals.bound(&claim.uid().unwrap_or_default(), Instant::now()) {
+                self.ctx.metrics.claim_bind_observed(seen);
+            }
             self.ctx.events.normal(claim, "Bound", "Bind", msg).await;
         }
         Ok(())

@@ -3,10 +3,13 @@
 //!
 //! One reconcile per pool decides everything about that pool (kube-runtime never runs two
 //! reconciles of one object at once), triggered by the pool, its workers (owner references) and its
-//! claims (mapped by `spec.pool`). Workers are read with a fresh LIST each pass rather than from a
-//! cache, so a worker written a moment ago is never counted as missing and launched twice; claims
-//! come from a reflector store, and every worker or claim status write carries the resourceVersion
-//! it was planned from, so a stale read ends in a conflict and a retry, never in a double binding.
+//! claims (mapped by `spec.pool`). Pools, workers and claims are each watched once (`stores`, with
+//! `managedFields` and the last-applied annotation dropped before anything is stored); the claim
+//! store is shared with the claim controller (`claim`). Workers are read with a fresh LIST each pass
+//! rather than from the store, so a worker written a moment ago is never counted as missing and
+//! launched twice; claims come from the store, and every worker or claim status write carries the
+//! resourceVersion it was planned from, so a stale read ends in a conflict and a retry, never in a
+//! double binding.
 //!
 //! A worker object is written before its task is launched, carrying the RunTask idempotency token
 //! (`spec.launchToken`, also a task tag). After a crash or a lost response between RunTask and the
@@ -21,6 +24,7 @@
 //! `cleanup`.
 
 mod apply;
+pub mod arrivals;
 pub mod aws;
 mod binding;
 pub mod claim;
@@ -30,6 +34,7 @@ pub mod launch;
 mod observe;
 pub mod plan;
 mod status;
+pub mod stores;
 mod workers;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -39,13 +44,11 @@ use std::time::Duration;
 use crate::runtime::clock::Instant;
 
 use futures::future::BoxFuture;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
 
 use self::aws::PoolAws;
 use super::pipeline::{Applied, Pipeline, drive};
@@ -63,20 +66,14 @@ const STARTING_POLL: Duration = Duration::from_secs(3);
 
 /// State shared by every HotPool reconcile.
 pub struct Shared {
-    /// Every HotPoolClaim the operator watches.
-    pub claims: Store<HotPoolClaim>,
-    /// True once the claim store holds its first full list. Not `Store::wait_until_ready`: in
-    /// kube-runtime 5.0 it wakes only the last of several concurrent waiters (its `DelayedInit`
-    /// polls one oneshot receiver, which keeps a single waker), so after a leader takeover every
-    /// pool reconcile but one waited forever (found by the chaos run). A watch channel wakes all.
-    claims_ready: tokio::sync::watch::Receiver<bool>,
+    /// The pools, workers and claims the operator watches.
+    stores: stores::Stores,
+    /// When each waiting claim was first seen.
+    arrivals: Arc<arrivals::Arrivals>,
     /// When each pool last listed all its tasks (the orphan and lost-task sweep).
     last_sweep: Mutex<HashMap<String, Instant>>,
     /// Versions whose RunTask ECS rejected recently.
     rejections: launch::Rejections,
-    /// Every HotPool the operator watches (the controller's own cache), for the namespace's
-    /// `maxPoolTasks`.
-    pools: Store<HotPool>,
 }
 
 impl Shared {
@@ -91,50 +88,37 @@ impl Shared {
 }
 
 /// Run the HotPool controller (and the claim controller for claims whose pool is missing) until
-/// `stop` resolves.
-pub async fn run(
-    ctx: Arc<Context>,
-    stop_pools: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-    stop_claims: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    let pools: Api<HotPool> = super::api_for(&ctx);
-    let workers: Api<HotPoolWorker> = super::api_for(&ctx);
-    let claims: Api<HotPoolClaim> = super::api_for(&ctx);
-    let (reader, writer) = reflector::store();
-    let (ready_tx, claims_ready) = tokio::sync::watch::channel(false);
-    // The store is updated before the event reaches the controller, so a reconcile triggered by a
-    // claim always sees that claim.
-    let claim_events = reflector::reflector(writer, watcher(claims, watcher::Config::default().any_semantic()))
-        .default_backoff()
-        .inspect_ok(move |event| {
-            if matches!(event, watcher::Event::InitDone) {
-                ready_tx.send_replace(true);
-            }
-        })
-        .touched_objects();
-    let controller = Controller::new(pools, watcher::Config::default().any_semantic());
+/// `stop` resolves; then let what is in flight finish.
+pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let stop = stop.shared();
+    let arrivals = Arc::new(arrivals::Arrivals::default());
+    let (stores, pool_stream, triggers, watches) = stores::watch_all(&ctx, arrivals.clone());
     let shared = Arc::new(Shared {
-        claims: reader,
-        claims_ready,
+        stores: stores.clone(),
+        arrivals,
         last_sweep: Mutex::new(HashMap::new()),
         rejections: launch::Rejections::default(),
-        pools: controller.store(),
     });
-    let pool_controller = controller
+    let pool_controller = Controller::for_stream(pool_stream, stores.pools.clone())
         .with_config(super::controller_config(&ctx))
         .reconcile_all_on(ctx.access.changes())
-        .owns(workers, watcher::Config::default().any_semantic())
-        .watches_stream(claim_events, |c: HotPoolClaim| {
-            c.namespace().map(|ns| ObjectRef::<HotPool>::new(&c.spec.pool).within(&ns))
-        })
-        .graceful_shutdown_on(stop_pools)
+        .reconcile_on(triggers.pools)
+        .graceful_shutdown_on(stop.clone())
         .run(super::guard(move |pool, ctx| reconcile(pool, ctx, shared.clone())), error_policy::<HotPool>, ctx.clone())
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!(kind = KIND, %err, "controller event");
             }
         });
-    tokio::join!(pool_controller, claim::run(ctx, stop_claims));
+    // The stores stop with the term; what is in flight finishes on them as they are.
+    let stop_watches = stop.clone();
+    let watches = async move {
+        tokio::select! {
+            _ = stop_watches => {}
+            _ = watches => {}
+        }
+    };
+    tokio::join!(watches, pool_controller, claim::run(ctx, stores, triggers.claims, stop));
 }
 
 /// Reconcile one HotPool.
@@ -185,7 +169,7 @@ async fn apply(
     shared: &Shared,
 ) -> Result<Action, ReconcileError> {
     tracing::debug!(pool = %pool.name_any(), "waiting for the claim store");
-    if shared.claims_ready.clone().wait_for(|ready| *ready).await.is_err() {
+    if !shared.stores.claims_listed().await {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let pass = PoolPass { ctx, shared, aws: pool_aws(ctx, &pool).await, owner: owner(ctx, &pool)? };
@@ -231,6 +215,7 @@ impl Pipeline<HotPool> for PoolPass<'_> {
         }
         let others = self
             .shared
+            .stores
             .pools
             .state()
             .iter()

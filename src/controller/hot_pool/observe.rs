@@ -1,7 +1,7 @@
 //! What one pool pass reads before it plans: the task definition each version resolves to, the
 //! pool's workers (a fresh LIST, so a worker written a moment ago is never counted as missing and
-//! launched twice), its tasks, its claims (from the reflector store) and the launches held back
-//! after a rejection.
+//! launched twice), its tasks, its claims (from the shared claim store, `stores`) and the launches
+//! held back after a rejection.
 //!
 //! Tasks: those of Starting workers are described every pass. The full sweep (when a worker's task
 //! is unrecorded, else every `replenishIntervalSeconds`) also lists the pool's running tasks
@@ -101,6 +101,7 @@ pub async fn observe(
         shared.swept(&key);
     }
     let claims: Vec<Arc<HotPoolClaim>> = shared
+        .stores
         .claims
         .state()
         .into_iter()
