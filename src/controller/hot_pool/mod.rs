@@ -1,15 +1,25 @@
 //! The HotPool controller: keeps `scaleTo` idle ECS worker tasks per pooled version, binds
 //! HotPoolClaims to them exactly once, and stops what nobody needs.
 //!
-//! One reconcile per pool decides everything about that pool (kube-runtime never runs two
-//! reconciles of one object at once), triggered by the pool, its workers (owner references) and its
-//! claims (mapped by `spec.pool`). Pools, workers and claims are each watched once (`stores`, with
-//! `managedFields` and the last-applied annotation dropped before anything is stored); the claim
-//! store is shared with the claim controller (`claim`). Workers are read with a fresh LIST each pass
-//! rather than from the store, so a worker written a moment ago is never counted as missing and
-//! launched twice; claims come from the store, and every worker or claim status write carries the
-//! resourceVersion it was planned from, so a stale read ends in a conflict and a retry, never in a
-//! double binding.
+//! Three parts share one set of watches (`stores`: one reflector each for pools, workers and
+//! claims, with `managedFields` and the last-applied annotation dropped before anything is stored):
+//!
+//! - the pool pass: one reconcile per pool decides everything about that pool (kube-runtime never
+//!   runs two reconciles of one object at once), triggered by the pool, its workers and its claims
+//!   (a claim waiting for a worker through the bind path, once that has bound it or left it);
+//! - the bind path (`binder`): a claim that appears while its pool has an Available worker is bound
+//!   from the stores at once, with two apiserver writes and no AWS call, without waiting for a pool
+//!   pass (whose AWS reads and launches take seconds); the claims of a burst are bound concurrently;
+//! - the claim controller (`claim`), for claims whose pool does not exist.
+//!
+//! Exactly one process writes worker and claim status (the leader); in it, two writers make
+//! bindings, the bind path and the pool pass (which binds claims that waited, as workers start or
+//! come back). Every worker and claim write carries the resourceVersion it was planned from, so a
+//! stale read ends in a conflict and a retry, never in a double binding, and both reserve a worker
+//! and a claim in the `ledger` before writing, so they never pick the same worker, and a pass's
+//! idle stop (StopTask has no precondition) never stops a worker the bind path took after the
+//! pass's LIST. Workers are read by the pass with a fresh LIST rather than from the store, so a
+//! worker written a moment ago is never counted as missing and launched twice.
 //!
 //! A worker object is written before its task is launched, carrying the RunTask idempotency token
 //! (`spec.launchToken`, also a task tag). After a crash or a lost response between RunTask and the
@@ -20,17 +30,21 @@
 //! definitions, workers, tasks, claims, held-back launches), the pure `plan::plan_pass` decides every
 //! step as a value (recover, relaunch, orphans, each worker's step, releases, each claim's step, idle
 //! stops, launches), `apply` runs them in order, and the status is written once at the end. Worker
-//! writes live in `workers`, claim writes in `binding`, RunTask in `launch`, pool deletion in
-//! `cleanup`.
+//! writes live in `workers`, claim writes in `binding` (a binding itself in `bind`, shared with the
+//! bind path), RunTask in `launch`, pool deletion in `cleanup`. Events about claims are published
+//! after the writes they report, off the path of the next bind.
 
 mod apply;
 pub mod arrivals;
 pub mod aws;
+mod bind;
+mod binder;
 mod binding;
 pub mod claim;
 mod cleanup;
 pub mod inventory;
 pub mod launch;
+pub mod ledger;
 mod observe;
 pub mod plan;
 mod status;
@@ -64,12 +78,14 @@ pub const LAUNCH_LABEL: &str = "fargate.operator.dev/launch";
 /// How often a pool with Starting workers looks at them again.
 const STARTING_POLL: Duration = Duration::from_secs(3);
 
-/// State shared by every HotPool reconcile.
+/// State shared by every HotPool reconcile and the bind path.
 pub struct Shared {
     /// The pools, workers and claims the operator watches.
     stores: stores::Stores,
     /// When each waiting claim was first seen.
     arrivals: Arc<arrivals::Arrivals>,
+    /// The binds of this process, shared by the bind path and the passes.
+    ledger: ledger::Ledger,
     /// When each pool last listed all its tasks (the orphan and lost-task sweep).
     last_sweep: Mutex<HashMap<String, Instant>>,
     /// Versions whose RunTask ECS rejected recently.
@@ -87,8 +103,8 @@ impl Shared {
     }
 }
 
-/// Run the HotPool controller (and the claim controller for claims whose pool is missing) until
-/// `stop` resolves; then let what is in flight finish.
+/// Run the HotPool controller (the pool passes, the bind path, and the claim controller for claims
+/// whose pool is missing) until `stop` resolves; then let what is in flight finish.
 pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
     let stop = stop.shared();
     let arrivals = Arc::new(arrivals::Arrivals::default());
@@ -96,15 +112,21 @@ pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> 
     let shared = Arc::new(Shared {
         stores: stores.clone(),
         arrivals,
+        ledger: ledger::Ledger::default(),
         last_sweep: Mutex::new(HashMap::new()),
         rejections: launch::Rejections::default(),
     });
+    let pass_shared = shared.clone();
     let pool_controller = Controller::for_stream(pool_stream, stores.pools.clone())
         .with_config(super::controller_config(&ctx))
         .reconcile_all_on(ctx.access.changes())
         .reconcile_on(triggers.pools)
         .graceful_shutdown_on(stop.clone())
-        .run(super::guard(move |pool, ctx| reconcile(pool, ctx, shared.clone())), error_policy::<HotPool>, ctx.clone())
+        .run(
+            super::guard(move |pool, ctx| reconcile(pool, ctx, pass_shared.clone())),
+            error_policy::<HotPool>,
+            ctx.clone(),
+        )
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!(kind = KIND, %err, "controller event");
@@ -118,7 +140,12 @@ pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> 
             _ = watches => {}
         }
     };
-    tokio::join!(watches, pool_controller, claim::run(ctx, stores, triggers.claims, stop));
+    tokio::join!(
+        watches,
+        pool_controller,
+        binder::run(ctx.clone(), shared, triggers.binds, triggers.pass, stop.clone()),
+        claim::run(ctx, stores, triggers.claims, stop),
+    );
 }
 
 /// Reconcile one HotPool.
@@ -200,6 +227,7 @@ struct RunPlan {
     claims: Vec<Arc<HotPoolClaim>>,
     current_td: BTreeMap<String, String>,
     now: Timestamp,
+    listed_at: Instant,
 }
 
 impl Pipeline<HotPool> for PoolPass<'_> {
@@ -210,21 +238,7 @@ impl Pipeline<HotPool> for PoolPass<'_> {
     type Plan = PoolPlan;
 
     fn access_uses(&self, obj: &HotPool) -> Vec<super::access::Use> {
-        if !self.ctx.access.limits_pool_tasks() {
-            return super::access::uses::hot_pool(&obj.spec, 0);
-        }
-        let others = self
-            .shared
-            .stores
-            .pools
-            .state()
-            .iter()
-            .filter(|p| {
-                p.namespace() == obj.namespace() && p.uid() != obj.uid() && p.metadata.deletion_timestamp.is_none()
-            })
-            .map(|p| super::access::uses::pool_tasks(&p.spec))
-            .fold(0i64, i64::saturating_add);
-        super::access::uses::hot_pool(&obj.spec, others)
+        access_uses(self.ctx, self.shared, obj)
     }
 
     fn observe<'a>(
@@ -273,6 +287,7 @@ impl Pipeline<HotPool> for PoolPass<'_> {
             claims: observed.claims.clone(),
             current_td: observed.current_td.clone(),
             now: observed.now,
+            listed_at: observed.listed_at,
         }))
     }
 
@@ -293,7 +308,7 @@ impl Pipeline<HotPool> for PoolPass<'_> {
                 }
                 PoolPlan::Run(run) => *run,
             };
-            let RunPlan { mut status, decided, workers, claims, mut current_td, now } = run;
+            let RunPlan { mut status, decided, workers, claims, mut current_td, now, listed_at } = run;
             let mut result = PassResult { problems: decided.problems, next: decided.next };
             let mut pass = Pool {
                 pool: obj,
@@ -311,6 +326,7 @@ impl Pipeline<HotPool> for PoolPass<'_> {
                 resources: decided.resources,
                 writer,
                 now,
+                listed_at,
             };
             let outcome = pass.run(decided.steps, &claims, &mut result).await;
             // Also after a failed pass: a RunTask it made may have started tasks in a cluster it recorded.
@@ -355,6 +371,22 @@ impl Pipeline<HotPool> for PoolPass<'_> {
     }
 }
 
+/// What a pool's spec uses in AWS, for the AccessPolicy gate (its pass's, and the bind path's).
+fn access_uses(ctx: &Context, shared: &Shared, obj: &HotPool) -> Vec<super::access::Use> {
+    if !ctx.access.limits_pool_tasks() {
+        return super::access::uses::hot_pool(&obj.spec, 0);
+    }
+    let others = shared
+        .stores
+        .pools
+        .state()
+        .iter()
+        .filter(|p| p.namespace() == obj.namespace() && p.uid() != obj.uid() && p.metadata.deletion_timestamp.is_none())
+        .map(|p| super::access::uses::pool_tasks(&p.spec))
+        .fold(0i64, i64::saturating_add);
+    super::access::uses::hot_pool(&obj.spec, others)
+}
+
 fn cluster_missing(pool: &HotPool) -> super::Blocked {
     super::Blocked {
         reason: "ClusterNotFound",
@@ -386,4 +418,6 @@ struct Pool<'a> {
     /// The pool's status writer (a new cluster is recorded before the first RunTask into it).
     writer: &'a StatusWriter<'a, HotPool>,
     now: Timestamp,
+    /// When the workers were listed (see `Ledger`).
+    listed_at: Instant,
 }

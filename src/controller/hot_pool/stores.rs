@@ -1,9 +1,12 @@
 //! The HotPool controller's watches: one reflector each for HotPools, HotPoolWorkers and
 //! HotPoolClaims, whose stores everything of the controller reads (the pool passes, the claim
-//! controller), and whose events are fanned out as triggers:
+//! controller, the bind path), and whose events are fanned out as triggers:
 //!
-//! - a pool pass, for a claim of the pool (any event, a deletion too: it releases the worker) and
-//!   for a worker the pool owns;
+//! - the bind path, for a claim waiting for a worker (it triggers the pool's pass after each round,
+//!   so such a claim reaches the pass once the bind path has bound it or left it: the pass does not
+//!   race the bind path for it, and still decides what the bind path cannot);
+//! - a pool pass, for any other event of a claim of the pool (a deletion too: it releases the
+//!   worker) and for a worker the pool owns;
 //! - the claim controller, for every claim event.
 //!
 //! `metadata.managedFields` and the `kubectl.kubernetes.io/last-applied-configuration` annotation
@@ -82,8 +85,12 @@ impl Stores {
 pub struct Triggers {
     /// Pools to pass over (their claims and workers changed).
     pub pools: UnboundedReceiver<ObjectRef<HotPool>>,
+    /// A sender of pool triggers, for the bind path (its rounds end with one).
+    pub pass: UnboundedSender<ObjectRef<HotPool>>,
     /// Claims for the claim controller.
     pub claims: UnboundedReceiver<ObjectRef<HotPoolClaim>>,
+    /// Pools with a claim waiting for a worker, for the bind path.
+    pub binds: UnboundedReceiver<ObjectRef<HotPool>>,
 }
 
 /// The watches of the HotPool controller: the stores, the stream of pools its controller runs on,
@@ -106,6 +113,7 @@ pub fn watch_all(
     let (claims_ready_tx, claims_ready) = watch::channel(false);
     let (pool_tx, pool_rx) = unbounded();
     let (claim_tx, claim_rx) = unbounded();
+    let (bind_tx, bind_rx) = unbounded();
 
     let pool_stream = reflector::reflector(pool_writer, stripped(super::super::api_for::<HotPool>(ctx)))
         .default_backoff()
@@ -116,7 +124,7 @@ pub fn watch_all(
         })
         .applied_objects();
 
-    let out = Fanout { pools: pool_tx, claims: claim_tx };
+    let out = Fanout { pools: pool_tx.clone(), claims: claim_tx, binds: bind_tx };
     let worker_events = {
         let (out, store) = (out.clone(), workers.clone());
         let mut before: Vec<Arc<HotPoolWorker>> = Vec::new();
@@ -175,7 +183,7 @@ pub fn watch_all(
             })
     };
     let stores = Stores { pools, workers, claims, pools_ready, workers_ready, claims_ready };
-    let triggers = Triggers { pools: pool_rx, claims: claim_rx };
+    let triggers = Triggers { pools: pool_rx, pass: pool_tx, claims: claim_rx, binds: bind_rx };
     let run = async move {
         tokio::join!(worker_events, claim_events);
     };
@@ -194,6 +202,7 @@ where
 struct Fanout {
     pools: UnboundedSender<ObjectRef<HotPool>>,
     claims: UnboundedSender<ObjectRef<HotPoolClaim>>,
+    binds: UnboundedSender<ObjectRef<HotPool>>,
 }
 
 impl Fanout {
@@ -201,7 +210,8 @@ impl Fanout {
     fn claim(&self, c: &HotPoolClaim) {
         let _ = self.claims.unbounded_send(ObjectRef::from_obj(c));
         if let Some(pool) = pool_of_claim(c) {
-            let _ = self.pools.unbounded_send(pool);
+            let to = if waiting(c) { &self.binds } else { &self.pools };
+            let _ = to.unbounded_send(pool);
         }
     }
 
@@ -270,7 +280,7 @@ mod tests {
     }
 
     #[test]
-    fn claims_and_workers_name_their_pool() {
+    fn claims_and_workers_trigger_their_pool_and_waiting_claims_the_bind_path() {
         let w: HotPoolWorker = serde_json::from_value(serde_json::json!({
             "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPoolWorker",
             "metadata": {"name": "w1", "namespace": "n",
