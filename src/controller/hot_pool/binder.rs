@@ -12,6 +12,10 @@
 //! (another writer took it) leaves the claim for another try at once, on another worker. The
 //! round's `Bound` Events are published after all its writes.
 //!
+//! Every pool pass also runs a round first, from the stores, before its own AWS reads: a claim
+//! whose watch event the bind path missed, or whose binding was cut short, is bound by the next
+//! pass even while that pass cannot read AWS.
+//!
 //! Each trigger starts a round at once, as a task of its own, up to [`ROUNDS_PER_POOL`] per pool at
 //! a time (a trigger past that runs one more round when one ends): rounds overlap, each taking only
 //! the claims and workers no other round has reserved, so a claim arriving while earlier ones are
@@ -76,7 +80,7 @@ pub async fn run(
         let (ctx, shared, pass) = (ctx.clone(), shared.clone(), pass.clone());
         let key = pool.clone();
         let task = tokio::spawn(async move {
-            if let Err(msg) = catch_panic(bind_waiting(&ctx, &shared, &pool, &pass)).await {
+            if let Err(msg) = catch_panic(bind_waiting(&ctx, &shared, &pool, Some(&pass))).await {
                 // Counted with the pool's reconciles: a panic here is a bug of the HotPool controller.
                 ctx.metrics.reconcile_panicked(super::KIND);
                 tracing::error!(pool = %pool, panic = %msg, "a bind round panicked; the pool pass binds instead");
@@ -119,14 +123,17 @@ pub async fn run(
     while rounds.next().await.is_some() {}
 }
 
-/// One round over `pool`: bind its waiting claims to its idle workers.
-async fn bind_waiting(
+/// One round over `pool`: bind its waiting claims to its idle workers. `pass`: where a round of
+/// the bind path tells the pool's pass to go on without it while the stores are not listed yet;
+/// `None` for the round a pass runs first itself, which then leaves the binds to its own plan.
+pub(super) async fn bind_waiting(
     ctx: &Context,
     shared: &Shared,
     pool: &ObjectRef<HotPool>,
-    pass: &UnboundedSender<ObjectRef<HotPool>>,
+    pass: Option<&UnboundedSender<ObjectRef<HotPool>>>,
 ) {
     if !shared.stores.all_listed_now() {
+        let Some(pass) = pass else { return };
         // The pass does not wait for these stores (it lists the workers itself): it takes the claim
         // now, and this round binds whatever is still waiting once they are listed.
         let _ = pass.unbounded_send(pool.clone());

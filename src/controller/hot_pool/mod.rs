@@ -6,7 +6,8 @@
 //!
 //! - the pool pass: one reconcile per pool decides everything about that pool (kube-runtime never
 //!   runs two reconciles of one object at once), triggered by the pool, its workers and its claims
-//!   (a claim waiting for a worker through the bind path, once that has bound it or left it);
+//!   (a claim waiting for a worker through the bind path, once that has bound it or left it); it
+//!   starts with a round of the bind path itself, from the stores, before its AWS reads;
 //! - the bind path (`binder`): a claim that appears while its pool has an Available worker is bound
 //!   from the stores at once, with two apiserver writes and no AWS call, without waiting for a pool
 //!   pass (whose AWS reads and launches take seconds); the claims of a burst are bound concurrently;
@@ -63,6 +64,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
 
 use self::aws::PoolAws;
 use super::pipeline::{Applied, Pipeline, drive};
@@ -199,6 +201,10 @@ async fn apply(
     if !shared.stores.claims_listed().await {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
+    // Claims waiting while an idle worker is there are bound first, from the stores and with no AWS
+    // call (the bind path does this on their watch events; this covers an event it missed, and a
+    // pass whose AWS reads fail).
+    binder::bind_waiting(ctx, shared, &ObjectRef::from_obj(pool.as_ref()), None).await;
     let pass = PoolPass { ctx, shared, aws: pool_aws(ctx, &pool).await, owner: owner(ctx, &pool)? };
     drive(&pass, api, pool.as_ref(), pool.spec.policy.paused, ctx).await
 }
