@@ -19,8 +19,17 @@ BENCH_OUT (default BENCHMARKS.md), BENCH_RESULTS (default hack/bench-results.jso
 Every result is kept in BENCH_RESULTS by scenario and size (a rerun of one replaces it, with its
 date, commit and command), and BENCH_OUT's table and the growth from 100 to 1,000 objects are
 rendered from all of them: a run of one scenario does not drop the others' rows.
+
+`BENCH_SCENARIOS=claims` (not in the default list) measures claim binding latency instead: a pool
+of BENCH_CLAIM_BURST + 5 workers, then BENCH_CLAIM_SINGLES claims created one at a time, then a
+burst of BENCH_CLAIM_BURST claims created at once (defaults 20 and 100; BENCH_SIZES is ignored). A
+watch of its own on hotpoolclaims, opened before the first claim, times each claim from its
+creation request (and from the watch's first event of it) to the watch seeing it Bound; p50 and p99
+of each phase go to the "Claim binding latency" section of BENCH_OUT.
 """
+import concurrent.futures
 import json
+import math
 import os
 import pathlib
 import platform
@@ -29,6 +38,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -44,6 +54,8 @@ IDLE = int(os.environ.get("BENCH_IDLE_SECONDS", "600"))
 SCENARIOS = os.environ.get("BENCH_SCENARIOS", "fargateapp,dnsfailover,hotpool,all").split(",")
 LOG_DIR = pathlib.Path(os.environ.get("FO_LOG_DIR", "/tmp"))
 METRICS = os.environ.get("BENCH_METRICS_ADDR", "127.0.0.1:18181")  # another for a second bench on a second env
+CLAIM_SINGLES = int(os.environ.get("BENCH_CLAIM_SINGLES", "20"))
+CLAIM_BURST = int(os.environ.get("BENCH_CLAIM_BURST", "100"))
 RESULTS = pathlib.Path(os.environ.get("BENCH_RESULTS", ROOT / "hack" / "bench-results.json"))
 MUTATING = {
     "RegisterTaskDefinition", "DeregisterTaskDefinition", "CreateService", "UpdateService", "DeleteService",
@@ -221,13 +233,17 @@ def scrape_operator():
     return calls, writes, reconciles
 
 
-def scrape_apiserver():
+def apiserver():
+    """The test apiserver's address, a bearer token, and a TLS context for it."""
     cfg = json.loads(kubectl("config", "view", "--raw", "-o", "json"))
-    server = cfg["clusters"][0]["cluster"]["server"]
-    token = cfg["users"][0]["user"]["token"]
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # loopback test apiserver with its own CA
+    return cfg["clusters"][0]["cluster"]["server"], cfg["users"][0]["user"]["token"], ctx
+
+
+def scrape_apiserver():
+    server, token, ctx = apiserver()
     req = urllib.request.Request(f"{server}/metrics", headers={"Authorization": f"Bearer {token}"})
     text = urllib.request.urlopen(req, context=ctx, timeout=10).read().decode()
     return sum(float(v) for v in re.findall(r'^apiserver_request_total\{[^}]*\} ([0-9.e+]+)$', text, re.M))
@@ -313,6 +329,26 @@ def flip_all(ns, client):
         time.sleep(1)
 
 
+def operator_env(ns):
+    """The operator's settings: its default budgets, watching `ns`, AWS at moto."""
+    return {**os.environ, "FARGATE_OPERATOR_CLUSTER_ID": "bench", "FARGATE_OPERATOR_REGION": REGION,
+            "FARGATE_OPERATOR_AWS_ENDPOINT_URL": MOTO, "FARGATE_OPERATOR_NAMESPACE": ns,
+            "FARGATE_OPERATOR_METRICS_ADDR": METRICS, "FARGATE_OPERATOR_LOG_FORMAT": "json"}
+
+
+def remove_objects(ns):
+    """Leave no finalizer behind: the objects go with the operator stopped (their AWS side lives in
+    a throwaway moto account). A merge patch, so objects without finalizers do not stop it."""
+    for plural_ in ("hotpoolclaims", "hotpools", "dnsfailovers", "fargateapps", "hotpoolworkers"):
+        names = subprocess.run(["kubectl", "--kubeconfig", KUBECONFIG, "get", plural_, "-n", ns, "-o", "name"],
+                               capture_output=True, text=True).stdout.split()
+        for i in range(0, len(names), 100):
+            subprocess.run(["kubectl", "--kubeconfig", KUBECONFIG, "patch", "-n", ns, "--type=merge",
+                            "-p", '{"metadata":{"finalizers":null}}', *names[i:i + 100]], capture_output=True)
+        subprocess.run(["kubectl", "--kubeconfig", KUBECONFIG, "delete", plural_, "--all", "-n", ns, "--wait=false"],
+                       capture_output=True)
+
+
 def start_operator(binary, env, log_path):
     logf = open(log_path, "a")
     op = subprocess.Popen([binary, "run"], env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
@@ -340,9 +376,7 @@ def run(scenario, n, binary):
     expect = {plural: sum(1 for o in objs if PLURAL[o["kind"]] == plural) for plural, _ in checks}
     kubectl("create", "namespace", ns)
     log(f"{scenario} x{n}: namespace {ns}, {len(objs)} objects")
-    env = {**os.environ, "FARGATE_OPERATOR_CLUSTER_ID": "bench", "FARGATE_OPERATOR_REGION": REGION,
-           "FARGATE_OPERATOR_AWS_ENDPOINT_URL": MOTO, "FARGATE_OPERATOR_NAMESPACE": ns,
-           "FARGATE_OPERATOR_METRICS_ADDR": METRICS, "FARGATE_OPERATOR_LOG_FORMAT": "json"}
+    env = operator_env(ns)
     log_path = LOG_DIR / f"bench-{scenario}-{n}.log"
     log_path.write_text("")
     op = start_operator(binary, env, log_path)
@@ -415,13 +449,150 @@ def run(scenario, n, binary):
         return res
     finally:
         stop_operator(op)
-        # Leave no finalizer behind: the objects go with the operator stopped (their AWS side lives
-        # in a throwaway moto account).
-        for plural_ in ("hotpoolclaims", "hotpools", "dnsfailovers", "fargateapps", "hotpoolworkers"):
-            subprocess.run(["kubectl", "--kubeconfig", KUBECONFIG, "patch", plural_, "--all", "-n", ns, "--type=json",
-                            "-p", '[{"op":"remove","path":"/metadata/finalizers"}]'], capture_output=True)
-            subprocess.run(["kubectl", "--kubeconfig", KUBECONFIG, "delete", plural_, "--all", "-n", ns, "--wait=false"],
-                           capture_output=True)
+        remove_objects(ns)
+
+
+# ---------------------------------------------------------------------------------------------
+# Claim binding latency (BENCH_SCENARIOS=claims)
+# ---------------------------------------------------------------------------------------------
+
+CLAIMS_PATH = "/apis/fargate.operator.dev/v1alpha1/namespaces/{ns}/hotpoolclaims"
+
+
+class ClaimWatch(threading.Thread):
+    """A watch of its own on the namespace's hotpoolclaims (not the operator's): when it first saw
+    each claim, and when it first saw it Bound, by the monotonic clock."""
+
+    def __init__(self, ns):
+        super().__init__(daemon=True)
+        self.server, self.token, self.tls = apiserver()
+        self.path = CLAIMS_PATH.format(ns=ns)
+        self.seen, self.bound = {}, {}
+        self.changed = threading.Condition()
+        self.opened = threading.Event()
+        self.failed = None
+
+    def request(self, query):
+        req = urllib.request.Request(f"{self.server}{self.path}{query}",
+                                     headers={"Authorization": f"Bearer {self.token}"})
+        return urllib.request.urlopen(req, context=self.tls, timeout=3600)
+
+    def run(self):
+        try:
+            rv = json.load(self.request(""))["metadata"]["resourceVersion"]
+            stream = self.request(f"?watch=1&resourceVersion={rv}")
+            self.opened.set()
+            for line in stream:
+                event = json.loads(line)
+                obj, now = event.get("object", {}), time.monotonic()
+                name = obj.get("metadata", {}).get("name")
+                with self.changed:
+                    self.seen.setdefault(name, now)
+                    if (obj.get("status") or {}).get("phase") == "Bound":
+                        self.bound.setdefault(name, now)
+                    self.changed.notify_all()
+        except Exception as e:  # noqa: BLE001 - reported by wait_bound
+            self.failed = e
+            self.opened.set()
+            with self.changed:
+                self.changed.notify_all()
+
+    def wait_bound(self, names, timeout=600):
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while not all(n in self.bound for n in names):
+                if self.failed:
+                    raise RuntimeError(f"claim watch failed: {self.failed}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    missing = [n for n in names if n not in self.bound]
+                    raise RuntimeError(f"{len(missing)} claim(s) not Bound within {timeout} s: {missing[:5]}")
+                self.changed.wait(left)
+
+
+def create_claim(server, token, tls, ns, name):
+    """POST one claim; returns the monotonic time just before the request was sent."""
+    body = json.dumps({"apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPoolClaim",
+                       "metadata": {"name": name},
+                       "spec": {"pool": "pool", "version": "1", "client": name}}).encode()
+    req = urllib.request.Request(f"{server}{CLAIMS_PATH.format(ns=ns)}", data=body, method="POST",
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    sent = time.monotonic()
+    urllib.request.urlopen(req, context=tls, timeout=60).read()
+    return sent
+
+
+def scrape_bind_histogram():
+    """The operator's own `hotpool_claim_bind_seconds`: cumulative count per bucket bound."""
+    text = urllib.request.urlopen(f"http://{METRICS}/metrics", timeout=10).read().decode()
+    return {le: int(float(v)) for le, v in
+            re.findall(r'^fargate_operator_hotpool_claim_bind_seconds_bucket\{le="([^"]+)"\} (\S+)$', text, re.M)}
+
+
+def percentile_ms(xs, p):
+    """Nearest-rank percentile of `xs` (seconds), in milliseconds."""
+    ordered = sorted(xs)
+    return 1000 * ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def wait_pool_full(ns, workers):
+    """Wait until the pool has `workers` Available workers and none starting."""
+    deadline = time.monotonic() + 900
+    while True:
+        st = json.loads(kubectl("get", "hotpool", "pool", "-n", ns, "-o", "json")).get("status") or {}
+        if st.get("available") == workers and st.get("starting") == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"pool not full after 15 minutes: {st.get('available')}/{workers} available")
+        time.sleep(1)
+
+
+def claims_latency(binary):
+    """Pool of BENCH_CLAIM_BURST + 5 workers; claims one at a time, then a burst (see the module doc)."""
+    n = CLAIM_BURST + 5
+    ns = f"bench-claims-{CLAIM_BURST}-{uuid.uuid4().hex[:5]}"
+    role, client = account_session()
+    objs, _, _ = hotpool_objects(2 * n, role, client)
+    pool = objs[0]
+    kubectl("create", "namespace", ns)
+    log(f"claims: namespace {ns}, pool of {n}")
+    log_path = LOG_DIR / f"bench-claims-{CLAIM_BURST}.log"
+    log_path.write_text("")
+    op = start_operator(binary, operator_env(ns), log_path)
+    try:
+        kubectl("create", "-n", ns, "-f", "-", stdin=json.dumps(pool))
+        wait_pool_full(ns, n)
+        watch = ClaimWatch(ns)
+        watch.start()
+        watch.opened.wait(30)
+        server, token, tls = apiserver()
+        sent = {}
+        singles = [f"single-{i:03d}" for i in range(CLAIM_SINGLES)]
+        for name in singles:
+            sent[name] = create_claim(server, token, tls, ns, name)
+            watch.wait_bound([name])
+        wait_pool_full(ns, n)
+        burst = [f"burst-{i:03d}" for i in range(CLAIM_BURST)]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(burst)) as pool_:
+            for name, at in zip(burst, pool_.map(lambda c: create_claim(server, token, tls, ns, c), burst)):
+                sent[name] = at
+        watch.wait_bound(burst)
+        res = {"scenario": "claims", "n": CLAIM_BURST, "pool": n, "singles": CLAIM_SINGLES}
+        for phase, names in (("single", singles), ("burst", burst)):
+            created = [watch.bound[c] - sent[c] for c in names]
+            seen = [watch.bound[c] - watch.seen[c] for c in names]
+            res.update({f"{phase}_p50_ms": percentile_ms(created, 50), f"{phase}_p99_ms": percentile_ms(created, 99),
+                        f"{phase}_seen_p50_ms": percentile_ms(seen, 50), f"{phase}_seen_p99_ms": percentile_ms(seen, 99)})
+        # How the burst arrived (the watch's first events) and ended (its last Bound), from its first event.
+        first = min(watch.seen[c] for c in burst)
+        res["burst_arrival_ms"] = 1000 * (max(watch.seen[c] for c in burst) - first)
+        res["burst_all_bound_ms"] = 1000 * (max(watch.bound[c] for c in burst) - first)
+        res["operator_bind_seconds"] = scrape_bind_histogram()
+        log(f"claims: {json.dumps({k: (round(v, 1) if isinstance(v, float) else v) for k, v in res.items()})}")
+        return res
+    finally:
+        stop_operator(op)
+        remove_objects(ns)
 
 
 def load_results():
@@ -438,7 +609,7 @@ def store_result(res, command):
     stored = load_results()
     stored[f"{res['scenario']}/{res['n']}"] = {
         **{k: v for k, v in res.items() if k != "calls"},
-        "calls": {f"{s}:{o}": v for (s, o), v in sorted(res["calls"].items())},
+        "calls": {f"{s}:{o}": v for (s, o), v in sorted(res.get("calls", {}).items())},
         "date": time.strftime("%Y-%m-%d"), "commit": commit, "command": command, "idle_s": IDLE,
     }
     RESULTS.write_text(json.dumps(dict(sorted(stored.items())), indent=1) + "\n")
@@ -453,7 +624,8 @@ def table(stored):
     cpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
     order = {s: i for i, s in enumerate(["fargateapp", "dnsfailover", "hotpool", "all"])}
-    results = sorted(stored.values(), key=lambda r: (order.get(r["scenario"], 9), r["n"]))
+    results = sorted((r for r in stored.values() if r["scenario"] in order), key=lambda r: (order[r["scenario"]], r["n"]))
+    claims = sorted((r for r in stored.values() if r["scenario"] == "claims"), key=lambda r: r["n"])
     current = [r for r in results if "min_reads" in r]
     older = [r for r in results if "min_reads" not in r]
     lines = [
@@ -503,6 +675,21 @@ def table(stored):
             lines.append(f"| {r['scenario']} | {r['n']} | {r['restart_first_pass_s']:.0f} | "
                          f"{sum(r['restart_calls'].values())} ({', '.join(f'{k} {v}' for k, v in r['restart_calls'].items())}) | "
                          f"{r['restart_rss_mb']:.0f} |")
+    if claims:
+        lines += ["", "## Claim binding latency", "",
+                  "A pool of N + 5 Available workers; claims created one at a time (each after the previous one",
+                  "is Bound), then N at once. Measured by a watch of the benchmark's own: from each claim's",
+                  "creation request (and, in brackets, from the watch's first event of it) to the watch seeing it",
+                  "Bound.", "",
+                  "| N | one at a time: p50 / p99 (ms), goal p99 < 250 | burst of N: p50 / p99 (ms), goal p99 < 250 | measured |",
+                  "|---|---|---|---|"]
+        for r in claims:
+            lines.append(
+                f"| {r['n']} | {r['single_p50_ms']:.0f} / {r['single_p99_ms']:.0f} "
+                f"({r['single_seen_p50_ms']:.0f} / {r['single_seen_p99_ms']:.0f}) | "
+                f"{r['burst_p50_ms']:.0f} / {r['burst_p99_ms']:.0f} "
+                f"({r['burst_seen_p50_ms']:.0f} / {r['burst_seen_p99_ms']:.0f}) | "
+                f"{r.get('date', '?')} {r.get('commit', '')} |")
     lines += ["", "## AWS calls by operation while converging (per object)", ""]
     for r in current:
         ops = ", ".join(f"{k} {v / r['n']:.2f}" for k, v in r["calls"].items())
@@ -516,7 +703,7 @@ def table(stored):
                          f"{r['mutating_per_obj']:.2f} / {r['min_mutating']:.2f} | {r['peak_rss_mb']:.0f} / {r['steady_rss_mb']:.0f} | "
                          f"{r.get('date', '?')} {r.get('commit', '')} |")
     lines += ["", "## Commands", ""]
-    for r in results:
+    for r in results + claims:
         lines.append(f"- {r['scenario']} x{r['n']}: `{r.get('command', '?')}`")
     return "\n".join(lines) + "\n"
 
@@ -545,6 +732,12 @@ def main():
     command = f"BENCH_SIZES={','.join(map(str, SIZES))} BENCH_IDLE_SECONDS={IDLE} BENCH_SCENARIOS={','.join(SCENARIOS)} make bench"
     out = ROOT / os.environ.get("BENCH_OUT", "BENCHMARKS.md")
     for s in SCENARIOS:
+        if s == "claims":
+            claims_command = (f"BENCH_CLAIM_BURST={CLAIM_BURST} BENCH_CLAIM_SINGLES={CLAIM_SINGLES} "
+                              f"BENCH_SCENARIOS=claims make bench")
+            write_report(out, table(store_result(claims_latency(binary), claims_command)))
+            log(f"wrote {out}")
+            continue
         for n in SIZES:
             stored = store_result(run(s, n, binary), command)
             # Written after every scenario, so an interrupted run keeps what it measured.

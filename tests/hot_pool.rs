@@ -1,5 +1,5 @@
 //! HotPool against moto and the real apiserver: the plan and implementation tables, claims bound
-//! exactly once (also in a burst), release with Stop and Recycle, lease expiry, lost and orphan
+//! exactly once (also in a burst, and from cached state with every ECS call failing), release with Stop and Recycle, lease expiry, lost and orphan
 //! tasks, pool deletion, a lost RunTask response followed by a controller restart, and a move to
 //! another cluster (idle workers replaced there, the claimed one kept until released, deletion
 //! stopping tasks in both).
@@ -224,6 +224,83 @@ async fn forty_concurrent_claims_on_a_pool_of_ten_each_get_their_own_worker() {
     let ever = s.tasks(&pool.uid().expect("uid"), None).await;
     assert_eq!(ever.len(), 50, "tasks launched: {}", ever.len());
     s.wait_bound_metric("pool", 40).await;
+    s.finish().await;
+}
+
+/// Every claim of `names` Bound, each to its own worker, worker and claim naming each other (the
+/// worker's reference carries the claim's UID, the claim its worker's address and task).
+async fn assert_bound_pairwise(s: &Setup, names: &[String]) -> BTreeMap<String, String> {
+    let mut bound: BTreeMap<String, String> = BTreeMap::new();
+    for n in names {
+        let c = s.wait_claim(n, ClaimPhase::Bound).await;
+        let cs = c.status.clone().expect("claim status");
+        let worker = cs.worker.clone().expect("worker");
+        let w = s.workers.get(&worker).await.expect("worker");
+        let ws = w.status.expect("worker status");
+        assert_eq!(ws.phase, Some(WorkerPhase::Claimed), "{worker}");
+        let r = ws.claim.expect("the worker names its claim");
+        assert_eq!((r.name.as_str(), r.uid.as_deref()), (n.as_str(), c.metadata.uid.as_deref()), "{worker}");
+        assert_eq!((cs.ip, cs.port, cs.task_arn), (ws.ip, ws.port, ws.task_arn), "{n} and {worker} disagree");
+        assert!(cs.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        bound.insert(n.clone(), worker);
+    }
+    let distinct: BTreeSet<&String> = bound.values().collect();
+    assert_eq!(distinct.len(), names.len(), "two claims share a worker: {bound:?}");
+    bound
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_thirty_claims_on_a_full_pool_is_bound_at_once_each_to_its_own_idle_worker() {
+    let s = Setup::new("hp-bind-burst").await;
+    s.create_pool(&s.pool("pool", versions(&s, &[("1", 0, 32, true)]), json!({}))).await;
+    s.wait_counts("pool", 32, 0).await;
+    let idle: BTreeSet<String> = s.pool_workers("pool").await.iter().map(|w| w.name_any()).collect();
+
+    let names: Vec<String> = (0..30).map(|i| format!("burst-{i:02}")).collect();
+    futures::future::join_all(names.iter().map(|n| s.create_claim(n, "pool", "1"))).await;
+    let bound = assert_bound_pairwise(&s, &names).await;
+    // Each got a worker that was idle before the burst: none waited for a launch.
+    assert!(bound.values().all(|w| idle.contains(w)), "{bound:?}");
+    // Every binding was timed from the watch event of its claim.
+    let metrics = s.op().metrics.clone();
+    eventually("30 binds in hotpool_claim_bind_seconds", || {
+        let m = metrics.clone();
+        async move { m.claim_bind_count() == 30 }
+    })
+    .await;
+    s.wait_bound_metric("pool", 30).await;
+    // The pool refills to 32 idle workers besides the 30 claimed, one task each.
+    s.wait_counts("pool", 32, 30).await;
+    assert_eq!(s.assert_one_task_per_worker("pool").await.len(), 62);
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_are_bound_from_cached_state_while_every_ecs_call_fails() {
+    let mut s = Setup::new("hp-bind-no-aws").await;
+    s.create_pool(&s.pool("pool", versions(&s, &[("1", 0, 6, true)]), json!({}))).await;
+    s.wait_counts("pool", 6, 0).await;
+    // A new leader whose every ECS call is refused: its pool passes fail from their first read (the
+    // sweep's ListTasks), so only a bind path with no AWS call can bind.
+    if let Some(op) = s.op.take() {
+        op.kill().await;
+    }
+    let refused = "ListTasks=throttle>0,DescribeTasks=throttle>0,DescribeTaskDefinition=throttle>0,RunTask=throttle>0,StopTask=throttle>0";
+    s.op = Some(InProcessOperator::start_with_faults(&s.ctx, refused).await);
+    let names: Vec<String> = (0..5).map(|i| format!("cached-{i}")).collect();
+    futures::future::join_all(names.iter().map(|n| s.create_claim(n, "pool", "1"))).await;
+    assert_bound_pairwise(&s, &names).await;
+    let m = s.op().metrics.clone();
+    // The pool passes do try (and fail): they read ECS before anything else.
+    eventually("a throttled ecs:ListTasks", || {
+        let m = m.clone();
+        async move { m.aws_call_count("ecs", "ListTasks", "throttling") > 0 }
+    })
+    .await;
+    for op in ["ListTasks", "DescribeTasks", "DescribeTaskDefinition", "RunTask", "StopTask"] {
+        assert_eq!(m.aws_call_count("ecs", op, "success"), 0, "ecs:{op} succeeded");
+    }
+    assert_eq!(m.claim_bind_count(), 5);
     s.finish().await;
 }
 

@@ -443,7 +443,7 @@ where
         run_one(ctx.clone(), stop(), fargate_app::reconcile, futures::stream::empty(), apps),
         run_one(ctx.clone(), stop(), dns_failover::reconcile, health_triggers, failovers),
         dns_failover::poller::run(ctx.clone(), failover_store, stop(), health_tx),
-        hot_pool::run(ctx.clone(), stop(), stop()),
+        hot_pool::run(ctx.clone(), stop()),
     );
 }
 

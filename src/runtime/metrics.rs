@@ -1,6 +1,6 @@
 //! Prometheus metrics, exposed on `--metrics-addr` at `/metrics`.
 
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -28,6 +28,9 @@ struct AwsCallLabels {
     outcome: String,
 }
 
+/// Buckets of `hotpool_claim_bind_seconds`: 1 ms to 10 s.
+const CLAIM_BIND_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
 fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
 }
@@ -46,6 +49,9 @@ pub struct Metrics {
     leader: Gauge<i64, AtomicI64>,
     claims_bound: Family<SourceLabels, Counter>,
     claim_wait: Histogram,
+    claim_bind: Histogram,
+    /// Observations of `claim_bind` (the histogram's own count is readable only in its tests).
+    claim_binds: AtomicU64,
     cold_starts: Counter,
 }
 
@@ -84,6 +90,9 @@ impl Metrics {
         let claims_bound = Family::<SourceLabels, Counter>::default();
         // Claim waits run from milliseconds (a hot pool) to minutes (a cold Fargate start).
         let claim_wait = Histogram::new(exponential_buckets(0.05, 2.0, 14));
+        // A bind from cached state takes milliseconds; the old metric's 1 s resolution (it starts
+        // at creationTimestamp) cannot show that, so this one starts at the first watch event.
+        let claim_bind = Histogram::new(CLAIM_BIND_BUCKETS.iter().copied());
         let cold_starts = Counter::default();
         registry.register("reconciles", "Reconciles started, by kind", reconciles.clone());
         registry.register("reconcile_failures", "Reconciles that failed, by kind and error category", failures.clone());
@@ -125,6 +134,11 @@ impl Metrics {
             claim_wait.clone(),
         );
         registry.register(
+            "hotpool_claim_bind_seconds",
+            "Time from the controller's first watch event of a HotPoolClaim to the return of its Bound status write",
+            claim_bind.clone(),
+        );
+        registry.register(
             "hotpool_cold_starts",
             "Workers launched for a claim that found no idle worker",
             cold_starts.clone(),
@@ -142,6 +156,8 @@ impl Metrics {
             leader,
             claims_bound,
             claim_wait,
+            claim_bind,
+            claim_binds: AtomicU64::new(0),
             cold_starts,
         }
     }
@@ -202,6 +218,17 @@ impl Metrics {
         let source = if cold { "cold" } else { "pool" };
         self.claims_bound.get_or_create(&SourceLabels { source: source.into() }).inc();
         self.claim_wait.observe(waited_seconds);
+    }
+
+    /// A HotPoolClaim's Bound status write returned `elapsed` after the controller first saw the claim.
+    pub fn claim_bind_observed(&self, elapsed: Duration) {
+        self.claim_bind.observe(elapsed.as_secs_f64());
+        self.claim_binds.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Binds observed by `hotpool_claim_bind_seconds` so far (tests read this).
+    pub fn claim_bind_count(&self) -> u64 {
+        self.claim_binds.load(Ordering::Relaxed)
     }
 
     /// `n` workers were launched for claims (cold starts).
@@ -273,5 +300,19 @@ mod tests {
             r#"fargate_operator_aws_calls_total{service="ecs",operation="CreateService",outcome="success"} 2"#
         ));
         assert_eq!(m.aws_call_count("ecs", "CreateService", "success"), 2);
+    }
+
+    #[test]
+    fn claim_binds_are_measured_in_milliseconds() {
+        let m = Metrics::new();
+        m.claim_bind_observed(Duration::from_micros(1_500));
+        m.claim_bind_observed(Duration::from_millis(40));
+        let text = m.encode();
+        assert!(text.contains(r#"fargate_operator_hotpool_claim_bind_seconds_bucket{le="0.001"} 0"#), "{text}");
+        assert!(text.contains(r#"fargate_operator_hotpool_claim_bind_seconds_bucket{le="0.0025"} 1"#), "{text}");
+        assert!(text.contains(r#"fargate_operator_hotpool_claim_bind_seconds_bucket{le="0.05"} 2"#), "{text}");
+        assert!(text.contains(r#"fargate_operator_hotpool_claim_bind_seconds_bucket{le="10.0"} 2"#), "{text}");
+        assert!(text.contains("fargate_operator_hotpool_claim_bind_seconds_sum 0.0415"), "{text}");
+        assert_eq!(m.claim_bind_count(), 2);
     }
 }

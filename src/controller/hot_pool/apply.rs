@@ -1,7 +1,10 @@
 //! Running a pool pass's steps in the order the plan gives them, each worker and claim write guarded
 //! by the resourceVersion this pass holds. A step whose worker is no longer what the plan saw (a
-//! relaunch that ECS answered without a task, a launch rejected earlier in this pass) is skipped and
-//! decided again on the next pass, which is due at once.
+//! relaunch that ECS answered without a task, a launch rejected earlier in this pass, a worker the
+//! bind path took since the pass listed the workers) is skipped and decided again on the next pass,
+//! which is due at once. A claim step planned from a copy the bind path is writing over is skipped
+//! the same way, and an idle worker is stopped only when the [`Ledger`](super::ledger::Ledger) says
+//! no bind touched it since the LIST (and none can while its task stops).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,8 +13,9 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::ResourceExt;
 
+use super::binding::BindStep;
 use super::plan::{self, PoolStep};
-use super::{PassResult, Pool};
+use super::{PassResult, Pool, ledger};
 use crate::api::hot_pool::{HotPoolClaim, WorkerPhase};
 use crate::controller::ReconcileError;
 
@@ -89,20 +93,35 @@ impl Pool<'_> {
                 PoolStep::Release { worker, on_release, why } => self.release(&worker, on_release, &why).await?,
                 PoolStep::Bind { claim, worker, reference } => {
                     let Some(c) = claims.get(&claim) else { continue };
-                    if !self.bind(c, &worker, &reference).await? {
+                    if self.bind(c, &worker, &reference).await? == BindStep::Skipped {
                         skipped = true;
                         result.due_in(SKIPPED_RETRY);
                     }
                 }
                 PoolStep::Claim { claim, step } => {
                     let Some(c) = claims.get(&claim) else { continue };
+                    // The bind path is binding it, or bound it after this pass read it: the step was
+                    // planned from a Pending copy.
+                    if self.shared.ledger.claim_busy(c) {
+                        skipped = true;
+                        result.due_in(SKIPPED_RETRY);
+                        continue;
+                    }
                     if !self.claim_step(c, step).await? {
                         skipped = true;
                         result.due_in(SKIPPED_RETRY);
                     }
                 }
                 PoolStep::StopIdle { worker, why } => {
-                    self.stop_worker(&worker, &why).await?;
+                    let Some(w) = self.workers.get(&worker) else { continue };
+                    let key = ledger::worker_key(w);
+                    if !self.shared.ledger.begin_stop(w, self.listed_at) {
+                        result.due_in(SKIPPED_RETRY);
+                        continue;
+                    }
+                    let stopped = self.stop_worker(&worker, &why).await;
+                    self.shared.ledger.end_stop(&key);
+                    stopped?;
                     let note = format!("worker {worker}: {why}");
                     self.ctx.events.normal(self.pool, "WorkerStopped", "StopTask", note).await;
                 }

@@ -1,40 +1,67 @@
-//! Claim writes of a pass: a binding (the worker names the claim first, then the claim its worker,
-//! so a crash in between is completed by the next pass, never bound twice), and every other claim
-//! step the plan decided (pending, cold start, expiry, failure, hold, invalid).
+//! Claim writes of a pass: a binding (through `bind`, shared with the bind path: the worker names
+//! the claim first, then the claim its worker, so a crash in between is completed by the next
+//! pass, never bound twice), and every other claim step the plan decided (pending, cold start,
+//! expiry, failure, hold, invalid). Events are published after the writes, off the pass's path.
+
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
+use super::bind::{self, Binding, Outcome};
+use super::ledger::Refused;
 use super::plan::{self, ClaimStep};
 use super::{Pool, claim};
 use crate::api::hot_pool::{ClaimPhase, HotPoolClaim, HotPoolClaimStatus, WorkerClaimRef, WorkerPhase};
 use crate::controller::ReconcileError;
-use crate::runtime::clock::plus_secs;
 use crate::runtime::conditions::REASON_INVALID_SPEC;
+use crate::runtime::events::Deferred;
+
+/// How a pass's bind step ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum BindStep {
+    /// Bound as planned.
+    Bound,
+    /// The bind path has bound (or is binding) this claim: the plan's counts hold.
+    TakenByBindPath,
+    /// Not bound: the worker is no longer the idle worker the plan saw, or the claim went away.
+    Skipped,
+}
 
 impl Pool<'_> {
-    /// Bind `claim` to `worker`: the worker first, then the claim. Skipped when the worker is no
-    /// longer the idle worker the plan saw (the next pass decides again).
+    /// Bind `claim` to `worker`: the worker first, then the claim (see `bind`).
     pub(super) async fn bind(
         &mut self,
-        claim: &HotPoolClaim,
+        claim: &Arc<HotPoolClaim>,
         worker: &str,
         reference: &WorkerClaimRef,
-    ) -> Result<bool, ReconcileError> {
-        let idle = self
-            .workers
-            .get(worker)
-            .is_some_and(|w| plan::phase(w) == WorkerPhase::Available && plan::claim_ref(w).is_none());
-        if !idle {
-            return Ok(false);
-        }
-        self.write_worker(worker, |s| {
-            s.phase = Some(WorkerPhase::Claimed);
-            s.claim = Some(reference.clone());
-        })
-        .await?;
-        self.bind_claim(claim, worker, false).await?;
-        Ok(true)
+    ) -> Result<BindStep, ReconcileError> {
+        let Some(w) = self.workers.get(worker).filter(|w| super::stores::idle(w)).cloned() else {
+            return Ok(BindStep::Skipped);
+        };
+        let binding = Binding {
+            ctx: self.ctx,
+            ledger: &self.shared.ledger,
+            arrivals: &self.shared.arrivals,
+            workers: &self.workers_api,
+            claims: &self.claims_api,
+            lease_seconds: self.pool.spec.claims.lease_seconds,
+            now: self.now,
+        };
+        let step = match bind::bind(&binding, claim, &w, reference.clone(), Some(self.listed_at)).await? {
+            Outcome::Bound { worker: written, claim: bound, note } => {
+                self.workers.insert(worker.to_string(), *written);
+                self.ctx.events.publish_later(vec![Deferred::normal(bound.as_ref(), "Bound", "Bind", note)]);
+                BindStep::Bound
+            }
+            Outcome::Refused(Refused::ClaimTaken) => BindStep::TakenByBindPath,
+            Outcome::Refused(Refused::WorkerTaken) | Outcome::WorkerRefused => BindStep::Skipped,
+            Outcome::ClaimLost { worker: current } | Outcome::Unfinished { worker: current } => {
+                self.workers.insert(worker.to_string(), *current);
+                BindStep::Skipped
+            }
+        };
+        Ok(step)
     }
 
     /// Apply one claim step other than a bind. False when it was skipped because its worker is gone.
@@ -66,12 +93,12 @@ impl Pool<'_> {
                 let lease = spec.claims.lease_seconds;
                 let msg = format!("the lease of {lease} s ran out without spec.renewedAt being renewed");
                 self.set_claim(claim, ClaimPhase::Expired, "LeaseExpired", &msg, |_| {}).await?;
-                self.ctx.events.warning(claim, "LeaseExpired", "Release", msg).await;
+                self.ctx.events.publish_later(vec![Deferred::warning(claim, "LeaseExpired", "Release", msg)]);
                 self.release(&worker, spec.claims.on_release, "its claim expired").await?;
             }
             ClaimStep::Fail { reason, message } => {
                 self.set_claim(claim, ClaimPhase::Failed, reason, &message, |_| {}).await?;
-                self.ctx.events.warning(claim, reason, "Bind", message).await;
+                self.ctx.events.publish_later(vec![Deferred::warning(claim, reason, "Bind", message)]);
             }
             ClaimStep::Hold { expires_at } => {
                 let worker = claim.status.as_ref().and_then(|s| s.worker.clone()).unwrap_or_default();
@@ -87,7 +114,12 @@ impl Pool<'_> {
                     }
                 });
                 if claim::put_status(&self.claims_api, claim, new, self.ctx).await? {
-                    self.ctx.events.warning(claim, REASON_INVALID_SPEC, "Validate", message).await;
+                    self.ctx.events.publish_later(vec![Deferred::warning(
+                        claim,
+                        REASON_INVALID_SPEC,
+                        "Validate",
+                        message,
+                    )]);
                 }
             }
         }
@@ -95,14 +127,7 @@ impl Pool<'_> {
     }
 
     pub(super) fn bound_message(&self, worker: &str) -> String {
-        match self.workers.get(worker).and_then(|w| w.status.as_ref()) {
-            Some(s) => format!(
-                "bound to worker {worker} at {}:{}",
-                s.ip.as_deref().unwrap_or("?"),
-                s.port.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
-            ),
-            None => format!("bound to worker {worker}"),
-        }
+        bind::bound_note(worker, self.workers.get(worker).and_then(|w| w.status.as_ref()))
     }
 
     /// Commit a binding on the claim (the worker already names it).
@@ -113,25 +138,11 @@ impl Pool<'_> {
         cold_start: bool,
     ) -> Result<(), ReconcileError> {
         let ws = self.workers.get(worker).and_then(|w| w.status.clone()).unwrap_or_default();
-        let lease = i64::from(self.pool.spec.claims.lease_seconds);
-        let now = self.now;
-        let msg = self.bound_message(worker);
-        let written = self
-            .set_claim(claim, ClaimPhase::Bound, "Bound", &msg, |s| {
-                s.worker = Some(worker.to_string());
-                s.ip = ws.ip.clone();
-                s.port = ws.port;
-                s.task_arn = ws.task_arn.clone();
-                s.bound_at = Some(Time(now));
-                s.expires_at = Some(Time(plus_secs(now, lease)));
-                s.cold_start = Some(cold_start);
-            })
-            .await?;
-        if written {
-            let created = claim.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
-            let waited = now.duration_since(created).as_secs_f64().max(0.0);
-            self.ctx.metrics.claim_bound(cold_start, waited);
-            self.ctx.events.normal(claim, "Bound", "Bind", msg).await;
+        let new = bind::bound_status(claim, worker, &ws, self.pool.spec.claims.lease_seconds, cold_start, self.now);
+        if claim::put_status(&self.claims_api, claim, new, self.ctx).await? {
+            bind::record_bound(self.ctx, &self.shared.arrivals, claim, cold_start, self.now);
+            let note = self.bound_message(worker);
+            self.ctx.events.publish_later(vec![Deferred::normal(claim, "Bound", "Bind", note)]);
         }
         Ok(())
     }

@@ -1,12 +1,17 @@
 //! HotPoolClaim status: how it is computed and written (shared with the pool controller), and the
 //! small controller for claims the pool controller cannot see: a missing pool, or an invalid spec.
+//!
+//! The claim controller has no watch of its own: it reads the HotPool controller's claim store and
+//! runs on its claim events (`stores`), and looks a claim's pool up in the pool store, asking the
+//! apiserver only when the store says the pool is missing or going (before writing for it).
 
 use std::sync::Arc;
 
 use futures::StreamExt;
+use futures::channel::mpsc::UnboundedReceiver;
 use kube::api::{Api, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
 use super::super::{Managed, ReconcileError, error_policy, jittered};
@@ -85,13 +90,25 @@ pub async fn put_status(
     Ok(true)
 }
 
-/// Run the claim controller until `stop` resolves.
-pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
-    let claims: Api<HotPoolClaim> = super::super::api_for(&ctx);
-    Controller::new(claims, watcher::Config::default().any_semantic())
+/// Run the claim controller on the shared stores and the claim triggers until `stop` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    stores: super::stores::Stores,
+    triggers: UnboundedReceiver<ObjectRef<HotPoolClaim>>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let pools = stores.pools.clone();
+    // No stream of its own: every claim event arrives as a trigger, and the claim is read from the
+    // shared store.
+    Controller::for_stream(futures::stream::pending(), stores.claims)
         .with_config(super::super::controller_config(&ctx))
+        .reconcile_on(triggers)
         .graceful_shutdown_on(stop)
-        .run(super::super::guard(reconcile), error_policy::<HotPoolClaim>, ctx)
+        .run(
+            super::super::guard(move |claim, ctx| reconcile(claim, ctx, pools.clone())),
+            error_policy::<HotPoolClaim>,
+            ctx,
+        )
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!(kind = "HotPoolClaim", %err, "controller event");
@@ -100,12 +117,22 @@ pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> 
         .await;
 }
 
-async fn reconcile(claim: Arc<HotPoolClaim>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+async fn reconcile(
+    claim: Arc<HotPoolClaim>,
+    ctx: Arc<Context>,
+    pools: Store<HotPool>,
+) -> Result<Action, ReconcileError> {
     let ns = claim.namespace().ok_or(ReconcileError::MissingMetadata("metadata.namespace"))?;
     let api: Api<HotPoolClaim> = Api::namespaced(ctx.client.clone(), &ns);
     let phase = claim.status.as_ref().and_then(|s| s.phase).unwrap_or_default();
     // Validated before the pool lookup, so an invalid spec is what a claim of a missing pool shows.
     let invalid = claim.validate().err();
+    let cached = pools.get(&ObjectRef::new(&claim.spec.pool).within(&ns));
+    if cached.is_some_and(|p| p.metadata.deletion_timestamp.is_none()) {
+        // The pool's controller owns this claim's status, an invalid spec included: one writer.
+        return Ok(Action::await_change());
+    }
+    // Missing or going in the store, which may lag: the apiserver decides before anything is written.
     let pools: Api<HotPool> = Api::namespaced(ctx.client.clone(), &ns);
     if pools.get_opt(&claim.spec.pool).await?.is_some() {
         // The pool's controller owns this claim's status, an invalid spec included: one writer.

@@ -199,7 +199,19 @@ impl Pool<'_> {
             self.workers.insert(name.clone(), created);
             names.push(name);
         }
-        self.run_batch(version, td, &token, &names, names.len(), slots, result).await
+        match self.run_batch(version, td, &token, &names, names.len(), slots, result).await {
+            Err(ReconcileError::RacedDeletion(why)) => {
+                // The fence found the pool being deleted before RunTask, and this batch's token is
+                // new: no call ever carried it, so no task can. Its rows go now; left, they would
+                // hold the deletion as long as a launch that may still act (minutes), which a
+                // deletion right after a claim's binding met once binds stopped waiting for passes.
+                for name in &names {
+                    self.delete_worker(name).await?;
+                }
+                Err(ReconcileError::RacedDeletion(why))
+            }
+            other => other,
+        }
     }
 
     /// Wait for `n` launches of the `--launches-per-second` budget.
@@ -214,8 +226,9 @@ impl Pool<'_> {
     /// and before RunTask: a pass that started from a copy without the deletion (another replica's,
     /// or one from before the delete) must not start tasks the cleanup may already have looked for.
     /// The cleanup lists the workers again after its last step, so a worker written before this
-    /// read is seen there (and its task stopped); one written after it finds the deletion here. The
-    /// rows stay either way: the cleanup waits for a young worker's task and removes them.
+    /// read is seen there (and its task stopped); one written after it finds the deletion here. A
+    /// relaunch's rows stay (an earlier call with their token may still act: the cleanup waits for
+    /// a young worker's task and removes them); a new batch's rows are removed (`launch_batch`).
     async fn fence(&self) -> Result<(), ReconcileError> {
         let api: Api<HotPool> = Api::namespaced(self.ctx.client.clone(), &self.owner.namespace);
         let fresh = api.get_opt(&self.name).await?;

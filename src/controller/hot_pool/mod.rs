@@ -1,12 +1,26 @@
 //! The HotPool controller: keeps `scaleTo` idle ECS worker tasks per pooled version, binds
 //! HotPoolClaims to them exactly once, and stops what nobody needs.
 //!
-//! One reconcile per pool decides everything about that pool (kube-runtime never runs two
-//! reconciles of one object at once), triggered by the pool, its workers (owner references) and its
-//! claims (mapped by `spec.pool`). Workers are read with a fresh LIST each pass rather than from a
-//! cache, so a worker written a moment ago is never counted as missing and launched twice; claims
-//! come from a reflector store, and every worker or claim status write carries the resourceVersion
-//! it was planned from, so a stale read ends in a conflict and a retry, never in a double binding.
+//! Three parts share one set of watches (`stores`: one reflector each for pools, workers and
+//! claims, with `managedFields` and the last-applied annotation dropped before anything is stored):
+//!
+//! - the pool pass: one reconcile per pool decides everything about that pool (kube-runtime never
+//!   runs two reconciles of one object at once), triggered by the pool, its workers and its claims
+//!   (a claim waiting for a worker through the bind path, once that has bound it or left it); it
+//!   starts with a round of the bind path itself, from the stores, before its AWS reads;
+//! - the bind path (`binder`): a claim that appears while its pool has an Available worker is bound
+//!   from the stores at once, with two apiserver writes and no AWS call, without waiting for a pool
+//!   pass (whose AWS reads and launches take seconds); the claims of a burst are bound concurrently;
+//! - the claim controller (`claim`), for claims whose pool does not exist.
+//!
+//! Exactly one process writes worker and claim status (the leader); in it, two writers make
+//! bindings, the bind path and the pool pass (which binds claims that waited, as workers start or
+//! come back). Every worker and claim write carries the resourceVersion it was planned from, so a
+//! stale read ends in a conflict and a retry, never in a double binding, and both reserve a worker
+//! and a claim in the `ledger` before writing, so they never pick the same worker, and a pass's
+//! idle stop (StopTask has no precondition) never stops a worker the bind path took after the
+//! pass's LIST. Workers are read by the pass with a fresh LIST rather than from the store, so a
+//! worker written a moment ago is never counted as missing and launched twice.
 //!
 //! A worker object is written before its task is launched, carrying the RunTask idempotency token
 //! (`spec.launchToken`, also a task tag). After a crash or a lost response between RunTask and the
@@ -17,19 +31,25 @@
 //! definitions, workers, tasks, claims, held-back launches), the pure `plan::plan_pass` decides every
 //! step as a value (recover, relaunch, orphans, each worker's step, releases, each claim's step, idle
 //! stops, launches), `apply` runs them in order, and the status is written once at the end. Worker
-//! writes live in `workers`, claim writes in `binding`, RunTask in `launch`, pool deletion in
-//! `cleanup`.
+//! writes live in `workers`, claim writes in `binding` (a binding itself in `bind`, shared with the
+//! bind path), RunTask in `launch`, pool deletion in `cleanup`. Events about claims are published
+//! after the writes they report, off the path of the next bind.
 
 mod apply;
+pub mod arrivals;
 pub mod aws;
+mod bind;
+mod binder;
 mod binding;
 pub mod claim;
 mod cleanup;
 pub mod inventory;
 pub mod launch;
+pub mod ledger;
 mod observe;
 pub mod plan;
 mod status;
+pub mod stores;
 mod workers;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -39,13 +59,12 @@ use std::time::Duration;
 use crate::runtime::clock::Instant;
 
 use futures::future::BoxFuture;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::ObjectRef;
 
 use self::aws::PoolAws;
 use super::pipeline::{Applied, Pipeline, drive};
@@ -61,22 +80,18 @@ pub const LAUNCH_LABEL: &str = "fargate.operator.dev/launch";
 /// How often a pool with Starting workers looks at them again.
 const STARTING_POLL: Duration = Duration::from_secs(3);
 
-/// State shared by every HotPool reconcile.
+/// State shared by every HotPool reconcile and the bind path.
 pub struct Shared {
-    /// Every HotPoolClaim the operator watches.
-    pub claims: Store<HotPoolClaim>,
-    /// True once the claim store holds its first full list. Not `Store::wait_until_ready`: in
-    /// kube-runtime 5.0 it wakes only the last of several concurrent waiters (its `DelayedInit`
-    /// polls one oneshot receiver, which keeps a single waker), so after a leader takeover every
-    /// pool reconcile but one waited forever (found by the chaos run). A watch channel wakes all.
-    claims_ready: tokio::sync::watch::Receiver<bool>,
+    /// The pools, workers and claims the operator watches.
+    stores: stores::Stores,
+    /// When each waiting claim was first seen.
+    arrivals: Arc<arrivals::Arrivals>,
+    /// The binds of this process, shared by the bind path and the passes.
+    ledger: ledger::Ledger,
     /// When each pool last listed all its tasks (the orphan and lost-task sweep).
     last_sweep: Mutex<HashMap<String, Instant>>,
     /// Versions whose RunTask ECS rejected recently.
     rejections: launch::Rejections,
-    /// Every HotPool the operator watches (the controller's own cache), for the namespace's
-    /// `maxPoolTasks`.
-    pools: Store<HotPool>,
 }
 
 impl Shared {
@@ -90,51 +105,49 @@ impl Shared {
     }
 }
 
-/// Run the HotPool controller (and the claim controller for claims whose pool is missing) until
-/// `stop` resolves.
-pub async fn run(
-    ctx: Arc<Context>,
-    stop_pools: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-    stop_claims: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    let pools: Api<HotPool> = super::api_for(&ctx);
-    let workers: Api<HotPoolWorker> = super::api_for(&ctx);
-    let claims: Api<HotPoolClaim> = super::api_for(&ctx);
-    let (reader, writer) = reflector::store();
-    let (ready_tx, claims_ready) = tokio::sync::watch::channel(false);
-    // The store is updated before the event reaches the controller, so a reconcile triggered by a
-    // claim always sees that claim.
-    let claim_events = reflector::reflector(writer, watcher(claims, watcher::Config::default().any_semantic()))
-        .default_backoff()
-        .inspect_ok(move |event| {
-            if matches!(event, watcher::Event::InitDone) {
-                ready_tx.send_replace(true);
-            }
-        })
-        .touched_objects();
-    let controller = Controller::new(pools, watcher::Config::default().any_semantic());
+/// Run the HotPool controller (the pool passes, the bind path, and the claim controller for claims
+/// whose pool is missing) until `stop` resolves; then let what is in flight finish.
+pub async fn run(ctx: Arc<Context>, stop: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+    let stop = stop.shared();
+    let arrivals = Arc::new(arrivals::Arrivals::default());
+    let (stores, pool_stream, triggers, watches) = stores::watch_all(&ctx, arrivals.clone());
     let shared = Arc::new(Shared {
-        claims: reader,
-        claims_ready,
+        stores: stores.clone(),
+        arrivals,
+        ledger: ledger::Ledger::default(),
         last_sweep: Mutex::new(HashMap::new()),
         rejections: launch::Rejections::default(),
-        pools: controller.store(),
     });
-    let pool_controller = controller
+    let pass_shared = shared.clone();
+    let pool_controller = Controller::for_stream(pool_stream, stores.pools.clone())
         .with_config(super::controller_config(&ctx))
         .reconcile_all_on(ctx.access.changes())
-        .owns(workers, watcher::Config::default().any_semantic())
-        .watches_stream(claim_events, |c: HotPoolClaim| {
-            c.namespace().map(|ns| ObjectRef::<HotPool>::new(&c.spec.pool).within(&ns))
-        })
-        .graceful_shutdown_on(stop_pools)
-        .run(super::guard(move |pool, ctx| reconcile(pool, ctx, shared.clone())), error_policy::<HotPool>, ctx.clone())
+        .reconcile_on(triggers.pools)
+        .graceful_shutdown_on(stop.clone())
+        .run(
+            super::guard(move |pool, ctx| reconcile(pool, ctx, pass_shared.clone())),
+            error_policy::<HotPool>,
+            ctx.clone(),
+        )
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::debug!(kind = KIND, %err, "controller event");
             }
         });
-    tokio::join!(pool_controller, claim::run(ctx, stop_claims));
+    // The stores stop with the term; what is in flight finishes on them as they are.
+    let stop_watches = stop.clone();
+    let watches = async move {
+        tokio::select! {
+            _ = stop_watches => {}
+            _ = watches => {}
+        }
+    };
+    tokio::join!(
+        watches,
+        pool_controller,
+        binder::run(ctx.clone(), shared, triggers.binds, triggers.pass, stop.clone()),
+        claim::run(ctx, stores, triggers.claims, stop),
+    );
 }
 
 /// Reconcile one HotPool.
@@ -185,9 +198,13 @@ async fn apply(
     shared: &Shared,
 ) -> Result<Action, ReconcileError> {
     tracing::debug!(pool = %pool.name_any(), "waiting for the claim store");
-    if shared.claims_ready.clone().wait_for(|ready| *ready).await.is_err() {
+    if !shared.stores.claims_listed().await {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
+    // Claims waiting while an idle worker is there are bound first, from the stores and with no AWS
+    // call (the bind path does this on their watch events; this covers an event it missed, and a
+    // pass whose AWS reads fail).
+    binder::bind_waiting(ctx, shared, &ObjectRef::from_obj(pool.as_ref()), None).await;
     let pass = PoolPass { ctx, shared, aws: pool_aws(ctx, &pool).await, owner: owner(ctx, &pool)? };
     drive(&pass, api, pool.as_ref(), pool.spec.policy.paused, ctx).await
 }
@@ -216,6 +233,7 @@ struct RunPlan {
     claims: Vec<Arc<HotPoolClaim>>,
     current_td: BTreeMap<String, String>,
     now: Timestamp,
+    listed_at: Instant,
 }
 
 impl Pipeline<HotPool> for PoolPass<'_> {
@@ -226,20 +244,7 @@ impl Pipeline<HotPool> for PoolPass<'_> {
     type Plan = PoolPlan;
 
     fn access_uses(&self, obj: &HotPool) -> Vec<super::access::Use> {
-        if !self.ctx.access.limits_pool_tasks() {
-            return super::access::uses::hot_pool(&obj.spec, 0);
-        }
-        let others = self
-            .shared
-            .pools
-            .state()
-            .iter()
-            .filter(|p| {
-                p.namespace() == obj.namespace() && p.uid() != obj.uid() && p.metadata.deletion_timestamp.is_none()
-            })
-            .map(|p| super::access::uses::pool_tasks(&p.spec))
-            .fold(0i64, i64::saturating_add);
-        super::access::uses::hot_pool(&obj.spec, others)
+        access_uses(self.ctx, self.shared, obj)
     }
 
     fn observe<'a>(
@@ -288,6 +293,7 @@ impl Pipeline<HotPool> for PoolPass<'_> {
             claims: observed.claims.clone(),
             current_td: observed.current_td.clone(),
             now: observed.now,
+            listed_at: observed.listed_at,
         }))
     }
 
@@ -308,7 +314,7 @@ impl Pipeline<HotPool> for PoolPass<'_> {
                 }
                 PoolPlan::Run(run) => *run,
             };
-            let RunPlan { mut status, decided, workers, claims, mut current_td, now } = run;
+            let RunPlan { mut status, decided, workers, claims, mut current_td, now, listed_at } = run;
             let mut result = PassResult { problems: decided.problems, next: decided.next };
             let mut pass = Pool {
                 pool: obj,
@@ -326,6 +332,7 @@ impl Pipeline<HotPool> for PoolPass<'_> {
                 resources: decided.resources,
                 writer,
                 now,
+                listed_at,
             };
             let outcome = pass.run(decided.steps, &claims, &mut result).await;
             // Also after a failed pass: a RunTask it made may have started tasks in a cluster it recorded.
@@ -370,6 +377,22 @@ impl Pipeline<HotPool> for PoolPass<'_> {
     }
 }
 
+/// What a pool's spec uses in AWS, for the AccessPolicy gate (its pass's, and the bind path's).
+fn access_uses(ctx: &Context, shared: &Shared, obj: &HotPool) -> Vec<super::access::Use> {
+    if !ctx.access.limits_pool_tasks() {
+        return super::access::uses::hot_pool(&obj.spec, 0);
+    }
+    let others = shared
+        .stores
+        .pools
+        .state()
+        .iter()
+        .filter(|p| p.namespace() == obj.namespace() && p.uid() != obj.uid() && p.metadata.deletion_timestamp.is_none())
+        .map(|p| super::access::uses::pool_tasks(&p.spec))
+        .fold(0i64, i64::saturating_add);
+    super::access::uses::hot_pool(&obj.spec, others)
+}
+
 fn cluster_missing(pool: &HotPool) -> super::Blocked {
     super::Blocked {
         reason: "ClusterNotFound",
@@ -401,4 +424,6 @@ struct Pool<'a> {
     /// The pool's status writer (a new cluster is recorded before the first RunTask into it).
     writer: &'a StatusWriter<'a, HotPool>,
     now: Timestamp,
+    /// When the workers were listed (see `Ledger`).
+    listed_at: Instant,
 }

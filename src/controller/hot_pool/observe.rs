@@ -1,7 +1,10 @@
 //! What one pool pass reads before it plans: the task definition each version resolves to, the
 //! pool's workers (a fresh LIST, so a worker written a moment ago is never counted as missing and
-//! launched twice), its tasks, its claims (from the reflector store) and the launches held back
-//! after a rejection.
+//! launched twice), its tasks, its claims (from the claim store, read after the LIST: a binding
+//! this process made was planned from a claim already in the store, so a listed worker naming it
+//! never finds its claim missing and released) and the launches held back after a rejection. Copies
+//! of workers and claims that a bind of this process wrote over after they were read are replaced
+//! with what it wrote (`Ledger::overlay`).
 //!
 //! Tasks: those of Starting workers are described every pass. The full sweep (when a worker's task
 //! is unrecorded, else every `replenishIntervalSeconds`) also lists the pool's running tasks
@@ -50,6 +53,9 @@ pub struct Observed {
     pub held: BTreeMap<(String, String), (String, Duration)>,
     /// `spec.cluster` does not exist: nothing else was read.
     pub cluster_missing: bool,
+    /// When the workers were listed (a bind of this process that touched a worker since is one the
+    /// LIST may not show).
+    pub listed_at: Instant,
 }
 
 /// Read everything a pass of `pool` plans from.
@@ -63,7 +69,8 @@ pub async fn observe(
 ) -> Result<Observed, ReconcileError> {
     let now = crate::runtime::clock::now();
     let (current_td, problems) = resolve_task_definitions(pool, old, aws).await?;
-    let workers = list_workers(pool, owner, workers_api).await?;
+    let listed_at = Instant::now();
+    let mut workers = list_workers(pool, owner, workers_api).await?;
     let mut resources = old.resources.clone();
     // Pools launched before the inventory existed get their entries this way, and so does a
     // cluster whose entry a crash kept from being written.
@@ -93,6 +100,7 @@ pub async fn observe(
                 claims: Vec::new(),
                 held: BTreeMap::new(),
                 cluster_missing: true,
+                listed_at,
             });
         }
         Err(e) => return Err(e.into()),
@@ -100,12 +108,14 @@ pub async fn observe(
     if full {
         shared.swept(&key);
     }
-    let claims: Vec<Arc<HotPoolClaim>> = shared
+    let mut claims: Vec<Arc<HotPoolClaim>> = shared
+        .stores
         .claims
         .state()
         .into_iter()
         .filter(|c| c.namespace().as_deref() == Some(owner.namespace.as_str()) && c.spec.pool == pool.name_any())
         .collect();
+    shared.ledger.overlay(&mut workers, &mut claims);
     let mut held = BTreeMap::new();
     let launches = current_td.iter().map(|(v, td)| (v.clone(), td.clone()));
     let relaunches = workers.values().map(|w| (w.spec.version.clone(), w.spec.task_definition_arn.clone()));
@@ -115,7 +125,19 @@ pub async fn observe(
             held.insert((version, td), blocked);
         }
     }
-    Ok(Observed { now, current_td, problems, workers, resources, running, tasks, claims, held, cluster_missing: false })
+    Ok(Observed {
+        now,
+        current_td,
+        problems,
+        workers,
+        resources,
+        running,
+        tasks,
+        claims,
+        held,
+        cluster_missing: false,
+        listed_at,
+    })
 }
 
 type ResolvedTaskDefinitions = (BTreeMap<String, String>, Vec<(&'static str, String)>);
