@@ -173,7 +173,7 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
         let in_place = status.observed_generation == generation
             && conditions::is_true(&status.conditions, READY)
             && conditions::is_true(&status.conditions, conditions::SYNCED)
-            && !status.change.as_ref().is_some_and(|c| c.status == "PENDING");
+            && status.change.as_ref().is_none_or(|c| c.status != "PENDING");
         let age = self.ctx.failover_passes.full_age(&pass_key(obj), generation)?;
         let resync = self.ctx.config.resync();
         if !in_place || age >= resync {

@@ -10,7 +10,7 @@
 //! - the claim controller, for every claim event.
 //!
 //! `metadata.managedFields` and the `kubectl.kubernetes.io/last-applied-configuration` annotation
-//! are dropped from every object before it enters a store ([`strip`]): the controller reads neither
+//! are dropped from every object before it enters a store (`controller::slim`): the controller reads neither
 //! (it writes status through the status subresource, which keeps the stored metadata, and an update
 //! without `managedFields` keeps the stored ones), and on small objects they are most of the bytes.
 //!
@@ -34,20 +34,6 @@ use super::arrivals::Arrivals;
 use crate::api::hot_pool::{ClaimPhase, HotPool, HotPoolClaim, HotPoolWorker, WorkerPhase};
 use crate::runtime::Context;
 use crate::runtime::clock::Instant;
-
-/// The annotation `kubectl apply` keeps the whole applied object in.
-pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Drop what the controller never reads and what makes up most of a small object's bytes:
-/// `metadata.managedFields` and the last-applied annotation. Only `ObjectMeta` fields kube-runtime
-/// documents as safe to drop are touched.
-pub fn strip<K: Resource>(obj: &mut K) {
-    let meta = obj.meta_mut();
-    meta.managed_fields = None;
-    if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED);
-    }
-}
 
 /// The stores, and whether each holds its first full list.
 #[derive(Clone)]
@@ -195,7 +181,7 @@ fn stripped<K>(api: Api<K>) -> impl Stream<Item = Result<watcher::Event<K>, watc
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
 {
-    watcher(api, watcher::Config::default().any_semantic()).modify(strip::<K>)
+    watcher(api, watcher::Config::default().any_semantic()).modify(crate::controller::slim::slim::<K>)
 }
 
 #[derive(Clone)]
@@ -252,13 +238,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn strip_drops_managed_fields_and_the_last_applied_annotation_and_nothing_else() {
+    fn stores_drop_managed_fields_and_the_last_applied_annotation_and_nothing_else() {
         let mut c: HotPoolClaim = serde_json::from_value(serde_json::json!({
             "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPoolClaim",
             "metadata": {
                 "name": "c1", "namespace": "n", "uid": "u1", "resourceVersion": "42", "generation": 3,
                 "labels": {"team": "a"}, "finalizers": ["x"],
-                "annotations": {LAST_APPLIED: "{\"big\": true}", "keep": "me"},
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"big\": true}", "keep": "me"},
                 "ownerReferences": [{"apiVersion": "v1", "kind": "HotPool", "name": "p", "uid": "pu"}],
                 "managedFields": [{"manager": "kubectl", "operation": "Apply", "apiVersion": "v1"}]
             },
@@ -267,7 +253,7 @@ mod tests {
         }))
         .expect("claim");
         let before = c.clone();
-        strip(&mut c);
+        crate::controller::slim::slim(&mut c);
         assert_eq!(c.metadata.managed_fields, None);
         let annotations = c.metadata.annotations.clone().unwrap_or_default();
         assert_eq!(annotations.into_iter().collect::<Vec<_>>(), vec![("keep".to_string(), "me".to_string())]);
