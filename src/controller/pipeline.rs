@@ -2,9 +2,7 @@
 //! AWS reads) → plan (a pure function returning a value) → apply (the steps, each result recorded as
 //! it lands) → status, Events and backoff through [`finish_pass`]. A kind supplies the three middle
 //! parts by implementing [`Pipeline`]; what a pass does with success, a problem for a human or an
-//! AWS error exists once, here and in `pass.rs`. A kind may declare a pass *settled*
-//! ([`Pipeline::settled`]: a recent full pass found everything in place), which then carries the
-//! status over without observe, plan or apply, and only `finish` edits it.
+//! AWS error exists once, here and in `pass.rs`.
 
 use futures::future::BoxFuture;
 use kube::api::Api;
@@ -92,14 +90,6 @@ pub trait Pipeline<K: Managed>: Send + Sync {
     fn finish(&self, _obj: &K, _status: &mut K::Status, _end: &PassEnd) -> Vec<PassEvent> {
         Vec::new()
     }
-
-    /// A pass with nothing to read: `Some(end)` when what the status says of AWS still holds (a
-    /// recent full pass found it so and nothing asks for another) and the pass exists only for what
-    /// `finish` adds, e.g. a health reading. The status is then carried over as it is, without a
-    /// single AWS call.
-    fn settled(&self, _obj: &K, _status: &K::Status) -> Option<PassEnd> {
-        None
-    }
 }
 
 /// Observe, plan and apply one pass over `obj` (as the gate let it through).
@@ -163,13 +153,10 @@ pub async fn drive<K: Managed, P: Pipeline<K>>(
                     end: PassEnd::Error(ReconcileError::AccessUnknown(why)),
                     events: Vec::new(),
                 },
-                Gate::Allowed(grant) => match pipeline.settled(obj, &old) {
-                    Some(end) => Applied { status: old.clone(), end, events: Vec::new() },
-                    None => {
-                        let narrowed = pipeline.narrowed(obj, &grant);
-                        observe_plan_apply(pipeline, narrowed.as_ref().unwrap_or(obj), &old, &writer).await
-                    }
-                },
+                Gate::Allowed(grant) => {
+                    let narrowed = pipeline.narrowed(obj, &grant);
+                    observe_plan_apply(pipeline, narrowed.as_ref().unwrap_or(obj), &old, &writer).await
+                }
             }
         }
     };

@@ -40,13 +40,6 @@ impl PassLog {
         entries.get(key).is_none_or(|e| e.generation != generation || e.full_at.elapsed() >= every)
     }
 
-    /// How long ago `key`'s last full pass at `generation` was (`None`: none in this process, or
-    /// one of another generation).
-    pub fn full_age(&self, key: &str, generation: Option<i64>) -> Option<Duration> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.get(key).filter(|e| e.generation == generation).map(|e| e.full_at.elapsed())
-    }
-
     /// How many full passes `key` has had in this process before the one about to run.
     pub fn full_passes(&self, key: &str) -> u64 {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(key).map_or(0, |e| e.full_passes)

@@ -28,7 +28,6 @@ pub(super) async fn cleanup(
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
     ctx.health.forget(&obj);
-    ctx.failover_passes.forget(&super::pass_key(&obj));
     if obj.spec.policy.deletion == DeletionPolicy::Retain {
         return Ok(Action::await_change());
     }

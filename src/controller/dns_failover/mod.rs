@@ -41,11 +41,6 @@ const KIND: &str = "DnsFailover";
 /// What a pass that found everything in place says.
 const CONVERGED: &str = "health checks and both records match the spec";
 
-/// The key of `obj` in `Context::failover_passes`.
-fn pass_key(obj: &DnsFailover) -> String {
-    kube::runtime::reflector::ObjectRef::from_obj(obj).to_string()
-}
-
 async fn clients(ctx: &Context, obj: &DnsFailover) -> Result<FailoverAws, ReconcileError> {
     let aws = super::inventory::aws_of(obj);
     let clients = ctx.aws.clients_for(aws).await;
@@ -154,7 +149,6 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
                     );
                     let pending = status.change.as_ref().is_some_and(|c| c.status == "PENDING");
                     let requeue = if pending { Duration::from_secs(10) } else { jittered(self.ctx.config.resync()) };
-                    self.ctx.failover_passes.record_full(&pass_key(obj), generation);
                     PassEnd::Converged { message: CONVERGED, requeue }
                 }
                 Ok(Some(b)) => PassEnd::Blocked(b),
@@ -162,26 +156,6 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
             };
             Applied { status, end, events: Vec::new() }
         })
-    }
-
-    /// No AWS read when a full pass of this generation found the records and checks in place less
-    /// than a resync ago: the pass is then a health reading to apply, or the echo of this object's
-    /// own status write. At 1,000 objects a failover of every primary would otherwise cost two
-    /// Route 53 reads per object (minutes of the budget) before the status could say so.
-    fn settled(&self, obj: &DnsFailover, status: &DnsFailoverStatus) -> Option<PassEnd> {
-        let generation = obj.meta().generation;
-        let in_place = status.observed_generation == generation
-            && conditions::is_true(&status.conditions, READY)
-            && conditions::is_true(&status.conditions, conditions::SYNCED)
-            && status.change.as_ref().is_none_or(|c| c.status != "PENDING");
-        let age = self.ctx.failover_passes.full_age(&pass_key(obj), generation)?;
-        let resync = self.ctx.config.resync();
-        if !in_place || age >= resync {
-            return None;
-        }
-        // The next full pass stays where the last one put it.
-        let requeue = resync.saturating_sub(age).max(Duration::from_secs(1));
-        Some(PassEnd::Converged { message: CONVERGED, requeue })
     }
 
     /// The poller's latest reading of the checks this status names, whatever the pass's end (this
