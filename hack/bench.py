@@ -40,6 +40,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 
@@ -350,6 +351,16 @@ def remove_objects(ns):
 
 
 def start_operator(binary, env, log_path):
+    # Another operator (a bench killed earlier) answering on METRICS would be scraped instead.
+    try:
+        urllib.request.urlopen(f"http://{METRICS}/readyz", timeout=1)
+        busy = True
+    except urllib.error.HTTPError:  # answers, e.g. 503 while not ready
+        busy = True
+    except OSError:
+        busy = False
+    if busy:
+        raise RuntimeError(f"something already serves {METRICS}: stop it (an operator left by an earlier bench?)")
     logf = open(log_path, "a")
     op = subprocess.Popen([binary, "run"], env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
     for _ in range(100):

@@ -33,6 +33,10 @@ pub async fn hosted_zone(
     if let Some(known) = facts.zone(zone) {
         return Ok(known);
     }
+    let _reading = facts.read_lock(&format!("zone {zone}")).await;
+    if let Some(known) = facts.zone(zone) {
+        return Ok(known);
+    }
     let found = caller.call(crate::aws::Service::Route53, "GetHostedZone", || r53.get_hosted_zone(zone)).await?;
     let mut servers: Vec<String> =
         found.name_servers.iter().map(|n| n.trim_end_matches('.').to_ascii_lowercase()).collect();
@@ -54,6 +58,7 @@ pub struct Facts {
     attempted: Mutex<HashSet<String>>,
     rule_tags: Mutex<HashMap<String, BTreeMap<String, String>>>,
     listener_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<PriorityLog>>>>,
+    reads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// How many priority changes a [`PriorityLog`] keeps.
@@ -99,6 +104,14 @@ impl Facts {
     /// Remember hosted zone `id`.
     pub fn remember_zone(&self, id: &str, facts: ZoneFacts) {
         self.zones.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), facts);
+    }
+
+    /// Held while a fact is read, so the passes that start together (64 at once after a restart)
+    /// send one read per fact and the others find it remembered: check, take this, check again.
+    /// A failed read remembers nothing; the next holder reads again.
+    pub async fn read_lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self.reads.lock().unwrap_or_else(|p| p.into_inner()).entry(key.to_string()).or_default().clone();
+        lock.lock_owned().await
     }
 
     /// The load balancer behind `listener_arn`, if read before.
@@ -177,6 +190,25 @@ mod tests {
         assert!(!f.attempt("ref"), "the first attempt");
         assert!(f.attempt("ref"), "a repeat");
         assert!(f.attempted("ref"));
+    }
+
+    /// 64 passes that start together (a restart) send one GetHostedZone, and a failed read is
+    /// not remembered.
+    #[tokio::test(start_paused = true)]
+    async fn passes_that_start_together_read_a_fact_once() {
+        use crate::aws::api::route53::HostedZone;
+        use crate::aws::api::route53::fake::{FakeRoute53, caller};
+        let zone = HostedZone { id: "/hostedzone/Z1".into(), name: "a.com.".into(), name_servers: vec!["NS1.".into()] };
+        let fake = FakeRoute53 { zones: vec![zone], ..FakeRoute53::default() };
+        let (facts, caller) = (Facts::default(), caller());
+        let reads = (0..64).map(|_| hosted_zone(&facts, &caller, &fake, "Z1"));
+        for read in futures::future::join_all(reads).await {
+            assert_eq!(read, Ok(("a.com.".to_string(), vec!["ns1".to_string()])));
+        }
+        assert_eq!(fake.log.requests(), ["GetHostedZone Z1"]);
+        let missing = futures::future::join_all((0..2).map(|_| hosted_zone(&facts, &caller, &fake, "Z9"))).await;
+        assert!(missing.iter().all(|r| r.as_ref().is_err_and(|e| e.is_not_found())));
+        assert_eq!(fake.log.requests().len(), 3, "each waiter reads again after a failed read");
     }
 
     #[test]

@@ -72,6 +72,10 @@ impl FargateAws {
         if let Some(info) = self.facts.listener(listener_arn) {
             return Ok(info);
         }
+        let _reading = self.facts.read_lock(&format!("listener {listener_arn}")).await;
+        if let Some(info) = self.facts.listener(listener_arn) {
+            return Ok(info);
+        }
         let info = self.read_listener(listener_arn).await?;
         if !info.lb_arn.is_empty() {
             self.facts.remember_listener(listener_arn, info.clone());

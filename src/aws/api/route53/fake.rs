@@ -74,13 +74,21 @@ pub(crate) struct FakeRoute53 {
     pub health_checks: Vec<HealthCheck>,
     /// Health checks per page (at least 1).
     pub page_size: usize,
+    /// Hosted zones GetHostedZone answers (others: `NoSuchHostedZone`).
+    pub zones: Vec<HostedZone>,
     /// Every request.
     pub log: RequestLog,
 }
 
 impl Route53Api for FakeRoute53 {
-    fn get_hosted_zone<'a>(&'a self, _: &'a str) -> ApiFuture<'a, HostedZone> {
-        self.log.not_faked("GetHostedZone")
+    fn get_hosted_zone<'a>(&'a self, id: &'a str) -> ApiFuture<'a, HostedZone> {
+        self.log.record(format!("GetHostedZone {id}"));
+        let found = self.zones.iter().find(|z| z.id.trim_start_matches("/hostedzone/") == id).cloned();
+        Box::pin(async move {
+            // A real answer takes a while: concurrent passes overlap.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            found.ok_or_else(|| error(ErrorCategory::NotFound, "NoSuchHostedZone"))
+        })
     }
 
     fn list_resource_record_sets<'a>(
