@@ -130,14 +130,17 @@ impl Ledger {
     }
 
     /// The worker write of the bind of `key` returned `written`.
-    pub fn worker_written(&self, key: &str, written: HotPoolWorker) {
+    pub fn worker_written(&self, key: &str, mut written: HotPoolWorker) {
+        // Kept for minutes and only compared and replayed into status writes (metadata is ignored there).
+        crate::controller::slim::slim(&mut written);
         if let Some(b) = self.lock().by_worker.get_mut(key) {
             b.worker = Some(Arc::new(written));
         }
     }
 
     /// The claim write of the bind of `key` returned `written`: the bind is done.
-    pub fn claim_written(&self, key: &str, written: HotPoolClaim, now: Instant) {
+    pub fn claim_written(&self, key: &str, mut written: HotPoolClaim, now: Instant) {
+        crate::controller::slim::slim(&mut written);
         if let Some(b) = self.lock().by_worker.get_mut(key) {
             b.claim = Some(Arc::new(written));
             b.in_flight = false;
