@@ -13,7 +13,7 @@ operator binary with its default budgets, N objects created at once, then:
 
 Environment: BENCH_SIZES (default "100,1000"), BENCH_IDLE_SECONDS (default 600), BENCH_SCENARIOS
 (default "fargateapp,dnsfailover,hotpool"), BENCH_BINARY (default target/release, else debug),
-BENCH_OUT (default BENCHMARKS.md), BENCH_RESULTS (default hack/bench-results.json), BENCH_METRICS_ADDR
+BENCH_OUT (default BENCHMARKS.md), BENCH_COMMIT (the binary's commit, default HEAD), BENCH_RESULTS (default hack/bench-results.json), BENCH_METRICS_ADDR
 (default 127.0.0.1:18181, the operator's metrics address).
 
 Every result is kept in BENCH_RESULTS by scenario and size (a rerun of one replaces it, with its
@@ -615,8 +615,9 @@ def load_results():
 
 def store_result(res, command):
     """Keep `res` in RESULTS, replacing an earlier result of the same scenario and size."""
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    # BENCH_COMMIT: the commit the binary was built from, when HEAD has moved on since.
+    commit = os.environ.get("BENCH_COMMIT") or subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     stored = load_results()
     stored[f"{res['scenario']}/{res['n']}"] = {
         **{k: v for k, v in res.items() if k != "calls"},

@@ -16,8 +16,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn print_crds(out_dir: Option<std::path::PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
     match out_dir {
         None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
             for crd in crds() {
-                print!("---\n{}", serde_yaml::to_string(&crd)?);
+                // An error, not print!'s panic, when the reader has gone (`crd | head`).
+                write!(out, "---\n{}", serde_yaml::to_string(&crd)?)?;
             }
         }
         Some(dir) => {
