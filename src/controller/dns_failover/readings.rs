@@ -68,6 +68,16 @@ impl Readings {
         key(obj)
     }
 
+    /// How many objects have a reading (those whose checks exist: the objects resyncing).
+    pub fn len(&self) -> usize {
+        self.by_object.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether no object has a reading.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The latest reading of `obj`, if any.
     pub fn latest(&self, obj: &DnsFailover) -> Option<Reading> {
         self.by_object.lock().unwrap_or_else(|p| p.into_inner()).get(&key(obj)).cloned()
