@@ -156,15 +156,7 @@ impl AwsProvider {
                 None
             }
         });
-        Self {
-            base,
-            session_name: "fargate-operator".into(),
-            cache: Arc::default(),
-            clients: Arc::default(),
-            cloudwatch: Arc::default(),
-            faults,
-            source: None,
-        }
+        Self { faults, ..Self::from_base(base) }
     }
 
     /// Inject faults into every client this provider builds (tests and chaos runs).
