@@ -7,9 +7,9 @@ use clap::Parser;
 use fargate_operator::api::{crd_file_content, crd_file_name, crds};
 use fargate_operator::config::{Cli, Command};
 
-/// mimalloc rather than glibc's malloc: with 300 of every kind in one process (the bench's `all`
-/// scenario, BENCHMARKS.md) it held 63 MiB steady against glibc's 78 and jemalloc's 69, at the same
-/// CPU.
+/// mimalloc rather than glibc's malloc: preloaded under the bench's `all` scenario at 300 it held
+/// 63 MiB steady against glibc's 78 and jemalloc's 69, at the same CPU. Built in through this crate
+/// it has not yet repeated that (BENCHMARKS.md): to be compared again on one commit.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
