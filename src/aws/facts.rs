@@ -61,6 +61,9 @@ pub struct Facts {
     reads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// Read locks kept before they are all dropped ([`Facts::read_lock`]).
+const MAX_READ_LOCKS: usize = 4096;
+
 /// How many priority changes a [`PriorityLog`] keeps.
 const PRIORITY_LOG: usize = 1024;
 
@@ -110,7 +113,15 @@ impl Facts {
     /// send one read per fact and the others find it remembered: check, take this, check again.
     /// A failed read remembers nothing; the next holder reads again.
     pub async fn read_lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = self.reads.lock().unwrap_or_else(|p| p.into_inner()).entry(key.to_string()).or_default().clone();
+        let lock = {
+            let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
+            // Keys come from specs (a zone id typed wrong and edited many times): forget them all
+            // now and then. A read in flight then may be repeated once, nothing worse.
+            if reads.len() >= MAX_READ_LOCKS && !reads.contains_key(key) {
+                reads.clear();
+            }
+            reads.entry(key.to_string()).or_default().clone()
+        };
         lock.lock_owned().await
     }
 
