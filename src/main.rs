@@ -10,6 +10,7 @@ use fargate_operator::config::{Cli, Command};
 /// mimalloc rather than glibc's malloc: preloaded under the bench's `all` scenario at 300 it held
 /// 63 MiB steady against glibc's 78 and jemalloc's 69, at the same CPU. Built in through this crate
 /// it has not yet repeated that (BENCHMARKS.md): to be compared again on one commit.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -156,14 +156,21 @@ fn missing(arn: &str) -> String {
     }
 }
 
-fn show_group(tg: Option<TargetGroup>, env: &Env) -> String {
-    tg.map_or_else(
-        || "none".into(),
-        |tg| {
-            let vpc = tg.vpc_id == env.vpc;
-            format!("{} {} {} {} vpc-ok={vpc} {:?}", tg.arn, tg.name, tg.protocol, tg.port, tg.health_check)
-        },
-    )
+fn show_group(mut groups: Vec<TargetGroup>, env: &Env) -> String {
+    if groups.is_empty() {
+        return "none".into();
+    }
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    let show = |tg: &TargetGroup| {
+        let vpc = tg.vpc_id == env.vpc;
+        format!("{} {} {} {} vpc-ok={vpc} {:?}", tg.arn, tg.name, tg.protocol, tg.port, tg.health_check)
+    };
+    groups.iter().map(show).collect::<Vec<_>>().join("; ")
+}
+
+/// Target group names for DescribeTargetGroups.
+fn group_names(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
 }
 
 fn show_rules(rules: Vec<Rule>) -> String {
@@ -226,9 +233,9 @@ async fn script(api: &dyn Elbv2Api, env: &Env) -> Vec<(String, String)> {
     s.note("CreateTargetGroup tg-a, other port", r);
     let r = api.create_target_group(&NewTargetGroup { health_check: health("/other"), ..a.clone() }).await;
     s.note("CreateTargetGroup tg-a, other health check", r);
-    let r = api.describe_target_group("tg-a").await;
+    let r = api.describe_target_groups(&group_names(&["tg-a"])).await;
     s.note("DescribeTargetGroups tg-a", r.map(|g| show_group(g, env)));
-    let r = api.describe_target_group("tg-missing").await;
+    let r = api.describe_target_groups(&group_names(&["tg-missing"])).await;
     s.note("DescribeTargetGroups missing", r.map(|g| show_group(g, env)));
     let r = api.describe_target_group_attributes(&tga).await;
     s.note("DescribeTargetGroupAttributes tg-a", r.map(dereg));
@@ -241,7 +248,7 @@ async fn script(api: &dyn Elbv2Api, env: &Env) -> Vec<(String, String)> {
     s.note("DescribeTargetGroupAttributes missing", r.map(dereg));
     let r = api.modify_target_group(&tga, &health("/ready")).await;
     s.note("ModifyTargetGroup tg-a /ready", r.map(done));
-    let r = api.describe_target_group("tg-a").await;
+    let r = api.describe_target_groups(&group_names(&["tg-a"])).await;
     s.note("DescribeTargetGroups tg-a after modify", r.map(|g| show_group(g, env)));
     let r = api.modify_target_group(&missing(&tga), &health("/ready")).await;
     s.note("ModifyTargetGroup missing", r.map(done));
@@ -251,6 +258,10 @@ async fn script(api: &dyn Elbv2Api, env: &Env) -> Vec<(String, String)> {
     let tgb = r.clone().unwrap_or_default();
     s.name(&tgb, "tg-b");
     s.note("CreateTargetGroup tg-b", r);
+    let r = api.describe_target_groups(&group_names(&["tg-b", "tg-a"])).await;
+    s.note("DescribeTargetGroups tg-b tg-a", r.map(|g| show_group(g, env)));
+    let r = api.describe_target_groups(&group_names(&["tg-a", "tg-missing"])).await;
+    s.note("DescribeTargetGroups tg-a tg-missing", r.map(|g| show_group(g, env)));
 
     // --- rules --------------------------------------------------------------------------------
     let l = env.listener.as_str();
@@ -315,7 +326,7 @@ async fn script(api: &dyn Elbv2Api, env: &Env) -> Vec<(String, String)> {
     s.note("DeleteRule default", r.map(done));
     let r = api.delete_target_group(&tga).await;
     s.note("DeleteTargetGroup tg-a", r.map(done));
-    let r = api.describe_target_group("tg-a").await;
+    let r = api.describe_target_groups(&group_names(&["tg-a"])).await;
     s.note("DescribeTargetGroups tg-a deleted", r.map(|g| show_group(g, env)));
     let r = api.delete_target_group(&tga).await;
     s.note("DeleteTargetGroup tg-a again", r.map(done));

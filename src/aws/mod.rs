@@ -4,8 +4,10 @@
 pub mod api;
 pub mod budget;
 pub mod caller;
+pub mod coalesce;
 pub mod ecs_network;
 pub mod ecs_reads;
+pub mod elb_reads;
 pub mod errors;
 pub mod facts;
 pub mod faults;

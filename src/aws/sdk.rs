@@ -98,6 +98,8 @@ pub struct Clients {
     pub scope: Arc<super::budget::Scope>,
     /// DescribeServices shared by the objects of this configuration.
     pub service_reads: Arc<super::ecs_reads::ServiceReads>,
+    /// DescribeRules and DescribeTargetGroups shared by the objects of this configuration.
+    pub elb_reads: Arc<super::elb_reads::ElbReads>,
 }
 
 /// The CloudWatch calls of one role, in the Region CloudWatch keeps Route 53's metrics in.
@@ -236,6 +238,7 @@ impl AwsProvider {
         let region = config.region().map(|r| r.to_string());
         let built = Clients {
             service_reads: Arc::default(),
+            elb_reads: Arc::default(),
             scope: Arc::new(super::budget::Scope::of(key.role_arn.as_deref(), region.as_deref())),
             ecs: self.ecs(&config),
             elbv2: self.elbv2(&config),

@@ -28,6 +28,10 @@ pub const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
 
 /// Pages of DescribeRules the SDK implementation asks for (the API's maximum).
 pub const RULES_PAGE_SIZE: i32 = 400;
+/// Names one DescribeTargetGroups call asks for. ELBv2 documents no limit on `Names`; 20 is the
+/// limit of its other list reads (DescribeTags) and keeps a batch that fails on one unknown
+/// name cheap to retry name by name.
+pub const TARGET_GROUP_NAMES_PER_CALL: usize = 20;
 
 /// A listener, as far as the operator needs it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -165,9 +169,10 @@ pub trait Elbv2Api: Send + Sync + std::fmt::Debug {
     /// NotFound code (e.g. `TargetGroupNotFound`, `RuleNotFound`).
     fn describe_tags<'a>(&'a self, resource_arns: &'a [String]) -> ApiFuture<'a, BTreeMap<String, Tags>>;
 
-    /// DescribeTargetGroups by name. A name that does not exist is the error `TargetGroupNotFound`,
-    /// not an empty answer.
-    fn describe_target_group<'a>(&'a self, name: &'a str) -> ApiFuture<'a, Option<TargetGroup>>;
+    /// DescribeTargetGroups by name, at most [`TARGET_GROUP_NAMES_PER_CALL`] names: the groups, in
+    /// any order. If any name does not exist the whole call fails with `TargetGroupNotFound`
+    /// (which name is not said), not an empty or partial answer.
+    fn describe_target_groups<'a>(&'a self, names: &'a [String]) -> ApiFuture<'a, Vec<TargetGroup>>;
 
     /// DescribeTargetGroupAttributes: every attribute, key to value (e.g. [`DEREGISTRATION_DELAY`]).
     /// An unknown group is `TargetGroupNotFound`.
@@ -379,10 +384,16 @@ impl Elbv2Api for SdkElbv2 {
         })
     }
 
-    fn describe_target_group<'a>(&'a self, name: &'a str) -> ApiFuture<'a, Option<TargetGroup>> {
+    fn describe_target_groups<'a>(&'a self, names: &'a [String]) -> ApiFuture<'a, Vec<TargetGroup>> {
         Box::pin(async move {
-            let out = self.client.describe_target_groups().names(name).send().await.map_err(classified)?;
-            Ok(out.target_groups().first().map(target_group_of))
+            let out = self
+                .client
+                .describe_target_groups()
+                .set_names(Some(names.to_vec()))
+                .send()
+                .await
+                .map_err(classified)?;
+            Ok(out.target_groups().iter().map(target_group_of).collect())
         })
     }
 

@@ -156,8 +156,8 @@ impl<T: Elbv2Api + ?Sized> Elbv2Api for Credentialed<T> {
         guarded!(self, describe_tags(resource_arns))
     }
 
-    fn describe_target_group<'a>(&'a self, name: &'a str) -> ApiFuture<'a, Option<TargetGroup>> {
-        guarded!(self, describe_target_group(name))
+    fn describe_target_groups<'a>(&'a self, names: &'a [String]) -> ApiFuture<'a, Vec<TargetGroup>> {
+        guarded!(self, describe_target_groups(names))
     }
 
     fn describe_target_group_attributes<'a>(&'a self, target_group_arn: &'a str) -> ApiFuture<'a, Attributes> {
@@ -352,7 +352,7 @@ mod tests {
         let ok = provider.ecs(&provider.config_for(Some(&with_id)).await);
         let wrong = provider.elbv2(&provider.config_for(Some(&role(ROLE))).await);
         ok.list_task_definitions("worker", None).await.expect("the right external id");
-        let denied = wrong.describe_target_group("tg").await.expect_err("no external id");
+        let denied = wrong.describe_target_groups(&["tg".to_string()]).await.expect_err("no external id");
         assert_eq!((denied.category, denied.code.as_str()), (ErrorCategory::Terminal, "AccessDenied"));
         assert_eq!(model.assume_role(ROLE, Some("tenant-1")), Ok(()), "ApiSource::assume_role is the model's STS");
     }

@@ -293,8 +293,8 @@ impl Elbv2Api for ModelElbv2 {
         Box::pin(async move { self.call("DescribeTags", |s| s.describe_tags(resource_arns)) })
     }
 
-    fn describe_target_group<'a>(&'a self, name: &'a str) -> ApiFuture<'a, Option<TargetGroup>> {
-        Box::pin(async move { self.call("DescribeTargetGroups", |s| s.describe_target_group(name)) })
+    fn describe_target_groups<'a>(&'a self, names: &'a [String]) -> ApiFuture<'a, Vec<TargetGroup>> {
+        Box::pin(async move { self.call("DescribeTargetGroups", |s| s.describe_target_groups(names)) })
     }
 
     fn describe_target_group_attributes<'a>(&'a self, target_group_arn: &'a str) -> ApiFuture<'a, Attributes> {

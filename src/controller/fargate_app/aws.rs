@@ -29,6 +29,8 @@ pub struct FargateAws {
     pub facts: std::sync::Arc<crate::aws::facts::Facts>,
     /// DescribeServices shared with the other objects of the same AWS configuration.
     pub service_reads: Arc<crate::aws::ecs_reads::ServiceReads>,
+    /// DescribeRules and DescribeTargetGroups shared likewise.
+    pub elb_reads: Arc<crate::aws::elb_reads::ElbReads>,
 }
 
 pub use crate::aws::facts::ListenerInfo;
@@ -118,14 +120,9 @@ impl FargateAws {
         read_attributes: bool,
         recorded: Option<&str>,
     ) -> Result<Option<(ObservedTargetGroup, bool)>, AwsError> {
-        let found =
-            self.caller.call(Service::Elbv2, "DescribeTargetGroups", || self.elb.describe_target_group(name)).await;
-        let tg = match found {
-            Ok(Some(tg)) => tg,
-            Ok(None) => return Ok(None),
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e),
-        };
+        // A group recorded in status most likely exists: read with other passes' names.
+        let found = self.elb_reads.target_group(&self.caller, self.elb.as_ref(), name, recorded.is_some()).await?;
+        let Some(tg) = found else { return Ok(None) };
         let delay = if read_attributes {
             let attrs = self
                 .caller
@@ -210,31 +207,22 @@ impl FargateAws {
         }
     }
 
-    /// Every rule of the listener but the default one, with ownership (read page by page).
+    /// Every rule of the listener but the default one, with ownership (read page by page, one
+    /// walk shared by the passes that ask for the listener together).
     pub async fn rules(&self, listener_arn: &str) -> Result<Vec<ObservedRule>, AwsError> {
+        let walked = self.elb_reads.rules(&self.caller, self.elb.as_ref(), listener_arn).await?;
         let mut rules = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = self
-                .caller
-                .call(Service::Elbv2, "DescribeRules", || self.elb.describe_rules(listener_arn, marker.as_deref()))
-                .await?;
-            for r in page.rules.into_iter().filter(|r| !r.is_default) {
-                let mut forward = r.forward_to;
-                forward.sort();
-                rules.push(ObservedRule {
-                    arn: r.arn,
-                    priority: r.priority,
-                    path_patterns: sorted(&r.path_patterns),
-                    host_headers: sorted(&r.host_headers),
-                    forward_to: forward,
-                    ours: false,
-                });
-            }
-            marker = page.next_marker;
-            if marker.is_none() {
-                break;
-            }
+        for r in walked.into_iter().filter(|r| !r.is_default) {
+            let mut forward = r.forward_to;
+            forward.sort();
+            rules.push(ObservedRule {
+                arn: r.arn,
+                priority: r.priority,
+                path_patterns: sorted(&r.path_patterns),
+                host_headers: sorted(&r.host_headers),
+                forward_to: forward,
+                ours: false,
+            });
         }
         let arns: Vec<String> = rules.iter().map(|r| r.arn.clone()).collect();
         let (mut tags, missing) = self.facts.rule_tags(&arns);
@@ -355,6 +343,7 @@ mod tests {
             owner: owner("FargateApp"),
             facts: Arc::default(),
             service_reads: Arc::default(),
+            elb_reads: Arc::default(),
         }
     }
 

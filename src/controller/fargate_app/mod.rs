@@ -77,6 +77,7 @@ async fn clients(ctx: &Context, obj: &FargateApp) -> Result<FargateAws, Reconcil
         elb: clients.elbv2,
         r53: clients.route53,
         service_reads: clients.service_reads,
+        elb_reads: clients.elb_reads,
         owner,
         facts: ctx.facts.clone(),
     })

@@ -56,7 +56,7 @@ impl Elbv2Api for FakeElbv2 {
         Box::pin(async move { answer })
     }
 
-    fn describe_target_group<'a>(&'a self, _: &'a str) -> ApiFuture<'a, Option<TargetGroup>> {
+    fn describe_target_groups<'a>(&'a self, _: &'a [String]) -> ApiFuture<'a, Vec<TargetGroup>> {
         self.log.not_faked("DescribeTargetGroups")
     }
 

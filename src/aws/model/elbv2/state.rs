@@ -305,20 +305,23 @@ impl State {
         Ok(out)
     }
 
-    pub(super) fn describe_target_group(&self, name: &str) -> Result<Option<TargetGroup>, Classified> {
-        let tg = self
-            .target_groups
-            .values()
-            .find(|tg| tg.name == name)
-            .ok_or_else(|| fail("TargetGroupNotFound", format!("Target group '{name}' not found")))?;
-        Ok(Some(TargetGroup {
-            arn: tg.arn.clone(),
-            name: tg.name.clone(),
-            protocol: tg.protocol.clone(),
-            port: tg.port,
-            vpc_id: tg.vpc_id.clone(),
-            health_check: tg.health_check.clone(),
-        }))
+    pub(super) fn describe_target_groups(&self, names: &[String]) -> Result<Vec<TargetGroup>, Classified> {
+        let mut found = Vec::new();
+        for tg in self.target_groups.values().filter(|tg| names.contains(&tg.name)) {
+            found.push(TargetGroup {
+                arn: tg.arn.clone(),
+                name: tg.name.clone(),
+                protocol: tg.protocol.clone(),
+                port: tg.port,
+                vpc_id: tg.vpc_id.clone(),
+                health_check: tg.health_check.clone(),
+            });
+        }
+        // Like ELBv2: one unknown name fails the whole call, without saying which.
+        if names.iter().any(|n| !found.iter().any(|tg| &tg.name == n)) {
+            return Err(fail("TargetGroupNotFound", "One or more target groups not found".to_string()));
+        }
+        Ok(found)
     }
 
     pub(super) fn describe_target_group_attributes(&self, arn: &str) -> Result<Attributes, Classified> {

@@ -1,0 +1,130 @@
+//! Reads of many passes sent as one: the first pass to ask for a key waits a moment for others
+//! to join, then takes every queued question and sends them together; each asker gets its own
+//! answer. Used for DescribeServices (10 services per call), DescribeRules (one walk per
+//! listener) and DescribeTargetGroups (20 names per call).
+//!
+//! A read is always sent after every asker of its batch joined, so an answer is never older than
+//! the question: a pass that read a change counter and then asked sees every change made before.
+//! An asker whose sender went away (the first asker's pass was cancelled) gets `None` and reads
+//! alone.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+/// How long the first read of a batch waits for others: short against a pass (tens of ms of
+/// AWS calls), long enough for passes started by one watch event or timer to join.
+pub const LINGER: Duration = Duration::from_millis(10);
+
+/// A queued question and where its answer goes.
+type Waiter<Q, A> = (Q, oneshot::Sender<A>);
+
+/// Questions queued per key (a cluster, a listener, a configuration).
+#[derive(Debug)]
+pub struct Coalesced<Q, A> {
+    queued: Mutex<HashMap<String, Vec<Waiter<Q, A>>>>,
+}
+
+impl<Q, A> Default for Coalesced<Q, A> {
+    fn default() -> Self {
+        Self { queued: Mutex::new(HashMap::new()) }
+    }
+}
+
+/// Takes a key's queue when dropped: dropping its senders sends its askers to read alone.
+struct TakeOnDrop<'a, Q, A> {
+    coalesced: &'a Coalesced<Q, A>,
+    key: &'a str,
+}
+
+impl<Q, A> TakeOnDrop<'_, Q, A> {
+    fn take(&self) -> Vec<Waiter<Q, A>> {
+        self.coalesced.queued.lock().unwrap_or_else(|p| p.into_inner()).remove(self.key).unwrap_or_default()
+    }
+}
+
+impl<Q, A> Drop for TakeOnDrop<'_, Q, A> {
+    fn drop(&mut self) {
+        drop(self.take());
+    }
+}
+
+impl<Q, A> Coalesced<Q, A> {
+    /// Ask `question` under `key`. The first asker of a batch runs `send` with every question
+    /// queued by then (in the order asked); `send` answers each, in the same order. `None`: the
+    /// asker that took this question away was cancelled before answering; read alone.
+    pub async fn ask<F, Fut>(&self, key: &str, question: Q, send: F) -> Option<A>
+    where
+        F: FnOnce(Vec<Q>) -> Fut,
+        Fut: Future<Output = Vec<A>>,
+    {
+        let (tx, rx) = oneshot::channel();
+        let first = {
+            let mut queued = self.queued.lock().unwrap_or_else(|p| p.into_inner());
+            let queue = queued.entry(key.to_string()).or_default();
+            queue.push((question, tx));
+            queue.len() == 1
+        };
+        if first {
+            // Cancelled while lingering, the first asker must not leave the queue behind: later
+            // askers would join it and wait for a send that never comes.
+            let guard = TakeOnDrop { coalesced: self, key };
+            tokio::time::sleep(LINGER).await;
+            let (questions, senders): (Vec<Q>, Vec<oneshot::Sender<A>>) = guard.take().into_iter().unzip();
+            let answers = send(questions).await;
+            for (tx, answer) in senders.into_iter().zip(answers) {
+                // An asker that is gone (its pass cancelled) needs no answer.
+                let _ = tx.send(answer);
+            }
+        }
+        rx.await.ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test(start_paused = true)]
+    async fn askers_of_one_key_share_one_send_and_other_keys_send_apart() {
+        let c: Coalesced<u32, u32> = Coalesced::default();
+        let sends = AtomicUsize::new(0);
+        let send = |qs: Vec<u32>| {
+            sends.fetch_add(1, Ordering::SeqCst);
+            async move { qs.iter().map(|q| q * 10).collect() }
+        };
+        let asks = [("a", 1), ("a", 2), ("b", 3), ("a", 4)];
+        let answers = futures::future::join_all(asks.iter().map(|(k, q)| c.ask(k, *q, send))).await;
+        assert_eq!(answers, vec![Some(10), Some(20), Some(30), Some(40)]);
+        assert_eq!(sends.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_asker_after_the_send_starts_a_new_batch() {
+        let c: Coalesced<(), usize> = Coalesced::default();
+        let sends = AtomicUsize::new(0);
+        let send = |qs: Vec<()>| {
+            let n = sends.fetch_add(1, Ordering::SeqCst);
+            async move { vec![n; qs.len()] }
+        };
+        assert_eq!(c.ask("k", (), send).await, Some(0));
+        assert_eq!(c.ask("k", (), send).await, Some(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_asker_cancelled_while_lingering_leaves_the_others_to_read_alone() {
+        let c: Coalesced<(), ()> = Coalesced::default();
+        let send = |qs: Vec<()>| async move { qs };
+        let mut first = Box::pin(c.ask("k", (), send));
+        assert!(futures::poll!(first.as_mut()).is_pending(), "lingering");
+        let mut second = Box::pin(c.ask("k", (), send));
+        assert!(futures::poll!(second.as_mut()).is_pending(), "queued behind the first");
+        drop(first);
+        assert_eq!(second.await, None, "the second is told to read alone, not stranded");
+        assert_eq!(c.ask("k", (), send).await, Some(()), "the queue was not left behind");
+    }
+}
