@@ -324,6 +324,10 @@ impl Script<'_> {
         let mut refs: Vec<String> = listed.health_checks.iter().map(|h| h.caller_reference.clone()).collect();
         refs.sort();
         self.push("list_checks", refs.join(","), false);
+        // Shared reads take a check's settings from the list: they must be the ones GetHealthCheck gives.
+        let in_list = listed.health_checks.iter().find(|h| h.id == p).and_then(|h| h.config.clone());
+        let same = in_list.as_ref() == Some(&cfg);
+        self.push("list_checks_config_as_get", format!("{same}"), false);
         let status = self.api.get_health_check_status(&s).await.map_err(|e| err(&e));
         let healthy = status.map(|r| !r.is_empty() && r.iter().all(|s| s.starts_with("Success")));
         self.push("check_status", format!("{healthy:?}"), false);
@@ -400,6 +404,12 @@ async fn route53_model_answers_like_moto_and_like_aws_where_moto_differs() {
         }
     }
     assert!(mismatches.is_empty(), "model differs from moto:\n{}", mismatches.join("\n"));
+    let listed_as_got = moto.steps.iter().find(|s| s.name == "list_checks_config_as_get").map(|s| s.answer.as_str());
+    assert_eq!(
+        listed_as_got,
+        Some("true"),
+        "moto's ListHealthChecks gives each check's settings as GetHealthCheck does"
+    );
 
     // The model keeps the references of deleted checks.
     assert_eq!(model.caller_references().get("contract-x").map(|(_, deleted)| *deleted), Some(true));

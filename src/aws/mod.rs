@@ -15,6 +15,7 @@ pub mod faults;
 pub mod model;
 pub mod naming;
 pub mod route53_batch;
+pub mod route53_reads;
 pub mod sdk;
 
 pub use budget::{BudgetSettings, Budgets, Service, TokenBucket};

@@ -100,6 +100,8 @@ pub struct Clients {
     pub service_reads: Arc<super::ecs_reads::ServiceReads>,
     /// DescribeRules and DescribeTargetGroups shared by the objects of this configuration.
     pub elb_reads: Arc<super::elb_reads::ElbReads>,
+    /// Record-set and health-check reads shared by the objects of this configuration.
+    pub route53_reads: Arc<super::route53_reads::Route53Reads>,
 }
 
 /// The CloudWatch calls of one role, in the Region CloudWatch keeps Route 53's metrics in.
@@ -239,6 +241,7 @@ impl AwsProvider {
         let built = Clients {
             service_reads: Arc::default(),
             elb_reads: Arc::default(),
+            route53_reads: Arc::default(),
             scope: Arc::new(super::budget::Scope::of(key.role_arn.as_deref(), region.as_deref())),
             ecs: self.ecs(&config),
             elbv2: self.elbv2(&config),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use aws_sdk_route53::types as r53;
 
 use super::plan::HealthCheckConfig;
-use crate::aws::api::route53::{RecordStart, Route53Api};
+use crate::aws::api::route53::Route53Api;
 use crate::aws::errors::build_error;
 use crate::aws::naming::Owner;
 use crate::aws::{AwsCaller, AwsError, Service};
@@ -26,6 +26,8 @@ pub struct FailoverAws {
     pub scope: String,
     /// Facts remembered by the process (zones, attempted health check creates).
     pub facts: std::sync::Arc<crate::aws::facts::Facts>,
+    /// Record-set and health-check reads shared with the other objects of the configuration.
+    pub reads: Arc<crate::aws::route53_reads::Route53Reads>,
 }
 
 fn config_of(c: &r53::HealthCheckConfig) -> HealthCheckConfig {
@@ -61,11 +63,8 @@ fn sdk_config(want: &HealthCheckConfig) -> Result<r53::HealthCheckConfig, AwsErr
 impl FailoverAws {
     /// A health check's configuration; `None` when it is gone.
     pub async fn health_check(&self, id: &str) -> Result<Option<HealthCheckConfig>, AwsError> {
-        match self.caller.call(Service::Route53, "GetHealthCheck", || self.r53.get_health_check(id)).await {
-            Ok(h) => Ok(h.config.as_ref().map(config_of)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        let check = self.reads.health_check(&self.caller, self.r53.as_ref(), id).await?;
+        Ok(check.and_then(|h| h.config.as_ref().map(config_of)))
     }
 
     /// The health check created with `reference`, by listing them all (deletion must not leak one
@@ -132,17 +131,7 @@ impl FailoverAws {
 
     /// Every record set named `name` in the zone.
     pub async fn records_at(&self, zone: &str, name: &str) -> Result<Vec<r53::ResourceRecordSet>, AwsError> {
-        let start = RecordStart { name: format!("{}.", name.trim_end_matches('.')), ..RecordStart::default() };
-        let page = self
-            .caller
-            .call(Service::Route53, "ListResourceRecordSets", || self.r53.list_resource_record_sets(zone, &start, 20))
-            .await?;
-        let want = crate::api::validation::normalize_dns_name(name);
-        Ok(page
-            .record_sets
-            .into_iter()
-            .filter(|r| crate::api::validation::normalize_dns_name(r.name()) == want)
-            .collect())
+        self.reads.records_at(&self.caller, self.r53.as_ref(), zone, name).await
     }
 
     /// Apply `changes` together, merged with other objects' changes to the same zone.
@@ -184,6 +173,7 @@ mod tests {
             batcher: crate::aws::route53_batch::Route53Batcher::new(caller()),
             scope: String::new(),
             facts: Arc::default(),
+            reads: Arc::default(),
         }
     }
 

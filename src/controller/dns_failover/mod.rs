@@ -58,6 +58,7 @@ async fn clients(ctx: &Context, obj: &DnsFailover) -> Result<FailoverAws, Reconc
     Ok(FailoverAws {
         caller: ctx.caller.scoped(clients.scope),
         r53: clients.route53,
+        reads: clients.route53_reads,
         batcher: ctx.route53.clone(),
         scope: aws.map_or_else(String::new, |a| {
             format!(

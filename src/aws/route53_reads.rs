@@ -1,0 +1,192 @@
+//! Route 53 reads shared between the DnsFailover passes of one AWS configuration (see
+//! [`super::coalesce`]). Passes often start together (a first sync, a sweep of health readings
+//! that changed, a restart), and each reads the record sets at its name and its health checks:
+//! one ListResourceRecordSets and one or two GetHealthCheck per object, from a budget of a few
+//! calls per second for the whole account.
+//!
+//! When several passes ask at once and walking is cheaper than asking one by one, the zone's record
+//! sets are walked (300 a page) and the account's health checks listed (1,000 a page) once, and
+//! every pass gets its part. The sizes seen by the last walk decide "cheaper" (a first batch
+//! assumes one page); a walk that turns out longer than the names asked is abandoned for reads
+//! name by name, so a large zone costs at most twice the reads once. A batch is sent only after
+//! every asker joined, so no answer is older than its question.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use aws_sdk_route53::types::ResourceRecordSet;
+
+use super::api::route53::{HealthCheck, RecordStart, Route53Api};
+use super::coalesce::Coalesced;
+use super::{AwsCaller, AwsError, Service};
+use crate::api::validation::normalize_dns_name;
+
+/// Record sets per ListResourceRecordSets page of a walk (Route 53's maximum).
+const RECORDS_PAGE: i32 = 300;
+/// Record sets a read at one name asks for (every type and set identifier at a name fits).
+const RECORDS_AT_NAME: i32 = 20;
+/// Health checks per ListHealthChecks page.
+const CHECKS_PAGE: usize = super::api::route53::HEALTH_CHECKS_PAGE_SIZE as usize;
+
+type RecordsAnswer = Result<Vec<ResourceRecordSet>, AwsError>;
+type CheckAnswer = Result<Option<HealthCheck>, AwsError>;
+
+/// Queued Route 53 reads of one configuration, and the sizes the last walks found.
+#[derive(Debug, Default)]
+pub struct Route53Reads {
+    records: Coalesced<String, RecordsAnswer>,
+    checks: Coalesced<String, CheckAnswer>,
+    /// Record sets per zone, and health checks under the key "", as the last walk counted them.
+    sizes: Mutex<HashMap<String, usize>>,
+}
+
+/// Pages a walk of `size` items takes (at least one).
+fn pages(size: usize, per_page: usize) -> usize {
+    size.div_ceil(per_page.max(1)).max(1)
+}
+
+impl Route53Reads {
+    fn size(&self, key: &str) -> usize {
+        self.sizes.lock().unwrap_or_else(|p| p.into_inner()).get(key).copied().unwrap_or(0)
+    }
+
+    fn remember_size(&self, key: &str, size: usize) {
+        self.sizes.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string(), size);
+    }
+
+    /// Every record set named `name` in `zone`.
+    pub async fn records_at(&self, caller: &AwsCaller, r53: &dyn Route53Api, zone: &str, name: &str) -> RecordsAnswer {
+        let name = normalize_dns_name(name);
+        let send = |names: Vec<String>| self.send_records(caller, r53, zone, names);
+        match self.records.ask(zone, name.clone(), send).await {
+            Some(answer) => answer,
+            None => read_at(caller, r53, zone, &name).await,
+        }
+    }
+
+    async fn send_records(
+        &self,
+        caller: &AwsCaller,
+        r53: &dyn Route53Api,
+        zone: &str,
+        asked: Vec<String>,
+    ) -> Vec<RecordsAnswer> {
+        let mut distinct = asked.clone();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() > pages(self.size(zone), RECORDS_PAGE as usize) {
+            match walk_zone(caller, r53, zone, distinct.len()).await {
+                Ok(Some(sets)) => {
+                    self.remember_size(zone, sets.len());
+                    let mut by_name: HashMap<String, Vec<ResourceRecordSet>> = HashMap::new();
+                    for set in sets {
+                        by_name.entry(normalize_dns_name(set.name())).or_default().push(set);
+                    }
+                    return asked.iter().map(|name| Ok(by_name.get(name).cloned().unwrap_or_default())).collect();
+                }
+                // Larger than the last walk saw: remember that, and read name by name.
+                Ok(None) => self.remember_size(zone, distinct.len().saturating_mul(RECORDS_PAGE as usize)),
+                Err(e) => return asked.iter().map(|_| Err(e.clone())).collect(),
+            }
+        }
+        let mut answers = HashMap::new();
+        for name in distinct {
+            let answer = read_at(caller, r53, zone, &name).await;
+            answers.insert(name, answer);
+        }
+        asked.iter().map(|name| answers.get(name).cloned().unwrap_or_else(|| Ok(Vec::new()))).collect()
+    }
+
+    /// The health check `id`; `None` when it does not exist.
+    pub async fn health_check(&self, caller: &AwsCaller, r53: &dyn Route53Api, id: &str) -> CheckAnswer {
+        let send = |ids: Vec<String>| self.send_checks(caller, r53, ids);
+        match self.checks.ask("", id.to_string(), send).await {
+            Some(answer) => answer,
+            None => read_check(caller, r53, id).await,
+        }
+    }
+
+    async fn send_checks(&self, caller: &AwsCaller, r53: &dyn Route53Api, asked: Vec<String>) -> Vec<CheckAnswer> {
+        let mut distinct = asked.clone();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() > pages(self.size(""), CHECKS_PAGE) {
+            match list_checks(caller, r53).await {
+                Ok(all) => {
+                    self.remember_size("", all.len());
+                    let by_id: HashMap<&str, &HealthCheck> = all.iter().map(|h| (h.id.as_str(), h)).collect();
+                    return asked.iter().map(|id| Ok(by_id.get(id.as_str()).map(|h| (*h).clone()))).collect();
+                }
+                Err(e) => return asked.iter().map(|_| Err(e.clone())).collect(),
+            }
+        }
+        let mut answers = HashMap::new();
+        for id in distinct {
+            let answer = read_check(caller, r53, &id).await;
+            answers.insert(id, answer);
+        }
+        asked.iter().map(|id| answers.get(id).cloned().unwrap_or(Ok(None))).collect()
+    }
+}
+
+/// The record sets at `name` (normalised), with one ListResourceRecordSets from that name.
+async fn read_at(caller: &AwsCaller, r53: &dyn Route53Api, zone: &str, name: &str) -> RecordsAnswer {
+    let start = RecordStart { name: format!("{name}."), ..RecordStart::default() };
+    let page = caller
+        .call(Service::Route53, "ListResourceRecordSets", || {
+            r53.list_resource_record_sets(zone, &start, RECORDS_AT_NAME)
+        })
+        .await?;
+    Ok(page.record_sets.into_iter().filter(|r| normalize_dns_name(r.name()) == name).collect())
+}
+
+/// Every record set of the zone, page by page; `None` once `max_pages` were read and more remain
+/// (a walk that would cost more than reading each name alone is abandoned).
+async fn walk_zone(
+    caller: &AwsCaller,
+    r53: &dyn Route53Api,
+    zone: &str,
+    max_pages: usize,
+) -> Result<Option<Vec<ResourceRecordSet>>, AwsError> {
+    let mut sets = Vec::new();
+    let mut start = RecordStart::default();
+    for _ in 0..max_pages {
+        let page = caller
+            .call(Service::Route53, "ListResourceRecordSets", || {
+                r53.list_resource_record_sets(zone, &start, RECORDS_PAGE)
+            })
+            .await?;
+        sets.extend(page.record_sets);
+        match page.next {
+            Some(next) => start = next,
+            None => return Ok(Some(sets)),
+        }
+    }
+    Ok(None)
+}
+
+async fn read_check(caller: &AwsCaller, r53: &dyn Route53Api, id: &str) -> CheckAnswer {
+    match caller.call(Service::Route53, "GetHealthCheck", || r53.get_health_check(id)).await {
+        Ok(h) => Ok(Some(h)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every health check of the account, page by page.
+async fn list_checks(caller: &AwsCaller, r53: &dyn Route53Api) -> Result<Vec<HealthCheck>, AwsError> {
+    let mut all = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let page =
+            caller.call(Service::Route53, "ListHealthChecks", || r53.list_health_checks(marker.as_deref())).await?;
+        all.extend(page.health_checks);
+        marker = page.next_marker;
+        if marker.is_none() {
+            return Ok(all);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
