@@ -7,13 +7,6 @@ use clap::Parser;
 use fargate_operator::api::{crd_file_content, crd_file_name, crds};
 use fargate_operator::config::{Cli, Command};
 
-/// mimalloc rather than glibc's malloc: preloaded under the bench's `all` scenario at 300 it held
-/// 63 MiB steady against glibc's 78 and jemalloc's 69, at the same CPU. Built in through this crate
-/// it has not yet repeated that (BENCHMARKS.md): to be compared again on one commit.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn print_crds(out_dir: Option<std::path::PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
     match out_dir {
         None => {
