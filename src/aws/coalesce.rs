@@ -44,6 +44,14 @@ impl<Q, A> TakeOnDrop<'_, Q, A> {
     fn take(&self) -> Vec<Waiter<Q, A>> {
         self.coalesced.queued.lock().unwrap_or_else(|p| p.into_inner()).remove(self.key).unwrap_or_default()
     }
+
+    /// Take the queue and stand down: a queue formed from now on is the next batch's, which this
+    /// guard must not take when it goes out of scope.
+    fn take_and_disarm(self) -> Vec<Waiter<Q, A>> {
+        let taken = self.take();
+        std::mem::forget(self);
+        taken
+    }
 }
 
 impl<Q, A> Drop for TakeOnDrop<'_, Q, A> {
@@ -73,7 +81,8 @@ impl<Q, A> Coalesced<Q, A> {
             // askers would join it and wait for a send that never comes.
             let guard = TakeOnDrop { coalesced: self, key };
             tokio::time::sleep(LINGER).await;
-            let (questions, senders): (Vec<Q>, Vec<oneshot::Sender<A>>) = guard.take().into_iter().unzip();
+            let (questions, senders): (Vec<Q>, Vec<oneshot::Sender<A>>) = guard.take_and_disarm().into_iter().unzip();
+            // Cancelled from here on, the senders are dropped with this future: the askers read alone.
             let answers = send(questions).await;
             for (tx, answer) in senders.into_iter().zip(answers) {
                 // An asker that is gone (its pass cancelled) needs no answer.
@@ -113,6 +122,34 @@ mod tests {
         };
         assert_eq!(c.ask("k", (), send).await, Some(0));
         assert_eq!(c.ask("k", (), send).await, Some(1));
+    }
+
+    /// A batch forming while the previous one is being sent is answered as a batch: the previous
+    /// first asker must not take its queue away when it finishes.
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_forming_during_a_send_is_not_broken_up_when_that_send_ends() {
+        let c: Coalesced<u32, u32> = Coalesced::default();
+        let sends = AtomicUsize::new(0);
+        let send = |qs: Vec<u32>| {
+            sends.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                qs
+            }
+        };
+        let first = c.ask("k", 1, send);
+        let later = async {
+            // Joins after the first batch was taken (10 ms) and lingers past its send's end (30 ms).
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            let (a, b) = futures::join!(c.ask("k", 2, send), async {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                c.ask("k", 3, send).await
+            });
+            (a, b)
+        };
+        let (one, (two, three)) = futures::join!(first, later);
+        assert_eq!((one, two, three), (Some(1), Some(2), Some(3)), "None: sent away to read alone");
+        assert_eq!(sends.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test(start_paused = true)]

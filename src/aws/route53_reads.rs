@@ -7,8 +7,9 @@
 //! When several passes ask at once and walking is cheaper than asking one by one, the zone's record
 //! sets are walked (300 a page) and the account's health checks listed (1,000 a page) once, and
 //! every pass gets its part. The sizes seen by the last walk decide "cheaper" (a first batch
-//! assumes one page); a walk that turns out longer than the names asked is abandoned for reads
-//! name by name, so a large zone costs at most twice the reads once. A batch is sent only after
+//! assumes one page); a walk or listing that turns out longer than the names asked is abandoned for
+//! reads one by one, and the size remembered as twice what was read, so a large zone or account
+//! costs about twice the reads a few times at most. A batch is sent only after
 //! every asker joined, so no answer is older than its question.
 
 use std::collections::HashMap;
@@ -25,6 +26,8 @@ use crate::api::validation::normalize_dns_name;
 const RECORDS_PAGE: i32 = 300;
 /// Record sets a read at one name asks for (every type and set identifier at a name fits).
 const RECORDS_AT_NAME: i32 = 20;
+/// Zones (and the health-check key) whose size is remembered, at most.
+const MAX_SIZES: usize = 4096;
 /// Health checks per ListHealthChecks page.
 const CHECKS_PAGE: usize = super::api::route53::HEALTH_CHECKS_PAGE_SIZE as usize;
 
@@ -51,7 +54,18 @@ impl Route53Reads {
     }
 
     fn remember_size(&self, key: &str, size: usize) {
-        self.sizes.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string(), size);
+        let mut sizes = self.sizes.lock().unwrap_or_else(|p| p.into_inner());
+        // Keys come from specs (zone ids): bounded like the process's other facts.
+        if sizes.len() >= MAX_SIZES && !sizes.contains_key(key) {
+            sizes.clear();
+        }
+        sizes.insert(key.to_string(), size);
+    }
+
+    /// A walk of `key` was abandoned after `pages` pages: remember it as at least twice that, so
+    /// batches growing one name at a time do not each try (and abandon) a walk again.
+    fn remember_abandoned(&self, key: &str, pages: usize, per_page: usize) {
+        self.remember_size(key, pages.saturating_mul(2).saturating_mul(per_page));
     }
 
     /// Every record set named `name` in `zone`.
@@ -85,7 +99,7 @@ impl Route53Reads {
                     return asked.iter().map(|name| Ok(by_name.get(name).cloned().unwrap_or_default())).collect();
                 }
                 // Larger than the last walk saw: remember that, and read name by name.
-                Ok(None) => self.remember_size(zone, distinct.len().saturating_mul(RECORDS_PAGE as usize)),
+                Ok(None) => self.remember_abandoned(zone, distinct.len(), RECORDS_PAGE as usize),
                 Err(e) => return asked.iter().map(|_| Err(e.clone())).collect(),
             }
         }
@@ -111,8 +125,9 @@ impl Route53Reads {
         distinct.sort();
         distinct.dedup();
         if distinct.len() > pages(self.size(""), CHECKS_PAGE) {
-            match list_checks(caller, r53).await {
-                Ok(all) => {
+            match list_checks(caller, r53, distinct.len()).await {
+                Ok(None) => self.remember_abandoned("", distinct.len(), CHECKS_PAGE),
+                Ok(Some(all)) => {
                     self.remember_size("", all.len());
                     let by_id: HashMap<&str, &HealthCheck> = all.iter().map(|h| (h.id.as_str(), h)).collect();
                     return asked.iter().map(|id| Ok(by_id.get(id.as_str()).map(|h| (*h).clone()))).collect();
@@ -129,15 +144,23 @@ impl Route53Reads {
     }
 }
 
-/// The record sets at `name` (normalised), with one ListResourceRecordSets from that name.
+/// The record sets at `name` (normalised): ListResourceRecordSets from that name, one page unless
+/// the name has more sets than a page holds (as a walk would give them all).
 async fn read_at(caller: &AwsCaller, r53: &dyn Route53Api, zone: &str, name: &str) -> RecordsAnswer {
-    let start = RecordStart { name: format!("{name}."), ..RecordStart::default() };
-    let page = caller
-        .call(Service::Route53, "ListResourceRecordSets", || {
-            r53.list_resource_record_sets(zone, &start, RECORDS_AT_NAME)
-        })
-        .await?;
-    Ok(page.record_sets.into_iter().filter(|r| normalize_dns_name(r.name()) == name).collect())
+    let mut start = RecordStart { name: format!("{name}."), ..RecordStart::default() };
+    let mut sets = Vec::new();
+    loop {
+        let page = caller
+            .call(Service::Route53, "ListResourceRecordSets", || {
+                r53.list_resource_record_sets(zone, &start, RECORDS_AT_NAME)
+            })
+            .await?;
+        sets.extend(page.record_sets.into_iter().filter(|r| normalize_dns_name(r.name()) == name));
+        match page.next {
+            Some(next) if normalize_dns_name(&next.name) == name => start = next,
+            _ => return Ok(sets),
+        }
+    }
 }
 
 /// Every record set of the zone, page by page; `None` once `max_pages` were read and more remain
@@ -173,19 +196,25 @@ async fn read_check(caller: &AwsCaller, r53: &dyn Route53Api, id: &str) -> Check
     }
 }
 
-/// Every health check of the account, page by page.
-async fn list_checks(caller: &AwsCaller, r53: &dyn Route53Api) -> Result<Vec<HealthCheck>, AwsError> {
+/// Every health check of the account, page by page; `None` once `max_pages` were read and more
+/// remain (like [`walk_zone`]).
+async fn list_checks(
+    caller: &AwsCaller,
+    r53: &dyn Route53Api,
+    max_pages: usize,
+) -> Result<Option<Vec<HealthCheck>>, AwsError> {
     let mut all = Vec::new();
     let mut marker: Option<String> = None;
-    loop {
+    for _ in 0..max_pages {
         let page =
             caller.call(Service::Route53, "ListHealthChecks", || r53.list_health_checks(marker.as_deref())).await?;
         all.extend(page.health_checks);
         marker = page.next_marker;
         if marker.is_none() {
-            return Ok(all);
+            return Ok(Some(all));
         }
     }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -124,3 +124,30 @@ async fn checks_asked_together_are_listed_once_and_a_deleted_one_is_none() {
     assert!(reads.health_check(&caller, m.as_ref(), &ids[0]).await.expect("answer").is_some());
     assert_eq!((calls(&metrics, "ListHealthChecks"), calls(&metrics, "GetHealthCheck")), (1, 1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_account_with_more_checks_than_the_ids_asked_is_listed_once_at_most() {
+    let (m, _) = zone_with(0);
+    m.set_health_checks_page_size(2);
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        ids.push(
+            m.create_health_check(&format!("ref-{i}"), &check_config(&format!("h{i}.example.net")))
+                .await
+                .expect("check"),
+        );
+    }
+    let (reads, (caller, metrics)) = (Route53Reads::default(), caller());
+    let ask = |ids: Vec<String>| {
+        let (reads, caller, m) = (&reads, &caller, m.clone());
+        async move {
+            let asks = ids.iter().map(|id| reads.health_check(caller, m.as_ref(), id));
+            futures::future::join_all(asks).await.into_iter().map(|a| a.expect("answer").is_some()).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(ask(ids[..2].to_vec()).await, vec![true, true]);
+    // Two pages of the four listed, abandoned, then one GetHealthCheck each.
+    assert_eq!((calls(&metrics, "ListHealthChecks"), calls(&metrics, "GetHealthCheck")), (2, 2));
+    assert_eq!(ask(ids[2..5].to_vec()).await, vec![true, true, true]);
+    assert_eq!((calls(&metrics, "ListHealthChecks"), calls(&metrics, "GetHealthCheck")), (2, 5), "not listed again");
+}

@@ -79,11 +79,18 @@ pub async fn observe(
     if gate(spec, &aws.owner.uid, observed.zone.as_ref(), &observed.records).is_some() {
         return Ok(observed);
     }
-    for (i, (side, want)) in SIDES.iter().zip(wanted_checks(spec)).enumerate() {
+    // Both at once: asked together they share one read (see `aws::route53_reads`).
+    let reads = SIDES.iter().zip(wanted_checks(spec)).map(|(side, want)| {
         let recorded = recorded_check(status, side);
-        if want.is_some() && !recorded.is_empty() {
-            observed.checks[i] = aws.health_check(&recorded).await?;
+        async move {
+            match want {
+                Some(_) if !recorded.is_empty() => aws.health_check(&recorded).await,
+                _ => Ok(None),
+            }
         }
+    });
+    for (slot, read) in observed.checks.iter_mut().zip(futures::future::join_all(reads).await) {
+        *slot = read?;
     }
     if let (Some(delegation), Some(zone)) = (&spec.delegation, &observed.zone) {
         let parent = normalize_zone_id(&delegation.parent_hosted_zone_id);
