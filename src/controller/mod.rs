@@ -390,13 +390,33 @@ where
 
 /// The watch of `K` a controller runs on, and the store it fills: objects enter the store slimmed
 /// ([`slim::slim`]), so every reader of the store (the reconciles, the health poller) shares one
-/// lean copy of each object.
+/// lean copy of each object. Every change reaches the store; only those of [`pass_worthy`] start
+/// a pass.
 fn slim_watch<K: Managed>(
     ctx: &Context,
 ) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static) {
+    use kube::runtime::utils::PredicateConfig;
     let (reader, writer) = reflector::store();
     let events = watcher(api_for::<K>(ctx), watcher::Config::default().any_semantic()).modify(slim::slim::<K>);
-    (reader, reflector::reflector(writer, events).applied_objects())
+    let applied = reflector::reflector(writer, events).applied_objects();
+    (reader, applied.predicate_filter(pass_worthy::<K>, PredicateConfig::default()))
+}
+
+/// What a watched change must touch to start a pass: the spec (`generation`), the deletion, the
+/// finalizers, labels or annotations. A status write starts none: the object's controller is the
+/// one writer of its status, and it already knows what it wrote (at 1,000 DnsFailovers each pass's
+/// own status writes started one or two more passes, each reading Route 53 again). What changes
+/// in AWS is found by the periodic passes, rollout polls and health readings.
+fn pass_worthy<K: kube::Resource>(obj: &K) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = obj.meta();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut hasher);
+    meta.deletion_timestamp.as_ref().map(|t| t.0.as_millisecond()).hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    meta.labels.hash(&mut hasher);
+    meta.annotations.hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 async fn run_one<K, R, Fut>(

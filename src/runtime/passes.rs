@@ -8,6 +8,11 @@
 //! of rollouts in progress start every 15 s and stretch the same way. At 100 FargateApps the
 //! period is the configured resync; at 1,000 with the default ELBv2 budget it is about 13 minutes
 //! (BENCHMARKS.md), instead of a backlog that never drains.
+//!
+//! Periodic passes also end on a slot of the wall clock ([`aligned`]): those falling due within one
+//! slot start together, so the reads they share (DescribeServices 10 at a time, a listener's
+//! rules, a hosted zone's walk, one ListHealthChecks) are made once for all of them instead of
+//! once each at scattered times.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,6 +22,11 @@ use crate::runtime::clock::Instant;
 
 /// The fastest rollout poll.
 pub const MIN_PROGRESS_POLL: Duration = Duration::from_secs(15);
+/// The slot rollout polls end on: a poll waits at most this much longer, and polls due within one
+/// slot share their DescribeServices calls.
+pub const POLL_SLOT: Duration = Duration::from_secs(5);
+/// The slot periodic full passes end on (at most a minute later than due).
+pub const RESYNC_SLOT: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 struct Entry {
@@ -96,9 +106,44 @@ pub fn stretched(base: Duration, objects: usize, calls_per_pass: f64, rate: f64,
     base.max(needed)
 }
 
+/// `after`, lengthened (by less than `slot`, and less than a fifth of `after`) to end on a
+/// multiple of that slot since the Unix epoch, counted from `now`. Objects whose periodic passes
+/// fall due within one slot then start them together, whenever each was last reconciled.
+pub fn aligned(after: Duration, slot: Duration, now: k8s_openapi::jiff::Timestamp) -> Duration {
+    let slot_ms = slot.min(after / 5).as_millis();
+    // Before the epoch (a clock gone wrong) or a zero slot: no alignment, never a panic.
+    let Ok(now_ms) = u128::try_from(now.as_millisecond()) else { return after };
+    if slot_ms == 0 {
+        return after;
+    }
+    let past = now_ms.saturating_add(after.as_millis()) % slot_ms;
+    let wait = if past == 0 { 0 } else { slot_ms - past };
+    after.saturating_add(Duration::from_millis(u64::try_from(wait).unwrap_or(0)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passes_due_within_one_slot_end_together() {
+        use k8s_openapi::jiff::Timestamp;
+        let slot = Duration::from_secs(60);
+        let at = |ms: i64| Timestamp::from_millisecond(ms).expect("time");
+        // Due at 330 s and at 355 s: both end at 360 s.
+        assert_eq!(aligned(Duration::from_secs(300), slot, at(30_000)), Duration::from_secs(330));
+        assert_eq!(aligned(Duration::from_secs(300), slot, at(55_000)), Duration::from_secs(305));
+        // Due on a boundary: no wait added.
+        assert_eq!(aligned(Duration::from_secs(330), slot, at(30_000)), Duration::from_secs(330));
+        // A short period takes a slot of a fifth of it: 10 s due at 13 s ends at 14 s.
+        assert_eq!(aligned(Duration::from_secs(10), slot, at(3_000)), Duration::from_secs(11));
+        // No slot, or a clock before the epoch: unchanged.
+        assert_eq!(aligned(Duration::from_secs(7), Duration::ZERO, at(1)), Duration::from_secs(7));
+        assert_eq!(aligned(Duration::ZERO, slot, at(1)), Duration::ZERO);
+        assert_eq!(aligned(Duration::from_secs(7), slot, at(-5_000)), Duration::from_secs(7));
+        // Huge values saturate instead of panicking.
+        assert!(aligned(Duration::MAX, slot, at(1)) >= Duration::MAX - slot);
+    }
 
     #[test]
     fn full_pass_due_on_first_sight_new_generation_and_age() {

@@ -164,7 +164,16 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
                     // alone took the whole Route 53 budget, and new objects waited behind it.
                     let config = &self.ctx.config;
                     let every = resync_period(config.resync(), self.ctx.health.len(), config.budgets().route53_rps);
-                    let requeue = if pending { Duration::from_secs(10) } else { jittered(every) };
+                    // On a slot: the objects due together share their zone walks and check listings.
+                    let requeue = if pending {
+                        Duration::from_secs(10)
+                    } else {
+                        crate::runtime::passes::aligned(
+                            jittered(every),
+                            crate::runtime::passes::RESYNC_SLOT,
+                            crate::runtime::clock::now(),
+                        )
+                    };
                     PassEnd::Converged { message: CONVERGED, requeue }
                 }
                 Ok(Some(b)) => PassEnd::Blocked(b),

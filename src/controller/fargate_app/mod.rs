@@ -242,17 +242,19 @@ impl Pipeline<FargateApp> for AppPass<'_> {
             let end = match outcome {
                 Ok(Outcome::Done { progressing }) => {
                     let polling = self.ctx.passes.set_progressing(&self.key, progressing);
-                    let requeue = if progressing {
-                        passes::stretched(
+                    let (after, slot) = if progressing {
+                        let poll = passes::stretched(
                             passes::MIN_PROGRESS_POLL,
                             polling,
                             POLL_ECS_READS,
                             self.ctx.config.budgets().ecs_rps,
                             PERIODIC_SHARE / 2.0,
-                        )
+                        );
+                        (poll, passes::POLL_SLOT)
                     } else {
-                        jittered(self.full_every)
+                        (jittered(self.full_every), passes::RESYNC_SLOT)
                     };
+                    let requeue = passes::aligned(after, slot, crate::runtime::clock::now());
                     PassEnd::Converged { message: "every AWS resource matches the spec", requeue }
                 }
                 Ok(Outcome::Blocked(b)) => PassEnd::Blocked(b),
