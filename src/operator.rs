@@ -86,6 +86,7 @@ pub async fn run_with(
         route53: crate::aws::route53_batch::Route53Batcher::new(caller.clone()),
         facts: Arc::default(),
         passes: Arc::default(),
+        failover_passes: Arc::default(),
         written: Arc::default(),
         health: Arc::default(),
         access: Default::default(),
@@ -145,6 +146,7 @@ async fn lead(base: &Context, shutdown: &Shutdown, leadership: Option<&Leadershi
     let ctx = Arc::new(Context {
         backoff: Arc::new(BackoffTracker::new(RequeuePolicy::default())),
         passes: Arc::default(),
+        failover_passes: Arc::default(),
         written: Arc::default(),
         health: Arc::default(),
         // Its zone workers end with the term (aborted when the term's last context goes).

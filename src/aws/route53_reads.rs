@@ -11,6 +11,10 @@
 //! reads one by one, and the size remembered as twice what was read, so a large zone or account
 //! costs about twice the reads a few times at most. A batch is sent only after
 //! every asker joined, so no answer is older than its question.
+//!
+//! The objects of one change batch (`route53_batch`) share its change id; their GetChange polls
+//! asking at once share one call, and an id once seen INSYNC is not read again (Route 53 never
+//! puts a change back to PENDING).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -33,12 +37,18 @@ const CHECKS_PAGE: usize = super::api::route53::HEALTH_CHECKS_PAGE_SIZE as usize
 
 type RecordsAnswer = Result<Vec<ResourceRecordSet>, AwsError>;
 type CheckAnswer = Result<Option<HealthCheck>, AwsError>;
+type ChangeAnswer = Result<Option<String>, AwsError>;
+/// Change ids remembered as INSYNC, at most (then forgotten all at once: a few extra reads).
+const MAX_IN_SYNC: usize = 4096;
 
 /// Queued Route 53 reads of one configuration, and the sizes the last walks found.
 #[derive(Debug, Default)]
 pub struct Route53Reads {
     records: Coalesced<String, RecordsAnswer>,
     checks: Coalesced<String, CheckAnswer>,
+    changes: Coalesced<(), ChangeAnswer>,
+    /// Change ids seen INSYNC.
+    in_sync: Mutex<std::collections::HashSet<String>>,
     /// Record sets per zone, and health checks under the key "", as the last walk counted them.
     sizes: Mutex<HashMap<String, usize>>,
 }
@@ -120,6 +130,32 @@ impl Route53Reads {
         }
     }
 
+    /// The propagation state of change `id` (`/change/...` or the bare id): `PENDING` or
+    /// `INSYNC`; a change Route 53 no longer knows (it keeps them for a limited time) is long in
+    /// sync.
+    pub async fn change_status(&self, caller: &AwsCaller, r53: &dyn Route53Api, id: &str) -> ChangeAnswer {
+        let id = id.trim_start_matches("/change/");
+        if self.in_sync.lock().unwrap_or_else(|p| p.into_inner()).contains(id) {
+            return Ok(Some(IN_SYNC.into()));
+        }
+        let send = |asked: Vec<()>| async move {
+            let answer = read_change(caller, r53, id).await;
+            asked.iter().map(|()| answer.clone()).collect()
+        };
+        let answer = match self.changes.ask(id, (), send).await {
+            Some(answer) => answer,
+            None => read_change(caller, r53, id).await,
+        };
+        if matches!(&answer, Ok(Some(s)) if s == IN_SYNC) {
+            let mut in_sync = self.in_sync.lock().unwrap_or_else(|p| p.into_inner());
+            if in_sync.len() >= MAX_IN_SYNC {
+                in_sync.clear();
+            }
+            in_sync.insert(id.to_string());
+        }
+        answer
+    }
+
     async fn send_checks(&self, caller: &AwsCaller, r53: &dyn Route53Api, asked: Vec<String>) -> Vec<CheckAnswer> {
         let mut distinct = asked.clone();
         distinct.sort();
@@ -186,6 +222,17 @@ async fn walk_zone(
         }
     }
     Ok(None)
+}
+
+/// A change's state, as Route 53's GetChange gives it.
+const IN_SYNC: &str = "INSYNC";
+
+async fn read_change(caller: &AwsCaller, r53: &dyn Route53Api, id: &str) -> ChangeAnswer {
+    match caller.call(Service::Route53, "GetChange", || r53.get_change(id)).await {
+        Ok(c) => Ok(Some(c.status).filter(|s| !s.is_empty())),
+        Err(e) if e.is_not_found() => Ok(Some(IN_SYNC.into())),
+        Err(e) => Err(e),
+    }
 }
 
 async fn read_check(caller: &AwsCaller, r53: &dyn Route53Api, id: &str) -> CheckAnswer {

@@ -33,6 +33,9 @@ pub struct Context {
     pub facts: Arc<crate::aws::facts::Facts>,
     /// Full passes and rollout polls per object (FargateApp), to keep periodic reads in budget.
     pub passes: Arc<crate::runtime::passes::PassLog>,
+    /// Full passes per DnsFailover, and until when each stays settled (passes in between apply the
+    /// health poller's readings without reading Route 53).
+    pub failover_passes: Arc<crate::runtime::passes::PassLog>,
     /// The resourceVersion of each object's last status write, to skip passes from a lagging cache.
     pub written: Arc<crate::runtime::written::WrittenVersions>,
     /// DnsFailover health readings, from the poller to the reconciler.

@@ -33,7 +33,11 @@ struct Entry {
     generation: Option<i64>,
     full_at: Instant,
     full_passes: u64,
-    progressing: bool,
+    /// When the next full pass is due, for kinds whose passes in between read nothing they do not
+    /// need ([`PassLog::settle_until`]).
+    next_full: Option<Instant>,
+    /// Since when the rollout polled is in progress (`None`: not polling one).
+    progressing_since: Option<Instant>,
 }
 
 /// Per-object pass history of this process (lost on restart: the first pass after one is full).
@@ -62,20 +66,52 @@ impl PassLog {
             generation,
             full_at: Instant::now(),
             full_passes: 0,
-            progressing: false,
+            next_full: None,
+            progressing_since: None,
         });
+        if e.generation != generation {
+            // A new spec: a rollout it starts is a new one, polled often again at first.
+            e.progressing_since = None;
+        }
         e.generation = generation;
         e.full_at = Instant::now();
         e.full_passes += 1;
+        e.next_full = None;
+    }
+
+    /// Record a completed full pass of `key` at `generation` that found everything in place: until
+    /// `next` from now, passes of that generation need not read what this one compared.
+    pub fn settle_until(&self, key: &str, generation: Option<i64>, next: Duration) {
+        self.record_full(key, generation);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = entries.get_mut(key) {
+            // checked_add: a huge period (a tiny budget) must not panic; no settling then.
+            e.next_full = e.full_at.checked_add(next);
+        }
+    }
+
+    /// How long `key` stays settled at `generation` (see [`settle_until`](Self::settle_until)):
+    /// `None` when a full pass is due (none settled in this process, another generation, or time).
+    pub fn settled_for(&self, key: &str, generation: Option<i64>) -> Option<Duration> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let e = entries.get(key).filter(|e| e.generation == generation)?;
+        let left = e.next_full?.checked_duration_since(Instant::now())?;
+        (!left.is_zero()).then_some(left)
     }
 
     /// Mark whether `key` is polling a rollout; returns how many objects are.
     pub fn set_progressing(&self, key: &str, progressing: bool) -> usize {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = entries.get_mut(key) {
-            e.progressing = progressing;
+            e.progressing_since = if progressing { e.progressing_since.or_else(|| Some(Instant::now())) } else { None };
         }
-        entries.values().filter(|e| e.progressing).count()
+        entries.values().filter(|e| e.progressing_since.is_some()).count()
+    }
+
+    /// How long `key`'s rollout has been polled in progress (zero when it is not).
+    pub fn progressing_for(&self, key: &str) -> Duration {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.get(key).and_then(|e| e.progressing_since).map_or(Duration::ZERO, |since| since.elapsed())
     }
 
     /// Objects with a recorded full pass (the population sharing the budget).
@@ -93,6 +129,16 @@ impl PassLog {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
 }
+
+/// A rollout in progress for `age` is polled again after an eighth of that (at least `base`, at
+/// most `cap`): a deployment of a few minutes is seen done within seconds of its end, one stuck for
+/// an hour (an image that cannot be pulled; tasks that never start) costs a poll every `cap`.
+pub fn rollout_poll(base: Duration, age: Duration, cap: Duration) -> Duration {
+    base.max((age / ROLLOUT_AGE_SHARE).min(cap))
+}
+
+/// See [`rollout_poll`].
+const ROLLOUT_AGE_SHARE: u32 = 8;
 
 /// `base`, or longer when `objects` passes of `calls_per_pass` calls each per period would take
 /// more than `share` of a `rate` calls/s budget.
@@ -143,6 +189,52 @@ mod tests {
         assert_eq!(aligned(Duration::from_secs(7), slot, at(-5_000)), Duration::from_secs(7));
         // Huge values saturate instead of panicking.
         assert!(aligned(Duration::MAX, slot, at(1)) >= Duration::MAX - slot);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rollout_in_progress_is_polled_less_often_the_longer_it_takes() {
+        let log = PassLog::default();
+        let (base, cap) = (Duration::from_secs(15), Duration::from_secs(300));
+        log.record_full("a", Some(1));
+        assert_eq!(log.progressing_for("a"), Duration::ZERO);
+        log.set_progressing("a", true);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        log.set_progressing("a", true);
+        assert_eq!(log.progressing_for("a"), Duration::from_secs(60), "counted from when it started");
+        assert_eq!(rollout_poll(base, log.progressing_for("a"), cap), base);
+        tokio::time::advance(Duration::from_secs(540)).await;
+        assert_eq!(rollout_poll(base, log.progressing_for("a"), cap), Duration::from_secs(75));
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert_eq!(rollout_poll(base, log.progressing_for("a"), cap), cap);
+        log.record_full("a", Some(2));
+        assert_eq!(log.progressing_for("a"), Duration::ZERO, "a new spec's rollout starts at the base");
+        log.set_progressing("a", true);
+        tokio::time::advance(Duration::from_secs(600)).await;
+        log.set_progressing("a", false);
+        assert_eq!(log.progressing_for("a"), Duration::ZERO, "done: the next rollout starts at the base");
+        assert_eq!(rollout_poll(Duration::from_secs(40), Duration::ZERO, cap), Duration::from_secs(40));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_settled_object_stays_settled_for_its_generation_until_its_next_full_pass() {
+        let log = PassLog::default();
+        assert_eq!(log.settled_for("a", Some(1)), None, "nothing settled yet");
+        log.settle_until("a", Some(1), Duration::from_secs(300));
+        assert_eq!(log.settled_for("a", Some(1)), Some(Duration::from_secs(300)));
+        assert_eq!(log.settled_for("a", Some(2)), None, "a new generation needs a full pass");
+        assert_eq!(log.full_passes("a"), 1);
+        tokio::time::advance(Duration::from_secs(200)).await;
+        assert_eq!(log.settled_for("a", Some(1)), Some(Duration::from_secs(100)));
+        tokio::time::advance(Duration::from_secs(100)).await;
+        assert_eq!(log.settled_for("a", Some(1)), None, "due");
+        log.settle_until("a", Some(1), Duration::from_secs(60));
+        log.record_full("a", Some(1));
+        assert_eq!(log.settled_for("a", Some(1)), None, "a full pass that settled nothing clears it");
+        log.settle_until("a", Some(1), Duration::MAX);
+        assert_eq!(log.settled_for("a", Some(1)), None, "a period past the clock's end settles nothing");
+        log.settle_until("b", Some(1), Duration::from_secs(60));
+        log.forget("b");
+        assert_eq!(log.settled_for("b", Some(1)), None);
     }
 
     #[test]

@@ -151,3 +151,21 @@ async fn an_account_with_more_checks_than_the_ids_asked_is_listed_once_at_most()
     assert_eq!(ask(ids[2..5].to_vec()).await, vec![true, true, true]);
     assert_eq!((calls(&metrics, "ListHealthChecks"), calls(&metrics, "GetHealthCheck")), (2, 5), "not listed again");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_objects_of_one_change_share_its_get_change_and_an_in_sync_change_is_not_read_again() {
+    let (m, zone) = zone_with(1);
+    let change = m.external_change(&zone, &[upsert("new.example.com", RrType::A, "10.1.0.1")]).expect("change");
+    let (reads, (caller, metrics)) = (Route53Reads::default(), caller());
+    let ask = || futures::future::join_all((0..5).map(|_| reads.change_status(&caller, m.as_ref(), &change.id)));
+    let answers = ask().await;
+    assert!(answers.iter().all(|a| a.as_ref().ok() == Some(&Some("PENDING".to_string()))), "{answers:?}");
+    assert_eq!(calls(&metrics, "GetChange"), 1, "five askers at once, one call");
+    m.advance(std::time::Duration::from_secs(3600));
+    let answers = ask().await;
+    assert!(answers.iter().all(|a| a.as_ref().ok() == Some(&Some("INSYNC".to_string()))), "{answers:?}");
+    assert_eq!(calls(&metrics, "GetChange"), 2);
+    let bare = change.id.trim_start_matches("/change/");
+    assert_eq!(reads.change_status(&caller, m.as_ref(), bare).await.ok(), Some(Some("INSYNC".into())));
+    assert_eq!(calls(&metrics, "GetChange"), 2, "remembered as in sync");
+}

@@ -43,6 +43,13 @@ pub async fn apply(
     if let Some(blocked) = plan.blocked {
         return (status, Ok(Some(blocked)));
     }
+    mark_change(&mut status, generation);
+    status.active_target = Some(plan.active_target);
+    (status, Ok(None))
+}
+
+/// `Progressing` while the last change is PENDING; returns whether it is.
+pub fn mark_change(status: &mut DnsFailoverStatus, generation: Option<i64>) -> bool {
     let pending = status.change.as_ref().is_some_and(|c| c.status == "PENDING");
     conditions::set_condition(
         status.conditions_mut(),
@@ -52,8 +59,7 @@ pub async fn apply(
         if pending { "Route 53 is propagating the last change" } else { "the last Route 53 change is in sync" },
         generation,
     );
-    status.active_target = Some(plan.active_target);
-    (status, Ok(None))
+    pending
 }
 
 /// `DelegationReady`: the parent zone delegates the zone to its name servers.

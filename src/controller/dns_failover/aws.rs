@@ -139,17 +139,13 @@ impl FailoverAws {
         self.batcher.submit(zone, &self.scope, self.r53.clone(), changes).await.map(Some)
     }
 
-    /// Current status of a change (`PENDING`/`INSYNC`). A change Route 53 no longer knows
+    /// Current status of a change (`PENDING`/`INSYNC`), read once for all the objects of its batch
+    /// asking at once. A change Route 53 no longer knows
     /// (NoSuchChange: it keeps them for a limited time) is long in sync. Any other error is the
     /// pass's: status cannot say the change propagated, and `lastError` says why (e.g. a policy
     /// without `route53:GetChange`).
     pub async fn change_status(&self, id: &str) -> Result<Option<String>, AwsError> {
-        let id = id.trim_start_matches("/change/");
-        match self.caller.call(Service::Route53, "GetChange", || self.r53.get_change(id)).await {
-            Ok(c) => Ok(Some(c.status).filter(|s| !s.is_empty())),
-            Err(e) if e.is_not_found() => Ok(Some("INSYNC".into())),
-            Err(e) => Err(e),
-        }
+        self.reads.change_status(&self.caller, self.r53.as_ref(), id).await
     }
 
     /// The zone's name (for the apex / inside-the-zone check) and its name servers (for delegation).
@@ -186,11 +182,16 @@ mod tests {
         let aws = failover_aws(fake.clone());
         assert_eq!(aws.change_status("/change/C1").await, Ok(Some("PENDING".to_string())));
         assert_eq!(aws.change_status("/change/C1").await, Ok(Some("INSYNC".to_string())));
-        assert_eq!(aws.change_status("/change/C1").await, Ok(Some("INSYNC".to_string())), "NoSuchChange: long in sync");
+        assert_eq!(aws.change_status("/change/C1").await, Ok(Some("INSYNC".to_string())), "remembered, not read");
+        assert_eq!(aws.change_status("/change/C2").await, Ok(Some("INSYNC".to_string())), "NoSuchChange: long in sync");
         fake.change_statuses.lock().expect("script").push_back(Err(error(ErrorCategory::Terminal, "AccessDenied")));
-        let err = aws.change_status("/change/C1").await.expect_err("a denied GetChange is the pass's error");
+        let err = aws.change_status("/change/C3").await.expect_err("a denied GetChange is the pass's error");
         assert_eq!((err.operation, err.code.as_str()), ("GetChange", "AccessDenied"));
-        assert_eq!(fake.log.requests(), ["GetChange C1"; 4], "the id is sent without its /change/ prefix, once each");
+        assert_eq!(
+            fake.log.requests(),
+            ["GetChange C1", "GetChange C1", "GetChange C2", "GetChange C3"],
+            "the id is sent without its /change/ prefix, once each"
+        );
     }
 
     /// A health check whose id never reached status is found by its CallerReference on a later

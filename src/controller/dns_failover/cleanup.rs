@@ -28,6 +28,7 @@ pub(super) async fn cleanup(
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
     ctx.health.forget(&obj);
+    ctx.failover_passes.forget(&kube::runtime::reflector::ObjectRef::from_obj(obj.as_ref()).to_string());
     if obj.spec.policy.deletion == DeletionPolicy::Retain {
         return Ok(Action::await_change());
     }

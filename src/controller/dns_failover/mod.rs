@@ -17,6 +17,7 @@ pub mod observe;
 pub mod plan;
 pub mod poller;
 pub mod readings;
+pub mod settled;
 pub mod steps;
 
 use std::sync::Arc;
@@ -89,20 +90,36 @@ async fn apply(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -> 
         aws: clients(ctx, &obj).await?,
         ctx,
         nonce: uuid::Uuid::new_v4().simple().to_string().chars().take(6).collect(),
+        key: kube::runtime::reflector::ObjectRef::from_obj(obj.as_ref()).to_string(),
     };
     drive(&pass, api, obj.as_ref(), obj.spec.policy.paused, ctx).await
 }
 
-/// One DnsFailover pass: its Route 53 access and the nonce a new CallerReference gets.
+/// One DnsFailover pass: its Route 53 access, the nonce a new CallerReference gets, and the
+/// object's key in the pass log.
 struct FailoverPass<'a> {
     aws: FailoverAws,
     ctx: &'a Context,
     nonce: String,
+    key: String,
+}
+
+/// What a pass read: everything, or (settled, see [`settled`]) at most a pending change.
+enum Observed {
+    Full(Box<observe::Observed>),
+    Between(settled::Between),
+}
+
+/// What a pass does.
+enum Plan {
+    Full(Box<steps::Plan>),
+    /// The status, whether the change is still PENDING, and the time left until the full pass.
+    Between(Box<DnsFailoverStatus>, bool, Duration),
 }
 
 impl Pipeline<DnsFailover> for FailoverPass<'_> {
-    type Observed = observe::Observed;
-    type Plan = steps::Plan;
+    type Observed = Observed;
+    type Plan = Plan;
 
     fn access_uses(&self, obj: &DnsFailover) -> Vec<access::Use> {
         access::uses::dns_failover(&obj.spec)
@@ -112,8 +129,12 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
         &'a self,
         obj: &'a DnsFailover,
         status: &'a DnsFailoverStatus,
-    ) -> BoxFuture<'a, Result<observe::Observed, ReconcileError>> {
+    ) -> BoxFuture<'a, Result<Observed, ReconcileError>> {
         Box::pin(async move {
+            let left = self.ctx.failover_passes.settled_for(&self.key, obj.meta().generation);
+            if let Some(left) = settled::settled(obj, status, left) {
+                return Ok(Observed::Between(settled::observe(&self.aws, status, left).await?));
+            }
             let mut observed = observe::observe(&self.aws, &obj.spec, status).await?;
             if let (Some(d), Some(zone)) = (&obj.spec.delegation, &observed.zone) {
                 let (parent, zone_id) =
@@ -132,21 +153,37 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
                     observed.delegated_by = delegated_by(self.ctx, obj, parent, zone_id, &entry).await?;
                 }
             }
-            Ok(observed)
+            Ok(Observed::Full(Box::new(observed)))
         })
     }
 
-    fn plan(&self, obj: &DnsFailover, status: &DnsFailoverStatus, observed: &observe::Observed) -> steps::Plan {
-        steps::plan(&obj.spec, &self.aws.owner.uid, status, observed, &self.nonce)
+    fn plan(&self, obj: &DnsFailover, status: &DnsFailoverStatus, observed: &Observed) -> Plan {
+        match observed {
+            Observed::Full(observed) => {
+                Plan::Full(Box::new(steps::plan(&obj.spec, &self.aws.owner.uid, status, observed, &self.nonce)))
+            }
+            Observed::Between(between) => {
+                let (status, pending) = settled::plan(status, between, obj.meta().generation);
+                Plan::Between(Box::new(status), pending, between.left)
+            }
+        }
     }
 
     fn apply<'a>(
         &'a self,
         obj: &'a DnsFailover,
-        plan: steps::Plan,
+        plan: Plan,
         writer: &'a StatusWriter<'a, DnsFailover>,
     ) -> BoxFuture<'a, Applied<DnsFailoverStatus>> {
         Box::pin(async move {
+            let plan = match plan {
+                Plan::Full(plan) => *plan,
+                Plan::Between(status, pending, left) => {
+                    let requeue = settled::next_pass(pending, left, crate::runtime::clock::now());
+                    let end = PassEnd::Converged { message: CONVERGED, requeue };
+                    return Applied { status: *status, end, events: Vec::new() };
+                }
+            };
             let generation = obj.meta().generation;
             let (mut status, outcome) = apply::apply(&self.aws, &obj.spec, plan, writer, generation).await;
             let end = match outcome {
@@ -165,15 +202,14 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
                     let config = &self.ctx.config;
                     let every = resync_period(config.resync(), self.ctx.health.len(), config.budgets().route53_rps);
                     // On a slot: the objects due together share their zone walks and check listings.
-                    let requeue = if pending {
-                        Duration::from_secs(10)
-                    } else {
-                        crate::runtime::passes::aligned(
-                            jittered(every),
-                            crate::runtime::passes::RESYNC_SLOT,
-                            crate::runtime::clock::now(),
-                        )
-                    };
+                    let full = crate::runtime::passes::aligned(
+                        jittered(every),
+                        crate::runtime::passes::RESYNC_SLOT,
+                        crate::runtime::clock::now(),
+                    );
+                    // Until then, passes only follow the change and apply health readings.
+                    self.ctx.failover_passes.settle_until(&self.key, generation, full);
+                    let requeue = settled::next_pass(pending, full, crate::runtime::clock::now());
                     PassEnd::Converged { message: CONVERGED, requeue }
                 }
                 Ok(Some(b)) => PassEnd::Blocked(b),

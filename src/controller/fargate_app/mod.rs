@@ -250,7 +250,8 @@ impl Pipeline<FargateApp> for AppPass<'_> {
                             self.ctx.config.budgets().ecs_rps,
                             PERIODIC_SHARE / 2.0,
                         );
-                        (poll, passes::POLL_SLOT)
+                        let age = self.ctx.passes.progressing_for(&self.key);
+                        (passes::rollout_poll(poll, age, self.full_every), passes::POLL_SLOT)
                     } else {
                         (jittered(self.full_every), passes::RESYNC_SLOT)
                     };
