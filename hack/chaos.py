@@ -19,6 +19,11 @@ a fresh moto account. Then:
      apiserver outage stood by again) and exits 0 on SIGTERM.
 Faults stay on throughout. Exit status 0 only if every check passed; the operators' logs are in
 $FO_LOG_DIR/chaos-*.log.
+
+CHAOS_QUOTA_SCALE (default 1) multiplies AWS's per-action quotas (FARGATE_OPERATOR_AWS_QUOTA_SCALE):
+at 1, RegisterTaskDefinition and DeregisterTaskDefinition at 1/s set most of the run's length (the
+deletion of 100 apps' revisions alone takes minutes); `make test` raises it so CI stays short. The
+faults, the crash and the restart are the same at any scale.
 """
 import collections
 import json
@@ -40,6 +45,7 @@ N = int(os.environ.get("CHAOS_OBJECTS", "200"))
 POOLS = max(1, N // 20)
 LEASE_SECONDS = 10
 TIMEOUT = int(os.environ.get("CHAOS_TIMEOUT_SECONDS", "900"))
+QUOTA_SCALE = os.environ.get("CHAOS_QUOTA_SCALE", "1")
 LOG_DIR = pathlib.Path(os.environ.get("FO_LOG_DIR", "/tmp"))
 ENV_DIR = pathlib.Path(os.environ["FO_ENV_DIR"])
 CLUSTER_ID = f"chaos-{uuid.uuid4().hex[:6]}"
@@ -158,7 +164,8 @@ class Operator:
                "FARGATE_OPERATOR_METRICS_ADDR": f"127.0.0.1:{port}", "FARGATE_OPERATOR_RESYNC_SECONDS": "60",
                "FARGATE_OPERATOR_HEALTH_POLL_SECONDS": "10", "FARGATE_OPERATOR_ROUTE53_RPS": "30",
                "FARGATE_OPERATOR_ECS_RPS": "60", "FARGATE_OPERATOR_ELBV2_RPS": "60",
-               "FARGATE_OPERATOR_LAUNCHES_PER_SECOND": "50", "FARGATE_OPERATOR_FAULTS": FAULTS}
+               "FARGATE_OPERATOR_LAUNCHES_PER_SECOND": "50", "FARGATE_OPERATOR_FAULTS": FAULTS,
+               "FARGATE_OPERATOR_AWS_QUOTA_SCALE": QUOTA_SCALE}
         self.logf = open(LOG_DIR / f"{identity}.log", "w")
         self.proc = subprocess.Popen([binary(), "run"], env=env, stdout=self.logf, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -394,7 +401,8 @@ def main():
     role, client = account_session()
     fx = fixtures(role, client)
     kubectl("create", "namespace", ns)
-    log(f"{N} objects per kind ({POOLS} pools), namespace {ns}, cluster id {CLUSTER_ID}, faults on every mutating call")
+    log(f"{N} objects per kind ({POOLS} pools), namespace {ns}, cluster id {CLUSTER_ID}, faults on every mutating call, "
+        f"AWS quotas x{QUOTA_SCALE}")
     a = Operator(ns, "chaos-a", 18281)
     ops = [a]
     try:
