@@ -75,12 +75,8 @@ async fn sweeps(m: &Metrics, n: u64) {
     }
 }
 
-#[tokio::test]
-async fn health_comes_from_cloudwatch_in_one_call_for_many_checks_and_a_zero_fails_over() {
-    let ctx = TestCtx::new("health-cloudwatch").await;
-    let cfg = ctx.sdk_config().await;
-    let zone = fixtures::hosted_zone(&cfg, "acs.app.com").await;
-    // The objects' Region is not us-east-1; Route 53's metrics are there only.
+/// CloudWatch where Route 53 publishes its metrics (us-east-1, whatever the objects' Region).
+async fn cloudwatch(ctx: &TestCtx) -> aws_sdk_cloudwatch::Client {
     let metrics_cfg = ctx
         .aws
         .config_for(Some(&AwsOverride {
@@ -89,7 +85,15 @@ async fn health_comes_from_cloudwatch_in_one_call_for_many_checks_and_a_zero_fai
             external_id: None,
         }))
         .await;
-    let cw = aws_sdk_cloudwatch::Client::new(&metrics_cfg);
+    aws_sdk_cloudwatch::Client::new(&metrics_cfg)
+}
+
+#[tokio::test]
+async fn health_comes_from_cloudwatch_in_one_call_for_many_checks_and_a_zero_fails_over() {
+    let ctx = TestCtx::new("health-cloudwatch").await;
+    let cfg = ctx.sdk_config().await;
+    let zone = fixtures::hosted_zone(&cfg, "acs.app.com").await;
+    let cw = cloudwatch(&ctx).await;
     let op = InProcessOperator::start(&ctx).await;
     let api: Api<DnsFailover> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
     let names: Vec<String> = (0..OBJECTS).map(|i| format!("dr{i}")).collect();
@@ -140,6 +144,61 @@ async fn health_comes_from_cloudwatch_in_one_call_for_many_checks_and_a_zero_fai
         o.status.as_ref().and_then(|s| s.last_failover.as_ref()).map(|f| f.reason.as_str()),
         Some("PrimaryRecovered")
     );
+    op.stop().await;
+    ctx.cleanup().await;
+}
+
+/// Record and check reads of every outcome.
+fn route53_reads(m: &Metrics) -> u64 {
+    ["ListResourceRecordSets", "GetHealthCheck", "ListHealthChecks"]
+        .iter()
+        .flat_map(|op| {
+            ["success", "throttling", "transient", "not_found", "conflict", "terminal"]
+                .iter()
+                .map(move |outcome| m.aws_call_count("route53", op, outcome))
+        })
+        .sum()
+}
+
+/// Between full passes an object is settled: the passes its health readings start read neither
+/// its records nor its checks (at 1,000 objects those reads took the whole Route 53 budget and
+/// failovers showed minutes late); a spec edit still gets a full pass.
+#[tokio::test]
+async fn a_failover_reading_starts_a_pass_that_reads_no_records_or_checks() {
+    let ctx = TestCtx::new("health-settled").await;
+    let cfg = ctx.sdk_config().await;
+    let zone = fixtures::hosted_zone(&cfg, "acs.app.com").await;
+    let cw = cloudwatch(&ctx).await;
+    // No periodic full pass during the test.
+    let op = InProcessOperator::start_with(&ctx, "", &["--resync-seconds", "3600"]).await;
+    let api: Api<DnsFailover> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    api.create(&PostParams::default(), &manifest(&ctx, &zone, "dr0")).await.expect("create");
+    let check = primary_check(&wait_for(&api, "dr0", "PrimaryHealthy", "True").await);
+    let m = &op.metrics;
+    let (reads, passes) = (route53_reads(m), m.reconcile_count("DnsFailover"));
+
+    publish(&cw, &check, 0.0, 2).await;
+    let o = wait_for(&api, "dr0", "FailedOver", "True").await;
+    let active = serde_json::to_value(o.status.as_ref().and_then(|s| s.active_target)).expect("json");
+    assert_eq!(active, json!("secondary"));
+    publish(&cw, &check, 1.0, 0).await;
+    wait_for(&api, "dr0", "FailedOver", "False").await;
+    assert!(m.reconcile_count("DnsFailover") >= passes + 2, "each reading started a pass");
+    assert_eq!(route53_reads(m), reads, "passes between full passes read no records or checks");
+
+    // A spec edit is a new generation: a full pass reads the records and the check again.
+    let patch = json!({"spec": {"primary": {"healthCheck": {"failureThreshold": 4}}}});
+    let patched =
+        api.patch("dr0", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(patch)).await.expect("patch");
+    let generation = patched.metadata.generation;
+    let cond = move |o: Option<&DnsFailover>| {
+        o.and_then(|o| o.status.as_ref()).is_some_and(|s| s.observed_generation == generation)
+    };
+    tokio::time::timeout(WAIT, await_condition(api.clone(), "dr0", cond))
+        .await
+        .expect("the edit is reconciled")
+        .expect("watch");
+    assert!(route53_reads(m) >= reads + 2, "the edit's pass read the records and the check");
     op.stop().await;
     ctx.cleanup().await;
 }

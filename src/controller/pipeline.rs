@@ -90,6 +90,11 @@ pub trait Pipeline<K: Managed>: Send + Sync {
     fn finish(&self, _obj: &K, _status: &mut K::Status, _end: &PassEnd) -> Vec<PassEvent> {
         Vec::new()
     }
+
+    /// The pass's status is written (or was already as written): what the kind remembers about
+    /// the object on the strength of that status (e.g. that it is settled) may be recorded now,
+    /// and not before, since a later pass plans from the written status.
+    fn written(&self, _obj: &K) {}
 }
 
 /// Observe, plan and apply one pass over `obj` (as the gate let it through).
@@ -169,6 +174,7 @@ pub async fn drive<K: Managed, P: Pipeline<K>>(
     let (result, written) = finish_pass(&writer, obj, ctx, &old, applied.status, applied.end).await;
     ctx.written.record(&key, writer.written_version().as_deref());
     if written {
+        pipeline.written(obj);
         for e in applied.events {
             if e.warning {
                 ctx.events.warning(obj, &e.reason, e.action, e.note).await;

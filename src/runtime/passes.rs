@@ -33,9 +33,9 @@ struct Entry {
     generation: Option<i64>,
     full_at: Instant,
     full_passes: u64,
-    /// When the next full pass is due, for kinds whose passes in between read nothing they do not
-    /// need ([`PassLog::settle_until`]).
-    next_full: Option<Instant>,
+    /// When the next full pass is due, and the AccessPolicy epoch it was decided under, for kinds
+    /// whose passes in between read nothing they do not need ([`PassLog::settle_until`]).
+    next_full: Option<(Instant, u64)>,
     /// Since when the rollout polled is in progress (`None`: not polling one).
     progressing_since: Option<Instant>,
 }
@@ -79,23 +79,26 @@ impl PassLog {
         e.next_full = None;
     }
 
-    /// Record a completed full pass of `key` at `generation` that found everything in place: until
-    /// `next` from now, passes of that generation need not read what this one compared.
-    pub fn settle_until(&self, key: &str, generation: Option<i64>, next: Duration) {
+    /// Record a completed full pass of `key` at `generation` that found everything in place (under
+    /// AccessPolicy `epoch`, see `Access::epoch`), its status written: until `next` from now,
+    /// passes of that generation and epoch need not read what this one compared.
+    pub fn settle_until(&self, key: &str, generation: Option<i64>, next: Duration, epoch: u64) {
         self.record_full(key, generation);
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = entries.get_mut(key) {
             // checked_add: a huge period (a tiny budget) must not panic; no settling then.
-            e.next_full = e.full_at.checked_add(next);
+            e.next_full = e.full_at.checked_add(next).map(|at| (at, epoch));
         }
     }
 
-    /// How long `key` stays settled at `generation` (see [`settle_until`](Self::settle_until)):
-    /// `None` when a full pass is due (none settled in this process, another generation, or time).
-    pub fn settled_for(&self, key: &str, generation: Option<i64>) -> Option<Duration> {
+    /// How long `key` stays settled at `generation` and AccessPolicy `epoch` (see
+    /// [`settle_until`](Self::settle_until)): `None` when a full pass is due (none settled in this
+    /// term, another generation, the policies changed, or time).
+    pub fn settled_for(&self, key: &str, generation: Option<i64>, epoch: u64) -> Option<Duration> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let e = entries.get(key).filter(|e| e.generation == generation)?;
-        let left = e.next_full?.checked_duration_since(Instant::now())?;
+        let (at, settled_epoch) = e.next_full?;
+        let left = at.checked_duration_since(Instant::now()).filter(|_| settled_epoch == epoch)?;
         (!left.is_zero()).then_some(left)
     }
 
@@ -106,6 +109,14 @@ impl PassLog {
             e.progressing_since = if progressing { e.progressing_since.or_else(|| Some(Instant::now())) } else { None };
         }
         entries.values().filter(|e| e.progressing_since.is_some()).count()
+    }
+
+    /// A pass of `key` started a deployment (a new service, or an update of it): its rollout is
+    /// new, polled often again at first.
+    pub fn rollout_started(&self, key: &str) {
+        if let Some(e) = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key) {
+            e.progressing_since = None;
+        }
     }
 
     /// How long `key`'s rollout has been polled in progress (zero when it is not).
@@ -210,6 +221,11 @@ mod tests {
         assert_eq!(log.progressing_for("a"), Duration::ZERO, "a new spec's rollout starts at the base");
         log.set_progressing("a", true);
         tokio::time::advance(Duration::from_secs(600)).await;
+        log.rollout_started("a");
+        log.set_progressing("a", true);
+        assert_eq!(log.progressing_for("a"), Duration::ZERO, "a deployment of the same spec starts at the base too");
+        log.set_progressing("a", true);
+        tokio::time::advance(Duration::from_secs(600)).await;
         log.set_progressing("a", false);
         assert_eq!(log.progressing_for("a"), Duration::ZERO, "done: the next rollout starts at the base");
         assert_eq!(rollout_poll(Duration::from_secs(40), Duration::ZERO, cap), Duration::from_secs(40));
@@ -218,23 +234,24 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_settled_object_stays_settled_for_its_generation_until_its_next_full_pass() {
         let log = PassLog::default();
-        assert_eq!(log.settled_for("a", Some(1)), None, "nothing settled yet");
-        log.settle_until("a", Some(1), Duration::from_secs(300));
-        assert_eq!(log.settled_for("a", Some(1)), Some(Duration::from_secs(300)));
-        assert_eq!(log.settled_for("a", Some(2)), None, "a new generation needs a full pass");
+        assert_eq!(log.settled_for("a", Some(1), 0), None, "nothing settled yet");
+        log.settle_until("a", Some(1), Duration::from_secs(300), 0);
+        assert_eq!(log.settled_for("a", Some(1), 0), Some(Duration::from_secs(300)));
+        assert_eq!(log.settled_for("a", Some(2), 0), None, "a new generation needs a full pass");
+        assert_eq!(log.settled_for("a", Some(1), 1), None, "so do changed AccessPolicies");
         assert_eq!(log.full_passes("a"), 1);
         tokio::time::advance(Duration::from_secs(200)).await;
-        assert_eq!(log.settled_for("a", Some(1)), Some(Duration::from_secs(100)));
+        assert_eq!(log.settled_for("a", Some(1), 0), Some(Duration::from_secs(100)));
         tokio::time::advance(Duration::from_secs(100)).await;
-        assert_eq!(log.settled_for("a", Some(1)), None, "due");
-        log.settle_until("a", Some(1), Duration::from_secs(60));
+        assert_eq!(log.settled_for("a", Some(1), 0), None, "due");
+        log.settle_until("a", Some(1), Duration::from_secs(60), 0);
         log.record_full("a", Some(1));
-        assert_eq!(log.settled_for("a", Some(1)), None, "a full pass that settled nothing clears it");
-        log.settle_until("a", Some(1), Duration::MAX);
-        assert_eq!(log.settled_for("a", Some(1)), None, "a period past the clock's end settles nothing");
-        log.settle_until("b", Some(1), Duration::from_secs(60));
+        assert_eq!(log.settled_for("a", Some(1), 0), None, "a full pass that settled nothing clears it");
+        log.settle_until("a", Some(1), Duration::MAX, 0);
+        assert_eq!(log.settled_for("a", Some(1), 0), None, "a period past the clock's end settles nothing");
+        log.settle_until("b", Some(1), Duration::from_secs(60), 0);
         log.forget("b");
-        assert_eq!(log.settled_for("b", Some(1)), None);
+        assert_eq!(log.settled_for("b", Some(1), 0), None);
     }
 
     #[test]

@@ -138,6 +138,12 @@ impl Access {
         })
     }
 
+    /// A counter of the changes [`changes`](Self::changes) yields: a decision taken under one
+    /// value may differ under the next.
+    pub fn epoch(&self) -> u64 {
+        self.live.as_ref().map_or(0, |l| *l.changes.borrow())
+    }
+
     /// Decide `uses` of an object in `namespace`, waiting (briefly) for the first list of
     /// policies and namespaces.
     pub async fn gate(&self, namespace: &str, uses: &[Use]) -> Gate {

@@ -91,17 +91,22 @@ async fn apply(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -> 
         ctx,
         nonce: uuid::Uuid::new_v4().simple().to_string().chars().take(6).collect(),
         key: kube::runtime::reflector::ObjectRef::from_obj(obj.as_ref()).to_string(),
+        access_epoch: ctx.access.epoch(),
+        settle: std::sync::Mutex::new(None),
     };
     drive(&pass, api, obj.as_ref(), obj.spec.policy.paused, ctx).await
 }
 
-/// One DnsFailover pass: its Route 53 access, the nonce a new CallerReference gets, and the
-/// object's key in the pass log.
+/// One DnsFailover pass: its Route 53 access, the nonce a new CallerReference gets, the object's
+/// key in the pass log, the AccessPolicy epoch the pass started under, and (once the pass found
+/// everything in place) how long the object stays settled once its status is written.
 struct FailoverPass<'a> {
     aws: FailoverAws,
     ctx: &'a Context,
     nonce: String,
     key: String,
+    access_epoch: u64,
+    settle: std::sync::Mutex<Option<Duration>>,
 }
 
 /// What a pass read: everything, or (settled, see [`settled`]) at most a pending change.
@@ -131,7 +136,7 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
         status: &'a DnsFailoverStatus,
     ) -> BoxFuture<'a, Result<Observed, ReconcileError>> {
         Box::pin(async move {
-            let left = self.ctx.failover_passes.settled_for(&self.key, obj.meta().generation);
+            let left = self.ctx.failover_passes.settled_for(&self.key, obj.meta().generation, self.access_epoch);
             if let Some(left) = settled::settled(obj, status, left) {
                 return Ok(Observed::Between(settled::observe(&self.aws, status, left).await?));
             }
@@ -207,8 +212,9 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
                         crate::runtime::passes::RESYNC_SLOT,
                         crate::runtime::clock::now(),
                     );
-                    // Until then, passes only follow the change and apply health readings.
-                    self.ctx.failover_passes.settle_until(&self.key, generation, full);
+                    // Until then (once this status is written), passes only follow the change
+                    // and apply health readings.
+                    *self.settle.lock().unwrap_or_else(|p| p.into_inner()) = Some(full);
                     let requeue = settled::next_pass(pending, full, crate::runtime::clock::now());
                     PassEnd::Converged { message: CONVERGED, requeue }
                 }
@@ -217,6 +223,12 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
             };
             Applied { status, end, events: Vec::new() }
         })
+    }
+
+    fn written(&self, obj: &DnsFailover) {
+        if let Some(full) = self.settle.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            self.ctx.failover_passes.settle_until(&self.key, obj.meta().generation, full, self.access_epoch);
+        }
     }
 
     /// The poller's latest reading of the checks this status names, whatever the pass's end (this

@@ -231,6 +231,14 @@ impl Pipeline<FargateApp> for AppPass<'_> {
                     (status, outcome, false)
                 }
                 AppPlan::Full { plan, before } => {
+                    // Drift repaired at the same generation starts a deployment too.
+                    if plan
+                        .steps
+                        .iter()
+                        .any(|s| matches!(s, steps::Step::CreateService { .. } | steps::Step::UpdateService { .. }))
+                    {
+                        self.ctx.passes.rollout_started(&self.key);
+                    }
                     let pass = Pass { obj, aws: &self.aws, ctx: self.ctx, writer, names: &self.names };
                     let (status, outcome) = apply::apply(&pass, *plan, &before).await;
                     (status, outcome, true)
