@@ -90,6 +90,7 @@ pub async fn run_with(
         written: Arc::default(),
         health: Arc::default(),
         access: Default::default(),
+        fargate_apps: None,
     };
     // A standby is ready too: readiness gates traffic (metrics scrapes), not leadership.
     health.set_ready(true);

@@ -454,9 +454,9 @@ where
     let (health_tx, health_rx) = tokio::sync::mpsc::unbounded_channel();
     let health_triggers = futures::stream::unfold(health_rx, |mut rx| async { rx.recv().await.map(|o| (o, rx)) });
     let (access, access_watch) = access::Access::watch(&ctx, stop());
-    let ctx = Arc::new(Context { access, ..(*ctx).clone() });
     let apps = slim_watch::<FargateApp>(&ctx);
     let failovers = slim_watch::<DnsFailover>(&ctx);
+    let ctx = Arc::new(Context { access, fargate_apps: Some(apps.0.clone()), ..(*ctx).clone() });
     let failover_store = failovers.0.clone();
     tokio::join!(
         access_watch,

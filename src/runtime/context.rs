@@ -42,6 +42,9 @@ pub struct Context {
     pub health: Arc<crate::controller::dns_failover::readings::Readings>,
     /// The AccessPolicies of the leadership term (set when the controllers start).
     pub access: crate::controller::access::Access,
+    /// The FargateApp controller's store for the term (set when the controllers start): how many
+    /// apps share the budgets of their periodic passes.
+    pub fargate_apps: Option<kube::runtime::reflector::Store<crate::api::fargate_app::FargateApp>>,
 }
 
 impl std::fmt::Debug for Context {

@@ -205,7 +205,8 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
                     // Every converged object comes back once a period: at 1,000 objects a 300 s resync
                     // alone took the whole Route 53 budget, and new objects waited behind it.
                     let config = &self.ctx.config;
-                    let every = resync_period(config.resync(), self.ctx.health.len(), config.budgets().route53_rps);
+                    let every =
+                        resync_period(config.resync(), self.ctx.health.population(), config.budgets().route53_rps);
                     // On a slot: the objects due together share their zone walks and check listings.
                     let full = crate::runtime::passes::aligned(
                         jittered(every),

@@ -89,6 +89,7 @@ pub async fn run(
 async fn sweep(ctx: &Context, store: &Store<DnsFailover>, trigger: &Trigger) {
     let objects = store.state();
     let listed: HashSet<String> = objects.iter().map(|o| Readings::key_of(o)).collect();
+    ctx.health.set_seen(listed.len());
     let due: Vec<Arc<DnsFailover>> = objects.into_iter().filter(|o| checks_of(o).is_some()).collect();
     let (metrics, mut direct_left) = match ctx.config.health_source {
         HealthSource::Cloudwatch => {

@@ -40,6 +40,8 @@ pub struct Reading {
 #[derive(Debug, Default)]
 pub struct Readings {
     by_object: Mutex<HashMap<String, Reading>>,
+    /// How many DnsFailovers the poller's last sweep saw (with checks or not yet).
+    seen: std::sync::atomic::AtomicUsize,
 }
 
 fn key(obj: &DnsFailover) -> String {
@@ -71,6 +73,19 @@ impl Readings {
     /// How many objects have a reading (those whose checks exist: the objects resyncing).
     pub fn len(&self) -> usize {
         self.by_object.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// The poller's last sweep saw `objects` DnsFailovers.
+    pub fn set_seen(&self, objects: usize) {
+        self.seen.store(objects, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The objects whose periodic full passes share the Route 53 budget: every DnsFailover the
+    /// last sweep saw, not only those read so far. While 1,000 new objects are created (at
+    /// CreateHealthCheck's 0.5/s), counting only those with a reading gave the first ones a short
+    /// period, and their full passes took reads from the rest.
+    pub fn population(&self) -> usize {
+        self.len().max(self.seen.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Whether no object has a reading.
@@ -218,6 +233,9 @@ mod tests {
         assert_eq!(r.latest(&o), None);
         r.record(&o, reading("hc-1", HealthState::Healthy));
         assert_eq!(r.latest(&o).map(|x| x.primary_id), Some("hc-1".into()));
+        assert_eq!(r.population(), 1, "before any sweep: those with a reading");
+        r.set_seen(1000);
+        assert_eq!(r.population(), 1000, "every object the sweep saw, read or not");
         r.forget(&o);
         assert_eq!(r.latest(&o), None);
     }

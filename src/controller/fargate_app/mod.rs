@@ -97,13 +97,11 @@ pub async fn reconcile(obj: Arc<FargateApp>, ctx: Arc<Context>) -> Result<Action
 async fn apply(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Result<Action, ReconcileError> {
     let key = ObjectRef::from_obj(obj.as_ref()).to_string();
     let budgets = ctx.config.budgets();
-    let full_every = passes::stretched(
-        ctx.config.resync(),
-        ctx.passes.len(),
-        FULL_PASS_ELBV2_READS,
-        budgets.elbv2_rps,
-        PERIODIC_SHARE,
-    );
+    // Every app the controller sees shares the budget, not only those through a full pass yet:
+    // while 1,000 are created the first ones would otherwise get short periods.
+    let apps = ctx.passes.len().max(ctx.fargate_apps.as_ref().map_or(0, |s| s.state().len()));
+    let full_every =
+        passes::stretched(ctx.config.resync(), apps, FULL_PASS_ELBV2_READS, budgets.elbv2_rps, PERIODIC_SHARE);
     let pass = AppPass {
         aws: clients(ctx, &obj).await?,
         ctx,
