@@ -39,8 +39,9 @@ use crate::runtime::conditions::{self, READY};
 use crate::runtime::status::ObjectStatus;
 
 const KIND: &str = "DnsFailover";
-/// What a pass that found everything in place says.
-const CONVERGED: &str = "health checks and both records match the spec";
+/// What a pass that found everything in place says (a settled pass says it too: what it states
+/// is what the last full pass compared).
+const CONVERGED: &str = "health checks and both records matched the spec at the last full check";
 /// Route 53 reads of a full pass: the records at the name and the two health checks.
 const FULL_PASS_ROUTE53_READS: f64 = 3.0;
 /// The share of the Route 53 budget periodic full passes may take; the rest is for creates,
