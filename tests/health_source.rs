@@ -202,3 +202,52 @@ async fn a_failover_reading_starts_a_pass_that_reads_no_records_or_checks() {
     op.stop().await;
     ctx.cleanup().await;
 }
+
+/// A pass whose health checks are far back in CreateHealthCheck's queue (0.5/s per account, here
+/// scaled down to 0.01/s) holds its turn and ends, saying so in status, instead of holding a pass
+/// slot until then: with a single slot, another object's failover still shows at once. (At 1,000
+/// new DnsFailovers every slot waited on that quota, and first readings came half an hour late.)
+#[tokio::test]
+async fn a_pass_waiting_for_the_create_health_check_quota_gives_up_its_slot() {
+    let ctx = TestCtx::new("health-queued").await;
+    let cfg = ctx.sdk_config().await;
+    let zone = fixtures::hosted_zone(&cfg, "acs.app.com").await;
+    let cw = cloudwatch(&ctx).await;
+    let flags = ["--max-concurrent-reconciles", "1", "--aws-quota-scale", "0.02", "--resync-seconds", "3600"];
+    let op = InProcessOperator::start_with(&ctx, "", &flags).await;
+    let m = &op.metrics;
+    let api: Api<DnsFailover> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+
+    // dr0 takes the quota's whole burst (one check); its health comes from CloudWatch.
+    api.create(&PostParams::default(), &manifest(&ctx, &zone, "dr0")).await.expect("create");
+    let has_check = |o: Option<&DnsFailover>| {
+        o.and_then(|o| o.status.as_ref()?.health_checks.as_ref()).is_some_and(|h| !h.primary.id.is_empty())
+    };
+    let o = tokio::time::timeout(WAIT, await_condition(api.clone(), "dr0", has_check))
+        .await
+        .expect("dr0's check is made")
+        .expect("watch")
+        .expect("object");
+    let check = primary_check(&o);
+    publish(&cw, &check, 1.0, 2).await;
+    wait_for(&api, "dr0", "PrimaryHealthy", "True").await;
+
+    // dr1 needs two checks: their turns are 100 and 200 s away.
+    let mut dr1 = manifest(&ctx, &zone, "dr1");
+    dr1.spec.secondary.health_check = Some(dr1.spec.primary.health_check.clone());
+    api.create(&PostParams::default(), &dr1).await.expect("create");
+    let o = wait_for(&api, "dr1", "Synced", "False").await;
+    let synced = o.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Synced")).expect("Synced");
+    assert_eq!(synced.reason, "WaitingForQuota");
+    assert!(synced.message.contains("route53:CreateHealthCheck") && synced.message.contains("2 calls"), "{synced:?}");
+    assert!(m.budget_queued_count("route53", "CreateHealthCheck") >= 1);
+
+    // The only slot is free: dr0's failover shows long before dr1's turn.
+    publish(&cw, &check, 0.0, 1).await;
+    wait_for(&api, "dr0", "FailedOver", "True").await;
+    assert_eq!(calls(m, "route53", "CreateHealthCheck"), 1, "nothing of dr1's was sent before its turn");
+    let o = api.get("dr1").await.expect("get");
+    assert!(o.status.as_ref().is_some_and(|s| s.resources.is_empty()), "no create was planned either: {o:?}");
+    op.stop().await;
+    ctx.cleanup().await;
+}

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod held;
 mod quotas;
 pub use quotas::{ActionQuota, QUOTAS};
 
@@ -44,20 +45,23 @@ impl TokenBucket {
 
     /// Take one token, waiting until it is available. Returns how long the caller waited.
     pub async fn acquire(&self) -> Duration {
-        let wait = {
-            let mut s = self.state.lock().await;
-            let now = Instant::now();
-            let elapsed = now.saturating_duration_since(s.last).as_secs_f64();
-            s.tokens = (s.tokens + elapsed * self.rate).min(self.burst);
-            s.last = now;
-            // Reserve the token now, even if that drives the balance negative: the debt is the queue.
-            s.tokens -= 1.0;
-            if s.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-s.tokens / self.rate) }
-        };
+        let wait = self.reserve().await;
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
         wait
+    }
+
+    /// Reserve one token without waiting for it: returns how long from now until it may be spent.
+    pub async fn reserve(&self) -> Duration {
+        let mut s = self.state.lock().await;
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(s.last).as_secs_f64();
+        s.tokens = (s.tokens + elapsed * self.rate).min(self.burst);
+        s.last = now;
+        // Reserve the token now, even if that drives the balance negative: the debt is the queue.
+        s.tokens -= 1.0;
+        if s.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-s.tokens / self.rate) }
     }
 }
 
@@ -163,6 +167,7 @@ enum BucketKey {
 pub struct Budgets {
     settings: BudgetSettings,
     buckets: Arc<std::sync::Mutex<BucketMap>>,
+    held: Arc<held::Held>,
 }
 
 type BucketMap = HashMap<(Scope, BucketKey), Arc<TokenBucket>>;
@@ -171,7 +176,7 @@ impl Budgets {
     /// Budgets with the rates of `s`. Every bucket's burst is two seconds' worth of tokens (at
     /// least 1), or AWS's published burst for an action group.
     pub fn new(s: BudgetSettings) -> Self {
-        Self { settings: s, buckets: Arc::default() }
+        Self { settings: s, buckets: Arc::default(), held: Arc::default() }
     }
 
     fn bucket(&self, scope: Scope, key: BucketKey) -> Arc<TokenBucket> {
@@ -212,6 +217,22 @@ impl Budgets {
     pub fn for_action_in(&self, scope: &Scope, service: Service, operation: &str) -> Option<Arc<TokenBucket>> {
         let group = quotas::group_of(service, operation)?;
         Some(self.bucket(scope.counted_for(service), BucketKey::Action(service, group)))
+    }
+
+    /// Make `holder` (an object's key) hold `count` tokens of the action group `operation` belongs
+    /// to in `scope`, reserving those it does not hold yet; returns how long until the last may be
+    /// spent, zero when the operation has no group of its own (see `held.rs`).
+    pub async fn hold(&self, holder: &str, scope: &Scope, service: Service, operation: &str, count: usize) -> Duration {
+        let Some(group) = quotas::group_of(service, operation) else { return Duration::ZERO };
+        let bucket = self.bucket(scope.counted_for(service), BucketKey::Action(service, group));
+        self.held.hold(holder, &scope.counted_for(service), group, &bucket, count).await
+    }
+
+    /// Spend a token `holder` holds for `operation`'s action group in `scope`: how long until it
+    /// may be spent, `None` when it holds none.
+    pub fn spend_held(&self, holder: &str, scope: &Scope, service: Service, operation: &str) -> Option<Duration> {
+        let group = quotas::group_of(service, operation)?;
+        self.held.spend(holder, &scope.counted_for(service), group)
     }
 
     /// The Fargate launch bucket of `scope` (one token per task started).

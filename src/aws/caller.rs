@@ -55,6 +55,24 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The longest a pass waits in a slow action group's queue (see [`AwsCaller::reserve`]); a later
+/// turn is held for the object and the pass ends until then.
+pub const QUEUE_HORIZON: Duration = Duration::from_secs(5);
+
+/// Calls whose turn in their action group's queue is further off than [`QUEUE_HORIZON`]: the
+/// object holds the turn and its pass comes back when it is due.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Queued {
+    /// Service, e.g. `route53`.
+    pub service: &'static str,
+    /// Operation, e.g. `CreateHealthCheck`.
+    pub operation: &'static str,
+    /// How many calls the pass needs.
+    pub count: usize,
+    /// How long until the last of them may be sent.
+    pub wait: Duration,
+}
+
 /// Makes AWS calls on behalf of the controllers.
 #[derive(Clone, Debug)]
 pub struct AwsCaller {
@@ -63,17 +81,40 @@ pub struct AwsCaller {
     retry: RetryPolicy,
     /// Whose quota the calls spend (the operator's own identity unless [`scoped`](Self::scoped)).
     scope: Arc<Scope>,
+    /// The object whose pass makes the calls, when tokens may be held for it (see [`Self::reserve`]).
+    holder: Option<Arc<str>>,
 }
 
 impl AwsCaller {
     /// A caller drawing from `budgets` and counting into `metrics`.
     pub fn new(budgets: Budgets, metrics: Arc<Metrics>, retry: RetryPolicy) -> Self {
-        Self { budgets, metrics, retry, scope: Arc::default() }
+        Self { budgets, metrics, retry, scope: Arc::default(), holder: None }
     }
 
     /// This caller spending the quota of `scope` (an object's account and Region).
     pub fn scoped(&self, scope: Arc<Scope>) -> Self {
         Self { scope, ..self.clone() }
+    }
+
+    /// This caller making the calls of `holder`'s pass (an object's key), which may hold turns in
+    /// slow action groups across passes ([`Self::reserve`]).
+    pub fn held_by(&self, holder: &str) -> Self {
+        Self { holder: Some(holder.into()), ..self.clone() }
+    }
+
+    /// Before a pass sends `count` calls of `operation`: make sure they will not wait longer than
+    /// [`QUEUE_HORIZON`] for the action group's quota. The turns are reserved for the holder
+    /// either way (and spent by its calls, in this pass or the one that comes back for them);
+    /// `Err` says how long until they are due, so the pass can end and give up its slot. A caller
+    /// without a holder, or an operation without a group of its own, is never queued here.
+    pub async fn reserve(&self, service: Service, operation: &'static str, count: usize) -> Result<(), Queued> {
+        let Some(holder) = self.holder.as_deref().filter(|_| count > 0) else { return Ok(()) };
+        let wait = self.budgets.hold(holder, &self.scope, service, operation, count).await;
+        if wait <= QUEUE_HORIZON {
+            return Ok(());
+        }
+        self.metrics.budget_queued(service.as_str(), operation);
+        Err(Queued { service: service.as_str(), operation, count, wait })
     }
 
     /// The shared budgets.
@@ -131,9 +172,18 @@ impl AwsCaller {
         loop {
             // The action's own quota first: a call waiting for a slow group (RegisterTaskDefinition
             // refills at 1/s) then holds no service token other calls could use.
-            let mut waited = match self.budgets.for_action_in(&self.scope, service, operation) {
-                Some(bucket) => bucket.acquire().await,
-                None => Duration::ZERO,
+            // A first attempt spends a turn its holder reserved; a retry queues again.
+            let held = match &self.holder {
+                Some(holder) if attempt == 0 => self.budgets.spend_held(holder, &self.scope, service, operation),
+                _ => None,
+            };
+            let mut waited = match (held, self.budgets.for_action_in(&self.scope, service, operation)) {
+                (Some(due), _) => {
+                    tokio::time::sleep(due).await;
+                    due
+                }
+                (None, Some(bucket)) => bucket.acquire().await,
+                (None, None) => Duration::ZERO,
             };
             waited += self.budgets.for_service_in(&self.scope, service).acquire().await;
             if !waited.is_zero() {
@@ -192,7 +242,7 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
-    use crate::aws::budget::BudgetSettings;
+    use crate::aws::budget::{BudgetSettings, Scope};
     use crate::aws::errors::{Classified, ErrorCategory};
 
     struct Fake(ErrorCategory);
@@ -326,5 +376,37 @@ mod tests {
         let (result, attempts) = hang_once(&caller, false).await;
         let err = result.expect_err("a create that may have run is not repeated blindly");
         assert_eq!((err.code.as_str(), err.category, attempts), ("AttemptTimeout", ErrorCategory::Transient, 1));
+    }
+
+    /// CreateHealthCheck refills at 0.5/s after a burst of 50: the 51st and 52nd checks of one
+    /// pass are 2 and 4 s away (within the horizon), the next pass's 6 and 8 s (beyond it). That
+    /// pass holds its turns; coming back, its calls spend them and reserve nothing new.
+    #[tokio::test(start_paused = true)]
+    async fn a_holder_beyond_the_horizon_is_queued_and_spends_its_turn_when_back() {
+        let (caller, metrics) = caller();
+        let route53 = |c: &AwsCaller, n| {
+            let c = c.clone();
+            async move { c.reserve(Service::Route53, "CreateHealthCheck", n).await }
+        };
+        let bucket = caller.budgets().for_action_in(&Scope::default(), Service::Route53, "CreateHealthCheck");
+        let bucket = bucket.expect("a group of its own");
+        for _ in 0..50 {
+            bucket.acquire().await;
+        }
+        let (a, b) = (caller.held_by("ns/a"), caller.held_by("ns/b"));
+        assert_eq!(route53(&a, 2).await, Ok(()));
+        let queued = route53(&b, 2).await.expect_err("beyond the horizon");
+        assert_eq!((queued.operation, queued.count, queued.wait), ("CreateHealthCheck", 2, Duration::from_secs(8)));
+        assert_eq!(metrics.budget_queued_count("route53", "CreateHealthCheck"), 1);
+        assert_eq!(route53(&caller, 9).await, Ok(()), "a caller without a holder is never queued here");
+
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(route53(&b, 2).await, Ok(()), "its turns are 2 and 4 s away now");
+        let start = Instant::now();
+        for _ in 0..2 {
+            b.call(Service::Route53, "CreateHealthCheck", || async { Ok::<u32, Fake>(1) }).await.expect("call");
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(4), "spent its held turns, not new ones");
+        assert_eq!(bucket.reserve().await, Duration::from_secs(2), "the next turn is the one after b\'s 8 s");
     }
 }

@@ -19,7 +19,7 @@ pub mod route53_reads;
 pub mod sdk;
 
 pub use budget::{BudgetSettings, Budgets, Service, TokenBucket};
-pub use caller::{AwsCaller, RetryPolicy};
+pub use caller::{AwsCaller, Queued, RetryPolicy};
 pub use errors::{AwsError, Classified, Classify, ErrorCategory};
 pub use naming::Owner;
 pub use sdk::AwsProvider;

@@ -13,7 +13,7 @@ use kube::runtime::reflector::ObjectRef;
 use super::{Blocked, Managed, ReconcileError, emit_transitions, record_aws_error, record_blocked};
 use crate::aws::AwsError;
 use crate::runtime::Context;
-use crate::runtime::conditions::{self, DEGRADED, SYNCED};
+use crate::runtime::conditions::{self, DEGRADED, REASON_WAITING_FOR_QUOTA, SYNCED};
 use crate::runtime::status::{ObjectStatus, set_last_error};
 
 /// How a pass ended.
@@ -41,6 +41,10 @@ pub enum PassEnd {
         /// When to look again.
         requeue: Duration,
     },
+    /// The object's turn in a slow AWS action quota (e.g. CreateHealthCheck's 0.5/s) is further
+    /// off than a pass waits: nothing was sent; not `Synced` (`WaitingForQuota`), not an error,
+    /// and the pass comes back when the turn is due, which the object holds meanwhile.
+    Queued(crate::aws::Queued),
     /// An AWS call failed: recorded, retried with the per-object backoff.
     Failed(AwsError),
     /// Any other error (Kubernetes, missing metadata): status written as it is, retried with backoff.
@@ -88,6 +92,15 @@ pub async fn finish_pass<K: Managed>(
             ctx.backoff.on_success(&ObjectRef::from_obj(obj).to_string());
             Ok(Action::requeue(requeue))
         }
+        PassEnd::Queued(q) => {
+            let message = queued_message(&q, crate::runtime::clock::now());
+            let c = status.conditions_mut();
+            conditions::set_condition(c, SYNCED, false, REASON_WAITING_FOR_QUOTA, &message, generation);
+            if conditions::find(c, conditions::READY).is_none() {
+                conditions::set_condition(c, conditions::READY, false, REASON_WAITING_FOR_QUOTA, &message, generation);
+            }
+            Ok(Action::requeue(q.wait))
+        }
         PassEnd::Error(err) => Err(err),
         PassEnd::Failed(err) => {
             record_aws_error(&mut status, &err, generation);
@@ -114,6 +127,19 @@ pub async fn finish_pass<K: Managed>(
     }
     emit_transitions(ctx, obj, old, &status).await;
     (result, true)
+}
+
+/// What `Synced` says while a pass is queued: the quota, and when the turn comes, to ten seconds
+/// (so that a pass coming back early, to the same turn, writes the same message).
+fn queued_message(q: &crate::aws::Queued, now: k8s_openapi::jiff::Timestamp) -> String {
+    let wait = i64::try_from(q.wait.as_secs()).unwrap_or(i64::MAX);
+    let due = now.as_second().saturating_add(wait);
+    let due = k8s_openapi::jiff::Timestamp::from_second(due.saturating_add(5) / 10 * 10).unwrap_or(now);
+    let calls = if q.count == 1 { "call is" } else { "calls are" };
+    format!(
+        "waiting for AWS's {}:{} quota, shared by every object of the account: this object's {} {calls} due at about {due}; nothing is sent before (--aws-quota-scale, if the account's quota was raised)",
+        q.service, q.operation, q.count
+    )
 }
 
 /// Writes one object's status during one pass, each write conditional on the resourceVersion the
@@ -305,4 +331,27 @@ impl<'a, K: Managed> StatusWriter<'a, K> {
 /// Whether `err` is a status write refused because the object changed since it was read.
 pub fn is_stale_write(err: &ReconcileError) -> bool {
     matches!(err, ReconcileError::Kube(kube::Error::Api(resp)) if resp.code == 409)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn a_queued_pass_says_which_quota_and_when_to_ten_seconds() {
+        let q = crate::aws::Queued {
+            service: "route53",
+            operation: "CreateHealthCheck",
+            count: 2,
+            wait: Duration::from_secs(96),
+        };
+        let now = k8s_openapi::jiff::Timestamp::from_second(1_800_000_003).expect("time");
+        let message = super::queued_message(&q, now);
+        assert!(message.starts_with("waiting for AWS's route53:CreateHealthCheck quota"), "{message}");
+        assert!(message.contains("2 calls are due at about 2027-01-15T08:01:40Z"), "{message}");
+        let later = super::queued_message(&crate::aws::Queued { wait: Duration::from_secs(94), ..q.clone() }, now);
+        assert_eq!(later, message, "a pass back early to the same turn writes the same message");
+        let huge = crate::aws::Queued { wait: Duration::MAX, ..q };
+        assert!(super::queued_message(&huge, now).contains("waiting"), "no overflow");
+    }
 }

@@ -19,6 +19,8 @@ pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
 pub const REASON_AS_EXPECTED: &str = "AsExpected";
 /// Reason: `spec.policy.paused` is set.
 pub const REASON_PAUSED: &str = "Paused";
+/// Reason: the object's turn in a slow AWS action quota is later than a pass waits.
+pub const REASON_WAITING_FOR_QUOTA: &str = "WaitingForQuota";
 /// Reason: an existing AWS resource with our name is not ours.
 pub const REASON_NAME_CONFLICT: &str = "NameConflict";
 

@@ -46,6 +46,7 @@ pub struct Metrics {
     passes_skipped: Family<KindLabels, Counter>,
     aws_calls: Family<AwsCallLabels, Counter>,
     aws_budget_wait: Family<KindLabels, Histogram, fn() -> Histogram>,
+    aws_quota_queued: Family<OperationLabels, Counter>,
     leader: Gauge<i64, AtomicI64>,
     claims_bound: Family<SourceLabels, Counter>,
     claim_wait: Histogram,
@@ -53,6 +54,12 @@ pub struct Metrics {
     /// Observations of `claim_bind` (the histogram's own count is readable only in its tests).
     claim_binds: AtomicU64,
     cold_starts: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    service: String,
+    operation: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -86,6 +93,7 @@ impl Metrics {
         let aws_calls = Family::<AwsCallLabels, Counter>::default();
         let aws_budget_wait =
             Family::<KindLabels, Histogram, fn() -> Histogram>::new_with_constructor(duration_histogram);
+        let aws_quota_queued = Family::<OperationLabels, Counter>::default();
         let leader = Gauge::<i64, AtomicI64>::default();
         let claims_bound = Family::<SourceLabels, Counter>::default();
         // Claim waits run from milliseconds (a hot pool) to minutes (a cold Fargate start).
@@ -122,6 +130,11 @@ impl Metrics {
             "Time spent waiting for the client-side request budget, by service (label kind)",
             aws_budget_wait.clone(),
         );
+        registry.register(
+            "aws_quota_queued",
+            "Passes that ended to come back when their turn in a slow AWS action quota is due, by service and operation",
+            aws_quota_queued.clone(),
+        );
         registry.register("leader", "1 while this replica holds the leader lease", leader.clone());
         registry.register(
             "hotpool_claims_bound",
@@ -153,6 +166,7 @@ impl Metrics {
             passes_skipped,
             aws_calls,
             aws_budget_wait,
+            aws_quota_queued,
             leader,
             claims_bound,
             claim_wait,
@@ -249,6 +263,21 @@ impl Metrics {
     /// A call waited `waited` for the `service` budget.
     pub fn budget_waited(&self, service: &str, waited: Duration) {
         self.aws_budget_wait.get_or_create(&KindLabels { kind: service.into() }).observe(waited.as_secs_f64());
+    }
+
+    /// A pass ended to come back when its turn in `operation`'s action quota is due.
+    pub fn budget_queued(&self, service: &str, operation: &str) {
+        self.aws_quota_queued
+            .get_or_create(&OperationLabels { service: service.into(), operation: operation.into() })
+            .inc();
+    }
+
+    /// Passes queued for `service:operation` so far.
+    pub fn budget_queued_count(&self, service: &str, operation: &str) -> u64 {
+        self.aws_quota_queued
+            .get(&OperationLabels { service: service.into(), operation: operation.into() })
+            .map(|c| c.get())
+            .unwrap_or(0)
     }
 
     /// Attempts of `service:operation` with `outcome` so far (tests and benchmarks read this).

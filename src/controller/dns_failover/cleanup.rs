@@ -28,11 +28,13 @@ pub(super) async fn cleanup(
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
     ctx.health.forget(&obj);
-    ctx.failover_passes.forget(&kube::runtime::reflector::ObjectRef::from_obj(obj.as_ref()).to_string());
+    let key = kube::runtime::reflector::ObjectRef::from_obj(obj.as_ref()).to_string();
+    ctx.failover_passes.forget(&key);
     if obj.spec.policy.deletion == DeletionPolicy::Retain {
         return Ok(Action::await_change());
     }
-    let aws = clients(ctx, &obj).await?;
+    // A create that settles a planned reference spends a turn the object still holds.
+    let aws = clients(ctx, &obj, Some(&key)).await?;
     match delete_all(&obj, &aws).await {
         Ok(()) => Ok(Action::await_change()),
         Err(err) => {

@@ -34,6 +34,7 @@ use super::pipeline::{Applied, PassEvent, Pipeline, drive};
 use super::{PassEnd, ReconcileError, StatusWriter, jittered, with_finalizer};
 use crate::api::dns_failover::{DnsFailover, DnsFailoverStatus};
 use crate::api::validation::normalize_zone_id;
+use crate::aws::Service;
 use crate::runtime::Context;
 use crate::runtime::conditions::{self, READY};
 use crate::runtime::status::ObjectStatus;
@@ -54,11 +55,14 @@ fn resync_period(resync: Duration, objects: usize, route53_rps: f64) -> Duration
     crate::runtime::passes::stretched(resync, objects, FULL_PASS_ROUTE53_READS, route53_rps, PERIODIC_SHARE)
 }
 
-async fn clients(ctx: &Context, obj: &DnsFailover) -> Result<FailoverAws, ReconcileError> {
+/// The object's Route 53 access; a pass's (`holder`: the object's key) may hold turns in slow
+/// quotas across passes (`AwsCaller::reserve`).
+async fn clients(ctx: &Context, obj: &DnsFailover, holder: Option<&str>) -> Result<FailoverAws, ReconcileError> {
     let aws = super::inventory::aws_of(obj);
     let clients = ctx.aws.clients_for(aws).await;
+    let caller = ctx.caller.scoped(clients.scope);
     Ok(FailoverAws {
-        caller: ctx.caller.scoped(clients.scope),
+        caller: holder.map_or_else(|| caller.clone(), |h| caller.held_by(h)),
         r53: clients.route53,
         reads: clients.route53_reads,
         batcher: ctx.route53.clone(),
@@ -87,11 +91,12 @@ pub async fn reconcile(obj: Arc<DnsFailover>, ctx: Arc<Context>) -> Result<Actio
 }
 
 async fn apply(api: &Api<DnsFailover>, obj: Arc<DnsFailover>, ctx: &Context) -> Result<Action, ReconcileError> {
+    let key = kube::runtime::reflector::ObjectRef::from_obj(obj.as_ref()).to_string();
     let pass = FailoverPass {
-        aws: clients(ctx, &obj).await?,
+        aws: clients(ctx, &obj, Some(&key)).await?,
         ctx,
         nonce: uuid::Uuid::new_v4().simple().to_string().chars().take(6).collect(),
-        key: kube::runtime::reflector::ObjectRef::from_obj(obj.as_ref()).to_string(),
+        key,
         access_epoch: ctx.access.epoch(),
         settle: std::sync::Mutex::new(None),
     };
@@ -190,6 +195,13 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
                     return Applied { status: *status, end, events: Vec::new() };
                 }
             };
+            // Before anything is recorded: a pass whose checks are far back in CreateHealthCheck's
+            // queue (0.5/s) holds its turn and gives up its slot to passes that need none.
+            let creates = plan.steps.iter().filter(|s| matches!(s, steps::Step::CreateCheck { .. })).count();
+            if let Err(queued) = self.aws.caller.reserve(Service::Route53, "CreateHealthCheck", creates).await {
+                let status = obj.status.clone().unwrap_or_default();
+                return Applied { status, end: PassEnd::Queued(queued), events: Vec::new() };
+            }
             let generation = obj.meta().generation;
             let (mut status, outcome) = apply::apply(&self.aws, &obj.spec, plan, writer, generation).await;
             let end = match outcome {

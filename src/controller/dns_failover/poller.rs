@@ -183,7 +183,7 @@ async fn read_object(
         }
         *direct_left -= 1;
         if aws.is_none() {
-            let Ok(clients) = clients(ctx, obj).await else { return };
+            let Ok(clients) = clients(ctx, obj, None).await else { return };
             aws = Some(clients);
         }
         let Some(aws) = aws.as_ref() else { return };
