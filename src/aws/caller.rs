@@ -33,10 +33,16 @@ impl RetryPolicy {
     /// them: how long after a call started AWS may still act on it.
     pub fn longest_call(&self) -> Duration {
         let mut total = self.attempt_timeout.saturating_mul(self.max_attempts);
-        for attempt in 0..self.max_attempts.saturating_sub(1) {
-            let base = self.throttling_base.max(self.transient_base);
+        let base = self.throttling_base.max(self.transient_base);
+        let delays = self.max_attempts.saturating_sub(1);
+        for attempt in 0..delays {
             // exponential_delay's bound: the base doubled per attempt, capped (its jitter only shortens).
             let delay = base.saturating_mul(2u32.saturating_pow(attempt.min(30))).min(self.cap);
+            if delay == self.cap {
+                // Every later delay is the cap too: counted at once, not one by one (a policy of
+                // u32::MAX attempts took minutes here).
+                return total.saturating_add(self.cap.saturating_mul(delays - attempt));
+            }
             total = total.saturating_add(delay);
         }
         total
