@@ -236,7 +236,9 @@ impl AwsProvider {
         if let Some(clients) = self.clients.lock().await.get(&key) {
             return clients.clone();
         }
-        let config = self.config_for(aws).await;
+        // Boxed: building a configuration (credential providers, STS) is a future of kilobytes
+        // that every reconcile future would otherwise reserve room for, though it runs once.
+        let config = Box::pin(self.config_for(aws)).await;
         let region = config.region().map(|r| r.to_string());
         let built = Clients {
             service_reads: Arc::default(),
@@ -266,7 +268,7 @@ impl AwsProvider {
         if let Some(client) = self.cloudwatch.lock().await.get(&key) {
             return client.clone();
         }
-        let config = self.config_for(Some(&spec)).await;
+        let config = Box::pin(self.config_for(Some(&spec))).await;
         let api = match &self.source {
             Some(source) => source.cloudwatch(&config),
             None => {

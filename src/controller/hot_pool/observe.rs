@@ -192,20 +192,31 @@ fn reference_matches(reference: &str, arn: &str, same_generation: bool) -> bool 
     }
 }
 
+/// Workers listed per request: the pass keeps slim copies, so what it holds at once in full
+/// (with `managedFields`, about half of a worker as the apiserver returns it) is one page.
+const WORKERS_PAGE: u32 = 250;
+
+/// The pool's workers as the apiserver has them now, slimmed ([`crate::controller::slim`]).
 async fn list_workers(
     pool: &HotPool,
     owner: &Owner,
     api: &Api<HotPoolWorker>,
 ) -> Result<BTreeMap<String, HotPoolWorker>, ReconcileError> {
-    let lp = ListParams::default().labels(&format!("{POOL_LABEL}={}", pool.name_any()));
-    Ok(api
-        .list(&lp)
-        .await?
-        .items
-        .into_iter()
-        .filter(|w| w.owner_references().iter().any(|o| o.uid == owner.uid))
-        .map(|w| (w.name_any(), w))
-        .collect())
+    let mut lp = ListParams::default().labels(&format!("{POOL_LABEL}={}", pool.name_any())).limit(WORKERS_PAGE);
+    let mut workers = BTreeMap::new();
+    loop {
+        let page = api.list(&lp).await?;
+        for mut w in page.items {
+            if w.owner_references().iter().any(|o| o.uid == owner.uid) {
+                crate::controller::slim::slim(&mut w);
+                workers.insert(w.name_any(), w);
+            }
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => lp = lp.continue_token(&token),
+            None => return Ok(workers),
+        }
+    }
 }
 
 type TaskReadings = (Option<BTreeMap<String, BTreeSet<String>>>, BTreeMap<String, TaskObs>);
