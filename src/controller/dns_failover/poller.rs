@@ -14,8 +14,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures::{StreamExt, stream};
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -28,6 +30,9 @@ use crate::aws::api::cloudwatch::METRICS_PER_REQUEST;
 use crate::aws::{AwsError, ErrorCategory, Service};
 use crate::config::HealthSource;
 use crate::runtime::Context;
+
+/// Objects a sweep reads at once.
+const READS_AT_ONCE: usize = 16;
 
 /// How far back a sweep looks for a check's latest datapoint (one a minute, published late).
 const METRIC_WINDOW: Duration = Duration::from_secs(300);
@@ -91,7 +96,7 @@ async fn sweep(ctx: &Context, store: &Store<DnsFailover>, trigger: &Trigger) {
     let listed: HashSet<String> = objects.iter().map(|o| Readings::key_of(o)).collect();
     ctx.health.set_seen(listed.len());
     let due: Vec<Arc<DnsFailover>> = objects.into_iter().filter(|o| checks_of(o).is_some()).collect();
-    let (metrics, mut direct_left) = match ctx.config.health_source {
+    let (metrics, direct_left) = match ctx.config.health_source {
         HealthSource::Cloudwatch => {
             // One GetHealthCheckStatus per second of the period: the action's own quota.
             let per_sweep = usize::try_from(ctx.config.health_poll_seconds).unwrap_or(usize::MAX).max(1);
@@ -99,13 +104,28 @@ async fn sweep(ctx: &Context, store: &Store<DnsFailover>, trigger: &Trigger) {
         }
         HealthSource::Route53 => (MetricReadings::default(), usize::MAX),
     };
-    for obj in reading_order(due) {
-        let read = read_object(ctx, &obj, &metrics, &mut direct_left, trigger);
-        if let Err(panic) = crate::controller::catch_panic(read).await {
-            ctx.metrics.reconcile_panicked("DnsFailover");
-            tracing::error!(object = %ObjectRef::from_obj(obj.as_ref()), %panic, "health poller: reading panicked; skipped");
-        }
-    }
+    let direct_left = AtomicUsize::new(direct_left);
+    let read_already = |o: &DnsFailover| {
+        let primary = ctx.health.latest(o).map(|r| (r.primary_id, r.primary));
+        primary.is_some_and(|(id, state)| {
+            state != HealthState::Unknown && checks_of(o).is_some_and(|c| c.primary.id == id)
+        })
+    };
+    // Concurrently, in that order: a read one by one waits in the account's Route 53 queue with
+    // every pass's reads (seconds each while objects are being created), and read in a row they
+    // made a sweep of ten take minutes (a first reading's p99 was 2,074 s at 1,000 objects).
+    stream::iter(reading_order(due, read_already))
+        .for_each_concurrent(READS_AT_ONCE, |obj| {
+            let (metrics, direct_left) = (&metrics, &direct_left);
+            async move {
+                let read = read_object(ctx, &obj, metrics, direct_left, trigger);
+                if let Err(panic) = crate::controller::catch_panic(read).await {
+                    ctx.metrics.reconcile_panicked("DnsFailover");
+                    tracing::error!(object = %ObjectRef::from_obj(obj.as_ref()), %panic, "health poller: reading panicked; skipped");
+                }
+            }
+        })
+        .await;
     ctx.health.retain_listed(&listed);
 }
 
@@ -162,7 +182,7 @@ async fn read_object(
     ctx: &Context,
     obj: &DnsFailover,
     metrics: &MetricReadings,
-    direct_left: &mut usize,
+    direct_left: &AtomicUsize,
     trigger: &Trigger,
 ) {
     let Some(checks) = checks_of(obj) else { return };
@@ -178,10 +198,9 @@ async fn read_object(
             states[i] = if *healthy { HealthState::Healthy } else { HealthState::Unhealthy };
             continue;
         }
-        if *direct_left == 0 {
+        if direct_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_err() {
             continue;
         }
-        *direct_left -= 1;
         if aws.is_none() {
             let Ok(clients) = clients(ctx, obj, None).await else { return };
             aws = Some(clients);
@@ -222,13 +241,18 @@ async fn read_object(
 
 /// Objects whose primary check has no reading yet first: reads one by one are slow (one per
 /// second), so at 1,000 objects a new object would otherwise wait up to half an hour for its
-/// first reading (and its `Ready`).
-fn reading_order(mut items: Vec<Arc<DnsFailover>>) -> Vec<Arc<DnsFailover>> {
-    items.sort_by_key(|o| {
+/// first reading (and its `Ready`). A reading is known from the status, or (`read_already`) from
+/// this poller, before a pass has written it: such a check is not read again ahead of others.
+fn reading_order(
+    mut items: Vec<Arc<DnsFailover>>,
+    read_already: impl Fn(&DnsFailover) -> bool,
+) -> Vec<Arc<DnsFailover>> {
+    items.sort_by_cached_key(|o| {
         o.status
             .as_ref()
             .and_then(|s| s.health_checks.as_ref())
             .is_some_and(|c| c.primary.status != HealthState::Unknown)
+            || read_already(o)
     });
     items
 }
@@ -259,15 +283,15 @@ mod tests {
             });
             Arc::new(o)
         };
-        let order: Vec<String> = reading_order(vec![
+        let objects = vec![
             with("known", HealthState::Healthy),
             with("new", HealthState::Unknown),
             with("down", HealthState::Unhealthy),
+            with("read", HealthState::Unknown),
             with("new2", HealthState::Unknown),
-        ])
-        .iter()
-        .map(|o| o.name_any())
-        .collect();
-        assert_eq!(order, ["new", "new2", "known", "down"]);
+        ];
+        let order: Vec<String> =
+            reading_order(objects, |o| o.name_any() == "read").iter().map(|o| o.name_any()).collect();
+        assert_eq!(order, ["new", "new2", "known", "down", "read"], "read by the poller, not yet in status: last");
     }
 }
