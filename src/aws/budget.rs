@@ -235,6 +235,11 @@ impl Budgets {
         self.held.spend(holder, &scope.counted_for(service), group)
     }
 
+    /// Forget the turns `holder` holds (the object is gone).
+    pub fn forget_held(&self, holder: &str) {
+        self.held.forget(holder);
+    }
+
     /// The Fargate launch bucket of `scope` (one token per task started).
     pub fn launches_in(&self, scope: &Scope) -> Arc<TokenBucket> {
         self.bucket(scope.clone(), BucketKey::Launches)

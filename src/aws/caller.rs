@@ -38,10 +38,10 @@ impl RetryPolicy {
         for attempt in 0..delays {
             // exponential_delay's bound: the base doubled per attempt, capped (its jitter only shortens).
             let delay = base.saturating_mul(2u32.saturating_pow(attempt.min(30))).min(self.cap);
-            if delay == self.cap {
-                // Every later delay is the cap too: counted at once, not one by one (a policy of
-                // u32::MAX attempts took minutes here).
-                return total.saturating_add(self.cap.saturating_mul(delays - attempt));
+            if delay == self.cap || attempt >= 30 {
+                // Every later delay is this one too (capped, or the doubling stopped): counted at
+                // once, not one by one (a policy of u32::MAX attempts took minutes here).
+                return total.saturating_add(delay.saturating_mul(delays - attempt));
             }
             total = total.saturating_add(delay);
         }

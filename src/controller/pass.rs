@@ -96,7 +96,8 @@ pub async fn finish_pass<K: Managed>(
             let message = queued_message(&q, crate::runtime::clock::now());
             let c = status.conditions_mut();
             conditions::set_condition(c, SYNCED, false, REASON_WAITING_FOR_QUOTA, &message, generation);
-            if conditions::find(c, conditions::READY).is_none() {
+            // Readiness is unknown on a new object; one already known stays as it was.
+            if conditions::find(c, conditions::READY).is_none_or(|r| r.reason == REASON_WAITING_FOR_QUOTA) {
                 conditions::set_condition(c, conditions::READY, false, REASON_WAITING_FOR_QUOTA, &message, generation);
             }
             Ok(Action::requeue(q.wait))

@@ -5,8 +5,10 @@
 //! waited behind them for half an hour).
 //!
 //! A reservation is the bucket's own (the balance goes negative, see [`TokenBucket::reserve`]),
-//! so no one else is given the same turn. A holder that never comes back (deleted, or its spec no
-//! longer creates anything) wastes its tokens: they are forgotten [`STALE`] after they were due.
+//! so no one else is given the same turn. A deleted object's turns are forgotten at once
+//! ([`Held::forget`]); those of a holder that never comes back for them (its spec no longer
+//! creates anything) [`STALE`] after they were due. Either way they are lost to everyone: the
+//! bucket already counted them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,8 +18,9 @@ use tokio::time::Instant;
 
 use super::{Scope, TokenBucket};
 
-/// How long past its due time an unspent token is kept for its holder.
-pub const STALE: Duration = Duration::from_secs(120);
+/// How long past its due time an unspent token is kept for its holder: long enough for a pass
+/// that comes back at its turn to wait for a pass slot and its reads first.
+pub const STALE: Duration = Duration::from_secs(600);
 
 type Key = (String, Scope, &'static str);
 
@@ -63,6 +66,11 @@ impl Held {
         last.saturating_duration_since(Instant::now())
     }
 
+    /// Forget every token `holder` holds (the object is gone).
+    pub fn forget(&self, holder: &str) {
+        self.book().retain(|(h, _, _), _| h != holder);
+    }
+
     /// Spend the earliest token `holder` holds of `group` in `scope`: how long until it may be
     /// spent, or `None` when it holds none.
     pub fn spend(&self, holder: &str, scope: &Scope, group: &'static str) -> Option<Duration> {
@@ -104,5 +112,8 @@ mod tests {
         tokio::time::sleep(STALE + Duration::from_secs(3)).await;
         held.hold("other", &scope, "g", &bucket, 0).await;
         assert_eq!(held.spend("gone", &scope, "g"), None);
+        held.hold("deleted", &scope, "g", &bucket, 2).await;
+        held.forget("deleted");
+        assert_eq!(held.spend("deleted", &scope, "g"), None);
     }
 }

@@ -30,6 +30,7 @@ pub(super) async fn cleanup(
     ctx.health.forget(&obj);
     let key = kube::runtime::reflector::ObjectRef::from_obj(obj.as_ref()).to_string();
     ctx.failover_passes.forget(&key);
+    ctx.caller.budgets().forget_held(&key);
     if obj.spec.policy.deletion == DeletionPolicy::Retain {
         return Ok(Action::await_change());
     }

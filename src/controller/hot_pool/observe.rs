@@ -202,10 +202,20 @@ async fn list_workers(
     owner: &Owner,
     api: &Api<HotPoolWorker>,
 ) -> Result<BTreeMap<String, HotPoolWorker>, ReconcileError> {
-    let mut lp = ListParams::default().labels(&format!("{POOL_LABEL}={}", pool.name_any())).limit(WORKERS_PAGE);
+    let first = ListParams::default().labels(&format!("{POOL_LABEL}={}", pool.name_any())).limit(WORKERS_PAGE);
+    let (mut lp, mut restarted) = (first.clone(), false);
     let mut workers = BTreeMap::new();
     loop {
-        let page = api.list(&lp).await?;
+        let page = match api.list(&lp).await {
+            // The continue token expired (410 Gone, after the apiserver's compaction): once, the
+            // listing starts over, from a new snapshot.
+            Err(kube::Error::Api(e)) if e.code == 410 && lp.continue_token.is_some() && !restarted => {
+                (lp, restarted) = (first.clone(), true);
+                workers.clear();
+                continue;
+            }
+            page => page?,
+        };
         for mut w in page.items {
             if w.owner_references().iter().any(|o| o.uid == owner.uid) {
                 crate::controller::slim::slim(&mut w);
