@@ -3,7 +3,8 @@
 
 For each scenario and size: a fresh moto account (objects carry spec.aws.roleArn into it), the
 operator binary with its default budgets, N objects created at once, then:
-  - time until every object is converged (FargateApp: Synced, moto never runs tasks; DnsFailover:
+  - time until every object is converged (FargateApp: Ready, its own moto reports the service's
+    tasks running; a HealthPublisher plays Route 53's side of CloudWatch; DnsFailover:
     Ready; HotPool: Ready, then every claim Bound),
   - AWS calls per object by operation while converging, and mutating calls against the minimum the
     work needs,
@@ -27,6 +28,7 @@ watch of its own on hotpoolclaims, opened before the first claim, times each cla
 creation request (and from the watch's first event of it) to the watch seeing it Bound; p50 and p99
 of each phase go to the "Claim binding latency" section of BENCH_OUT.
 """
+import atexit
 import concurrent.futures
 import json
 import math
@@ -35,6 +37,7 @@ import pathlib
 import platform
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -48,7 +51,12 @@ import boto3
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 KUBECONFIG = os.environ["KUBECONFIG"]
-MOTO = os.environ["FARGATE_TEST_AWS_ENDPOINT"]
+MOTO = os.environ["FARGATE_TEST_AWS_ENDPOINT"]  # replaced by the bench's own moto in main()
+# The bench's own moto: the test environment's moto stays small, and its ECS services report
+# their tasks running (MOTO_ECS_SERVICE_RUNNING), so a rollout completes as it would on AWS instead
+# of being polled for the whole run. Every FargateApp of the bench asks for one replica.
+MOTO_PORT = int(os.environ.get("BENCH_MOTO_PORT", "15099"))
+APP_REPLICAS = 1
 REGION = os.environ.get("AWS_REGION", "us-east-1")
 SIZES = [int(x) for x in os.environ.get("BENCH_SIZES", "100,1000").split(",")]
 IDLE = int(os.environ.get("BENCH_IDLE_SECONDS", "600"))
@@ -118,7 +126,7 @@ def fargateapp_objects(n, role, client):
     for i in range(n):
         objs.append({"apiVersion": "fargate.operator.dev/v1alpha1", "kind": "FargateApp",
                      "metadata": {"name": f"app-{i:04d}"},
-                     "spec": {"cluster": "apps", "cpu": 256, "memory": 512, "replicas": 1,
+                     "spec": {"cluster": "apps", "cpu": 256, "memory": 512, "replicas": APP_REPLICAS,
                               "containers": [{"name": "web", "image": "nginx:1.27", "port": 8080}],
                               "network": {"subnets": subnets, "securityGroups": [sg]},
                               "loadBalancer": {"containerName": "web", "containerPort": 8080,
@@ -131,13 +139,15 @@ def fargateapp_objects(n, role, client):
     # it), CreateRule. Reads a first pass cannot do without: DescribeTargetGroups (is the app's
     # target group there?), ListTaskDefinitions (a revision registered before a crash?), the
     # service (DescribeServices, 10 per call), the listener's rules (a free priority; once per
-    # listener) and the listener and its load balancer (once per listener).
+    # listener) and the listener and its load balancer (once per listener). Then Ready: the
+    # service once more when its rollout completes (10 per call) and its targets' health
+    # (DescribeTargetHealth, one target group per call).
     listeners_ = 10
-    minimum = {"mutating": 5.0, "reads": 2 + 1 / 10 + 3 * listeners_ / n,
+    minimum = {"mutating": 5.0, "reads": 3 + 2 / 10 + 3 * listeners_ / n,
                # RegisterTaskDefinition refills at 1/s after 20; ELBv2 mutations (3 an app) at 3/s after 20.
                "floor_s": max(n - 20, (3 * n - 20) / 3),
-               "formula": f"5 creates + DescribeTargetGroups + ListTaskDefinitions + DescribeServices/10 + 3 x {listeners_} listeners / N"}
-    return objs, [("fargateapps", "Synced")], minimum
+               "formula": f"5 creates + DescribeTargetGroups + ListTaskDefinitions + 2 x DescribeServices/10 + DescribeTargetHealth + 3 x {listeners_} listeners / N"}
+    return objs, [("fargateapps", "Ready")], minimum
 
 
 def dnsfailover_objects(n, role, client):
@@ -158,14 +168,16 @@ def dnsfailover_objects(n, role, client):
                               "aws": {"region": REGION, "roleArn": role}}})
     # Mutating: CreateHealthCheck, ChangeTagsForResource, and a share of a batched
     # ChangeResourceRecordSets (at most 1,000 records a batch: the pair is 2). Reads: the zone
-    # (GetHostedZone) and its records (ListResourceRecordSets, 300 a page) once per zone.
+    # (GetHostedZone) and its records (ListResourceRecordSets, 300 a page) once per zone, and the
+    # check's first reading (GetHealthCheckStatus: CloudWatch has no datapoint for minutes).
     zones_ = 5
     minimum = {"mutating": 2 + zones_ * -(-2 * (n // zones_) // 1000) / n,
                # CreateHealthCheck refills at 0.5/s after 50.
                "floor_s": max(0, (n - 50) / 0.5),
-               "reads": zones_ * (1 + -(-2 * (n // zones_) // 300)) / n,
-               "formula": f"CreateHealthCheck + ChangeTagsForResource + ChangeResourceRecordSets per 500 pairs of a zone + GetHostedZone and a record walk per zone ({zones_} zones) / N"}
-    return objs, [("dnsfailovers", "Ready")], minimum
+               "reads": 1 + zones_ * (1 + -(-2 * (n // zones_) // 300)) / n,
+               "formula": f"CreateHealthCheck + ChangeTagsForResource + ChangeResourceRecordSets per 500 pairs of a zone + GetHealthCheckStatus + GetHostedZone and a record walk per zone ({zones_} zones) / N"}
+    # Converged with its first health reading: later, it would land in the idle window.
+    return objs, [("dnsfailovers", "Ready,PrimaryHealthy")], minimum
 
 
 def hotpool_objects(n, role, client):
@@ -218,7 +230,7 @@ SCENARIO = {"fargateapp": fargateapp_objects, "dnsfailover": dnsfailover_objects
 
 def scrape_operator():
     text = urllib.request.urlopen(f"http://{METRICS}/metrics", timeout=10).read().decode()
-    calls, writes, reconciles = {}, 0, 0
+    calls, writes, reconciles = {}, {}, 0
     for line in text.splitlines():
         m = re.match(r'fargate_operator_reconciles_total\{.*\} (\d+)', line)
         if m:
@@ -228,9 +240,10 @@ def scrape_operator():
             labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
             key = (labels["service"], labels["operation"])
             calls[key] = calls.get(key, 0) + int(m.group(2))
-        m = re.match(r'fargate_operator_status_writes_total\{.*\} (\d+)', line)
+        m = re.match(r'fargate_operator_status_writes_total\{(.*)\} (\d+)', line)
         if m:
-            writes += int(m.group(1))
+            kind = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1))).get("kind", "?")
+            writes[kind] = writes.get(kind, 0) + int(m.group(2))
     return calls, writes, reconciles
 
 
@@ -277,8 +290,10 @@ def converged(plural, ns, cond, expect):
         st = o.get("status") or {}
         if st.get("observedGeneration") != o["metadata"].get("generation"):
             continue
-        c = condition(o, cond)
-        if c and c["status"] == "True":
+        # "Ready,PrimaryHealthy": Ready is True and PrimaryHealthy has a reading (True or False).
+        first, *known = cond.split(",")
+        c = condition(o, first)
+        if c and c["status"] == "True" and all((condition(o, k) or {}).get("status") in ("True", "False") for k in known):
             ok += 1
     return ok, len(listed) >= expect and ok >= expect
 
@@ -309,17 +324,58 @@ def health_freshness(ns):
     return {"p50": percentile(waits, 50), "p99": percentile(waits, 99), "max": max(waits, default=None)}
 
 
-def flip_all(ns, client):
+def health_datapoints(cw, check_ids, value, at):
+    for i in range(0, len(check_ids), 500):
+        cw.put_metric_data(Namespace="AWS/Route53", MetricData=[
+            {"MetricName": "HealthCheckStatus", "Dimensions": [{"Name": "HealthCheckId", "Value": c}],
+             "Timestamp": at, "Value": value} for c in check_ids[i:i + 500]])
+
+
+class HealthPublisher(threading.Thread):
+    """Route 53's side of CloudWatch, which moto does not play: once a minute, a HealthCheckStatus
+    datapoint for every health check of the bench's account that has existed for FIRST_DATAPOINT_S
+    (Route 53 publishes a new check's first datapoint after a few minutes; until then the operator
+    reads it with GetHealthCheckStatus). The value is 1 (healthy) until `fail()`."""
+    FIRST_DATAPOINT_S = 120
+
+    def __init__(self, client):
+        super().__init__(daemon=True)
+        self.r53, self.cw = client("route53"), client("cloudwatch", region="us-east-1")
+        self.value, self.first_seen, self.done = 1.0, {}, threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self):
+        while not self.done.wait(60):
+            try:
+                self.publish()
+            except Exception as e:  # a missed minute, as on AWS; the next one publishes again
+                log(f"health publisher: {e}")
+
+    def publish(self):
+        now = time.time()
+        ids = [c["Id"] for page in self.r53.get_paginator("list_health_checks").paginate() for c in page["HealthChecks"]]
+        for i in ids:
+            self.first_seen.setdefault(i, now)
+        with self.lock:
+            health_datapoints(self.cw, [i for i in ids if now - self.first_seen[i] >= self.FIRST_DATAPOINT_S],
+                              self.value, now)
+
+    def fail(self, check_ids):
+        """From now on every check reads 0, starting with `check_ids` at once."""
+        with self.lock:
+            self.value = 0.0
+            health_datapoints(self.cw, check_ids, 0.0, time.time())
+
+    def stop(self):
+        self.done.set()
+
+
+def flip_all(ns, publisher):
     """Publish HealthCheckStatus 0 for every primary check (as Route 53 would for a dead primary),
     and time until every DnsFailover shows the failover."""
     checks = [(o["metadata"]["name"], o["status"]["healthChecks"]["primary"]["id"]) for o in items("dnsfailovers", ns)]
-    cw = client("cloudwatch", region="us-east-1")
-    at = time.time() - 120
     start = time.monotonic()
-    for i in range(0, len(checks), 500):
-        cw.put_metric_data(Namespace="AWS/Route53", MetricData=[
-            {"MetricName": "HealthCheckStatus", "Dimensions": [{"Name": "HealthCheckId", "Value": c}],
-             "Timestamp": at, "Value": 0.0} for _, c in checks[i:i + 500]])
+    publisher.fail([c for _, c in checks])
     published = time.monotonic() - start
     while True:
         done = sum(1 for o in items("dnsfailovers", ns) if (condition(o, "FailedOver") or {}).get("status") == "True")
@@ -328,6 +384,38 @@ def flip_all(ns, client):
         if time.monotonic() - start > 600:
             return {"published_s": published, "all_failed_over_s": None, "n": len(checks), "done": done}
         time.sleep(1)
+
+
+def start_moto():
+    """Start the bench's own moto (see MOTO_PORT) and point MOTO at it; stopped when the bench exits."""
+    global MOTO
+    url = f"http://127.0.0.1:{MOTO_PORT}"
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", MOTO_PORT)) == 0:
+            sys.exit(f"bench: port {MOTO_PORT} is taken (another bench?); set BENCH_MOTO_PORT")
+    env = {**os.environ, "MOTO_ECS_SERVICE_RUNNING": str(APP_REPLICAS)}
+    log_file = open(LOG_DIR / "bench-moto.log", "w")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "hack" / "moto-server.py"), "-H", "127.0.0.1", "-p", str(MOTO_PORT)],
+                            env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    atexit.register(lambda: os.killpg(proc.pid, signal.SIGKILL))
+    for _ in range(300):
+        if proc.poll() is not None:
+            sys.exit(f"bench: moto on port {MOTO_PORT} exited; see {LOG_DIR / 'bench-moto.log'}")
+        try:
+            urllib.request.urlopen(f"{url}/moto-api/", timeout=2).read()
+            break
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    else:
+        sys.exit(f"bench: moto on port {MOTO_PORT} did not answer in 60 s")
+    # As in the test environment: workers stay RUNNING until stopped (hack/env-up.sh).
+    req = urllib.request.Request(f"{url}/moto-api/state-manager/set-transition", method="POST",
+                                 headers={"Content-Type": "application/json"},
+                                 data=json.dumps({"model_name": "ecs::task",
+                                                  "transition": {"progression": "manual", "times": 1000000}}).encode())
+    urllib.request.urlopen(req, timeout=10).read()
+    MOTO = url
+    log(f"moto at {url} (ECS services report {APP_REPLICAS} running task(s))")
 
 
 def operator_env(ns):
@@ -391,6 +479,8 @@ def run(scenario, n, binary):
     log_path = LOG_DIR / f"bench-{scenario}-{n}.log"
     log_path.write_text("")
     op = start_operator(binary, env, log_path)
+    publisher = HealthPublisher(client)
+    publisher.start()
     try:
         api0 = scrape_apiserver()
         calls0, writes0, _ = scrape_operator()
@@ -427,10 +517,11 @@ def run(scenario, n, binary):
             "reads_per_obj": sum(v for (s_, o_), v in conv.items() if o_ not in MUTATING) / n,
             "min_mutating": minimum["mutating"], "min_reads": minimum["reads"], "min_formula": minimum["formula"],
             "route53_per_obj": sum(v for (s_, o_), v in conv.items() if s_ == "route53") / n,
-            "status_writes_per_obj": (writes1 - writes0) / n,
+            "status_writes_per_obj": (sum(writes1.values()) - sum(writes0.values())) / n,
             "api_per_obj": (api1 - api0) / n,
             "idle_mutating": sum(v for (s_, o_), v in idle.items() if o_ in MUTATING),
-            "idle_status_writes": writes2 - writes1,
+            "idle_status_writes": sum(writes2.values()) - sum(writes1.values()),
+            "idle_status_writes_by_kind": delta(writes2, writes1),
             "idle_reads_per_obj_min": sum(v for (s_, o_), v in idle.items() if o_ not in MUTATING) / n / max(IDLE / 60, 1e-9),
             "idle_reads_per_s": per_op_idle,
             "idle_api_per_obj_min": (api2 - api1) / n / max(IDLE / 60, 1e-9),
@@ -440,7 +531,7 @@ def run(scenario, n, binary):
         if any(plural == "dnsfailovers" for plural, _ in checks):
             res["health_first_reading_s"] = health_freshness(ns)
             log(f"{scenario} x{n}: first health reading after Synced {res['health_first_reading_s']}")
-            res["flip"] = flip_all(ns, client)
+            res["flip"] = flip_all(ns, publisher)
             log(f"{scenario} x{n}: failover of every primary {res['flip']}")
         # A restart with everything in place: how long until every object was reconciled once,
         # and what that costs.
@@ -459,6 +550,7 @@ def run(scenario, n, binary):
         log(f"{scenario} x{n}: {json.dumps({k: (round(v, 2) if isinstance(v, float) else v) for k, v in res.items() if k != 'calls'})}")
         return res
     finally:
+        publisher.stop()
         stop_operator(op)
         remove_objects(ns)
 
@@ -647,8 +739,13 @@ def table(stored):
         "budgets (ECS 20 rps, ELBv2 8 rps, Route 53 4 rps, 10 launches/s, AWS's per-action quotas) and",
         "`--health-source cloudwatch`. Each row says when, on which commit and with which idle window it was",
         "measured; `make bench` reruns them (the commands are at the end).",
-        "", "FargateApp converges to `Synced` (moto never runs tasks, so `Ready` stays False); DnsFailover to",
-        "`Ready`; the HotPool row is a pool of N/2 workers with N claims (`whenEmpty: Wait`), converged when",
+        "", "FargateApp converges to `Ready` (the bench's own moto reports each service's task running, so a",
+        "rollout completes as on AWS; rows of 79fdd13 and earlier were measured to `Synced`, with rollouts",
+        "that never completed and were polled throughout); DnsFailover to `Ready` with a first health reading",
+        "(`PrimaryHealthy` True or False; rows of 79fdd13 and earlier: `Ready`), with the bench publishing",
+        "each health check's `HealthCheckStatus` datapoint once a minute from two minutes after it exists,",
+        "as Route 53 does (earlier rows had none, so every check was read with GetHealthCheckStatus);",
+        "the HotPool row is a pool of N/2 workers with N claims (`whenEmpty: Wait`), converged when",
         "every claim is Bound; `all` is N FargateApps, N DnsFailovers and that pool with its N claims in one",
         "process. The minimum counts reads as well as writes (formulas below); the floor is the time the",
         "slowest AWS quota the work draws from allows (e.g. 1,000 CreateHealthCheck at 0.5/s after 50).", "",
@@ -662,7 +759,7 @@ def table(stored):
             f"{r['calls_per_obj']:.2f} / {minimum:.2f} ({ratio(r['calls_per_obj'], minimum)}) | "
             f"{r['mutating_per_obj']:.2f} / {r['min_mutating']:.2f} | {r['reads_per_obj']:.2f} / {r['min_reads']:.2f} | "
             f"{r['status_writes_per_obj']:.2f} | {r['api_per_obj']:.1f} | {r['idle_mutating']} | "
-            f"{r['idle_status_writes']} | {r['idle_reads_per_obj_min']:.2f} | "
+            f"{r['idle_status_writes']}{by_kind(r.get('idle_status_writes_by_kind'))} | {r['idle_reads_per_obj_min']:.2f} | "
             f"{r['peak_rss_mb']:.0f} / {r['steady_rss_mb']:.0f} ({ratio(r['peak_rss_mb'], 60)} of 60) | "
             f"{r['cpu_converge_s']:.1f} / {r['cpu_idle_s']:.1f} | "
             f"{r.get('date', '?')} {r.get('commit', '')} ({r.get('idle_s', '?')} s) |")
@@ -720,6 +817,13 @@ def table(stored):
     return "\n".join(lines) + "\n"
 
 
+def by_kind(counts):
+    """` (DnsFailover 3, HotPool 1)` for a non-empty count per kind, else nothing."""
+    if not counts:
+        return ""
+    return " (" + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ")"
+
+
 BEGIN, END = "<!-- make bench: generated from hack/bench-results.json, begin -->", "<!-- make bench: end -->"
 
 
@@ -741,6 +845,7 @@ def main():
     if not binary:
         sys.exit("bench: build the operator first (make build, or cargo build --release)")
     log(f"binary {binary}; sizes {SIZES}; idle window {IDLE} s; scenarios {SCENARIOS}")
+    start_moto()
     command = f"BENCH_SIZES={','.join(map(str, SIZES))} BENCH_IDLE_SECONDS={IDLE} BENCH_SCENARIOS={','.join(SCENARIOS)} make bench"
     out = ROOT / os.environ.get("BENCH_OUT", "BENCHMARKS.md")
     for s in SCENARIOS:

@@ -233,6 +233,7 @@ async fn a_pass_waiting_for_the_create_health_check_quota_gives_up_its_slot() {
     wait_for(&api, "dr0", "PrimaryHealthy", "True").await;
 
     // dr1 needs two checks: their turns are 100 and 200 s away.
+    let records_read = calls(m, "route53", "ListResourceRecordSets");
     let mut dr1 = manifest(&ctx, &zone, "dr1");
     dr1.spec.secondary.health_check = Some(dr1.spec.primary.health_check.clone());
     api.create(&PostParams::default(), &dr1).await.expect("create");
@@ -246,6 +247,8 @@ async fn a_pass_waiting_for_the_create_health_check_quota_gives_up_its_slot() {
     publish(&cw, &check, 0.0, 1).await;
     wait_for(&api, "dr0", "FailedOver", "True").await;
     assert_eq!(calls(m, "route53", "CreateHealthCheck"), 1, "nothing of dr1's was sent before its turn");
+    // Queued before its reads, which its pass at its turn makes (once, not twice).
+    assert_eq!(calls(m, "route53", "ListResourceRecordSets"), records_read, "dr1 read nothing while queued");
     let o = api.get("dr1").await.expect("get");
     assert!(o.status.as_ref().is_some_and(|s| s.resources.is_empty()), "no create was planned either: {o:?}");
     op.stop().await;

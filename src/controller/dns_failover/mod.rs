@@ -34,6 +34,7 @@ use super::pipeline::{Applied, PassEvent, Pipeline, drive};
 use super::{PassEnd, ReconcileError, StatusWriter, jittered, with_finalizer};
 use crate::api::dns_failover::{DnsFailover, DnsFailoverStatus};
 use crate::api::validation::normalize_zone_id;
+use crate::aws::Queued;
 use crate::aws::Service;
 use crate::runtime::Context;
 use crate::runtime::conditions::{self, READY};
@@ -115,10 +116,12 @@ struct FailoverPass<'a> {
     settle: std::sync::Mutex<Option<Duration>>,
 }
 
-/// What a pass read: everything, or (settled, see [`settled`]) at most a pending change.
+/// What a pass read: everything, or (settled, see [`settled`]) at most a pending change, or
+/// nothing: the checks it must create are far back in CreateHealthCheck's queue.
 enum Observed {
     Full(Box<observe::Observed>),
     Between(settled::Between),
+    Queued(Queued),
 }
 
 /// What a pass does.
@@ -126,6 +129,8 @@ enum Plan {
     Full(Box<steps::Plan>),
     /// The status, whether the change is still PENDING, and the time left until the full pass.
     Between(Box<DnsFailoverStatus>, bool, Duration),
+    /// Come back when the turns are due.
+    Queued(Queued),
 }
 
 impl Pipeline<DnsFailover> for FailoverPass<'_> {
@@ -145,6 +150,12 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
             let left = self.ctx.failover_passes.settled_for(&self.key, obj.meta().generation, self.access_epoch);
             if let Some(left) = settled::settled(obj, status, left) {
                 return Ok(Observed::Between(settled::observe(&self.aws, status, left).await?));
+            }
+            // Before any read: a pass whose new checks are far back in CreateHealthCheck's queue
+            // (0.5/s) would read everything twice, now and when its turn comes.
+            let creates = steps::checks_unrecorded(&obj.spec, status);
+            if let Err(queued) = self.aws.caller.reserve(Service::Route53, "CreateHealthCheck", creates).await {
+                return Ok(Observed::Queued(queued));
             }
             let mut observed = observe::observe(&self.aws, &obj.spec, status).await?;
             if let (Some(d), Some(zone)) = (&obj.spec.delegation, &observed.zone) {
@@ -177,6 +188,7 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
                 let (status, pending) = settled::plan(status, between, obj.meta().generation);
                 Plan::Between(Box::new(status), pending, between.left)
             }
+            Observed::Queued(queued) => Plan::Queued(queued.clone()),
         }
     }
 
@@ -194,9 +206,14 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
                     let end = PassEnd::Converged { message: CONVERGED, requeue };
                     return Applied { status: *status, end, events: Vec::new() };
                 }
+                Plan::Queued(queued) => {
+                    let status = obj.status.clone().unwrap_or_default();
+                    return Applied { status, end: PassEnd::Queued(queued), events: Vec::new() };
+                }
             };
             // Before anything is recorded: a pass whose checks are far back in CreateHealthCheck's
-            // queue (0.5/s) holds its turn and gives up its slot to passes that need none.
+            // queue (0.5/s) holds its turn and gives up its slot to passes that need none. The
+            // turns observe reserved are held already; this adds those of replaced or lost checks.
             let creates = plan.steps.iter().filter(|s| matches!(s, steps::Step::CreateCheck { .. })).count();
             if let Err(queued) = self.aws.caller.reserve(Service::Route53, "CreateHealthCheck", creates).await {
                 let status = obj.status.clone().unwrap_or_default();

@@ -161,6 +161,16 @@ pub fn wanted_checks(spec: &DnsFailoverSpec) -> [Option<HealthCheckConfig>; 2] {
 }
 
 /// Plan one pass. `nonce` makes a new CallerReference unique (its caller draws it at random).
+/// The health checks a pass will create that the status alone shows (a wanted side with no check
+/// recorded), known before any read; a recorded check found gone or replaced adds to it later.
+pub fn checks_unrecorded(spec: &DnsFailoverSpec, status: &DnsFailoverStatus) -> usize {
+    SIDES
+        .iter()
+        .zip(wanted_checks(spec))
+        .filter(|(side, want)| want.is_some() && recorded_check(status, side).is_empty())
+        .count()
+}
+
 pub fn plan(spec: &DnsFailoverSpec, uid: &str, status: &DnsFailoverStatus, observed: &Observed, nonce: &str) -> Plan {
     if let Some(refused) = &observed.not_permitted {
         return Plan::blocked(status, refused.clone());

@@ -336,3 +336,16 @@ fn a_delegation_is_ours_by_its_mark_and_someone_elses_identical_one_is_left_alon
     assert!(kinds(&p).contains(&"UpsertDelegation"), "{:?}", p.steps);
     assert!(p.status.resources.iter().any(|r| r.id.contains("/NS")), "ours");
 }
+
+#[test]
+fn checks_to_create_are_known_from_the_status_before_any_read() {
+    let s = spec(serde_json::json!({}));
+    assert_eq!(checks_unrecorded(&s, &DnsFailoverStatus::default()), 1, "a new object: the primary's");
+    let both = spec(
+        serde_json::json!({"secondary": {"target": "s.example.net", "healthCheck": {"type": "TCP", "port": 443}}}),
+    );
+    assert_eq!(checks_unrecorded(&both, &DnsFailoverStatus::default()), 2);
+    let (status, _) = converged(&s);
+    assert_eq!(checks_unrecorded(&s, &status), 0, "in place: nothing to reserve");
+    assert_eq!(checks_unrecorded(&both, &status), 1, "a secondary check added by an edit");
+}
