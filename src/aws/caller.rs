@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::budget::{Budgets, Scope, Service};
@@ -89,12 +90,14 @@ pub struct AwsCaller {
     scope: Arc<Scope>,
     /// The object whose pass makes the calls, when tokens may be held for it (see [`Self::reserve`]).
     holder: Option<Arc<str>>,
+    /// A service token taken by [`Self::turn`], spent by this caller's next first attempt there.
+    prepaid: Option<(Service, Arc<AtomicBool>)>,
 }
 
 impl AwsCaller {
     /// A caller drawing from `budgets` and counting into `metrics`.
     pub fn new(budgets: Budgets, metrics: Arc<Metrics>, retry: RetryPolicy) -> Self {
-        Self { budgets, metrics, retry, scope: Arc::default(), holder: None }
+        Self { budgets, metrics, retry, scope: Arc::default(), holder: None, prepaid: None }
     }
 
     /// This caller spending the quota of `scope` (an object's account and Region).
@@ -106,6 +109,23 @@ impl AwsCaller {
     /// slow action groups across passes ([`Self::reserve`]).
     pub fn held_by(&self, holder: &str) -> Self {
         Self { holder: Some(holder.into()), ..self.clone() }
+    }
+
+    /// Wait for a turn in `service`'s queue, and return this caller with the turn in hand: its
+    /// next first attempt of a `service` call spends it instead of queueing again. A shared read's
+    /// first asker waits its turn while others join the batch (`coalesce`): while the queue is
+    /// long, a batch is as large as the wait allows, not only what joined in a few milliseconds.
+    pub async fn turn(&self, service: Service) -> Self {
+        let waited = self.budgets.for_service_in(&self.scope, service).acquire().await;
+        if !waited.is_zero() {
+            self.metrics.budget_waited(service.as_str(), waited);
+        }
+        Self { prepaid: Some((service, Arc::new(AtomicBool::new(true)))), ..self.clone() }
+    }
+
+    /// Whether a first attempt of a `service` call has a turn in hand (and spend it).
+    fn spend_prepaid(&self, service: Service) -> bool {
+        self.prepaid.as_ref().is_some_and(|(s, turn)| *s == service && turn.swap(false, Ordering::Relaxed))
     }
 
     /// Before a pass sends `count` calls of `operation`: make sure they will not wait longer than
@@ -191,7 +211,9 @@ impl AwsCaller {
                 (None, Some(bucket)) => bucket.acquire().await,
                 (None, None) => Duration::ZERO,
             };
-            waited += self.budgets.for_service_in(&self.scope, service).acquire().await;
+            if attempt > 0 || !self.spend_prepaid(service) {
+                waited += self.budgets.for_service_in(&self.scope, service).acquire().await;
+            }
             if !waited.is_zero() {
                 self.metrics.budget_waited(service.as_str(), waited);
             }
@@ -414,5 +436,30 @@ mod tests {
         }
         assert_eq!(start.elapsed(), Duration::from_secs(4), "spent its held turns, not new ones");
         assert_eq!(bucket.reserve().await, Duration::from_secs(2), "the next turn is the one after b\'s 8 s");
+    }
+}
+
+#[cfg(test)]
+mod turn_tests {
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::aws::budget::BudgetSettings;
+    use crate::runtime::metrics::Metrics;
+
+    /// A turn taken ahead is spent by the next first attempt: the call does not queue again.
+    #[tokio::test(start_paused = true)]
+    async fn a_call_with_a_turn_in_hand_spends_it_and_queues_no_more() {
+        // ELBv2 at 1 call/s, burst 2.
+        let budgets = Budgets::new(BudgetSettings { elbv2_rps: 1.0, ..BudgetSettings::default() });
+        let caller = AwsCaller::new(budgets, Arc::new(Metrics::new()), RetryPolicy::default());
+        let ok = || async { Ok::<_, crate::aws::errors::Classified>(()) };
+        let start = Instant::now();
+        let turned = caller.turn(Service::Elbv2).await;
+        turned.call(Service::Elbv2, "DescribeRules", ok).await.expect("call");
+        caller.call(Service::Elbv2, "DescribeRules", ok).await.expect("call");
+        assert_eq!(start.elapsed(), Duration::ZERO, "two tokens of the burst: the turn's and the second call's");
+        turned.call(Service::Elbv2, "DescribeRules", ok).await.expect("call");
+        assert_eq!(start.elapsed(), Duration::from_secs(1), "a turn is spent once; the next call queues");
     }
 }

@@ -34,7 +34,8 @@ impl ServiceReads {
     /// The services named `name` in `cluster` (as one DescribeServices of that name answers),
     /// read together with other objects' reads of the same cluster.
     pub async fn describe(&self, caller: &AwsCaller, ecs: &dyn EcsApi, cluster: &str, name: &str) -> Answer {
-        let shared = self.queued.ask(cluster, name.to_string(), |names| Self::send(caller, ecs, cluster, names)).await;
+        let send = |turn: AwsCaller, names| async move { Self::send(&turn, ecs, cluster, names).await };
+        let shared = self.queued.ask(cluster, name.to_string(), caller.turn(Service::Ecs), send).await;
         match shared {
             Some(answer) => answer,
             // The reader that took this name away was cancelled before answering.

@@ -27,11 +27,11 @@ impl ElbReads {
     /// Every rule of the listener (the default one included), page by page, shared with the other
     /// passes asking for the same listener.
     pub async fn rules(&self, caller: &AwsCaller, elb: &dyn Elbv2Api, listener_arn: &str) -> RulesAnswer {
-        let walk = |asked: Vec<()>| async move {
-            let answer = walk_rules(caller, elb, listener_arn).await;
+        let walk = |turn: AwsCaller, asked: Vec<()>| async move {
+            let answer = walk_rules(&turn, elb, listener_arn).await;
             vec![answer; asked.len()]
         };
-        match self.rules.ask(listener_arn, (), walk).await {
+        match self.rules.ask(listener_arn, (), caller.turn(Service::Elbv2), walk).await {
             Some(answer) => answer,
             None => walk_rules(caller, elb, listener_arn).await,
         }
@@ -41,8 +41,9 @@ impl ElbReads {
     /// other passes' names (use it when the group most likely exists).
     pub async fn target_group(&self, caller: &AwsCaller, elb: &dyn Elbv2Api, name: &str, shared: bool) -> GroupAnswer {
         if shared {
-            let send = |names: Vec<String>| read_groups(caller, elb, names);
-            if let Some(answer) = self.target_groups.ask("", name.to_string(), send).await {
+            let send = |turn: AwsCaller, names: Vec<String>| async move { read_groups(&turn, elb, names).await };
+            if let Some(answer) = self.target_groups.ask("", name.to_string(), caller.turn(Service::Elbv2), send).await
+            {
                 return answer;
             }
         }

@@ -81,8 +81,9 @@ impl Route53Reads {
     /// Every record set named `name` in `zone`.
     pub async fn records_at(&self, caller: &AwsCaller, r53: &dyn Route53Api, zone: &str, name: &str) -> RecordsAnswer {
         let name = normalize_dns_name(name);
-        let send = |names: Vec<String>| self.send_records(caller, r53, zone, names);
-        match self.records.ask(zone, name.clone(), send).await {
+        let send =
+            |turn: AwsCaller, names: Vec<String>| async move { self.send_records(&turn, r53, zone, names).await };
+        match self.records.ask(zone, name.clone(), caller.turn(Service::Route53), send).await {
             Some(answer) => answer,
             None => read_at(caller, r53, zone, &name).await,
         }
@@ -123,8 +124,8 @@ impl Route53Reads {
 
     /// The health check `id`; `None` when it does not exist.
     pub async fn health_check(&self, caller: &AwsCaller, r53: &dyn Route53Api, id: &str) -> CheckAnswer {
-        let send = |ids: Vec<String>| self.send_checks(caller, r53, ids);
-        match self.checks.ask("", id.to_string(), send).await {
+        let send = |turn: AwsCaller, ids: Vec<String>| async move { self.send_checks(&turn, r53, ids).await };
+        match self.checks.ask("", id.to_string(), caller.turn(Service::Route53), send).await {
             Some(answer) => answer,
             None => read_check(caller, r53, id).await,
         }
@@ -138,11 +139,11 @@ impl Route53Reads {
         if self.in_sync.lock().unwrap_or_else(|p| p.into_inner()).contains(id) {
             return Ok(Some(IN_SYNC.into()));
         }
-        let send = |asked: Vec<()>| async move {
-            let answer = read_change(caller, r53, id).await;
+        let send = |turn: AwsCaller, asked: Vec<()>| async move {
+            let answer = read_change(&turn, r53, id).await;
             asked.iter().map(|()| answer.clone()).collect()
         };
-        let answer = match self.changes.ask(id, (), send).await {
+        let answer = match self.changes.ask(id, (), caller.turn(Service::Route53), send).await {
             Some(answer) => answer,
             None => read_change(caller, r53, id).await,
         };
