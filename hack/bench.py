@@ -208,15 +208,19 @@ def hotpool_objects(n, role, client):
 def all_objects(n, role, client):
     """N of every kind in one process: N FargateApps, N DnsFailovers, a pool of N/2 and N claims."""
     objs, checks = [], []
-    minimum = {"mutating": 0.0, "reads": 0.0, "floor_s": 0.0, "formula": "the sum of the three rows' minimums"}
-    for make in (fargateapp_objects, dnsfailover_objects, hotpool_objects):
+    minimum = {"mutating": 0.0, "reads": 0.0, "floor_s": 0.0}
+    formulas = []
+    for kind, make in (("FargateApp", fargateapp_objects), ("DnsFailover", dnsfailover_objects),
+                       ("HotPool", hotpool_objects)):
         o, c, m = make(n, role, client)
+        formulas.append(f"{kind}: {m['formula']} ({m['mutating']:.2f} + {m['reads']:.2f})")
         objs += o
         checks += c
         minimum["mutating"] += m["mutating"]
         minimum["reads"] += m["reads"]
         # The kinds draw from different buckets: the slowest sets the floor.
         minimum["floor_s"] = max(minimum["floor_s"], m["floor_s"])
+    minimum["formula"] = "the sum of the three kinds' minimums; " + "; ".join(formulas)
     return objs, checks, minimum
 
 
