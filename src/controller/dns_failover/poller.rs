@@ -3,7 +3,8 @@
 //! reading (`readings`) and, when a reading would change an object's status, triggers that
 //! object's reconcile, which applies it (and emits the Event of a switch of the active side).
 //!
-//! A sweep reads the DnsFailover controller's own store (no LIST, no second copy). With
+//! A sweep starts every `--health-poll-seconds` (start to start, or at once after a longer
+//! sweep) and reads the DnsFailover controller's own store (no LIST, no second copy). With
 //! `--health-source cloudwatch` (the default) it reads Route 53's `HealthCheckStatus` metric for up
 //! to 500 checks per GetMetricData call, per account, and reads with GetHealthCheckStatus (one check
 //! per second per account) only the checks CloudWatch has no datapoint for yet (Route 53 publishes
@@ -79,14 +80,20 @@ pub async fn run(
         _ = &mut stop => return,
         ready = store.wait_until_ready() => if ready.is_err() { return },
     }
+    let period = Duration::from_secs(ctx.config.health_poll_seconds);
     loop {
+        let started = tokio::time::Instant::now();
         tokio::select! {
             _ = &mut stop => return,
             _ = sweep(&ctx, &store, &trigger) => {}
         }
+        // Start to start: a sweep's direct reads (one a second, up to a period's worth) are part
+        // of the period. A pause after each sweep halved them, and at 1,000 new objects (one every
+        // 2 s) first readings fell behind. A sweep longer than the period is followed at once.
+        let next = started.checked_add(period).unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
             _ = &mut stop => return,
-            _ = tokio::time::sleep(Duration::from_secs(ctx.config.health_poll_seconds)) => {}
+            _ = tokio::time::sleep_until(next) => {}
         }
     }
 }
