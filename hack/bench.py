@@ -23,13 +23,15 @@ rendered from all of them: a run of one scenario does not drop the others' rows.
 
 `BENCH_SCENARIOS=claims` (not in the default list) measures claim binding latency instead: a pool
 of BENCH_CLAIM_BURST + 5 workers, then BENCH_CLAIM_SINGLES claims created one at a time, then a
-burst of BENCH_CLAIM_BURST claims created at once (defaults 20 and 100; BENCH_SIZES is ignored). A
+burst of BENCH_CLAIM_BURST claims created at once, each by a client with an open connection to the
+apiserver, released together (defaults 20 and 100; BENCH_SIZES is ignored). A
 watch of its own on hotpoolclaims, opened before the first claim, times each claim from its
 creation request (and from the watch's first event of it) to the watch seeing it Bound; p50 and p99
 of each phase go to the "Claim binding latency" section of BENCH_OUT.
 """
 import atexit
 import concurrent.futures
+import http.client
 import json
 import math
 import os
@@ -44,6 +46,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -302,6 +305,28 @@ def converged(plural, ns, cond, expect):
     return ok, len(listed) >= expect and ok >= expect
 
 
+# Which kind's periodic passes make an operation's idle reads (the rest: every kind's).
+OWNER = {"elbv2": "fargateapps", "route53": "dnsfailovers", "cloudwatch": "dnsfailovers",
+         "ecs:DescribeServices": "fargateapps", "ecs:ListTaskDefinitions": "fargateapps",
+         "ecs:DescribeTasks": "hotpools", "ecs:ListTasks": "hotpools", "ecs:DescribeTaskDefinition": "hotpools"}
+
+
+def verifying_reads(idle_rate, converged_seconds, expect, idle):
+    """Estimated reads of converged objects' periodic passes while the rest converged: each
+    operation's idle read rate, scaled by the time its kind's objects spent converged over their
+    count (an object converged for half the window is verified as when idle for half of it)."""
+    out = {}
+    for op, rate in idle_rate.items():
+        service, operation = op.split(":", 1)
+        if operation in MUTATING or not idle.get((service, operation)):
+            continue
+        owner = OWNER.get(op) or OWNER.get(service)
+        kinds = [owner] if owner in converged_seconds else list(converged_seconds)
+        seconds = sum(converged_seconds[k] for k in kinds) / max(sum(expect[k] for k in kinds), 1)
+        out[op] = rate * seconds
+    return out
+
+
 def delta(after, before):
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
@@ -493,8 +518,15 @@ def run(scenario, n, binary):
             kubectl("create", "-n", ns, "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objs[i:i + 200]}))
         created = time.monotonic() - start
         peak_rss = 0.0
+        # Seconds each kind's objects spent converged while others converged: the share of the
+        # converge window in which they were verified by periodic passes, as they are when idle.
+        converged_seconds, polled = {plural: 0.0 for plural, _ in checks}, time.monotonic()
         while True:
             states = [converged(plural, ns, cond, expect[plural]) for plural, cond in checks]
+            now = time.monotonic()
+            for (plural, _), (ok, _) in zip(checks, states):
+                converged_seconds[plural] += ok * (now - polled)
+            polled = now
             peak_rss = max(peak_rss, proc_stats(op.pid)[1])
             if all(done for _, done in states):
                 break
@@ -528,6 +560,7 @@ def run(scenario, n, binary):
             "idle_status_writes_by_kind": delta(writes2, writes1),
             "idle_reads_per_obj_min": sum(v for (s_, o_), v in idle.items() if o_ not in MUTATING) / n / max(IDLE / 60, 1e-9),
             "idle_reads_per_s": per_op_idle,
+            "verifying_reads": verifying_reads(per_op_idle, converged_seconds, expect, idle),
             "idle_api_per_obj_min": (api2 - api1) / n / max(IDLE / 60, 1e-9),
             "peak_rss_mb": max(peak_rss, hwm2), "steady_rss_mb": rss2,
             "cpu_converge_s": cpu1, "cpu_idle_s": cpu2 - cpu1,
@@ -617,16 +650,31 @@ class ClaimWatch(threading.Thread):
                 self.changed.wait(left)
 
 
-def create_claim(server, token, tls, ns, name):
-    """POST one claim; returns the monotonic time just before the request was sent."""
-    body = json.dumps({"apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPoolClaim",
-                       "metadata": {"name": name},
-                       "spec": {"pool": "pool", "version": "1", "client": name}}).encode()
-    req = urllib.request.Request(f"{server}{CLAIMS_PATH.format(ns=ns)}", data=body, method="POST",
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    sent = time.monotonic()
-    urllib.request.urlopen(req, context=tls, timeout=60).read()
-    return sent
+def create_claim(server, token, tls, ns, name, ready=None):
+    """POST one claim over a connection of its own, opened (TLS handshake and one request) before
+    `ready` (a barrier the burst's clients pass together): a client of a pool holds a connection
+    to the apiserver, so the handshake is not part of its claim. Returns the monotonic time just
+    before the request was sent."""
+    host = urllib.parse.urlsplit(server)
+    conn = http.client.HTTPSConnection(host.hostname, host.port, context=tls, timeout=60)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    try:
+        conn.request("GET", "/version", headers=headers)
+        conn.getresponse().read()
+        body = json.dumps({"apiVersion": "fargate.operator.dev/v1alpha1", "kind": "HotPoolClaim",
+                           "metadata": {"name": name},
+                           "spec": {"pool": "pool", "version": "1", "client": name}}).encode()
+        if ready is not None:
+            ready.wait(60)
+        sent = time.monotonic()
+        conn.request("POST", CLAIMS_PATH.format(ns=ns), body=body, headers=headers)
+        answer = conn.getresponse()
+        if answer.status != 201:
+            raise RuntimeError(f"creating claim {name}: HTTP {answer.status} {answer.read()[:200]!r}")
+        answer.read()
+        return sent
+    finally:
+        conn.close()
 
 
 def scrape_bind_histogram():
@@ -634,6 +682,18 @@ def scrape_bind_histogram():
     text = urllib.request.urlopen(f"http://{METRICS}/metrics", timeout=10).read().decode()
     return {le: int(float(v)) for le, v in
             re.findall(r'^fargate_operator_hotpool_claim_bind_seconds_bucket\{le="([^"]+)"\} (\S+)$', text, re.M)}
+
+
+def burst_cpu(operator_pid):
+    """CPU seconds so far of the processes a burst keeps busy: is the machine the bound?"""
+    pids = {"operator": operator_pid}
+    for name in ("kube-apiserver", "etcd"):
+        found = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()
+        if found:
+            pids[name] = int(found[0])
+    out = {k: proc_stats(pid)[2] for k, pid in pids.items()}
+    out["bench"] = time.process_time()
+    return out
 
 
 def percentile_ms(xs, p):
@@ -680,11 +740,16 @@ def claims_latency(binary):
             watch.wait_bound([name])
         wait_pool_full(ns, n)
         burst = [f"burst-{i:03d}" for i in range(CLAIM_BURST)]
+        released = {}
+        ready = threading.Barrier(len(burst), action=lambda: released.update(cpu=burst_cpu(op.pid), at=time.monotonic()))
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(burst)) as pool_:
-            for name, at in zip(burst, pool_.map(lambda c: create_claim(server, token, tls, ns, c), burst)):
+            for name, at in zip(burst, pool_.map(lambda c: create_claim(server, token, tls, ns, c, ready), burst)):
                 sent[name] = at
         watch.wait_bound(burst)
-        res = {"scenario": "claims", "n": CLAIM_BURST, "pool": n, "singles": CLAIM_SINGLES}
+        cpu1, wall1 = burst_cpu(op.pid), time.monotonic()
+        cpu0 = released["cpu"]
+        res = {"scenario": "claims", "n": CLAIM_BURST, "pool": n, "singles": CLAIM_SINGLES,
+               "burst_cpu_s": {k: cpu1[k] - cpu0[k] for k in cpu0}, "burst_wall_s": wall1 - released["at"]}
         for phase, names in (("single", singles), ("burst", burst)):
             created = [watch.bound[c] - sent[c] for c in names]
             seen = [watch.bound[c] - watch.seen[c] for c in names]
@@ -730,6 +795,7 @@ def ratio(value, goal):
 
 def table(stored):
     cpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    cpu_count = int(cpu or 1)
     mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
     order = {s: i for i, s in enumerate(["fargateapp", "dnsfailover", "hotpool", "all"])}
     results = sorted((r for r in stored.values() if r["scenario"] in order), key=lambda r: (order[r["scenario"]], r["n"]))
@@ -791,9 +857,10 @@ def table(stored):
     if claims:
         lines += ["", "## Claim binding latency", "",
                   "A pool of N + 5 Available workers; claims created one at a time (each after the previous one",
-                  "is Bound), then N at once. Measured by a watch of the benchmark's own: from each claim's",
-                  "creation request (and, in brackets, from the watch's first event of it) to the watch seeing it",
-                  "Bound.", "",
+                  "is Bound), then N at once, each by a client holding an open connection (rows before 29118b2:",
+                  "a new connection per claim, its TLS handshake inside the measurement). Measured by a watch of",
+                  "the benchmark's own: from each claim's creation request (and, in brackets, from the watch's",
+                  "first event of it) to the watch seeing it Bound.", "",
                   "| N | one at a time: p50 / p99 (ms), goal p99 < 250 | burst of N: p50 / p99 (ms), goal p99 < 250 | measured |",
                   "|---|---|---|---|"]
         for r in claims:
@@ -803,10 +870,27 @@ def table(stored):
                 f"{r['burst_p50_ms']:.0f} / {r['burst_p99_ms']:.0f} "
                 f"({r['burst_seen_p50_ms']:.0f} / {r['burst_seen_p99_ms']:.0f}) | "
                 f"{r.get('date', '?')} {r.get('commit', '')} |")
+        for r in claims:
+            if "burst_cpu_s" in r:
+                cpu = ", ".join(f"{k} {v:.2f}" for k, v in r["burst_cpu_s"].items())
+                lines += ["", f"CPU seconds from the burst's release to its last Bound ({r['burst_wall_s']:.2f} s, "
+                          f"{cpu}: {sum(r['burst_cpu_s'].values()):.2f} of the {cpu_count} cores' "
+                          f"{cpu_count * r['burst_wall_s']:.2f})."]
     lines += ["", "## AWS calls by operation while converging (per object)", ""]
     for r in current:
         ops = ", ".join(f"{k} {v / r['n']:.2f}" for k, v in r["calls"].items())
         lines.append(f"- {r['scenario']} x{r['n']}: {ops}")
+    verified = [r for r in current if "verifying_reads" in r]
+    if verified:
+        lines += ["", "Of those, the reads that verified objects already converged (periodic passes), estimated",
+                  "as each operation's idle read rate times the time its kind's objects spent converged",
+                  "while the rest converged; the calls that remain are the work of converging:", ""]
+        for r in verified:
+            v = sum(r["verifying_reads"].values()) / r["n"]
+            rest, minimum = r["calls_per_obj"] - v, r["min_mutating"] + r["min_reads"]
+            ops = ", ".join(f"{k} {x / r['n']:.2f}" for k, x in sorted(r["verifying_reads"].items()) if x / r["n"] >= 0.01)
+            lines.append(f"- {r['scenario']} x{r['n']}: verifying {v:.2f} per object ({ops}); converging "
+                         f"{rest:.2f} against the minimum {minimum:.2f} ({ratio(rest, minimum)})")
     if older:
         lines += ["", "## Earlier rows (before #16: mutating minimum only, per-process budgets)", "",
                   "| scenario | N | time to converged (s) | AWS calls/object | mutating/object (minimum) | RSS peak / steady (MiB) | measured |",
