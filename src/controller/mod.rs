@@ -401,7 +401,7 @@ fn slim_watch<K: Managed>(
 ) -> (Store<K>, impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static) {
     use kube::runtime::utils::PredicateConfig;
     let (reader, writer) = reflector::store();
-    let events = watcher(api_for::<K>(ctx), watcher::Config::default().any_semantic()).modify(slim::slim::<K>);
+    let events = watcher(api_for::<K>(ctx), slim::watch_config()).modify(slim::slim::<K>);
     let applied = reflector::reflector(writer, events).applied_objects();
     (reader, applied.predicate_filter(pass_worthy::<K>, PredicateConfig::default()))
 }

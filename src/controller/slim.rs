@@ -8,6 +8,19 @@
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Resource;
+use kube::runtime::watcher;
+
+/// Objects per page of a watch's (re)list.
+const LIST_PAGE: u32 = 100;
+
+/// How every watch of the operator lists: in pages of [`LIST_PAGE`], each page slimmed before the
+/// next is read. Not `any_semantic`: a list at resourceVersion 0 is served from the apiserver's
+/// watch cache, which ignores the page size and returns every object at once, whole; on a restart
+/// at 1,000 of every kind those lists, `managedFields` and all, were the largest thing in the
+/// heap. Paged lists are read from etcd, once per watch start.
+pub fn watch_config() -> watcher::Config {
+    watcher::Config::default().page_size(LIST_PAGE)
+}
 
 /// `kubectl apply`'s record of the last manifest it applied.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";

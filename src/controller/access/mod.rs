@@ -84,7 +84,7 @@ impl Access {
         let (ptx, ntx) = (tx.clone(), tx);
         let policy_events = reflector::reflector(
             policy_writer,
-            watcher(policy_api, watcher::Config::default().any_semantic()).modify(super::slim::slim),
+            watcher(policy_api, super::slim::watch_config()).modify(super::slim::slim),
         )
         .default_backoff()
         .for_each({
@@ -101,7 +101,7 @@ impl Access {
         });
         let namespace_events = reflector::reflector(
             namespace_writer,
-            watcher(namespace_api, watcher::Config::default().any_semantic()).modify(super::slim::slim_namespace),
+            watcher(namespace_api, super::slim::watch_config()).modify(super::slim::slim_namespace),
         )
         .default_backoff()
         .for_each({

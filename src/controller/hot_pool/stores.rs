@@ -181,7 +181,7 @@ fn stripped<K>(api: Api<K>) -> impl Stream<Item = Result<watcher::Event<K>, watc
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
 {
-    watcher(api, watcher::Config::default().any_semantic()).modify(crate::controller::slim::slim::<K>)
+    watcher(api, crate::controller::slim::watch_config()).modify(crate::controller::slim::slim::<K>)
 }
 
 #[derive(Clone)]
