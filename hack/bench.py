@@ -8,7 +8,9 @@ operator binary with its default budgets, N objects created at once, then:
     Ready; HotPool: Ready, then every claim Bound),
   - AWS calls per object by operation while converging, and mutating calls against the minimum the
     work needs,
-  - an idle window: mutating AWS calls and status writes (target 0), reads per object,
+  - an idle window: mutating AWS calls and status writes (target 0), reads per object; from its
+    read rates and how long each kind's objects were converged while the rest converged, an
+    estimate of the converge window's reads that only verified converged objects,
   - kube-apiserver requests per object (the apiserver's own apiserver_request_total),
   - the operator's peak and steady RSS and CPU seconds.
 
