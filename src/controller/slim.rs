@@ -4,7 +4,8 @@
 //! `kubectl apply`'s copy of the whole manifest in the `last-applied-configuration` annotation.
 //! Both are dropped before an object enters a store. Nothing the operator writes is built from a
 //! cached copy's `managedFields`: status and finalizer writes are patches, which leave the fields
-//! the request does not name as they are.
+//! the request does not name as they are. Every watch lists in pages ([`watch_config`]), so no
+//! more than a page of whole objects is held before it is slimmed.
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Resource;

@@ -81,15 +81,25 @@ pub async fn run(
         ready = store.wait_until_ready() => if ready.is_err() { return },
     }
     let period = Duration::from_secs(ctx.config.health_poll_seconds);
+    every(period, stop, || sweep(&ctx, &store, &trigger)).await;
+}
+
+/// Run `round` every `period`, start to start (at once after a round longer than the period),
+/// until `stop` resolves. Start to start: a sweep's direct reads (one a second, up to a period's
+/// worth) are part of the period; a pause after each sweep halved them, and at 1,000 new objects
+/// (one every 2 s) first readings fell behind.
+async fn every<F, Fut>(period: Duration, stop: impl std::future::Future<Output = ()>, mut round: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut stop = std::pin::pin!(stop);
     loop {
         let started = tokio::time::Instant::now();
         tokio::select! {
             _ = &mut stop => return,
-            _ = sweep(&ctx, &store, &trigger) => {}
+            _ = round() => {}
         }
-        // Start to start: a sweep's direct reads (one a second, up to a period's worth) are part
-        // of the period. A pause after each sweep halved them, and at 1,000 new objects (one every
-        // 2 s) first readings fell behind. A sweep longer than the period is followed at once.
         let next = started.checked_add(period).unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
             _ = &mut stop => return,
@@ -268,6 +278,21 @@ fn reading_order(
 mod tests {
     use super::*;
     use crate::api::dns_failover::{DnsFailoverStatus, HealthCheckStatus};
+
+    #[tokio::test(start_paused = true)]
+    async fn rounds_start_every_period_start_to_start() {
+        let t0 = tokio::time::Instant::now();
+        let starts = std::sync::Mutex::new(Vec::new());
+        let stop = tokio::time::sleep(Duration::from_secs(100));
+        every(Duration::from_secs(30), stop, || {
+            starts.lock().expect("lock").push(t0.elapsed().as_secs());
+            // A round of 10 s (the first one 45 s, longer than the period).
+            let long = starts.lock().expect("lock").len() == 1;
+            tokio::time::sleep(Duration::from_secs(if long { 45 } else { 10 }))
+        })
+        .await;
+        assert_eq!(*starts.lock().expect("lock"), [0, 45, 75], "at once after a long round, then every 30 s");
+    }
 
     #[test]
     fn checks_without_a_reading_are_read_first() {

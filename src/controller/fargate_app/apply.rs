@@ -292,10 +292,8 @@ pub async fn report(
     svc: ObservedService,
     tg_arn: Option<&str>,
 ) -> Result<Outcome, AwsError> {
-    // Target health decides readiness only once everything ECS reports already says ready (no
-    // running task, no target to be unhealthy): a pass polling a rollout skips the read.
     let unhealthy = match tg_arn {
-        Some(arn) if svc.running > 0 && readiness(&svc, 0).0 => aws.unhealthy_targets(arn).await?,
+        Some(arn) if super::plan::reads_target_health(&svc) => aws.unhealthy_targets(arn).await?,
         _ => 0,
     };
     status.replicas = Some(ReplicaCounts { desired: svc.desired, running: svc.running, pending: svc.pending });

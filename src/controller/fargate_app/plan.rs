@@ -376,6 +376,13 @@ pub fn readiness(service: &ObservedService, unhealthy_targets: usize) -> (bool, 
     (true, "ServiceReady", format!("{} task(s) running on the current task definition", service.running))
 }
 
+/// Whether a pass reads the target group's health: only when a task runs and everything ECS
+/// reports already says ready, since only then can target health decide readiness (a pass polling
+/// a rollout, or waiting for tasks, skips the read).
+pub fn reads_target_health(service: &ObservedService) -> bool {
+    service.running > 0 && readiness(service, 0).0
+}
+
 /// The best user-facing URL: the DNS name (or the load balancer's), plus the first path pattern
 /// without its wildcard.
 pub fn url(spec: &FargateAppSpec, lb_dns: Option<&str>) -> Option<String> {
@@ -503,6 +510,21 @@ mod tests {
         assert_eq!(readiness(&starting, 0).1, "TasksNotRunning");
         let progressing = ObservedService { rollout: Some(("IN_PROGRESS".into(), String::new(), 0)), ..ok };
         assert_eq!(readiness(&progressing, 0).1, "RolloutInProgress");
+    }
+
+    #[test]
+    fn target_health_is_read_only_when_ecs_already_says_ready() {
+        let s = spec(serde_json::json!({}));
+        let ok = converged(&s, "td", None);
+        assert!(ok.running > 0 && reads_target_health(&ok));
+        let progressing = ObservedService { rollout: Some(("IN_PROGRESS".into(), String::new(), 0)), ..ok.clone() };
+        assert!(progressing.running > 0 && !reads_target_health(&progressing), "a rollout poll skips the read");
+        let failed = ObservedService { rollout: Some(("FAILED".into(), String::new(), 1)), ..ok.clone() };
+        assert!(!reads_target_health(&failed));
+        let short = ObservedService { desired: ok.running + 1, ..ok.clone() };
+        assert!(!reads_target_health(&short), "tasks not all running");
+        let none = ObservedService { running: 0, desired: 0, ..ok };
+        assert!(!reads_target_health(&none), "no task, no target");
     }
 
     #[test]
