@@ -52,6 +52,14 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 
     #[test]
+    fn watches_list_in_pages_from_etcd_not_whole_from_the_watch_cache() {
+        let config = watch_config();
+        assert_eq!(config.page_size, Some(LIST_PAGE));
+        // `Any` (resourceVersion 0) would be served by the watch cache, which ignores the page size.
+        assert_eq!(config.list_semantic, watcher::ListSemantic::MostRecent);
+    }
+
+    #[test]
     fn managed_fields_and_the_last_applied_manifest_are_dropped_and_the_rest_kept() {
         let mut ns = Namespace::default();
         ns.metadata.name = Some("team-a".into());
