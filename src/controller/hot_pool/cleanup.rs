@@ -33,11 +33,12 @@ pub(super) async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Conte
     if pool.spec.policy.deletion != DeletionPolicy::Retain {
         let aws = pool_aws(ctx, &pool).await;
         let mut arns: BTreeSet<String> = workers.iter().filter_map(plan::task_arn).map(str::to_string).collect();
+        let mut listed = BTreeSet::new();
         let started_by = plan::started_by(&owner.uid);
         let resources = pool.status.as_ref().map(|s| s.resources.as_slice()).unwrap_or_default();
         for cluster in inventory::clusters_to_search(resources, &pool.spec.cluster) {
             match aws.running_task_arns(cluster, &started_by).await {
-                Ok(running) => arns.extend(running),
+                Ok(running) => listed.extend(running),
                 // The cluster is gone, and every task in it: nothing is left to stop there (StopTask
                 // of a worker's task in it finds no cluster, which counts as stopped).
                 Err(e) if e.is_not_found() => {
@@ -46,6 +47,7 @@ pub(super) async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Conte
                 Err(e) => return Err(cleanup_error(ctx, &pool, e).await),
             }
         }
+        arns.extend(listed.iter().cloned());
         tracing::debug!(pool = %pool.name_any(), workers = workers.len(), tasks = ?arns, "deleting the pool: stopping its tasks");
         let mut unknown = BTreeSet::new();
         for arn in &arns {
@@ -62,7 +64,8 @@ pub(super) async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Conte
         // and stops it on a later attempt.
         let read_lag = ctx.config.ecs_read_lag();
         let in_flight = ctx.config.retry().longest_call();
-        let unknown = plan::deletion_waits_for(&workers, &unknown, read_lag, in_flight, crate::runtime::clock::now());
+        let unknown =
+            plan::deletion_waits_for(&workers, &unknown, &listed, read_lag, in_flight, crate::runtime::clock::now());
         if unknown > 0 {
             let e = AwsError {
                 service: "ecs",
@@ -70,7 +73,7 @@ pub(super) async fn cleanup(_api: &Api<HotPool>, pool: Arc<HotPool>, ctx: &Conte
                 category: crate::aws::ErrorCategory::Conflict,
                 code: "TaskNotYetKnown".into(),
                 message: format!(
-                    "{unknown} task(s) launched less than {}s ago are not known to ECS yet; retrying so they are stopped",
+                    "{unknown} task(s) launched moments ago are not known to StopTask yet (ECS's reads lag by up to {}s); retrying so they are stopped",
                     read_lag.as_secs()
                 ),
             };

@@ -69,24 +69,30 @@ pub fn launched_within(w: &HotPoolWorker, now: Timestamp, grace: std::time::Dura
     started.is_some_and(|t| now.duration_since(t) < grace)
 }
 
-/// What a pool's deletion waits for: tasks of workers launched under `read_lag` ago that StopTask
-/// did not know (`unknown`), and workers whose task was never recorded (RunTask's answer lost, or
-/// its call still running) written under `in_flight` ago: a RunTask call may act until its last
-/// retry (`RetryPolicy::longest_call`), and ListTasks shows the task `read_lag` later. Counting
-/// either as stopped would leave a task running with nothing to find it.
+/// What a pool's deletion waits for: tasks ListTasks showed (`listed`) that StopTask did not know
+/// (`unknown`): ECS's reads lag each other, and a listed task exists whatever StopTask says (found
+/// by the simulator: a task with no worker left, listed but not yet described, ran on after its
+/// pool was gone); tasks of workers launched under `read_lag` ago that StopTask did not know; and
+/// workers whose task was never recorded (RunTask's answer lost, or its call still running)
+/// written under `in_flight` ago: a RunTask call may act until its last retry
+/// (`RetryPolicy::longest_call`), and ListTasks shows the task `read_lag` later. Counting any of
+/// them as stopped would leave a task running with nothing to find it.
 pub fn deletion_waits_for(
     workers: &[HotPoolWorker],
     unknown: &BTreeSet<String>,
+    listed: &BTreeSet<String>,
     read_lag: std::time::Duration,
     in_flight: std::time::Duration,
     now: Timestamp,
 ) -> usize {
-    let recorded_unknown = |w: &&HotPoolWorker| task_arn(w).is_some_and(|arn| unknown.contains(arn));
+    let listed_unknown = unknown.intersection(listed).count();
+    let recorded_unknown =
+        |w: &&HotPoolWorker| task_arn(w).is_some_and(|arn| unknown.contains(arn) && !listed.contains(arn));
     let unrecorded = |w: &&HotPoolWorker| task_arn(w).is_none() && w.spec.launch_token.is_some();
     let waits_known = workers.iter().filter(|w| launched_within(w, now, read_lag)).filter(recorded_unknown).count();
     let window = read_lag.saturating_add(in_flight);
     let waits_unrecorded = workers.iter().filter(|w| launched_within(w, now, window)).filter(unrecorded).count();
-    waits_known.saturating_add(waits_unrecorded)
+    listed_unknown.saturating_add(waits_known).saturating_add(waits_unrecorded)
 }
 
 /// Tasks found for workers whose task ARN was never recorded (a crash or lost response between
@@ -291,20 +297,41 @@ mod tests {
         let unknown: BTreeSet<String> = ["arn:1".to_string()].into();
         let workers = [recorded.clone(), unrecorded.clone()];
         let no = std::time::Duration::ZERO;
-        assert_eq!(deletion_waits_for(&workers, &unknown, LAG, no, t(59)), 2);
-        assert_eq!(deletion_waits_for(&workers, &BTreeSet::new(), LAG, no, t(59)), 1, "StopTask knew arn:1: stopped");
+        let none = BTreeSet::new();
+        assert_eq!(deletion_waits_for(&workers, &unknown, &none, LAG, no, t(59)), 2);
         assert_eq!(
-            deletion_waits_for(&workers, &unknown, LAG, no, t(60)),
+            deletion_waits_for(&workers, &BTreeSet::new(), &none, LAG, no, t(59)),
+            1,
+            "StopTask knew arn:1: stopped"
+        );
+        assert_eq!(
+            deletion_waits_for(&workers, &unknown, &none, LAG, no, t(60)),
             0,
             "a minute on, ListTasks shows what exists"
         );
         // A RunTask call may still act until its last retry: an unrecorded launch waits that much longer.
         let call = std::time::Duration::from_secs(30);
-        assert_eq!(deletion_waits_for(&workers, &unknown, LAG, call, t(80)), 1, "the unrecorded launch only");
-        assert_eq!(deletion_waits_for(&workers, &unknown, LAG, call, t(90)), 0);
+        assert_eq!(deletion_waits_for(&workers, &unknown, &none, LAG, call, t(80)), 1, "the unrecorded launch only");
+        assert_eq!(deletion_waits_for(&workers, &unknown, &none, LAG, call, t(90)), 0);
         let mut never_launched = unrecorded;
         never_launched.spec.launch_token = None;
-        assert_eq!(deletion_waits_for(&[never_launched], &unknown, LAG, no, t(1)), 0, "no token, no RunTask");
+        assert_eq!(deletion_waits_for(&[never_launched], &unknown, &none, LAG, no, t(1)), 0, "no token, no RunTask");
+    }
+
+    #[test]
+    fn a_deletion_waits_for_every_listed_task_stop_task_does_not_know_however_old_its_worker() {
+        let listed: BTreeSet<String> = ["arn:1".to_string(), "arn:orphan".to_string()].into();
+        let unknown = listed.clone();
+        let old = obj(Some("arn:1"), WorkerPhase::Available, 0);
+        let no = std::time::Duration::ZERO;
+        assert_eq!(deletion_waits_for(&[old.clone()], &unknown, &listed, LAG, no, t(1000)), 2, "listed: it exists");
+        assert_eq!(
+            deletion_waits_for(&[old], &unknown, &BTreeSet::new(), LAG, no, t(1000)),
+            0,
+            "an old worker's task neither listed nor known is gone"
+        );
+        let young = obj(Some("arn:1"), WorkerPhase::Starting, 0);
+        assert_eq!(deletion_waits_for(&[young], &unknown, &listed, LAG, no, t(1)), 2, "counted once");
     }
 
     #[test]
