@@ -87,6 +87,7 @@ pub async fn run_with(
         facts: Arc::default(),
         passes: Arc::default(),
         failover_passes: Arc::default(),
+        absences: Arc::default(),
         written: Arc::default(),
         health: Arc::default(),
         access: Default::default(),
@@ -148,6 +149,7 @@ async fn lead(base: &Context, shutdown: &Shutdown, leadership: Option<&Leadershi
         backoff: Arc::new(BackoffTracker::new(RequeuePolicy::default())),
         passes: Arc::default(),
         failover_passes: Arc::default(),
+        absences: Arc::default(),
         written: Arc::default(),
         health: Arc::default(),
         // Its zone workers end with the term (aborted when the term's last context goes).

@@ -36,6 +36,9 @@ pub struct Context {
     /// Full passes per DnsFailover, and until when each stays settled (passes in between apply the
     /// health poller's readings without reading Route 53).
     pub failover_passes: Arc<crate::runtime::passes::PassLog>,
+    /// Inventory entries whose AWS object a pass found absent, kept for a grace period before
+    /// they are dropped (a write another replica recorded may still land).
+    pub absences: Arc<crate::runtime::absences::Absences>,
     /// The resourceVersion of each object's last status write, to skip passes from a lagging cache.
     pub written: Arc<crate::runtime::written::WrittenVersions>,
     /// DnsFailover health readings, from the poller to the reconciler.

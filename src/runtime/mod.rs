@@ -1,6 +1,7 @@
 //! Shared plumbing: panic-free time arithmetic, context, backoff, conditions, events, metrics, health server, leader election,
 //! shutdown and telemetry.
 
+pub mod absences;
 pub mod backoff;
 pub mod clock;
 pub mod conditions;

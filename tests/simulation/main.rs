@@ -28,6 +28,7 @@ mod support;
 
 mod invariants;
 mod run;
+mod scenarios;
 mod shrink;
 mod steps;
 mod watchdog;

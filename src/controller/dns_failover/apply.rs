@@ -8,6 +8,7 @@ use super::aws::FailoverAws;
 use super::inventory;
 use super::plan::{HealthCheckAction, HealthCheckConfig, health_check_action};
 use super::steps::{CheckRef, PairRecord, Plan, Step, set_identifier, side_status, side_target};
+use crate::api::OwnedResource;
 use crate::api::dns_failover::{ChangeStatus, DelegationStatus, DnsFailoverSpec, DnsFailoverStatus, HealthState};
 use crate::aws::AwsError;
 use crate::aws::errors::build_error;
@@ -23,6 +24,7 @@ pub async fn apply(
     plan: Plan,
     writer: &StatusWriter<'_, crate::api::dns_failover::DnsFailover>,
     generation: Option<i64>,
+    absent_may_go: &(dyn Fn(&OwnedResource) -> bool + Sync),
 ) -> (DnsFailoverStatus, Result<Option<Blocked>, AwsError>) {
     let mut status = plan.status;
     let mut created: Vec<(&'static str, String)> = Vec::new();
@@ -32,7 +34,7 @@ pub async fn apply(
     }
     for step in plan.steps {
         let delegation = matches!(step, Step::UpsertDelegation { .. });
-        if let Err(e) = run(aws, spec, step, &mut status, &mut created, writer).await {
+        if let Err(e) = run(aws, spec, step, &mut status, &mut created, writer, absent_may_go).await {
             return (status, Err(e));
         }
         // As soon as it lands: a later step that fails must not hide a delegation in place.
@@ -86,6 +88,7 @@ async fn run(
     status: &mut DnsFailoverStatus,
     created: &mut Vec<(&'static str, String)>,
     writer: &StatusWriter<'_, crate::api::dns_failover::DnsFailover>,
+    absent_may_go: &(dyn Fn(&OwnedResource) -> bool + Sync),
 ) -> Result<(), AwsError> {
     match step {
         Step::UpdateCheck { id, want, .. } => aws.update_health_check(&id, &want).await,
@@ -140,7 +143,12 @@ async fn run(
             aws.change(&parent, vec![upsert(set)?, upsert(mark)?]).await.map(|_| ())
         }
         Step::DeleteRecord(entry) => {
-            if inventory::delete_record(aws, &entry).await? {
+            let gone = match inventory::delete_record(aws, &entry).await? {
+                inventory::Deleted::Done => true,
+                // Kept through a grace period otherwise: the next full pass looks again.
+                inventory::Deleted::NotThere => absent_may_go(&entry),
+            };
+            if gone {
                 inventory::remove(&mut status.resources, inventory::RECORD, &entry.id);
             }
             Ok(())

@@ -5,6 +5,7 @@
 //! servers. Checks go last: Route 53 refuses to delete one a record still uses.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_route53::types as r53;
 use kube::Resource;
@@ -36,8 +37,13 @@ pub(super) async fn cleanup(
     }
     // A create that settles a planned reference spends a turn the object still holds.
     let aws = clients(ctx, &obj, Some(&key)).await?;
-    match delete_all(&obj, &aws).await {
-        Ok(()) => Ok(Action::await_change()),
+    let grace = crate::runtime::absences::grace(ctx.config.retry().longest_call());
+    let confirmed = |ids: &[String]| ctx.absences.all_confirmed(&key, ids, grace);
+    match delete_all(&obj, &aws, &confirmed).await {
+        Ok(()) => {
+            ctx.absences.forget(&key);
+            Ok(Action::await_change())
+        }
         Err(err) => {
             let mut status = obj.status.clone().unwrap_or_default();
             record_deletion_blocked(&mut status, &err, obj.meta().generation);
@@ -47,15 +53,28 @@ pub(super) async fn cleanup(
     }
 }
 
-async fn delete_all(obj: &DnsFailover, aws: &FailoverAws) -> Result<(), AwsError> {
+/// Delete everything; a recorded record found absent whose absence is younger than its grace
+/// (`confirmed`, see [`crate::runtime::absences`]) fails the deletion with `RecordNotSeenYet`, to
+/// look again once the grace has passed.
+async fn delete_all(
+    obj: &DnsFailover,
+    aws: &FailoverAws,
+    confirmed: &(dyn Fn(&[String]) -> Result<(), Duration> + Sync),
+) -> Result<(), AwsError> {
     let spec = &obj.spec;
     let zone = normalize_zone_id(&spec.hosted_zone_id).to_string();
     // First what the inventory lists (records of earlier names and zones, earlier checks); then
     // what the spec names, for objects from before the inventory and creates whose answer was lost.
     let resources = obj.status.as_ref().map(|s| s.resources.clone()).unwrap_or_default();
+    // The inventory is read from the object each attempt (entries are not dropped one by one), so
+    // the absences are confirmed together.
+    let mut absent = Vec::new();
     for r in resources.iter().filter(|r| r.type_ == inventory::RECORD) {
-        inventory::delete_record(aws, r).await?;
+        if inventory::delete_record(aws, r).await? == inventory::Deleted::NotThere {
+            absent.push(r.id.clone());
+        }
     }
+    let held = confirmed(&absent).err().map(|left| (absent.join(", "), left));
     let ours: Vec<String> = SIDES.iter().map(|s| set_identifier(&aws.owner.uid, s)).collect();
     match aws.records_at(&zone, &spec.name).await {
         Ok(existing) => {
@@ -76,6 +95,10 @@ async fn delete_all(obj: &DnsFailover, aws: &FailoverAws) -> Result<(), AwsError
         }
         Err(e) if e.is_not_found() => {}
         Err(e) => return Err(e),
+    }
+    // Before the checks: a record of ours that lands late may use one.
+    if let Some((id, left)) = held {
+        return Err(crate::runtime::absences::record_not_seen_yet(&id, left));
     }
     // The spec's delegation only for an object from before the inventory that reported one in
     // status (a delegation is now always recorded before it is written): otherwise one whose

@@ -75,17 +75,28 @@ pub fn unwanted_records(resources: &[OwnedResource], keep: &[String]) -> Vec<Str
     resources.iter().filter(|r| r.type_ == RECORD && !keep.contains(&r.id)).map(|r| r.id.clone()).collect()
 }
 
+/// What [`delete_record`] did with a recorded record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deleted {
+    /// Deleted, or it can never be ours to delete again (its zone, or the zone it delegates, is
+    /// gone): the entry goes.
+    Done,
+    /// Nothing of ours at its name: gone, or a write of it recorded by another replica has not
+    /// landed yet. The entry goes once that has stayed so for a grace period
+    /// ([`crate::runtime::absences`]).
+    NotThere,
+}
+
 /// Delete the record an entry names, if it is still there and still ours: a failover record with
 /// the entry's set identifier, or an NS record whose values are the name servers of the zone the
-/// entry names. A zone that is gone took the record with it. Returns whether the entry can be
-/// dropped (deleted, gone, or no longer ours).
-pub async fn delete_record(aws: &FailoverAws, entry: &OwnedResource) -> Result<bool, AwsError> {
-    let Some((zone, name, rtype, set_id)) = parse_record_id(&entry.id) else { return Ok(true) };
+/// entry names. A zone that is gone took the record with it.
+pub async fn delete_record(aws: &FailoverAws, entry: &OwnedResource) -> Result<Deleted, AwsError> {
+    let Some((zone, name, rtype, set_id)) = parse_record_id(&entry.id) else { return Ok(Deleted::Done) };
     let our_name_servers = match (rtype, entry.name.as_deref()) {
         ("NS", Some(delegated)) => match aws.zone(delegated).await {
             Ok((_, servers)) => Some(servers),
             // The delegated zone is gone: the record cannot be told apart from anyone else's.
-            Err(e) if e.is_not_found() => return Ok(true),
+            Err(e) if e.is_not_found() => return Ok(Deleted::Done),
             Err(e) => return Err(e),
         },
         _ => None,
@@ -93,7 +104,7 @@ pub async fn delete_record(aws: &FailoverAws, entry: &OwnedResource) -> Result<b
     let our_name_servers = our_name_servers.as_deref();
     let sets = match aws.records_at(zone, name).await {
         Ok(s) => s,
-        Err(e) if e.is_not_found() => return Ok(true),
+        Err(e) if e.is_not_found() => return Ok(Deleted::Done),
         Err(e) => return Err(e),
     };
     let values = |s: &r53::ResourceRecordSet| {
@@ -121,19 +132,18 @@ pub async fn delete_record(aws: &FailoverAws, entry: &OwnedResource) -> Result<b
                 _ => false,
             }
     });
-    if let Some(set) = ours {
-        let mut sets = vec![set];
-        if let Mark::Ours(m) = mark {
-            sets.push(*m);
-        }
-        let changes = sets
-            .into_iter()
-            .map(|set| r53::Change::builder().action(r53::ChangeAction::Delete).resource_record_set(set).build())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(build_error)?;
-        aws.change(zone, changes).await?;
+    let Some(set) = ours else { return Ok(Deleted::NotThere) };
+    let mut sets = vec![set];
+    if let Mark::Ours(m) = mark {
+        sets.push(*m);
     }
-    Ok(true)
+    let changes = sets
+        .into_iter()
+        .map(|set| r53::Change::builder().action(r53::ChangeAction::Delete).resource_record_set(set).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(build_error)?;
+    aws.change(zone, changes).await?;
+    Ok(Deleted::Done)
 }
 
 #[cfg(test)]

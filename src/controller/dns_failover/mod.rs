@@ -220,7 +220,11 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
                 return Applied { status, end: PassEnd::Queued(queued), events: Vec::new() };
             }
             let generation = obj.meta().generation;
-            let (mut status, outcome) = apply::apply(&self.aws, &obj.spec, plan, writer, generation).await;
+            let grace = crate::runtime::absences::grace(self.ctx.config.retry().longest_call());
+            let absent_may_go =
+                |entry: &crate::api::OwnedResource| self.ctx.absences.confirmed(&self.key, &entry.id, grace).is_ok();
+            let (mut status, outcome) =
+                apply::apply(&self.aws, &obj.spec, plan, writer, generation, &absent_may_go).await;
             let end = match outcome {
                 Ok(None) => {
                     conditions::set_condition(

@@ -122,9 +122,13 @@ pub async fn cleanup(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context)
     }
     let aws = super::clients(ctx, &obj).await?;
     let mut status = obj.status.clone().unwrap_or_default();
-    match delete_all(&obj, &aws, &mut status).await {
+    let key = ObjectRef::from_obj(obj.as_ref()).to_string();
+    let grace = crate::runtime::absences::grace(ctx.config.retry().longest_call());
+    let confirmed = |entry: &OwnedResource| ctx.absences.confirmed(&key, &entry.id, grace);
+    match delete_all(&obj, &aws, &mut status, &confirmed).await {
         Ok(()) => {
-            ctx.passes.forget(&ObjectRef::from_obj(obj.as_ref()).to_string());
+            ctx.passes.forget(&key);
+            ctx.absences.forget(&key);
             ctx.events
                 .normal(obj.as_ref(), "Deleted", "Delete", "every AWS resource of this app is deleted".into())
                 .await;
@@ -140,7 +144,12 @@ pub async fn cleanup(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context)
 
 /// Delete every AWS object of the app. The inventory shrinks as objects go, so a deletion that
 /// stops half-way (a service still draining) resumes where it stopped.
-async fn delete_all(obj: &FargateApp, aws: &FargateAws, status: &mut FargateAppStatus) -> Result<(), AwsError> {
+async fn delete_all(
+    obj: &FargateApp,
+    aws: &FargateAws,
+    status: &mut FargateAppStatus,
+    confirmed: &(dyn Fn(&OwnedResource) -> Result<(), std::time::Duration> + Sync),
+) -> Result<(), AwsError> {
     let spec = &obj.spec;
     let names = Names::new(&obj.namespace().unwrap_or_default(), &obj.name_any());
     inventory::seed_from_status(spec, status);
@@ -185,7 +194,7 @@ async fn delete_all(obj: &FargateApp, aws: &FargateAws, status: &mut FargateAppS
     // Rules, records, then services: a target group goes once nothing forwards to it.
     let rules: Vec<OwnedResource> = resources.iter().filter(|r| r.type_ == LISTENER_RULE).cloned().collect();
     remove_rules(aws, resources, &rules).await?;
-    dns::delete_recorded(aws, resources).await?;
+    dns::delete_recorded(aws, resources, confirmed).await?;
     let services: Vec<OwnedResource> = resources.iter().filter(|r| r.type_ == SERVICE).cloned().collect();
     for entry in &services {
         delete_service(aws, entry).await?;

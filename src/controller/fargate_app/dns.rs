@@ -205,14 +205,25 @@ pub fn with_mark(set: r53::ResourceRecordSet, mark: Mark) -> Vec<r53::ResourceRe
 }
 
 /// Delete every recorded record that is still ours, with its mark (deletion of the app); each
-/// entry leaves the inventory once its record is gone or found no longer ours.
-pub async fn delete_recorded(aws: &FargateAws, resources: &mut Vec<OwnedResource>) -> Result<(), AwsError> {
+/// entry leaves the inventory once its record is gone or found no longer ours. An entry whose
+/// record is absent stays while `confirmed` says its absence is too young (another replica's
+/// write of it may still land, see [`crate::runtime::absences`]): the deletion then fails with
+/// `RecordNotSeenYet`, to look again once its grace has passed.
+pub async fn delete_recorded(
+    aws: &FargateAws,
+    resources: &mut Vec<OwnedResource>,
+    confirmed: &(dyn Fn(&OwnedResource) -> Result<(), std::time::Duration> + Sync),
+) -> Result<(), AwsError> {
     let entries: Vec<OwnedResource> = resources.iter().filter(|r| r.type_ == inventory::RECORD).cloned().collect();
     let mut found = Vec::new();
+    let mut held = None;
     for entry in entries {
         match still_ours(aws, &entry).await? {
             Some((set, mark)) => found.extend(with_mark(set, mark).into_iter().map(|s| (entry.clone(), s))),
-            None => inventory::remove(resources, inventory::RECORD, &entry.id),
+            None => match confirmed(&entry) {
+                Ok(()) => inventory::remove(resources, inventory::RECORD, &entry.id),
+                Err(left) => held = Some((entry.id.clone(), left)),
+            },
         }
     }
     for (zone, batch) in by_zone(None, found) {
@@ -221,7 +232,10 @@ pub async fn delete_recorded(aws: &FargateAws, resources: &mut Vec<OwnedResource
             inventory::remove(resources, inventory::RECORD, &entry.id);
         }
     }
-    Ok(())
+    match held {
+        None => Ok(()),
+        Some((id, left)) => Err(crate::runtime::absences::record_not_seen_yet(&id, left)),
+    }
 }
 
 #[cfg(test)]

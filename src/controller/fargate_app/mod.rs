@@ -127,16 +127,23 @@ struct AppPass<'a> {
 enum AppObserved {
     /// The service as the last full pass left it: only its state is reported.
     Poll(Box<plan::ObservedService>),
-    /// Every read of a full pass.
-    Full { observed: Box<observe::Observed>, rendered: Box<render::RenderedTaskDefinition>, read_attributes: bool },
+    /// Every read of a full pass; `recheck`: when to look again at a recorded record found absent
+    /// (kept for now, see [`crate::runtime::absences`]).
+    Full {
+        observed: Box<observe::Observed>,
+        rendered: Box<render::RenderedTaskDefinition>,
+        read_attributes: bool,
+        recheck: Option<std::time::Duration>,
+    },
 }
 
 /// What a pass will do.
 enum AppPlan {
     /// Report the polled service.
     Poll { status: Box<FargateAppStatus>, service: Box<plan::ObservedService> },
-    /// The full pass's steps, and the inventory they start from (for the Deleted Events).
-    Full { plan: Box<steps::Plan>, before: Vec<crate::api::OwnedResource> },
+    /// The full pass's steps, the inventory they start from (for the Deleted Events), and when to
+    /// look again at a record found absent.
+    Full { plan: Box<steps::Plan>, before: Vec<crate::api::OwnedResource>, recheck: Option<std::time::Duration> },
 }
 
 impl AppPass<'_> {
@@ -145,6 +152,29 @@ impl AppPass<'_> {
         let mut seeded = status.clone();
         inventory::seed_from_status(&obj.spec, &mut seeded);
         seeded
+    }
+
+    /// Keep the recorded records found absent for their grace (another replica's write of one may
+    /// still land): they leave what the plan sees as unwanted until then. Returns when the first
+    /// of them is due for its second look.
+    fn hold_absent_records(&self, observed: &mut observe::Observed) -> Option<std::time::Duration> {
+        let grace = crate::runtime::absences::grace(self.ctx.config.retry().longest_call());
+        let absences = &self.ctx.absences;
+        let mut recheck: Option<std::time::Duration> = None;
+        observed.old_records.retain(|(entry, found)| {
+            if found.is_some() {
+                absences.present(&self.key, &entry.id);
+                return true;
+            }
+            match absences.confirmed(&self.key, &entry.id, grace) {
+                Ok(()) => true,
+                Err(left) => {
+                    recheck = Some(recheck.map_or(left, |r| r.min(left)));
+                    false
+                }
+            }
+        });
+        recheck
     }
 }
 
@@ -179,6 +209,7 @@ impl Pipeline<FargateApp> for AppPass<'_> {
                     .any(|c| c.type_ == SYNCED && c.status == "True" && c.observed_generation == generation);
             if synced
                 && !self.ctx.passes.full_due(&self.key, generation, self.full_every)
+                && !self.ctx.absences.due(&self.key)
                 && let Some(svc) = poll(obj, &self.aws, &self.names, status).await?
             {
                 return Ok(AppObserved::Poll(Box::new(svc)));
@@ -196,20 +227,26 @@ impl Pipeline<FargateApp> for AppPass<'_> {
                 .unwrap_or_default();
             let rendered = render::render(spec, &self.names.family, &region);
             let seeded = Self::seeded(obj, status);
-            let observed =
+            let mut observed =
                 observe::observe(&self.aws, spec, &self.names, &seeded, &rendered.content_hash(), read_attributes)
                     .await?;
-            Ok(AppObserved::Full { observed: Box::new(observed), rendered: Box::new(rendered), read_attributes })
+            let recheck = self.hold_absent_records(&mut observed);
+            Ok(AppObserved::Full {
+                observed: Box::new(observed),
+                rendered: Box::new(rendered),
+                read_attributes,
+                recheck,
+            })
         })
     }
 
     fn plan(&self, obj: &FargateApp, status: &FargateAppStatus, observed: &AppObserved) -> AppPlan {
         match observed {
             AppObserved::Poll(svc) => AppPlan::Poll { status: Box::new(status.clone()), service: svc.clone() },
-            AppObserved::Full { observed, rendered, read_attributes } => {
+            AppObserved::Full { observed, rendered, read_attributes, recheck } => {
                 let seeded = Self::seeded(obj, status);
                 let plan = steps::plan(&obj.spec, &self.names, &seeded, observed, rendered, *read_attributes);
-                AppPlan::Full { plan: Box::new(plan), before: seeded.resources }
+                AppPlan::Full { plan: Box::new(plan), before: seeded.resources, recheck: *recheck }
             }
         }
     }
@@ -221,14 +258,14 @@ impl Pipeline<FargateApp> for AppPass<'_> {
         writer: &'a StatusWriter<'a, FargateApp>,
     ) -> BoxFuture<'a, Applied<FargateAppStatus>> {
         Box::pin(async move {
-            let (status, outcome, full) = match plan {
+            let (status, outcome, full, recheck) = match plan {
                 AppPlan::Poll { status, service } => {
                     let mut status = *status;
                     let tg_arn = status.target_group_arn.clone();
                     let outcome = report(obj, &self.aws, &mut status, *service, tg_arn.as_deref()).await;
-                    (status, outcome, false)
+                    (status, outcome, false, None)
                 }
-                AppPlan::Full { plan, before } => {
+                AppPlan::Full { plan, before, recheck } => {
                     // Drift repaired at the same generation starts a deployment too.
                     if plan
                         .steps
@@ -239,7 +276,7 @@ impl Pipeline<FargateApp> for AppPass<'_> {
                     }
                     let pass = Pass { obj, aws: &self.aws, ctx: self.ctx, writer, names: &self.names };
                     let (status, outcome) = apply::apply(&pass, *plan, &before).await;
-                    (status, outcome, true)
+                    (status, outcome, true, recheck)
                 }
             };
             if full && outcome.is_ok() {
@@ -261,7 +298,11 @@ impl Pipeline<FargateApp> for AppPass<'_> {
                     } else {
                         (jittered(self.full_every), passes::RESYNC_SLOT)
                     };
-                    let requeue = passes::aligned(after, slot, crate::runtime::clock::now());
+                    let mut requeue = passes::aligned(after, slot, crate::runtime::clock::now());
+                    if let Some(recheck) = recheck {
+                        // A moment after the grace, so the second look finds it passed.
+                        requeue = requeue.min(recheck.saturating_add(std::time::Duration::from_secs(1)));
+                    }
                     PassEnd::Converged { message: "every AWS resource matches the spec", requeue }
                 }
                 Ok(Outcome::Blocked(b)) => PassEnd::Blocked(b),
