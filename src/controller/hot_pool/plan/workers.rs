@@ -324,7 +324,11 @@ mod tests {
         let unknown = listed.clone();
         let old = obj(Some("arn:1"), WorkerPhase::Available, 0);
         let no = std::time::Duration::ZERO;
-        assert_eq!(deletion_waits_for(&[old.clone()], &unknown, &listed, LAG, no, t(1000)), 2, "listed: it exists");
+        assert_eq!(
+            deletion_waits_for(std::slice::from_ref(&old), &unknown, &listed, LAG, no, t(1000)),
+            2,
+            "listed: it exists"
+        );
         assert_eq!(
             deletion_waits_for(&[old], &unknown, &BTreeSet::new(), LAG, no, t(1000)),
             0,
