@@ -254,3 +254,22 @@ async fn a_pass_waiting_for_the_create_health_check_quota_gives_up_its_slot() {
     op.stop().await;
     ctx.cleanup().await;
 }
+
+/// A new object's first reading does not wait for the next full sweep: between sweeps, every 5 s,
+/// the checks never read are read with GetHealthCheckStatus (CloudWatch has no datapoint for a new
+/// check for minutes). Here full sweeps are an hour apart, the first one before the object exists.
+#[tokio::test]
+async fn a_new_objects_first_reading_comes_between_full_sweeps() {
+    let ctx = TestCtx::new("health-first-reading").await;
+    let cfg = ctx.sdk_config().await;
+    let zone = fixtures::hosted_zone(&cfg, "acs.app.com").await;
+    let op = InProcessOperator::start_with(&ctx, "", &["--health-poll-seconds", "3600"]).await;
+    // The first full sweep runs as the controllers start, before the object has a check.
+    let api: Api<DnsFailover> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    api.create(&PostParams::default(), &manifest(&ctx, &zone, "dr0")).await.expect("create");
+    let o = wait_for(&api, "dr0", "PrimaryHealthy", "True").await;
+    assert!(!primary_check(&o).is_empty());
+    assert_eq!(calls(&op.metrics, "cloudwatch", "GetMetricData"), 0, "no full sweep read it");
+    op.stop().await;
+    ctx.cleanup().await;
+}

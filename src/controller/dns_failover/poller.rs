@@ -3,14 +3,16 @@
 //! reading (`readings`) and, when a reading would change an object's status, triggers that
 //! object's reconcile, which applies it (and emits the Event of a switch of the active side).
 //!
-//! A sweep starts every `--health-poll-seconds` (start to start, or at once after a longer
+//! A full sweep starts every `--health-poll-seconds` (start to start, or at once after a longer
 //! sweep) and reads the DnsFailover controller's own store (no LIST, no second copy). With
 //! `--health-source cloudwatch` (the default) it reads Route 53's `HealthCheckStatus` metric for up
 //! to 500 checks per GetMetricData call, per account, and reads with GetHealthCheckStatus (one check
 //! per second per account) only the checks CloudWatch has no datapoint for yet (Route 53 publishes
 //! a new check's first datapoint after a few minutes), checks never read first, at most one call
-//! per second of the sweep period. With `--health-source route53` every check is read with
-//! GetHealthCheckStatus. A GetMetricData refused for good (AccessDenied) is reported on the
+//! per two seconds of the sweep period. The other half of that quota goes to the rounds between
+//! full sweeps, every 5 s: they read only the checks never read, so a new object's first reading
+//! waits seconds, not for the next full sweep. With `--health-source route53` every check is read
+//! with GetHealthCheckStatus. A GetMetricData refused for good (AccessDenied) is reported on the
 //! objects it concerns (`Degraded`, `lastError`) while their checks are read one by one.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -34,6 +36,10 @@ use crate::runtime::Context;
 
 /// Objects a sweep reads at once.
 const READS_AT_ONCE: usize = 16;
+
+/// How often checks never read are read between full sweeps: a new object's first reading waits
+/// for at most this, not for the next full sweep.
+const FIRST_READINGS_EVERY: Duration = Duration::from_secs(5);
 
 /// How far back a sweep looks for a check's latest datapoint (one a minute, published late).
 const METRIC_WINDOW: Duration = Duration::from_secs(300);
@@ -81,7 +87,46 @@ pub async fn run(
         ready = store.wait_until_ready() => if ready.is_err() { return },
     }
     let period = Duration::from_secs(ctx.config.health_poll_seconds);
-    every(period, stop, || sweep(&ctx, &store, &trigger)).await;
+    let tick = FIRST_READINGS_EVERY.min(period);
+    let schedule = std::sync::Mutex::new(Schedule::new(period));
+    every(tick, stop, || {
+        let round = schedule.lock().unwrap_or_else(|p| p.into_inner()).next(tokio::time::Instant::now());
+        sweep(&ctx, &store, &trigger, round, tick)
+    })
+    .await;
+}
+
+/// What a round of the poller reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Round {
+    /// Every check: CloudWatch's metrics, and one by one what they do not cover.
+    Full,
+    /// Only the checks never read yet, one by one (between full sweeps).
+    FirstReadings,
+}
+
+/// A full sweep every period (start to start), first readings in the rounds between.
+#[derive(Debug)]
+struct Schedule {
+    period: Duration,
+    last_full: Option<tokio::time::Instant>,
+}
+
+impl Schedule {
+    fn new(period: Duration) -> Self {
+        Self { period, last_full: None }
+    }
+
+    /// The round starting `now`.
+    fn next(&mut self, now: tokio::time::Instant) -> Round {
+        let due = self.last_full.is_none_or(|t| now.saturating_duration_since(t) >= self.period);
+        if due {
+            self.last_full = Some(now);
+            Round::Full
+        } else {
+            Round::FirstReadings
+        }
+    }
 }
 
 /// Run `round` every `period`, start to start (at once after a round longer than the period),
@@ -108,26 +153,40 @@ where
     }
 }
 
-async fn sweep(ctx: &Context, store: &Store<DnsFailover>, trigger: &Trigger) {
+/// One round: a full sweep, or the first readings of checks never read (`tick` apart).
+async fn sweep(ctx: &Context, store: &Store<DnsFailover>, trigger: &Trigger, round: Round, tick: Duration) {
     let objects = store.state();
-    let listed: HashSet<String> = objects.iter().map(|o| Readings::key_of(o)).collect();
-    ctx.health.set_seen(listed.len());
-    let due: Vec<Arc<DnsFailover>> = objects.into_iter().filter(|o| checks_of(o).is_some()).collect();
-    let (metrics, direct_left) = match ctx.config.health_source {
-        HealthSource::Cloudwatch => {
-            // One GetHealthCheckStatus per second of the period: the action's own quota.
-            let per_sweep = usize::try_from(ctx.config.health_poll_seconds).unwrap_or(usize::MAX).max(1);
-            (read_metrics(ctx, &due).await, per_sweep)
-        }
-        HealthSource::Route53 => (MetricReadings::default(), usize::MAX),
-    };
-    let direct_left = AtomicUsize::new(direct_left);
     let read_already = |o: &DnsFailover| {
         let primary = ctx.health.latest(o).map(|r| (r.primary_id, r.primary));
         primary.is_some_and(|(id, state)| {
             state != HealthState::Unknown && checks_of(o).is_some_and(|c| c.primary.id == id)
         })
     };
+    let listed: HashSet<String> = objects.iter().map(|o| Readings::key_of(o)).collect();
+    if round == Round::Full {
+        ctx.health.set_seen(listed.len());
+    }
+    let due: Vec<Arc<DnsFailover>> = objects
+        .into_iter()
+        .filter(|o| checks_of(o).is_some())
+        .filter(|o| round == Round::Full || !(known_in_status(o) || read_already(o)))
+        .collect();
+    if due.is_empty() {
+        return;
+    }
+    let (metrics, direct_left) = match (ctx.config.health_source, round) {
+        // GetHealthCheckStatus's own quota is one a second: half of the period's for the full
+        // sweep (checks CloudWatch has no datapoint for yet), the rest for first readings between.
+        (HealthSource::Cloudwatch, Round::Full) => {
+            let per_sweep = usize::try_from(ctx.config.health_poll_seconds / 2).unwrap_or(usize::MAX).max(1);
+            (read_metrics(ctx, &due).await, per_sweep)
+        }
+        (HealthSource::Cloudwatch, Round::FirstReadings) => {
+            (MetricReadings::default(), usize::try_from(tick.as_secs()).unwrap_or(usize::MAX).max(1))
+        }
+        (HealthSource::Route53, _) => (MetricReadings::default(), usize::MAX),
+    };
+    let direct_left = AtomicUsize::new(direct_left);
     // Concurrently, in that order: a read one by one waits in the account's Route 53 queue with
     // every pass's reads (seconds each while objects are being created), and read in a row they
     // made a sweep of ten take minutes (a first reading's p99 was 2,074 s at 1,000 objects).
@@ -143,7 +202,14 @@ async fn sweep(ctx: &Context, store: &Store<DnsFailover>, trigger: &Trigger) {
             }
         })
         .await;
-    ctx.health.retain_listed(&listed);
+    if round == Round::Full {
+        ctx.health.retain_listed(&listed);
+    }
+}
+
+/// Whether the status already holds a reading of the primary check.
+fn known_in_status(o: &DnsFailover) -> bool {
+    o.status.as_ref().and_then(|s| s.health_checks.as_ref()).is_some_and(|c| c.primary.status != HealthState::Unknown)
 }
 
 /// Read the `HealthCheckStatus` metric of every check of `objects`, per role, 500 checks a call.
@@ -264,13 +330,7 @@ fn reading_order(
     mut items: Vec<Arc<DnsFailover>>,
     read_already: impl Fn(&DnsFailover) -> bool,
 ) -> Vec<Arc<DnsFailover>> {
-    items.sort_by_cached_key(|o| {
-        o.status
-            .as_ref()
-            .and_then(|s| s.health_checks.as_ref())
-            .is_some_and(|c| c.primary.status != HealthState::Unknown)
-            || read_already(o)
-    });
+    items.sort_by_cached_key(|o| known_in_status(o) || read_already(o));
     items
 }
 
@@ -292,6 +352,20 @@ mod tests {
         })
         .await;
         assert_eq!(*starts.lock().expect("lock"), [0, 45, 75], "at once after a long round, then every 30 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_sweep_every_period_and_first_readings_in_the_rounds_between() {
+        let mut schedule = Schedule::new(Duration::from_secs(30));
+        let t0 = tokio::time::Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let rounds: Vec<Round> = [0, 5, 10, 25, 30, 35, 62, 67].into_iter().map(|s| schedule.next(at(s))).collect();
+        use Round::{FirstReadings as F, Full};
+        assert_eq!(
+            rounds,
+            [Full, F, F, F, Full, F, Full, F],
+            "a late round is a full sweep, and the period starts again"
+        );
     }
 
     #[test]
