@@ -90,6 +90,13 @@ impl Absences {
         Ok(())
     }
 
+    /// This process deleted the object of entry `id` of `key` itself: its absence from now on needs
+    /// no grace (a deletion that reads its inventory afresh each attempt finds it absent again).
+    pub fn deleted(&self, key: &str, id: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.insert((key.to_string(), id.to_string()), Sighting { since: Instant::now(), grace: Duration::ZERO });
+    }
+
     /// The object of entry `id` of `key` is there (again): a later absence starts a new grace.
     pub fn present(&self, key: &str, id: &str) {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -144,5 +151,7 @@ mod tests {
         assert_eq!(a.all_confirmed("dr", &ids, grace), Err(Duration::from_secs(30)), "one's grace passed, not two's");
         tokio::time::advance(Duration::from_secs(30)).await;
         assert_eq!(a.all_confirmed("dr", &ids, grace), Ok(()));
+        a.deleted("dr", "one");
+        assert_eq!(a.all_confirmed("dr", &ids[..1], grace), Ok(()), "deleted by this process: no grace");
     }
 }

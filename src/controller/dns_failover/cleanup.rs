@@ -22,6 +22,7 @@ use crate::aws::AwsError;
 use crate::aws::errors::build_error;
 use crate::controller::{ReconcileError, record_deletion_blocked, write_status};
 use crate::runtime::Context;
+use crate::runtime::absences::Absences;
 
 pub(super) async fn cleanup(
     api: &Api<DnsFailover>,
@@ -38,8 +39,7 @@ pub(super) async fn cleanup(
     // A create that settles a planned reference spends a turn the object still holds.
     let aws = clients(ctx, &obj, Some(&key)).await?;
     let grace = crate::runtime::absences::grace(ctx.config.retry().longest_call());
-    let confirmed = |ids: &[String]| ctx.absences.all_confirmed(&key, ids, grace);
-    match delete_all(&obj, &aws, &confirmed).await {
+    match delete_all(&obj, &aws, (&ctx.absences, &key, grace)).await {
         Ok(()) => {
             ctx.absences.forget(&key);
             Ok(Action::await_change())
@@ -54,12 +54,12 @@ pub(super) async fn cleanup(
 }
 
 /// Delete everything; a recorded record found absent whose absence is younger than its grace
-/// (`confirmed`, see [`crate::runtime::absences`]) fails the deletion with `RecordNotSeenYet`, to
-/// look again once the grace has passed.
+/// (the object's `key` in `absences`, see [`crate::runtime::absences`]) fails the deletion with
+/// `RecordNotSeenYet`, to look again once the grace has passed.
 async fn delete_all(
     obj: &DnsFailover,
     aws: &FailoverAws,
-    confirmed: &(dyn Fn(&[String]) -> Result<(), Duration> + Sync),
+    (absences, key, grace): (&Absences, &str, Duration),
 ) -> Result<(), AwsError> {
     let spec = &obj.spec;
     let zone = normalize_zone_id(&spec.hosted_zone_id).to_string();
@@ -67,14 +67,15 @@ async fn delete_all(
     // what the spec names, for objects from before the inventory and creates whose answer was lost.
     let resources = obj.status.as_ref().map(|s| s.resources.clone()).unwrap_or_default();
     // The inventory is read from the object each attempt (entries are not dropped one by one), so
-    // the absences are confirmed together.
+    // the absences are confirmed together, and a record this process deleted needs no grace.
     let mut absent = Vec::new();
     for r in resources.iter().filter(|r| r.type_ == inventory::RECORD) {
-        if inventory::delete_record(aws, r).await? == inventory::Deleted::NotThere {
-            absent.push(r.id.clone());
+        match inventory::delete_record(aws, r).await? {
+            inventory::Deleted::NotThere => absent.push(r.id.clone()),
+            inventory::Deleted::Done => absences.deleted(key, &r.id),
         }
     }
-    let held = confirmed(&absent).err().map(|left| (absent.join(", "), left));
+    let held = absences.all_confirmed(key, &absent, grace).err().map(|left| (absent.join(", "), left));
     let ours: Vec<String> = SIDES.iter().map(|s| set_identifier(&aws.owner.uid, s)).collect();
     match aws.records_at(&zone, &spec.name).await {
         Ok(existing) => {
