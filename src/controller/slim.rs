@@ -38,6 +38,13 @@ pub fn slim<K: Resource>(obj: &mut K) {
     }
 }
 
+/// `obj` [`slim`]med: for what a write answers (the whole object, managedFields included), kept
+/// by a pass or the bind ledger.
+pub fn slimmed<K: Resource>(mut obj: K) -> K {
+    slim(&mut obj);
+    obj
+}
+
 /// A namespace as the access gate reads it: its name and labels.
 pub fn slim_namespace(ns: &mut Namespace) {
     slim(ns);

@@ -25,6 +25,7 @@ use crate::api::hot_pool::{
     ClaimPhase, HotPoolClaim, HotPoolClaimStatus, HotPoolWorker, HotPoolWorkerStatus, WorkerClaimRef, WorkerPhase,
 };
 use crate::controller::ReconcileError;
+use crate::controller::slim::slimmed;
 use crate::runtime::Context;
 use crate::runtime::clock::{Instant, plus_secs};
 
@@ -135,7 +136,7 @@ pub async fn bind(
     obj.status = Some(st);
     b.ctx.metrics.status_written("HotPoolWorker");
     let written = match b.workers.replace_status(&worker.name_any(), &PostParams::default(), &obj).await {
-        Ok(w) => w,
+        Ok(w) => slimmed(w),
         Err(e) => {
             b.ledger.failed(&key, refused(&e), Instant::now());
             return if refused(&e) { Ok(Outcome::WorkerRefused) } else { Err(e.into()) };
@@ -151,6 +152,7 @@ pub async fn bind(
         b.ctx.metrics.status_written("HotPoolClaim");
         match b.claims.replace_status(&claim.name_any(), &PostParams::default(), &obj).await {
             Ok(bound) => {
+                let bound = slimmed(bound);
                 b.ledger.claim_written(&key, bound.clone(), Instant::now());
                 record_bound(b.ctx, b.arrivals, &bound, false, b.now);
                 return Ok(Outcome::Bound {
@@ -195,6 +197,7 @@ async fn give_back(b: &Binding<'_>, key: &str, before: &HotPoolWorker, written: 
     b.ctx.metrics.status_written("HotPoolWorker");
     let worker = match b.workers.replace_status(&written.name_any(), &PostParams::default(), &obj).await {
         Ok(back) => {
+            let back = slimmed(back);
             b.ledger.worker_written(key, back.clone());
             back
         }

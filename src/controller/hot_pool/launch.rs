@@ -196,7 +196,7 @@ impl Pool<'_> {
                 .workers_api
                 .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &obj)
                 .await?;
-            self.workers.insert(name.clone(), created);
+            self.workers.insert(name.clone(), crate::controller::slim::slimmed(created));
             names.push(name);
         }
         match self.run_batch(version, td, &token, &names, names.len(), slots, result).await {

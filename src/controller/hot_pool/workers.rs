@@ -29,7 +29,7 @@ impl Pool<'_> {
         obj.status = Some(st);
         self.ctx.metrics.status_written("HotPoolWorker");
         let written = self.workers_api.replace_status(name, &PostParams::default(), &obj).await?;
-        self.workers.insert(name.to_string(), written);
+        self.workers.insert(name.to_string(), crate::controller::slim::slimmed(written));
         Ok(())
     }
 
