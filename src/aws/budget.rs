@@ -160,6 +160,13 @@ enum BucketKey {
     Launches,
 }
 
+/// Calls per second `operation` may make under `settings` by its action group's own quota (AWS's
+/// published rate times `--aws-quota-scale`), when it has one.
+pub fn action_rate(settings: &BudgetSettings, service: Service, operation: &str) -> Option<f64> {
+    let group = quotas::group_of(service, operation)?;
+    quotas::group_quota(service, group).map(|q| q.rate * settings.action_quota_scale)
+}
+
 /// The operator's budgets, shared by every controller: for each scope (account, and Region where
 /// AWS counts per Region) one bucket per service, one per throttled action group, and one for
 /// Fargate launches, made on first use.
@@ -268,6 +275,14 @@ impl BudgetSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_actions_rate_is_its_groups_quota_times_the_scale() {
+        let scaled = BudgetSettings { action_quota_scale: 20.0, ..BudgetSettings::default() };
+        assert_eq!(action_rate(&BudgetSettings::default(), Service::Route53, "GetHealthCheckStatus"), Some(1.0));
+        assert_eq!(action_rate(&scaled, Service::Route53, "GetHealthCheckStatus"), Some(20.0));
+        assert_eq!(action_rate(&scaled, Service::Route53, "ListResourceRecordSets"), None, "no group of its own");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn burst_is_free_then_calls_are_spaced_by_rate() {

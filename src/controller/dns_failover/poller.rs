@@ -174,16 +174,21 @@ async fn sweep(ctx: &Context, store: &Store<DnsFailover>, trigger: &Trigger, rou
     if due.is_empty() {
         return;
     }
+    // GetHealthCheckStatus's own quota (one a second, times `--aws-quota-scale`): half of the
+    // period's for the full sweep (checks CloudWatch has no datapoint for yet), the rest for first
+    // readings between.
+    let per_second =
+        crate::aws::budget::action_rate(&ctx.config.budgets(), Service::Route53, "GetHealthCheckStatus").unwrap_or(1.0);
+    let reads_in = |d: Duration| {
+        // Saturating float-to-int: any rate and period give a count, never a panic.
+        ((per_second * d.as_secs_f64()) as usize).max(1)
+    };
     let (metrics, direct_left) = match (ctx.config.health_source, round) {
-        // GetHealthCheckStatus's own quota is one a second: half of the period's for the full
-        // sweep (checks CloudWatch has no datapoint for yet), the rest for first readings between.
         (HealthSource::Cloudwatch, Round::Full) => {
-            let per_sweep = usize::try_from(ctx.config.health_poll_seconds / 2).unwrap_or(usize::MAX).max(1);
-            (read_metrics(ctx, &due).await, per_sweep)
+            let period = Duration::from_secs(ctx.config.health_poll_seconds);
+            (read_metrics(ctx, &due).await, reads_in(period / 2))
         }
-        (HealthSource::Cloudwatch, Round::FirstReadings) => {
-            (MetricReadings::default(), usize::try_from(tick.as_secs()).unwrap_or(usize::MAX).max(1))
-        }
+        (HealthSource::Cloudwatch, Round::FirstReadings) => (MetricReadings::default(), reads_in(tick)),
         (HealthSource::Route53, _) => (MetricReadings::default(), usize::MAX),
     };
     let direct_left = AtomicUsize::new(direct_left);
