@@ -179,16 +179,16 @@ impl Pipeline<DnsFailover> for FailoverPass<'_> {
         })
     }
 
-    fn plan(&self, obj: &DnsFailover, status: &DnsFailoverStatus, observed: &Observed) -> Plan {
+    fn plan(&self, obj: &DnsFailover, status: &DnsFailoverStatus, observed: Observed) -> Plan {
         match observed {
             Observed::Full(observed) => {
-                Plan::Full(Box::new(steps::plan(&obj.spec, &self.aws.owner.uid, status, observed, &self.nonce)))
+                Plan::Full(Box::new(steps::plan(&obj.spec, &self.aws.owner.uid, status, &observed, &self.nonce)))
             }
             Observed::Between(between) => {
-                let (status, pending) = settled::plan(status, between, obj.meta().generation);
+                let (status, pending) = settled::plan(status, &between, obj.meta().generation);
                 Plan::Between(Box::new(status), pending, between.left)
             }
-            Observed::Queued(queued) => Plan::Queued(queued.clone()),
+            Observed::Queued(queued) => Plan::Queued(queued),
         }
     }
 

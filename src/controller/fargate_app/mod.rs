@@ -240,13 +240,13 @@ impl Pipeline<FargateApp> for AppPass<'_> {
         })
     }
 
-    fn plan(&self, obj: &FargateApp, status: &FargateAppStatus, observed: &AppObserved) -> AppPlan {
+    fn plan(&self, obj: &FargateApp, status: &FargateAppStatus, observed: AppObserved) -> AppPlan {
         match observed {
-            AppObserved::Poll(svc) => AppPlan::Poll { status: Box::new(status.clone()), service: svc.clone() },
+            AppObserved::Poll(svc) => AppPlan::Poll { status: Box::new(status.clone()), service: svc },
             AppObserved::Full { observed, rendered, read_attributes, recheck } => {
                 let seeded = Self::seeded(obj, status);
-                let plan = steps::plan(&obj.spec, &self.names, &seeded, observed, rendered, *read_attributes);
-                AppPlan::Full { plan: Box::new(plan), before: seeded.resources, recheck: *recheck }
+                let plan = steps::plan(&obj.spec, &self.names, &seeded, &observed, &rendered, read_attributes);
+                AppPlan::Full { plan: Box::new(plan), before: seeded.resources, recheck }
             }
         }
     }

@@ -258,10 +258,10 @@ impl Pipeline<HotPool> for PoolPass<'_> {
         })
     }
 
-    fn plan(&self, obj: &HotPool, status: &HotPoolStatus, observed: &observe::Observed) -> PoolPlan {
+    fn plan(&self, obj: &HotPool, status: &HotPoolStatus, observed: observe::Observed) -> PoolPlan {
         if observed.cluster_missing {
             // The clusters of the workers' tasks, found by observe, stay in the inventory.
-            let status = HotPoolStatus { resources: observed.resources.clone(), ..status.clone() };
+            let status = HotPoolStatus { resources: observed.resources, ..status.clone() };
             return PoolPlan::ClusterMissing { status: Box::new(status) };
         }
         let claims: Vec<plan::ClaimView> =
@@ -289,9 +289,9 @@ impl Pipeline<HotPool> for PoolPass<'_> {
         PoolPlan::Run(Box::new(RunPlan {
             status: status.clone(),
             decided,
-            workers: observed.workers.clone(),
-            claims: observed.claims.clone(),
-            current_td: observed.current_td.clone(),
+            workers: observed.workers,
+            claims: observed.claims,
+            current_td: observed.current_td,
             now: observed.now,
             listed_at: observed.listed_at,
         }))
