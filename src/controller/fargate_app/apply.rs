@@ -176,8 +176,13 @@ impl Run<'_> {
                     let entry = inventory::record(&write.dns, &write.listener.dns_name);
                     if let Some(planned) = write.record {
                         inventory::put(&mut self.status.resources, planned);
-                        writer.record_resources(&self.status.resources).await?;
                     }
+                    // Written before the record even when its entry is there already: the write is
+                    // refused if the object changed since this pass read it, so a pass planned from
+                    // a stale spec never writes a record the current one no longer wants (a second
+                    // replica re-wrote one the first had just deleted after the `dns` block was
+                    // removed, with no entry left to delete it: found by the simulator, seed 8).
+                    writer.record_resources(&self.status.resources).await?;
                     upserts.push(dns::record_set(&write.dns, &write.listener)?);
                     if write.mark {
                         upserts.push(dns::mark_set(&write.dns.name, &aws.owner)?);
