@@ -308,6 +308,41 @@ async fn a_stale_pass_merges_its_inventory_into_the_newer_object() {
     ctx.cleanup().await;
 }
 
+/// Recording an inventory that is already recorded still fences the AWS write after it: refused
+/// once the spec changed since the pass read the object (a pass planned from the old spec must not
+/// put back a record the new spec removed), allowed after a change of metadata only.
+#[tokio::test]
+async fn recording_an_unchanged_inventory_is_refused_once_the_spec_changed() {
+    use fargate_operator::api::{DnsFailover, OwnedResource};
+    use fargate_operator::controller::StatusWriter;
+    use fargate_operator::runtime::metrics::Metrics;
+    use kube::api::{Patch, PatchParams};
+    let ctx = TestCtx::new("crds-fence").await;
+    let mut doc = yaml_docs("examples/dnsfailover.yaml").into_iter().find(|d| d["kind"] == "DnsFailover").expect("ex");
+    doc["metadata"] = json!({"name": "fence", "namespace": ctx.namespace});
+    create(&ctx, &doc).await.expect("create");
+    let api: Api<DnsFailover> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let metrics = Metrics::new();
+    let entry =
+        OwnedResource { type_: "Record".into(), id: "Z1/www.example.com/CNAME".into(), parent: None, name: None };
+    StatusWriter::new(&api, &api.get("fence").await.expect("get"), &metrics)
+        .record_resources(std::slice::from_ref(&entry))
+        .await
+        .expect("the first record");
+
+    let read = api.get("fence").await.expect("get");
+    let pass = StatusWriter::new(&api, &read, &metrics);
+    let label = json!({"metadata": {"labels": {"team": "a"}}});
+    api.patch("fence", &PatchParams::default(), &Patch::Merge(&label)).await.expect("label");
+    pass.record_resources(std::slice::from_ref(&entry)).await.expect("a change of metadata only: still fenced in");
+
+    let edit = json!({"spec": {"mode": "ForceSecondary"}});
+    api.patch("fence", &PatchParams::default(), &Patch::Merge(&edit)).await.expect("edit the spec");
+    let refused = pass.record_resources(std::slice::from_ref(&entry)).await.expect_err("the spec changed");
+    assert_eq!(refused.code, "StaleObject", "{refused:?}");
+    ctx.cleanup().await;
+}
+
 /// A create recorded in the middle of a pass (before it is sent) also records where it is made
 /// (`status.aws`), so a process that dies before the pass's final write still knows which account
 /// and region the inventory belongs to.
