@@ -34,6 +34,7 @@ pub(super) async fn cleanup(
     ctx.failover_passes.forget(&key);
     ctx.caller.budgets().forget_held(&key);
     if obj.spec.policy.deletion == DeletionPolicy::Retain {
+        ctx.absences.forget(&key);
         return Ok(Action::await_change());
     }
     // A create that settles a planned reference spends a turn the object still holds.

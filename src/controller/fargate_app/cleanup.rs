@@ -114,7 +114,11 @@ pub async fn service_gone(aws: &FargateAws, entry: &OwnedResource) -> Result<boo
 
 /// The finalizer's work: delete everything, or leave it with `deletion: Retain`.
 pub async fn cleanup(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context) -> Result<Action, ReconcileError> {
+    let key = ObjectRef::from_obj(obj.as_ref()).to_string();
     if obj.spec.policy.deletion == DeletionPolicy::Retain {
+        // What this process remembers of the object goes with it, as after a deletion.
+        ctx.passes.forget(&key);
+        ctx.absences.forget(&key);
         ctx.events
             .normal(obj.as_ref(), "Retained", "Delete", "deletion policy Retain: AWS resources left in place".into())
             .await;
@@ -122,7 +126,6 @@ pub async fn cleanup(api: &Api<FargateApp>, obj: Arc<FargateApp>, ctx: &Context)
     }
     let aws = super::clients(ctx, &obj).await?;
     let mut status = obj.status.clone().unwrap_or_default();
-    let key = ObjectRef::from_obj(obj.as_ref()).to_string();
     let grace = crate::runtime::absences::grace(ctx.config.retry().longest_call());
     let confirmed = |entry: &OwnedResource| ctx.absences.confirmed(&key, &entry.id, grace);
     match delete_all(&obj, &aws, &mut status, &confirmed).await {

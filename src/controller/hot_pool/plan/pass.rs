@@ -4,10 +4,11 @@
 //!
 //! The stages depend on each other (a worker found RUNNING can be bound in the same pass, a worker
 //! released by an expired claim is not launched again), so each stage is decided on the workers as
-//! the steps before it leave them: the plan applies its own steps to a copy. Apply runs the steps
-//! in order; a step whose worker is no longer what the plan saw (a relaunch that ECS answered
-//! without a task) is skipped and decided again on the next pass.
+//! the steps before it leave them: the plan applies its own steps to copies of the workers they
+//! change. Apply runs the steps in order; a step whose worker is no longer what the plan saw (a
+//! relaunch that ECS answered without a task) is skipped and decided again on the next pass.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -125,16 +126,20 @@ impl PassPlan {
     }
 }
 
+/// The workers as the steps planned so far leave them: the observed ones borrowed, copied only
+/// once a step changes one (a pool of 500 workers was copied whole on every pass).
+type Working<'a> = BTreeMap<&'a str, Cow<'a, HotPoolWorker>>;
+
 /// Decide a whole pass.
 pub fn plan_pass(input: &PassInput<'_>) -> PassPlan {
     let spec = input.spec;
     let now = input.now;
     let mut out = PassPlan { resources: input.resources.to_vec(), ..Default::default() };
-    let mut workers = input.workers.clone();
+    let mut workers: Working<'_> = input.workers.iter().map(|(n, w)| (n.as_str(), Cow::Borrowed(w))).collect();
 
     // Launches whose task ARN was never recorded: found by their token, or launched again with it.
     let unrecorded: Vec<String> =
-        workers.iter().filter(|(_, w)| task_arn(w).is_none()).map(|(n, _)| n.clone()).collect();
+        workers.iter().filter(|(_, w)| task_arn(w).is_none()).map(|(n, _)| n.to_string()).collect();
     let known: BTreeSet<&str> = input.workers.values().filter_map(task_arn).collect();
     let unknown: BTreeMap<String, TaskObs> = input
         .tasks
@@ -145,10 +150,10 @@ pub fn plan_pass(input: &PassInput<'_>) -> PassPlan {
     let recovered =
         recover_launches(unrecorded.iter().filter_map(|n| input.workers.get(n)), &unknown, input.launch_tag);
     for (name, arn) in &recovered {
-        let port = workers.get(name).and_then(|w| port_of(spec, &w.spec.version));
+        let port = workers.get(name.as_str()).and_then(|w| port_of(spec, &w.spec.version));
         out.steps.push(PoolStep::Recover { worker: name.clone(), task_arn: arn.clone(), port });
-        if let Some(w) = workers.get_mut(name) {
-            let s = w.status.get_or_insert_with(Default::default);
+        if let Some(w) = workers.get_mut(name.as_str()) {
+            let s = w.to_mut().status.get_or_insert_with(Default::default);
             s.phase = Some(WorkerPhase::Starting);
             s.task_arn = Some(arn.clone());
             s.port = port;
@@ -170,9 +175,10 @@ pub fn plan_pass(input: &PassInput<'_>) -> PassPlan {
     // Each recorded worker's step. Not the ones relaunched: their tasks are newer than the task
     // list, so they would look lost (and be deleted, orphaning the tasks).
     let running: Option<BTreeSet<String>> = input.running.map(|m| m.values().flatten().cloned().collect());
-    let names: Vec<String> = workers.keys().filter(|n| !relaunch.contains(n)).cloned().collect();
+    let names: Vec<String> =
+        workers.keys().filter(|n| !relaunch.iter().any(|r| r == *n)).map(|n| n.to_string()).collect();
     for name in names {
-        let Some(w) = workers.get(&name) else { continue };
+        let Some(w) = workers.get(name.as_str()) else { continue };
         let obs = task_arn(w).and_then(|a| input.tasks.get(a));
         match step_worker(w, obs, running.as_ref(), spec.startup_timeout_seconds, input.read_lag, now) {
             WorkerStep::Keep => {
@@ -186,13 +192,13 @@ pub fn plan_pass(input: &PassInput<'_>) -> PassPlan {
             WorkerStep::Ready(ip) => {
                 let claimed = claim_ref(w).is_some();
                 out.steps.push(PoolStep::Ready { worker: name.clone(), ip: ip.clone(), claimed });
-                if let Some(s) = workers.get_mut(&name).and_then(|w| w.status.as_mut()) {
+                if let Some(s) = workers.get_mut(name.as_str()).and_then(|w| w.to_mut().status.as_mut()) {
                     mark_ready(s, ip, claimed, now);
                 }
             }
             WorkerStep::Lost(why) => {
                 out.steps.push(PoolStep::Lost { worker: name.clone(), why });
-                workers.remove(&name);
+                workers.remove(name.as_str());
             }
             WorkerStep::TimedOut => {
                 let why = format!(
@@ -200,7 +206,7 @@ pub fn plan_pass(input: &PassInput<'_>) -> PassPlan {
                     spec.startup_timeout_seconds
                 );
                 out.steps.push(PoolStep::TimedOut { worker: name.clone(), why });
-                workers.remove(&name);
+                workers.remove(name.as_str());
             }
         }
     }
@@ -214,15 +220,10 @@ pub fn plan_pass(input: &PassInput<'_>) -> PassPlan {
 
 /// Relaunch the unrecorded workers per (token, version, task definition), or drop their rows when
 /// the version's launches are held back.
-fn plan_relaunches(
-    input: &PassInput<'_>,
-    relaunch: &[String],
-    workers: &mut BTreeMap<String, HotPoolWorker>,
-    out: &mut PassPlan,
-) {
+fn plan_relaunches(input: &PassInput<'_>, relaunch: &[String], workers: &mut Working<'_>, out: &mut PassPlan) {
     let mut groups: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
     for n in relaunch {
-        let Some(w) = workers.get(n) else { continue };
+        let Some(w) = workers.get(n.as_str()) else { continue };
         let Some(token) = w.spec.launch_token.clone() else { continue };
         groups.entry((token, w.spec.version.clone(), w.spec.task_definition_arn.clone())).or_default().push(n.clone());
     }
@@ -232,7 +233,7 @@ fn plan_relaunches(
             out.problem(REASON_LAUNCH_REJECTED, message.clone());
             out.due_in(*left);
             for name in group {
-                workers.remove(&name);
+                workers.remove(name.as_str());
                 out.steps.push(PoolStep::DropWorker { worker: name });
             }
             continue;
@@ -243,8 +244,8 @@ fn plan_relaunches(
         let launched = workers.values().filter(|w| w.spec.launch_token.as_deref() == Some(token.as_str())).count();
         for chunk in group.chunks(input.run_task_max.max(1)) {
             for name in chunk {
-                if let Some(w) = workers.get_mut(name) {
-                    w.status.get_or_insert_with(Default::default).phase = Some(WorkerPhase::Starting);
+                if let Some(w) = workers.get_mut(name.as_str()) {
+                    w.to_mut().status.get_or_insert_with(Default::default).phase = Some(WorkerPhase::Starting);
                 }
             }
             out.steps.push(PoolStep::Relaunch {
@@ -262,7 +263,7 @@ fn plan_relaunches(
 /// of ours and no worker's task is. Not while a worker's task is unrecorded: it may be in one.
 fn drop_empty_clusters(
     spec: &HotPoolSpec,
-    workers: &BTreeMap<String, HotPoolWorker>,
+    workers: &Working<'_>,
     per_cluster: &BTreeMap<String, BTreeSet<String>>,
     resources: &mut Vec<OwnedResource>,
 ) {
@@ -275,10 +276,10 @@ fn drop_empty_clusters(
 }
 
 /// Releases, each claim's step, idle stops and launches, on the workers the steps before left.
-fn plan_claims_and_launches(input: &PassInput<'_>, workers: &BTreeMap<String, HotPoolWorker>, out: &mut PassPlan) {
+fn plan_claims_and_launches(input: &PassInput<'_>, workers: &Working<'_>, out: &mut PassPlan) {
     let spec = input.spec;
     let now = input.now;
-    let mut views: Vec<WorkerView> = workers.values().map(WorkerView::of).collect();
+    let mut views: Vec<WorkerView> = workers.values().map(|w| WorkerView::of(w)).collect();
     let by_name: BTreeMap<String, ClaimView> = input.claims.iter().map(|c| (c.name.clone(), c.clone())).collect();
     for r in releases(&views, &by_name, spec.claims.on_release, spec.claims.lease_seconds, now) {
         let (worker, on_release, why) = match r {
