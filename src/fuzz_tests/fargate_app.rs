@@ -85,6 +85,7 @@ fn service(d: &Draw<'_>) -> ObservedService {
         deployment: d.b().then(|| (d.i32(), d.i32(), d.b().then(|| (d.b(), d.b())))),
         grace_period: d.b().then(|| d.i32()),
         rollout: d.b().then(|| (d.s(), d.s(), d.i32())),
+        latest_event: d.b().then(|| d.s()),
         ours: d.b(),
     }
 }

@@ -38,6 +38,9 @@ struct Entry {
     next_full: Option<(Instant, u64)>,
     /// Since when the rollout polled is in progress (`None`: not polling one).
     progressing_since: Option<Instant>,
+    /// What the object's AWS resources looked like when a read last found them healthy, for a
+    /// kind that reads health only when that changes (a fingerprint the kind chooses).
+    healthy_as: Option<u64>,
 }
 
 /// Per-object pass history of this process (lost on restart: the first pass after one is full).
@@ -68,6 +71,7 @@ impl PassLog {
             full_passes: 0,
             next_full: None,
             progressing_since: None,
+            healthy_as: None,
         });
         if e.generation != generation {
             // A new spec: a rollout it starts is a new one, polled often again at first.
@@ -100,6 +104,20 @@ impl PassLog {
         let (at, settled_epoch) = e.next_full?;
         let left = at.checked_duration_since(Instant::now()).filter(|_| settled_epoch == epoch)?;
         (!left.is_zero()).then_some(left)
+    }
+
+    /// The fingerprint `key`'s resources had when a read last found them healthy (see
+    /// [`set_healthy_as`](Self::set_healthy_as)).
+    pub fn healthy_as(&self, key: &str) -> Option<u64> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(key).and_then(|e| e.healthy_as)
+    }
+
+    /// A health read of `key` found its resources healthy with this fingerprint (`None`: not
+    /// healthy). Kept from the first full pass on.
+    pub fn set_healthy_as(&self, key: &str, fingerprint: Option<u64>) {
+        if let Some(e) = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key) {
+            e.healthy_as = fingerprint;
+        }
     }
 
     /// Mark whether `key` is polling a rollout; returns how many objects are.

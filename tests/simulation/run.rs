@@ -215,7 +215,12 @@ impl Sim {
             + self.ops.iter().map(|op| KINDS.iter().map(|k| op.metrics.reconcile_count(k)).sum::<u64>()).sum::<u64>()
     }
 
-    fn api<K>(&self) -> Api<K>
+    /// Successful `service:operation` calls of the replicas running now.
+    pub fn calls(&self, service: &str, operation: &str) -> u64 {
+        self.ops.iter().map(|op| op.metrics.aws_call_count(service, operation, "success")).sum()
+    }
+
+    pub fn api<K>(&self) -> Api<K>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
         K::DynamicType: Default,

@@ -103,3 +103,41 @@ fn a_failover_pair_that_lands_after_a_pass_found_it_absent_is_still_deleted() {
         })
     });
 }
+
+/// A converged app's target health is read again only when ECS reports its service otherwise than
+/// when every target was last read healthy, or every few full passes: a target turning unhealthy
+/// while ECS reports nothing new (the model's ECS never replaces a task) still shows, within
+/// those few passes, as `Ready=False` with `UnhealthyTargets`.
+#[test]
+fn target_health_is_read_every_few_full_passes_and_an_unhealthy_target_still_shows() {
+    use fargate_operator::api::FargateApp;
+    use fargate_operator::aws::api::elbv2::TargetHealth;
+    use std::time::Duration;
+    scripted(8, |sim| {
+        Box::pin(async move {
+            sim.step(&Step::App { i: 0, spec: app(0) }).await?;
+            sim.step(&Step::Quiesce).await?;
+            // The simulator's resync is 10 s: 12 full passes in two minutes.
+            let before = sim.calls("elbv2", "DescribeTargetHealth");
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            let reads = sim.calls("elbv2", "DescribeTargetHealth").saturating_sub(before);
+            if reads > 5 {
+                return Err(format!("{reads} target health reads in 12 full passes of a steady app"));
+            }
+            let api = sim.api::<FargateApp>();
+            let app = api.get("app0").await.map_err(|e| e.to_string())?;
+            let tg = app.status.and_then(|s| s.target_group_arn).ok_or("no target group")?;
+            let target = TargetHealth { target_id: "10.0.0.9".into(), port: Some(80), state: "unhealthy".into() };
+            sim.world.model.elbv2.set_target_health(&tg, vec![target]).map_err(|e| format!("{e:?}"))?;
+            for _ in 0..12 {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                let app = api.get("app0").await.map_err(|e| e.to_string())?;
+                let ready = app.status.and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Ready"));
+                if ready.as_ref().is_some_and(|c| c.status == "False" && c.reason == "UnhealthyTargets") {
+                    return Ok(());
+                }
+            }
+            Err("an unhealthy target did not show within 12 full passes".into())
+        })
+    });
+}

@@ -150,6 +150,9 @@ pub struct EcsService {
     pub health_check_grace_period_seconds: Option<i32>,
     /// `deployments` (the `PRIMARY` one is the rollout in progress or done).
     pub deployments: Vec<ServiceDeployment>,
+    /// The id of the newest of `events` (ECS lists them newest first): a task stopped for failing
+    /// its load balancer health checks, a task started, a steady state reached.
+    pub latest_event: Option<String>,
     /// Tags.
     pub tags: BTreeMap<String, String>,
 }

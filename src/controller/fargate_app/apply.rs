@@ -20,6 +20,7 @@ use crate::aws::naming::idempotency_token;
 use crate::controller::{Blocked, StatusWriter};
 use crate::runtime::Context;
 use crate::runtime::conditions::{self, PROGRESSING, READY};
+use crate::runtime::passes::PassLog;
 use crate::runtime::status::ObjectStatus;
 
 /// How a pass (full or poll) ended, short of an AWS error.
@@ -43,6 +44,8 @@ pub struct Pass<'a> {
     pub writer: &'a StatusWriter<'a, FargateApp>,
     /// Its AWS names.
     pub names: &'a Names,
+    /// Its key in the pass bookkeeping (`ctx.passes`).
+    pub key: &'a str,
 }
 
 /// Run `plan` from `plan.status`. `before`: the inventory the pass started with (a `Deleted` Event
@@ -79,7 +82,7 @@ struct Run<'a> {
 impl Run<'_> {
     /// Run one step; `Some` ends the pass.
     async fn step(&mut self, step: Step) -> Result<Option<Outcome>, AwsError> {
-        let Pass { obj, aws, ctx, writer, names } = self.pass;
+        let Pass { obj, aws, ctx, writer, names, key } = self.pass;
         let spec = &obj.spec;
         match step {
             Step::CreateTargetGroup(desired) => {
@@ -217,7 +220,7 @@ impl Run<'_> {
                 };
                 let tg = target_group.map(|t| self.target_group(&t)).transpose()?;
                 return Ok(Some(match svc {
-                    Some(svc) => report(obj, aws, &mut self.status, svc, tg.as_deref()).await?,
+                    Some(svc) => report(obj, aws, (&ctx.passes, key), &mut self.status, svc, tg.as_deref()).await?,
                     None => just_created(obj, &mut self.status),
                 }));
             }
@@ -289,16 +292,26 @@ fn just_created(obj: &FargateApp, status: &mut FargateAppStatus) -> Outcome {
     Outcome::Done { progressing: true }
 }
 
-/// Replicas, rollout and readiness from what ECS and the target group report.
+/// Replicas, rollout and readiness from what ECS and the target group report. Target health is
+/// read only when it can decide readiness and ECS reports the service otherwise than when its
+/// targets were last read healthy (and every few full passes): `(passes, key)` remembers that.
 pub async fn report(
     obj: &FargateApp,
     aws: &FargateAws,
+    (passes, key): (&PassLog, &str),
     status: &mut FargateAppStatus,
     svc: ObservedService,
     tg_arn: Option<&str>,
 ) -> Result<Outcome, AwsError> {
     let unhealthy = match tg_arn {
-        Some(arn) if super::plan::reads_target_health(&svc) => aws.unhealthy_targets(arn).await?,
+        Some(arn)
+            if super::plan::reads_target_health(&svc)
+                && super::plan::rereads_target_health(&svc, passes.healthy_as(key), passes.full_passes(key)) =>
+        {
+            let unhealthy = aws.unhealthy_targets(arn).await?;
+            passes.set_healthy_as(key, (unhealthy == 0).then(|| super::plan::steady_fingerprint(&svc)));
+            unhealthy
+        }
         _ => 0,
     };
     status.replicas = Some(ReplicaCounts { desired: svc.desired, running: svc.running, pending: svc.pending });

@@ -63,6 +63,7 @@ impl FargateAws {
             rollout: primary.and_then(|d| {
                 Some((d.rollout_state.clone()?, d.rollout_state_reason.clone().unwrap_or_default(), d.failed_tasks))
             }),
+            latest_event: s.latest_event,
             arn: s.arn,
             status: s.status,
             desired: s.desired_count,

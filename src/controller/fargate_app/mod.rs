@@ -262,7 +262,8 @@ impl Pipeline<FargateApp> for AppPass<'_> {
                 AppPlan::Poll { status, service } => {
                     let mut status = *status;
                     let tg_arn = status.target_group_arn.clone();
-                    let outcome = report(obj, &self.aws, &mut status, *service, tg_arn.as_deref()).await;
+                    let memo = (self.ctx.passes.as_ref(), self.key.as_str());
+                    let outcome = report(obj, &self.aws, memo, &mut status, *service, tg_arn.as_deref()).await;
                     (status, outcome, false, None)
                 }
                 AppPlan::Full { plan, before, recheck } => {
@@ -274,7 +275,7 @@ impl Pipeline<FargateApp> for AppPass<'_> {
                     {
                         self.ctx.passes.rollout_started(&self.key);
                     }
-                    let pass = Pass { obj, aws: &self.aws, ctx: self.ctx, writer, names: &self.names };
+                    let pass = Pass { obj, aws: &self.aws, ctx: self.ctx, writer, names: &self.names, key: &self.key };
                     let (status, outcome) = apply::apply(&pass, *plan, &before).await;
                     (status, outcome, true, recheck)
                 }

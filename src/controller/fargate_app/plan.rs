@@ -271,6 +271,8 @@ pub struct ObservedService {
     pub grace_period: Option<i32>,
     /// PRIMARY deployment's rollout state, reason and failed tasks.
     pub rollout: Option<(String, String, i32)>,
+    /// The id of ECS's newest event about the service.
+    pub latest_event: Option<String>,
     /// Carries our owner tags.
     pub ours: bool,
 }
@@ -383,6 +385,29 @@ pub fn reads_target_health(service: &ObservedService) -> bool {
     service.running > 0 && readiness(service, 0).0
 }
 
+/// Full passes between two reads of target health while ECS reports the service as it was when
+/// every target was last read healthy.
+pub const TARGET_HEALTH_EVERY_FULL_PASSES: u64 = 4;
+
+/// What ECS reports of a service that a change of its targets' health shows in: ECS stops a task
+/// that fails its load balancer health checks and starts another (counts, an event), so while
+/// none of this moves, targets read healthy are still healthy.
+pub fn steady_fingerprint(service: &ObservedService) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&service.arn, &service.task_definition, service.desired, service.running, service.pending).hash(&mut h);
+    (&service.rollout, &service.latest_event).hash(&mut h);
+    h.finish()
+}
+
+/// Whether a pass that may read target health ([`reads_target_health`]) reads it: unless the
+/// last read found every target healthy with ECS reporting the service as now (`healthy_as`),
+/// and this is not one of every [`TARGET_HEALTH_EVERY_FULL_PASSES`] full passes (`full_passes`
+/// this process made). At 1,000 apps DescribeTargetHealth was half the reads of a converged app.
+pub fn rereads_target_health(service: &ObservedService, healthy_as: Option<u64>, full_passes: u64) -> bool {
+    healthy_as != Some(steady_fingerprint(service)) || full_passes.is_multiple_of(TARGET_HEALTH_EVERY_FULL_PASSES)
+}
+
 /// The best user-facing URL: the DNS name (or the load balancer's), plus the first path pattern
 /// without its wildcard.
 pub fn url(spec: &FargateAppSpec, lb_dns: Option<&str>) -> Option<String> {
@@ -431,6 +456,7 @@ mod tests {
             deployment: Some((d.minimum_healthy_percent, d.maximum_percent, Some((true, true)))),
             grace_period: if tg.is_some() { Some(0) } else { None },
             rollout: Some(("COMPLETED".into(), String::new(), 0)),
+            latest_event: None,
             ours: true,
         }
     }
@@ -510,6 +536,24 @@ mod tests {
         assert_eq!(readiness(&starting, 0).1, "TasksNotRunning");
         let progressing = ObservedService { rollout: Some(("IN_PROGRESS".into(), String::new(), 0)), ..ok };
         assert_eq!(readiness(&progressing, 0).1, "RolloutInProgress");
+    }
+
+    #[test]
+    fn target_health_is_read_again_when_ecs_reports_a_change_and_every_few_full_passes() {
+        let ok = converged(&spec(serde_json::json!({})), "td:1", None);
+        let healthy = Some(steady_fingerprint(&ok));
+        assert!(rereads_target_health(&ok, None, 1), "never read healthy in this process");
+        assert!(!rereads_target_health(&ok, healthy, 1), "as it was: the last read stands");
+        assert!(rereads_target_health(&ok, healthy, TARGET_HEALTH_EVERY_FULL_PASSES), "the backstop");
+        for changed in [
+            ObservedService { latest_event: Some("stopped a task: failed ELB health checks".into()), ..ok.clone() },
+            ObservedService { running: 3, desired: 3, ..ok.clone() },
+            ObservedService { pending: 1, ..ok.clone() },
+            ObservedService { task_definition: "td:2".into(), ..ok.clone() },
+            ObservedService { rollout: Some(("COMPLETED".into(), "another deployment".into(), 0)), ..ok.clone() },
+        ] {
+            assert!(rereads_target_health(&changed, healthy, 1), "{changed:?}");
+        }
     }
 
     #[test]

@@ -67,6 +67,7 @@ fn service_of(s: &sdk::Service) -> EcsService {
                 failed_tasks: d.failed_tasks(),
             })
             .collect(),
+        latest_event: s.events().first().and_then(|e| e.id()).map(str::to_string),
         tags: tags_of(s.tags()),
     }
 }

@@ -116,6 +116,7 @@ impl Service {
             deployment_configuration: self.deployment_configuration.clone(),
             health_check_grace_period_seconds: self.grace,
             deployments,
+            latest_event: None,
             tags: self.tags.clone(),
         }
     }
