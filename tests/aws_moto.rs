@@ -109,7 +109,7 @@ async fn unreachable_endpoint_is_transient_and_retried() {
 #[tokio::test]
 async fn a_bad_change_is_isolated_by_bisection() {
     use aws_sdk_route53::types::{Change, ChangeAction, ResourceRecord, ResourceRecordSet, RrType};
-    use fargate_operator::aws::route53_batch::Route53Batcher;
+    use fargate_operator::aws::route53_batch::{Route53Batcher, Urgency};
     let ctx = TestCtx::new("r53-bisect").await;
     let cfg = ctx.sdk_config().await;
     let r53 = aws_sdk_route53::Client::new(&cfg);
@@ -139,8 +139,8 @@ async fn a_bad_change_is_isolated_by_bisection() {
     let api: Arc<dyn fargate_operator::aws::api::route53::Route53Api> =
         Arc::new(fargate_operator::aws::api::route53::SdkRoute53::new(r53.clone()));
     let mut submissions: Vec<_> =
-        good.iter().map(|c| batcher.submit(&zone, "", api.clone(), vec![c.clone()])).collect();
-    submissions.insert(2, batcher.submit(&zone, "", api.clone(), vec![bad]));
+        good.iter().map(|c| batcher.submit(&zone, "", api.clone(), vec![c.clone()], Urgency::Prompt)).collect();
+    submissions.insert(2, batcher.submit(&zone, "", api.clone(), vec![bad], Urgency::Prompt));
     let results = futures::future::join_all(submissions).await;
     assert!(results[2].is_err(), "the bad change fails: {:?}", results[2]);
     for (i, r) in results.iter().enumerate().filter(|(i, _)| *i != 2) {

@@ -27,6 +27,22 @@ pub const MAX_VALUE_CHARS: usize = 32_000;
 pub const QUIET: Duration = Duration::from_millis(300);
 /// ...or this long after the first change of the batch, whichever comes first.
 pub const MAX_LINGER: Duration = Duration::from_secs(2);
+/// A batch of [`Urgency::Patient`] changes only waits this long for the next one: longer than the
+/// 2 s between two new DnsFailovers' CreateHealthCheck turns (0.5/s), so they share batches...
+pub const PATIENT_QUIET: Duration = Duration::from_secs(3);
+/// ...for at most this long after its first change.
+pub const PATIENT_MAX_LINGER: Duration = Duration::from_secs(15);
+
+/// How long a change may wait for others to share its batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Urgency {
+    /// A change someone waits for (a failover switch, an edit): [`QUIET`] and [`MAX_LINGER`].
+    Prompt,
+    /// The first records of a new object, which Route 53's quotas pace a couple of seconds apart:
+    /// [`PATIENT_QUIET`] and [`PATIENT_MAX_LINGER`] (1,000 new objects made 963 calls, one each).
+    /// A prompt change arriving meanwhile sends the batch on the prompt schedule.
+    Patient,
+}
 
 /// (records, value characters) one change costs against the batch limits.
 pub fn cost(change: &Change) -> (usize, usize) {
@@ -61,6 +77,7 @@ pub fn pack(groups: &[Vec<Change>]) -> Vec<Vec<usize>> {
 
 struct Submission {
     changes: Vec<Change>,
+    urgency: Urgency,
     api: Arc<dyn Route53Api>,
     reply: oneshot::Sender<Result<(String, String), AwsError>>,
 }
@@ -119,9 +136,10 @@ impl Route53Batcher {
         scope: &str,
         api: Arc<dyn Route53Api>,
         changes: Vec<Change>,
+        urgency: Urgency,
     ) -> Result<(String, String), AwsError> {
         let (reply, rx) = oneshot::channel();
-        let sub = Submission { changes, api, reply };
+        let sub = Submission { changes, urgency, api, reply };
         let sender = {
             let mut zones = self.zones.workers.lock().unwrap_or_else(|p| p.into_inner());
             let entry = zones.entry((zone.to_string(), scope.to_string())).or_insert_with(|| self.spawn(zone));
@@ -149,17 +167,21 @@ fn worker_gone() -> AwsError {
 
 async fn zone_worker(caller: AwsCaller, zone: String, mut rx: mpsc::UnboundedReceiver<Submission>) {
     while let Some(first) = rx.recv().await {
-        let mut pending = vec![first];
         // Let concurrent reconciles add their changes to this batch: wait for a quiet moment, but
-        // never hold the first change longer than MAX_LINGER.
-        let deadline = tokio::time::Instant::now() + MAX_LINGER;
+        // never hold the first change longer than its linger, nor a prompt one longer than
+        // MAX_LINGER.
+        let mut batch = Linger::new(first.urgency, tokio::time::Instant::now());
+        let mut pending = vec![first];
         loop {
-            let wait = QUIET.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            let wait = batch.wait(tokio::time::Instant::now());
             match tokio::time::timeout(wait, rx.recv()).await {
-                Ok(Some(more)) => pending.push(more),
+                Ok(Some(more)) => {
+                    batch.add(more.urgency, tokio::time::Instant::now());
+                    pending.push(more);
+                }
                 Ok(None) | Err(_) => break,
             }
-            if tokio::time::Instant::now() >= deadline {
+            if tokio::time::Instant::now() >= batch.deadline {
                 break;
             }
         }
@@ -171,6 +193,36 @@ async fn zone_worker(caller: AwsCaller, zone: String, mut rx: mpsc::UnboundedRec
         for (sub, result) in pending.into_iter().zip(results) {
             let _ = sub.reply.send(result.unwrap_or_else(|| Err(worker_gone())));
         }
+    }
+}
+
+/// When a batch in the making is sent: after its quiet time without a new change, or at its
+/// deadline.
+struct Linger {
+    quiet: Duration,
+    deadline: tokio::time::Instant,
+}
+
+impl Linger {
+    fn new(urgency: Urgency, now: tokio::time::Instant) -> Self {
+        match urgency {
+            Urgency::Prompt => Self { quiet: QUIET, deadline: now + MAX_LINGER },
+            Urgency::Patient => Self { quiet: PATIENT_QUIET, deadline: now + PATIENT_MAX_LINGER },
+        }
+    }
+
+    /// A change of `urgency` joined the batch at `now`.
+    fn add(&mut self, urgency: Urgency, now: tokio::time::Instant) {
+        if urgency == Urgency::Prompt {
+            let prompt = Self::new(urgency, now);
+            self.quiet = prompt.quiet;
+            self.deadline = self.deadline.min(prompt.deadline);
+        }
+    }
+
+    /// How long to wait for the next change at `now`.
+    fn wait(&self, now: tokio::time::Instant) -> Duration {
+        self.quiet.min(self.deadline.saturating_duration_since(now))
     }
 }
 
@@ -281,9 +333,9 @@ mod tests {
         let b = Arc::new(FakeRoute53::default());
         let mut submissions: Vec<_> = ["g0", "g1", "bad", "g2"]
             .iter()
-            .map(|name| batcher.submit("Z1", "account-a", a.clone(), vec![upsert_at(name, 8)]))
+            .map(|name| batcher.submit("Z1", "account-a", a.clone(), vec![upsert_at(name, 8)], Urgency::Prompt))
             .collect();
-        submissions.push(batcher.submit("Z1", "account-b", b.clone(), vec![upsert_at("other", 8)]));
+        submissions.push(batcher.submit("Z1", "account-b", b.clone(), vec![upsert_at("other", 8)], Urgency::Prompt));
         let results = futures::future::join_all(submissions).await;
 
         let err = results[2].clone().expect_err("the bad change fails");
@@ -304,6 +356,36 @@ mod tests {
             "merged first, then halves until the bad change stands alone"
         );
         assert_eq!(b.log.requests(), [sent("other.example.com.")], "account b sends only its own change");
+    }
+
+    /// New objects' first records arriving 2 s apart (CreateHealthCheck's pace) share a batch; a
+    /// prompt change (a failover switch) is sent on its own schedule and takes the waiting ones.
+    #[tokio::test(start_paused = true)]
+    async fn patient_changes_2_s_apart_share_a_batch_and_a_prompt_one_sends_it_early() {
+        let batcher = Route53Batcher::new(caller());
+        let api = Arc::new(FakeRoute53::default());
+        let submit = |name: &'static str, urgency| {
+            let (batcher, api) = (batcher.clone(), api.clone());
+            tokio::spawn(async move { batcher.submit("Z1", "a", api, vec![upsert_at(name, 8)], urgency).await })
+        };
+        let mut sent = Vec::new();
+        for name in ["n0", "n1", "n2"] {
+            sent.push(submit(name, Urgency::Patient));
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        assert!(api.log.requests().is_empty(), "still waiting for more: {:?}", api.log.requests());
+        for s in sent.drain(..) {
+            s.await.expect("join").expect("sent");
+        }
+        assert_eq!(api.log.requests(), ["ChangeResourceRecordSets Z1 n0.example.com.,n1.example.com.,n2.example.com."]);
+
+        let first = submit("n3", Urgency::Patient);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let switch = submit("flip", Urgency::Prompt);
+        tokio::time::sleep(QUIET + Duration::from_millis(50)).await;
+        assert_eq!(api.log.requests().len(), 2, "sent a quiet moment after the prompt change");
+        first.await.expect("join").expect("sent");
+        switch.await.expect("join").expect("sent");
     }
 
     #[test]

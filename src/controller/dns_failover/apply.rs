@@ -12,6 +12,7 @@ use crate::api::OwnedResource;
 use crate::api::dns_failover::{ChangeStatus, DelegationStatus, DnsFailoverSpec, DnsFailoverStatus, HealthState};
 use crate::aws::AwsError;
 use crate::aws::errors::build_error;
+use crate::aws::route53_batch::Urgency;
 use crate::controller::{Blocked, StatusWriter};
 use crate::runtime::conditions::{self, PROGRESSING};
 use crate::runtime::status::ObjectStatus;
@@ -119,7 +120,9 @@ async fn run(
                 .map(|p| pair_record(spec, &aws.owner.uid, p, created))
                 .map(|set| upsert(set?))
                 .collect::<Result<Vec<_>, _>>()?;
-            if let Some((id, state)) = aws.change(&zone, changes).await? {
+            // An object's first pair (no change made yet) waits for other new objects of the zone.
+            let urgency = if status.change.is_none() { Urgency::Patient } else { Urgency::Prompt };
+            if let Some((id, state)) = aws.change(&zone, changes, urgency).await? {
                 status.change = Some(ChangeStatus { id, status: state });
             }
             Ok(())
@@ -140,7 +143,7 @@ async fn run(
                 .build()
                 .map_err(build_error)?;
             let mark = crate::controller::record_mark::mark_set(&zone_name, &aws.owner)?;
-            aws.change(&parent, vec![upsert(set)?, upsert(mark)?]).await.map(|_| ())
+            aws.change(&parent, vec![upsert(set)?, upsert(mark)?], Urgency::Prompt).await.map(|_| ())
         }
         Step::DeleteRecord(entry) => {
             let gone = match inventory::delete_record(aws, &entry).await? {

@@ -135,8 +135,13 @@ impl FailoverAws {
     }
 
     /// Apply `changes` together, merged with other objects' changes to the same zone.
-    pub async fn change(&self, zone: &str, changes: Vec<r53::Change>) -> Result<Option<(String, String)>, AwsError> {
-        self.batcher.submit(zone, &self.scope, self.r53.clone(), changes).await.map(Some)
+    pub async fn change(
+        &self,
+        zone: &str,
+        changes: Vec<r53::Change>,
+        urgency: crate::aws::route53_batch::Urgency,
+    ) -> Result<Option<(String, String)>, AwsError> {
+        self.batcher.submit(zone, &self.scope, self.r53.clone(), changes, urgency).await.map(Some)
     }
 
     /// Current status of a change (`PENDING`/`INSYNC`), read once for all the objects of its batch

@@ -20,6 +20,7 @@ use crate::api::dns_failover::{DnsFailover, DnsFailoverSpec};
 use crate::api::validation::normalize_zone_id;
 use crate::aws::AwsError;
 use crate::aws::errors::build_error;
+use crate::aws::route53_batch::Urgency;
 use crate::controller::{ReconcileError, record_deletion_blocked, write_status};
 use crate::runtime::Context;
 use crate::runtime::absences::Absences;
@@ -92,7 +93,7 @@ async fn delete_all(
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             if !changes.is_empty() {
-                aws.change(&zone, changes).await?;
+                aws.change(&zone, changes, Urgency::Prompt).await?;
             }
         }
         Err(e) if e.is_not_found() => {}

@@ -12,6 +12,7 @@ use crate::api::OwnedResource;
 use crate::api::validation::normalize_dns_name;
 use crate::aws::AwsError;
 use crate::aws::errors::build_error;
+use crate::aws::route53_batch::Urgency;
 
 use crate::controller::inventory::parse_record_id;
 pub use crate::controller::inventory::{RECORD, add, record_id, remove};
@@ -142,7 +143,7 @@ pub async fn delete_record(aws: &FailoverAws, entry: &OwnedResource) -> Result<D
         .map(|set| r53::Change::builder().action(r53::ChangeAction::Delete).resource_record_set(set).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(build_error)?;
-    aws.change(zone, changes).await?;
+    aws.change(zone, changes, Urgency::Prompt).await?;
     Ok(Deleted::Done)
 }
 

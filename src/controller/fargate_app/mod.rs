@@ -58,7 +58,9 @@ impl Names {
 }
 
 /// ELBv2 reads of a steady full pass (target group, rules, target health, a share of attributes):
-/// sizes the full-pass period against the ELBv2 budget.
+/// sizes the full-pass period against the ELBv2 budget. Counted as if every pass read target
+/// health, though most passes of a steady app do not (`plan::rereads_target_health`): the period
+/// is sized for the passes after a change, when they all do.
 const FULL_PASS_ELBV2_READS: f64 = 3.1;
 /// ECS reads of a rollout poll (DescribeServices).
 const POLL_ECS_READS: f64 = 1.0;
