@@ -73,6 +73,13 @@ fn a_record_that_lands_after_a_pass_found_it_absent_is_still_deleted() {
             change(sim, &zone, ChangeAction::Delete, &ours)?;
             sim.step(&Step::App { i: 0, spec: app(0) }).await?;
             sim.step(&Step::Wait { ms: 250 }).await?;
+            // Status says an entry is held, not only that everything matches.
+            let api = sim.api::<fargate_operator::api::FargateApp>();
+            let app0 = api.get("app0").await.map_err(|e| e.to_string())?;
+            let synced = app0.status.and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Synced"));
+            if !synced.as_ref().is_some_and(|c| c.message.contains("second look")) {
+                return Err(format!("Synced while the entry is held: {synced:?}"));
+            }
             // ...and lands after it.
             change(sim, &zone, ChangeAction::Create, &ours)?;
             sim.step(&Step::Quiesce).await

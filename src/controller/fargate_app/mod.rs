@@ -302,11 +302,13 @@ impl Pipeline<FargateApp> for AppPass<'_> {
                         (jittered(self.full_every), passes::RESYNC_SLOT)
                     };
                     let mut requeue = passes::aligned(after, slot, crate::runtime::clock::now());
+                    let mut message = "every AWS resource matches the spec";
                     if let Some(recheck) = recheck {
                         // A moment after the grace, so the second look finds it passed.
                         requeue = requeue.min(recheck.saturating_add(std::time::Duration::from_secs(1)));
+                        message = "every AWS resource matches the spec; a recorded record found absent keeps its entry until a second look (a write of it by another replica may still land)";
                     }
-                    PassEnd::Converged { message: "every AWS resource matches the spec", requeue }
+                    PassEnd::Converged { message, requeue }
                 }
                 Ok(Outcome::Blocked(b)) => PassEnd::Blocked(b),
                 Err(err) => PassEnd::Failed(err),
