@@ -1,8 +1,8 @@
 //! Inventory entries whose AWS object a pass found absent, and since when this process first saw
 //! it so. An entry is dropped only once its object has stayed absent for a grace period: a write
 //! another replica recorded before sending may still land after this pass looked (two replicas
-//! overlap during a rolling upgrade, and a leader that lost its term finishes the passes it
-//! started). Dropped at once, the entry's object would land unrecorded, with nothing left to
+//! overlap during a rolling upgrade, and a call already sent when a leader lost its term can
+//! still land). Dropped at once, the entry's object would land unrecorded, with nothing left to
 //! delete it (found by the simulator: a Route 53 record a replica wrote while a new one dropped
 //! its entry stayed after its FargateApp's `dns` block was removed).
 //!
