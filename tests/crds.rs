@@ -336,10 +336,18 @@ async fn recording_an_unchanged_inventory_is_refused_once_the_spec_changed() {
     api.patch("fence", &PatchParams::default(), &Patch::Merge(&label)).await.expect("label");
     pass.record_resources(std::slice::from_ref(&entry)).await.expect("a change of metadata only: still fenced in");
 
+    assert!(pass.changed_since_read().await.expect("read").is_none(), "after the write: unchanged");
+
     let edit = json!({"spec": {"mode": "ForceSecondary"}});
     api.patch("fence", &PatchParams::default(), &Patch::Merge(&edit)).await.expect("edit the spec");
     let refused = pass.record_resources(std::slice::from_ref(&entry)).await.expect_err("the spec changed");
     assert_eq!(refused.code, "StaleObject", "{refused:?}");
+    // A write already sent learns of the edit, and reads the spec it must check against.
+    let now = pass.changed_since_read().await.expect("read").expect("changed").expect("still there");
+    assert_eq!(now.spec.mode, fargate_operator::api::dns_failover::FailoverMode::ForceSecondary);
+    api.delete("fence", &Default::default()).await.expect("delete");
+    let gone = pass.changed_since_read().await.expect("read").expect("changed");
+    assert!(gone.is_none() || gone.is_some_and(|o| o.metadata.deletion_timestamp.is_some()), "deleted");
     ctx.cleanup().await;
 }
 

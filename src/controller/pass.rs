@@ -227,29 +227,55 @@ impl<'a, K: Managed> StatusWriter<'a, K> {
         Some(crate::runtime::status::apply_status_at(self.api, &self.name, &version, status).await.map_err(Into::into))
     }
 
-    /// `Ok` when the object is still as this pass read or last wrote it (a change of metadata only
-    /// counts as unchanged, as in [`write`](Self::write)), read from the apiserver; else the
-    /// conflict a refused write gets.
+    /// After an AWS write the pass fenced: `None` when the object is still as this pass read or last
+    /// wrote it, so no newer pass can have undone the write while it was in flight; else the
+    /// object as it is now (`Some(None)`: gone), for the pass to check that it still wants what
+    /// it wrote.
+    pub async fn changed_since_read(&self) -> Result<Option<Option<K>>, crate::aws::AwsError> {
+        let latest = self.api.get_opt(&self.name).await.map_err(|e| crate::aws::AwsError {
+            service: "kubernetes",
+            operation: "get",
+            category: crate::aws::ErrorCategory::Transient,
+            code: "ReadFailed".into(),
+            message: format!("could not read the object after a write to AWS: {e}"),
+        })?;
+        Ok(match latest {
+            Some(obj) if self.still_as_read(&obj) => None,
+            other => Some(other),
+        })
+    }
+
+    /// `Ok` when the object is still as this pass read or last wrote it, read from the apiserver;
+    /// else the conflict a refused write gets.
     async fn fence(&self) -> Result<(), ReconcileError> {
-        let (version, current) = self.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let latest = self.api.get(&self.name).await?;
-        let latest_version = latest.meta().resource_version.clone();
-        if latest_version == version {
-            return Ok(());
+        match self.api.get_opt(&self.name).await? {
+            Some(latest) if self.still_as_read(&latest) => Ok(()),
+            _ => Err(ReconcileError::Kube(kube::Error::Api(
+                kube::core::Status {
+                    code: 409,
+                    reason: "Conflict".into(),
+                    message: format!("{} changed since this pass read it", self.name),
+                    ..kube::core::Status::failure("", "")
+                }
+                .boxed(),
+            ))),
         }
-        if latest.meta().generation == self.generation && latest.status_ref() == current.as_ref() {
-            self.state.lock().unwrap_or_else(|p| p.into_inner()).0 = latest_version;
-            return Ok(());
+    }
+
+    /// Whether `latest` is the object as this pass read or last wrote it: the same resourceVersion,
+    /// or only its metadata changed (the same generation and status, as in [`write`](Self::write)),
+    /// in which case later writes go from its version.
+    fn still_as_read(&self, latest: &K) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let version = latest.meta().resource_version.clone();
+        if version == state.0 {
+            return true;
         }
-        Err(ReconcileError::Kube(kube::Error::Api(
-            kube::core::Status {
-                code: 409,
-                reason: "Conflict".into(),
-                message: format!("{} changed since this pass read it", self.name),
-                ..kube::core::Status::failure("", "")
-            }
-            .boxed(),
-        )))
+        if latest.meta().generation == self.generation && latest.status_ref() == state.1.as_ref() {
+            state.0 = version;
+            return true;
+        }
+        false
     }
 
     fn note_written(&self, version: Option<String>) {

@@ -103,6 +103,12 @@ impl Absences {
         seen.remove(&(key.to_string(), id.to_string()));
     }
 
+    /// Whether `key` has an absence this process is still looking at (due or not).
+    pub fn holds(&self, key: &str) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.keys().any(|(k, _)| k == key)
+    }
+
     /// Whether an absence of `key` is due for its second look.
     pub fn due(&self, key: &str) -> bool {
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -132,6 +138,7 @@ mod tests {
         assert!(a.confirmed("app", "rec", grace).is_err(), "seen present in between: a new grace");
         tokio::time::advance(Duration::from_secs(60)).await;
         assert!(a.due("app"));
+        assert!(a.holds("app") && !a.holds("other"));
         assert!(!a.due("other"));
         assert_eq!(a.confirmed("app", "rec", grace), Ok(()));
         assert!(a.confirmed("app", "rec", grace).is_err(), "confirmed once: the sighting is gone");

@@ -238,6 +238,14 @@ impl TestCtx {
         let _ =
             Api::<HotPoolWorker>::namespaced(self.client.clone(), &self.namespace).delete_collection(&dp, &lp).await;
         let _ = Api::<HotPoolClaim>::namespaced(self.client.clone(), &self.namespace).delete_collection(&dp, &lp).await;
+        // The test's operator is stopped by now, and the test API server runs no namespace
+        // controller: objects still holding a finalizer would stay forever (a thousand of them
+        // had piled up in the shared environment), so their finalizers go.
+        strip_finalizers::<FargateApp>(&self.client, &self.namespace).await;
+        strip_finalizers::<DnsFailover>(&self.client, &self.namespace).await;
+        strip_finalizers::<HotPool>(&self.client, &self.namespace).await;
+        strip_finalizers::<HotPoolWorker>(&self.client, &self.namespace).await;
+        strip_finalizers::<HotPoolClaim>(&self.client, &self.namespace).await;
         let ns_api: Api<Namespace> = Api::all(self.client.clone());
         let _ = ns_api.delete(&self.namespace, &dp).await;
     }
@@ -301,5 +309,23 @@ where
             }
             Err(_) => tokio::time::sleep(every).await,
         }
+    }
+}
+
+/// Remove the finalizers of every `K` left in `namespace` (best effort: the end of a test).
+async fn strip_finalizers<K>(client: &kube::Client, namespace: &str)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let Ok(left) = api.list(&kube::api::ListParams::default()).await else { return };
+    let patch = serde_json::json!({"metadata": {"finalizers": null}});
+    for obj in left {
+        let name = kube::ResourceExt::name_any(&obj);
+        let _ = api.patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await;
     }
 }

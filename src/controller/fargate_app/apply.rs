@@ -198,7 +198,8 @@ impl Run<'_> {
                     self.forget(entry).await;
                 }
                 if let Some(entry) = put {
-                    inventory::put(&mut self.status.resources, entry);
+                    inventory::put(&mut self.status.resources, entry.clone());
+                    self.undo_if_unwanted(&zone, &entry).await?;
                 }
             }
             Step::DeleteService(entry) => {
@@ -226,6 +227,23 @@ impl Run<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// The record of `entry` was just written, fenced before it was sent. When the object changed
+    /// while the write was in flight (its budget wait, its retries), a pass planned from the newer
+    /// spec may have deleted the record and dropped its entry before this write landed, leaving it
+    /// with nothing to delete it. If the object as it is now no longer wants the record, this pass
+    /// deletes it again (with its mark, when still ours) and drops the entry.
+    async fn undo_if_unwanted(&mut self, zone: &str, entry: &OwnedResource) -> Result<(), AwsError> {
+        let Some(latest) = self.pass.writer.changed_since_read().await? else { return Ok(()) };
+        if inventory::wants_record(latest.as_ref(), &entry.id) {
+            return Ok(());
+        }
+        if let Some((set, mark)) = dns::still_ours(self.pass.aws, entry).await? {
+            dns::send(self.pass.aws, zone, dns::with_mark(set, mark), Vec::new(), true).await?;
+        }
+        self.forget(entry).await;
+        Ok(())
     }
 
     fn target_group(&self, tg: &TargetGroupArn) -> Result<String, AwsError> {

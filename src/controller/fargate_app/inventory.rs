@@ -78,6 +78,15 @@ pub fn record(dns: &DnsSpec, target: &str) -> OwnedResource {
     OwnedResource { type_: RECORD.into(), id: dns_record_id(dns), parent: None, name: Some(target.into()) }
 }
 
+/// Whether `app` as it is now (`None`: gone) wants the record of entry `id`: not being deleted, and
+/// its `dns` naming that record behind a listener rule.
+pub fn wants_record(app: Option<&crate::api::fargate_app::FargateApp>, id: &str) -> bool {
+    app.filter(|a| a.metadata.deletion_timestamp.is_none())
+        .filter(|a| a.spec.load_balancer.as_ref().is_some_and(|lb| lb.listener_rule.is_some()))
+        .and_then(|a| a.spec.dns.as_ref())
+        .is_some_and(|dns| dns_record_id(dns) == id)
+}
+
 /// The listener ARN a rule ARN belongs to:
 /// `…:listener-rule/app/<lb>/<lb id>/<listener id>/<rule id>` → `…:listener/app/<lb>/<lb id>/<listener id>`.
 pub fn listener_of_rule(rule_arn: &str) -> Option<String> {
@@ -239,6 +248,37 @@ mod tests {
         assert_eq!(all.len(), 7);
         assert_eq!(all.first().map(|e| e.type_.as_str()), Some(LISTENER_RULE));
         assert_eq!(all.last().map(|e| e.type_.as_str()), Some(TARGET_GROUP));
+    }
+
+    #[test]
+    fn a_record_is_wanted_only_by_a_live_app_whose_dns_names_it_behind_a_rule() {
+        let app = |dns: serde_json::Value, deleting: bool| -> crate::api::fargate_app::FargateApp {
+            let mut v = serde_json::json!({
+                "apiVersion": "fargate.operator.dev/v1alpha1", "kind": "FargateApp",
+                "metadata": {"name": "web", "namespace": "team-a"},
+                "spec": {
+                    "cluster": "apps", "cpu": 256, "memory": 512,
+                    "network": {"subnets": ["s"]},
+                    "containers": [{"name": "web", "image": "nginx", "port": 80}],
+                    "loadBalancer": {"listenerRule": {"listenerArn": LISTENER, "pathPatterns": ["/*"]}},
+                    "dns": dns
+                }
+            });
+            if deleting {
+                v["metadata"]["deletionTimestamp"] = serde_json::json!("2026-12-06T00:00:00Z");
+            }
+            serde_json::from_value(v).expect("a FargateApp")
+        };
+        let web = serde_json::json!({"hostedZoneId": "Z1", "name": "web.example.com"});
+        let id = dns_record_id(&serde_json::from_value(web.clone()).expect("dns"));
+        assert!(wants_record(Some(&app(web.clone(), false)), &id));
+        assert!(!wants_record(Some(&app(web, true)), &id), "being deleted");
+        assert!(!wants_record(None, &id), "gone");
+        let renamed = serde_json::json!({"hostedZoneId": "Z1", "name": "www.example.com"});
+        assert!(!wants_record(Some(&app(renamed, false)), &id), "renamed");
+        let mut no_rule = app(serde_json::json!({"hostedZoneId": "Z1", "name": "web.example.com"}), false);
+        no_rule.spec.load_balancer = None;
+        assert!(!wants_record(Some(&no_rule), &id), "no listener rule to point at");
     }
 
     #[test]

@@ -211,7 +211,8 @@ impl Pipeline<FargateApp> for AppPass<'_> {
                     .any(|c| c.type_ == SYNCED && c.status == "True" && c.observed_generation == generation);
             if synced
                 && !self.ctx.passes.full_due(&self.key, generation, self.full_every)
-                && !self.ctx.absences.due(&self.key)
+                // A pass holding an absent record's entry is a full one, which says so in `Synced`.
+                && !self.ctx.absences.holds(&self.key)
                 && let Some(svc) = poll(obj, &self.aws, &self.names, status).await?
             {
                 return Ok(AppObserved::Poll(Box::new(svc)));
