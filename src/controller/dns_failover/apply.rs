@@ -5,9 +5,9 @@
 use aws_sdk_route53::types as r53;
 
 use super::aws::FailoverAws;
-use super::inventory;
 use super::plan::{HealthCheckAction, HealthCheckConfig, health_check_action};
 use super::steps::{CheckRef, PairRecord, Plan, Step, set_identifier, side_status, side_target};
+use super::{inventory, late_writes};
 use crate::api::OwnedResource;
 use crate::api::dns_failover::{ChangeStatus, DelegationStatus, DnsFailoverSpec, DnsFailoverStatus, HealthState};
 use crate::aws::AwsError;
@@ -125,7 +125,11 @@ async fn run(
             if let Some((id, state)) = aws.change(&zone, changes, urgency).await? {
                 status.change = Some(ChangeStatus { id, status: state });
             }
-            Ok(())
+            let (uid, written) = (&aws.owner.uid, late_writes::pair_ids(spec, &aws.owner.uid));
+            late_writes::undo_if_unwanted(aws, writer, status, &written, |latest| {
+                late_writes::wants_pair(latest, uid, &written)
+            })
+            .await
         }
         Step::UpsertDelegation { parent, zone_name, name_servers, ttl } => {
             // Recorded before it is sent, as the pair is.
@@ -143,7 +147,12 @@ async fn run(
                 .build()
                 .map_err(build_error)?;
             let mark = crate::controller::record_mark::mark_set(&zone_name, &aws.owner)?;
-            aws.change(&parent, vec![upsert(set)?, upsert(mark)?], Urgency::Prompt).await.map(|_| ())
+            aws.change(&parent, vec![upsert(set)?, upsert(mark)?], Urgency::Prompt).await?;
+            let written = [inventory::record_id(&parent, &zone_name, "NS", None)];
+            late_writes::undo_if_unwanted(aws, writer, status, &written, |latest| {
+                late_writes::wants_delegation(latest, &aws.owner.uid, spec, &parent)
+            })
+            .await
         }
         Step::DeleteRecord(entry) => {
             let gone = match inventory::delete_record(aws, &entry).await? {

@@ -13,6 +13,7 @@ pub mod aws;
 mod cleanup;
 pub mod health;
 pub mod inventory;
+mod late_writes;
 pub mod observe;
 pub mod plan;
 pub mod poller;
