@@ -113,11 +113,19 @@ impl PassLog {
     }
 
     /// A health read of `key` found its resources healthy with this fingerprint (`None`: not
-    /// healthy). Kept from the first full pass on.
+    /// healthy). Also during an object's first full pass, before it is recorded (a service ECS
+    /// reports running as it is created is read then: the next pass must not read it again).
     pub fn set_healthy_as(&self, key: &str, fingerprint: Option<u64>) {
-        if let Some(e) = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key) {
-            e.healthy_as = fingerprint;
-        }
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let e = entries.entry(key.to_string()).or_insert(Entry {
+            generation: None,
+            full_at: Instant::now(),
+            full_passes: 0,
+            next_full: None,
+            progressing_since: None,
+            healthy_as: None,
+        });
+        e.healthy_as = fingerprint;
     }
 
     /// Mark whether `key` is polling a rollout; returns how many objects are.
@@ -199,6 +207,20 @@ pub fn aligned(after: Duration, slot: Duration, now: k8s_openapi::jiff::Timestam
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_healthy_reading_of_the_first_pass_is_kept_and_a_first_pass_is_still_due() {
+        let log = PassLog::default();
+        log.set_healthy_as("app", Some(7));
+        assert!(log.full_due("app", Some(1), Duration::from_secs(300)), "no full pass recorded yet");
+        assert_eq!(log.full_passes("app"), 0);
+        log.record_full("app", Some(1));
+        assert_eq!(log.healthy_as("app"), Some(7), "kept through the first pass's record");
+        assert_eq!(log.full_passes("app"), 1);
+        assert!(!log.full_due("app", Some(1), Duration::from_secs(300)));
+        log.set_healthy_as("app", None);
+        assert_eq!(log.healthy_as("app"), None);
+    }
 
     #[test]
     fn passes_due_within_one_slot_end_together() {
